@@ -1,0 +1,2 @@
+//! The `ykt` command.
+fn main() {}
