@@ -1,0 +1,73 @@
+//! The applet interface: what the dispatcher calls, and how applets are re-created on load.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use ykt_apdu::{CommandApdu, StatusWord};
+
+use crate::{Aid, Context};
+
+/// Card-resident application code behind one AID.
+///
+/// The dispatcher owns SELECT by AID, GET RESPONSE, logical channels, the `61xx`/`6Cxx` rules
+/// and transactions; for interindustry file commands (SELECT by FID, READ/UPDATE BINARY,
+/// READ/UPDATE/APPEND RECORD without secure messaging) it asks the applet's
+/// [`Files`](crate::fs::Files) first and calls [`process`](Applet::process) only when the
+/// files do not own the command. Everything else goes to `process`.
+pub trait Applet {
+    /// The AID this instance answers to.
+    fn aid(&self) -> &Aid;
+
+    /// Stable name of the applet code, persisted in the state file so `Card::load_state` can
+    /// re-create the instance through an [`AppletFactory`].
+    fn kind(&self) -> &'static str;
+
+    /// Installation parameters persisted with the instance (passed back to the factory on load).
+    fn install_params(&self) -> Vec<u8>;
+
+    /// SELECT (ISO/IEC 7816-4 §11.1.1). Returns the FCI (response data). `Err(sw)` refuses
+    /// selection (the previous selection stays). An applet may accept with a warning or error
+    /// status through `Selected { fci, sw }` (e.g. `6A81` + FCI for a blocked application):
+    /// the applet is then selected and `fci || sw` is returned as is.
+    fn select(&mut self, ctx: &mut Context<'_>) -> Result<Selected, StatusWord>;
+
+    /// Called when another application (or the MF) is selected, or on reselection before
+    /// `select`.
+    fn deselect(&mut self) {}
+
+    /// One command while selected. `Ok(data)` → `data || 9000` (the dispatcher handles
+    /// Le/`61xx`/`6Cxx`). Writes staged through `ctx` commit iff this returns `Ok` (or were
+    /// committed earlier by `ctx.commit()`).
+    fn process(&mut self, ctx: &mut Context<'_>, cmd: &CommandApdu) -> Result<Vec<u8>, StatusWord>;
+
+    /// Power off/on/reset: drop every volatile value (session keys, INITIALIZE state,
+    /// challenges).
+    fn reset_volatile(&mut self);
+}
+
+/// A successful (or warning) selection: FCI bytes and the status word to send with them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selected {
+    /// File control information returned as response data.
+    pub fci: Vec<u8>,
+    /// `9000`, or a warning/error status sent with the FCI (the applet stays selected).
+    pub sw: StatusWord,
+}
+
+impl Selected {
+    /// FCI with `9000`.
+    pub fn ok(fci: impl Into<Vec<u8>>) -> Self {
+        Self {
+            fci: fci.into(),
+            sw: StatusWord::SUCCESS,
+        }
+    }
+}
+
+/// Re-creates applet instances from what the state file recorded (`kind`, AID, install
+/// parameters). The instance's persistent objects come from the EEPROM image, so `create`
+/// builds only the code side.
+pub trait AppletFactory {
+    /// The instance for `kind`/`aid`/`params`, or `None` for a kind this factory does not know.
+    fn create(&self, kind: &str, aid: &Aid, params: &[u8]) -> Option<Box<dyn Applet + Send>>;
+}

@@ -1,0 +1,566 @@
+//! The card: power, installation, and the command dispatcher.
+//!
+//! # Dispatcher rules
+//!
+//! Every C-APDU gets exactly one R-APDU; only a missing or lost power is an `Err`.
+//!
+//! * **Parsing**: bytes that are no command APDU (ISO/IEC 7816-4 §5.1) → `6700`.
+//! * **Class** (ISO/IEC 7816-4 §5.4.1): CLA `00`–`1F` (interindustry) and `80`–`9F`
+//!   (proprietary with the interindustry bit layout) are accepted. In them, a logical channel
+//!   other than 0 (b2 b1) → `6881`; command chaining (b5) → `6884`; the secure messaging bits
+//!   (b4 b3, e.g. `04`, `84`) are passed to the applet. CLA `40`–`7F` (further interindustry,
+//!   channels 4–19) → `6881`. Everything else (`20`–`3F`, `A0`–`FF`) → `6E00`.
+//! * **INS** `6X` and `9X` (T=0 procedure bytes) → `6D00`.
+//! * **Owned by the dispatcher** (interindustry class only): SELECT by DF name (P1 `04`; P2
+//!   occurrence `00` first/only or `02` next, control `00`/`04`/`08` FCI or `0C` no data;
+//!   partial names match as prefixes over installed AIDs in install order; no match → `6A82`
+//!   and the previous selection stays); SELECT of the MF (P1 `00`, data `3F00` or empty):
+//!   deselects the applet and answers the minimal FCI `6F 04 83 02 3F 00`; GET RESPONSE
+//!   (`C0`); MANAGE CHANNEL (`70`) → `6881` (only the basic channel exists).
+//! * **Nothing selected** (MF current): other SELECT → `6A82`; READ/UPDATE BINARY/RECORD,
+//!   APPEND RECORD → `6A82` with an SFI, `6986` without (the MF has no EFs); anything else →
+//!   `6D00`.
+//! * **An applet selected**: interindustry file commands go to its
+//!   [`Files`](crate::fs::Files) first, then to [`Applet::process`].
+//! * **Faults**: an applet error that looks like success (`9000`, `61xx`) or has an SW1 outside
+//!   `62`–`6F`/`90`–`9F` becomes `6F00`. No code path panics.
+//!
+//! # Response length: `61xx` and `6Cxx`
+//!
+//! Ne is the command's Le; without Le it is 256 for a short command and 65 536 for an extended
+//! one (so T=1 readers that omit Le, e.g. in SELECT, still get the FCI directly).
+//!
+//! * **`6Cxx`** (T=0 style): a short case-2 command (5 bytes, no data) whose Le byte is not
+//!   `00` and differs from the length of the data the command produced gets `6C xx` with the
+//!   exact length (`00` for 256 or more) and no data. The command counts as not executed: its
+//!   staged writes are discarded (writes committed early through `Context::commit` stay).
+//! * **`61xx`**: response data longer than Ne is cut after Ne bytes and `61 xx` says how much
+//!   remains (`xx` = remaining, `00` for 256 or more); GET RESPONSE `00 C0 00 00 Le` returns
+//!   the next min(Ne, remaining) bytes, with `61xx` again while data remains. Any other command
+//!   drops the remaining data. GET RESPONSE with nothing pending → `6985`; P1P2 ≠ `0000` →
+//!   `6A86`.
+//!
+//! # Transactions
+//!
+//! Writes an applet stages during one command commit all together when it returns `Ok`
+//! (before the response is built) and are discarded when it returns `Err`.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use ykt_apdu::{CommandApdu, StatusWord};
+
+use crate::applet::{Applet, AppletFactory, Selected};
+use crate::context::{Context, store_sw};
+use crate::entropy::Entropy;
+use crate::error::{CardError, StateError};
+use crate::store::{Store, StoreError, TearSwitch};
+use crate::{Aid, Atr};
+
+/// The FCI answered to SELECT MF: template `6F` holding the FID `3F00` (tag `83`).
+const MF_FCI: [u8; 6] = [0x6F, 0x04, 0x83, 0x02, 0x3F, 0x00];
+
+/// One installed applet instance.
+pub(crate) struct Instance {
+    pub(crate) applet: Box<dyn Applet + Send>,
+    pub(crate) kind: String,
+    pub(crate) aid: Aid,
+    pub(crate) params: Vec<u8>,
+    pub(crate) ns: u16,
+}
+
+/// A simulated contact/contactless CPU card: ATR, applets, persistent store, dispatcher.
+///
+/// Sans-IO: bytes in ([`transmit`](Card::transmit)), bytes out. A new card is unpowered; call
+/// [`power_on`](Card::power_on) before transmitting.
+pub struct Card {
+    pub(crate) atr: Atr,
+    pub(crate) entropy: Box<dyn Entropy + Send>,
+    pub(crate) store: Store,
+    pub(crate) instances: Vec<Instance>,
+    pub(crate) next_namespace: u16,
+    powered: bool,
+    selected: Option<usize>,
+    current_ef: Option<u16>,
+    /// Response data waiting for GET RESPONSE.
+    pending: Vec<u8>,
+}
+
+impl fmt::Debug for Card {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let aids: Vec<&Aid> = self.instances.iter().map(|i| &i.aid).collect();
+        f.debug_struct("Card")
+            .field("atr", &self.atr)
+            .field("powered", &self.powered)
+            .field("applets", &aids)
+            .field("selected", &self.selected)
+            .field("persistent_writes", &self.store.writes())
+            .finish_non_exhaustive()
+    }
+}
+
+fn sw_only(sw: StatusWord) -> Vec<u8> {
+    sw.to_bytes().to_vec()
+}
+
+/// An applet's error status, with anything that could pass for success or is no status word
+/// at all mapped to `6F00`.
+fn sanitize(sw: StatusWord) -> StatusWord {
+    if sw.is_success() || !matches!(sw.sw1(), 0x62..=0x6F | 0x90..=0x9F) || sw.sw1() == 0x61 {
+        StatusWord::UNKNOWN
+    } else {
+        sw
+    }
+}
+
+/// `61xx` / `6Cxx` length byte: the count, `00` for 256 and more.
+fn len_byte(n: usize) -> u8 {
+    if n >= 256 { 0 } else { (n & 0xFF) as u8 }
+}
+
+/// The class rule of the module documentation.
+fn check_cla(cla: u8) -> Result<(), StatusWord> {
+    match cla {
+        0x00..=0x1F | 0x80..=0x9F => {
+            if cla & 0x03 != 0 {
+                Err(StatusWord::LOGICAL_CHANNEL_NOT_SUPPORTED)
+            } else if cla & 0x10 != 0 {
+                Err(StatusWord::CHAINING_NOT_SUPPORTED)
+            } else {
+                Ok(())
+            }
+        }
+        0x40..=0x7F => Err(StatusWord::LOGICAL_CHANNEL_NOT_SUPPORTED),
+        _ => Err(StatusWord::CLA_NOT_SUPPORTED),
+    }
+}
+
+impl Card {
+    /// A blank, unpowered card with no applets.
+    pub fn new(atr: Atr, entropy: Box<dyn Entropy + Send>) -> Card {
+        Card::from_parts(atr, entropy, Store::new(), Vec::new(), 1)
+    }
+
+    pub(crate) fn from_parts(
+        atr: Atr,
+        entropy: Box<dyn Entropy + Send>,
+        store: Store,
+        instances: Vec<Instance>,
+        next_namespace: u16,
+    ) -> Card {
+        Card {
+            atr,
+            entropy,
+            store,
+            instances,
+            next_namespace,
+            powered: false,
+            selected: None,
+            current_ef: None,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Installs an applet instance, creating its namespace; `init` runs inside one transaction
+    /// to create the applet's persistent objects (personalisation by the issuer-side factory).
+    ///
+    /// Works powered or not, but not between a power loss and the next `power_on`
+    /// ([`CardError::NotPowered`]). If the tearing switch fires during the commit the result is
+    /// [`CardError::PowerLost`], the instance is not registered, and its namespace is never
+    /// reused.
+    pub fn install(
+        &mut self,
+        applet: Box<dyn Applet + Send>,
+        init: impl FnOnce(&mut Context<'_>) -> Result<(), StatusWord>,
+    ) -> Result<(), CardError> {
+        if self.store.is_torn() {
+            return Err(CardError::NotPowered);
+        }
+        let aid = applet.aid().clone();
+        if self.instances.iter().any(|i| i.aid == aid) {
+            return Err(CardError::DuplicateAid(aid));
+        }
+        let ns = self.next_namespace;
+        self.next_namespace = ns.checked_add(1).ok_or(CardError::NamespacesExhausted)?;
+        self.store.discard();
+        let mut current_ef = None;
+        let mut ctx = Context::new(&mut self.store, ns, &mut *self.entropy, &mut current_ef);
+        let result = init(&mut ctx);
+        if self.store.is_torn() {
+            self.lose_power();
+            return Err(CardError::PowerLost);
+        }
+        if let Err(sw) = result {
+            self.store.discard();
+            return Err(CardError::InstallRejected(sw));
+        }
+        match self.store.commit() {
+            Ok(()) => {}
+            Err(StoreError::PowerLost) => {
+                self.lose_power();
+                return Err(CardError::PowerLost);
+            }
+            Err(e) => {
+                self.store.discard();
+                return Err(CardError::InstallRejected(store_sw(e)));
+            }
+        }
+        self.instances.push(Instance {
+            kind: String::from(applet.kind()),
+            params: applet.install_params(),
+            aid,
+            ns,
+            applet,
+        });
+        Ok(())
+    }
+
+    /// Cold reset: runs journal recovery, clears every volatile state (selection, GET RESPONSE
+    /// data, applets' `reset_volatile`) and returns the ATR.
+    ///
+    /// If the tearing switch cuts power during recovery, the card stays unpowered
+    /// ([`is_powered`](Card::is_powered) is false) and the next `power_on` recovers again.
+    pub fn power_on(&mut self) -> Atr {
+        self.clear_volatile();
+        self.powered = self.store.power_up().is_ok();
+        self.atr.clone()
+    }
+
+    /// Removes power: volatile state is lost.
+    pub fn power_off(&mut self) {
+        self.store.discard();
+        self.clear_volatile();
+        self.powered = false;
+    }
+
+    /// Warm reset. In this simulation it has the effect of [`power_on`](Card::power_on):
+    /// volatile state cleared, journal recovered (a pending journal can only exist after a
+    /// power loss, when the card was unpowered anyway).
+    pub fn reset(&mut self) -> Atr {
+        self.power_on()
+    }
+
+    /// The ATR.
+    pub fn atr(&self) -> &Atr {
+        &self.atr
+    }
+
+    /// True between a successful `power_on`/`reset` and `power_off` or a power loss.
+    pub fn is_powered(&self) -> bool {
+        self.powered
+    }
+
+    /// AIDs of the installed applets, in install order.
+    pub fn applets(&self) -> impl Iterator<Item = &Aid> + '_ {
+        self.instances.iter().map(|i| &i.aid)
+    }
+
+    /// The tearing switch: `arm_at(n)` cuts power during the n-th persistent write from now
+    /// (1-based), leaving that page half-programmed.
+    pub fn tear(&mut self) -> &mut TearSwitch {
+        self.store.tear_switch()
+    }
+
+    /// Page programs so far, over the card's life (saved in the state file): sizes tear loops.
+    pub fn persistent_writes(&self) -> u64 {
+        self.store.writes()
+    }
+
+    /// Versioned, checksummed encoding of the persistent state (layout in
+    /// [`load_state`](Card::load_state)). Volatile state is not saved.
+    pub fn save_state(&self) -> Vec<u8> {
+        crate::state::encode(self)
+    }
+
+    /// Re-creates a card from [`save_state`](Card::save_state) bytes; applets come from
+    /// `factory`. The card is unpowered; `power_on` runs recovery if the state was saved with a
+    /// journal pending (e.g. right after a tear).
+    ///
+    /// Layout (all integers big-endian):
+    ///
+    /// ```text
+    /// magic "YKTCARD\0" · version u16 (1) · total length u32 (whole file, CRC included)
+    /// next namespace u16 · persistent writes u64
+    /// data region length u32 · data region bytes
+    /// journal region length u32 · journal region bytes
+    /// applet count u16 · per applet: namespace u16 · kind length u8 · kind (UTF-8)
+    ///                                · AID length u8 · AID · params length u32 · params
+    /// CRC-32 (ISO-HDLC) u32 over every preceding byte
+    /// ```
+    pub fn load_state(
+        bytes: &[u8],
+        atr: Atr,
+        entropy: Box<dyn Entropy + Send>,
+        factory: &dyn AppletFactory,
+    ) -> Result<Card, StateError> {
+        crate::state::decode(bytes, atr, entropy, factory)
+    }
+
+    /// One C-APDU in, R-APDU bytes (data ‖ SW1 SW2) out. `Err` only when the card has no power
+    /// or lost it during this command (tearing), never for a bad APDU (that is a status word).
+    pub fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, CardError> {
+        if !self.powered {
+            return Err(CardError::NotPowered);
+        }
+        let pending = core::mem::take(&mut self.pending);
+        let response = self.dispatch(command, pending);
+        if response.is_err() || self.store.is_torn() {
+            self.lose_power();
+            return Err(CardError::PowerLost);
+        }
+        response
+    }
+
+    fn clear_volatile(&mut self) {
+        self.selected = None;
+        self.current_ef = None;
+        self.pending.clear();
+        for inst in &mut self.instances {
+            inst.applet.reset_volatile();
+        }
+    }
+
+    fn lose_power(&mut self) {
+        self.powered = false;
+        self.selected = None;
+        self.current_ef = None;
+        self.pending.clear();
+    }
+
+    fn dispatch(&mut self, raw: &[u8], pending: Vec<u8>) -> Result<Vec<u8>, CardError> {
+        let Ok(cmd) = CommandApdu::parse(raw) else {
+            return Ok(sw_only(StatusWord::WRONG_LENGTH));
+        };
+        if let Err(sw) = check_cla(cmd.cla) {
+            return Ok(sw_only(sw));
+        }
+        if matches!(cmd.ins & 0xF0, 0x60 | 0x90) {
+            return Ok(sw_only(StatusWord::INS_NOT_SUPPORTED));
+        }
+        let interindustry = cmd.cla & 0x80 == 0;
+        if interindustry {
+            match cmd.ins {
+                0xC0 => return Ok(self.get_response(&cmd, pending)),
+                0x70 => return Ok(sw_only(StatusWord::LOGICAL_CHANNEL_NOT_SUPPORTED)),
+                0xA4 if cmd.p1 == 0x04 => return self.select_by_name(&cmd),
+                0xA4 if cmd.p1 == 0x00 && matches!(cmd.data.as_slice(), [] | [0x3F, 0x00]) => {
+                    return Ok(self.select_mf(&cmd));
+                }
+                _ => {}
+            }
+        }
+        let Some(index) = self.selected else {
+            return Ok(sw_only(mf_command(&cmd)));
+        };
+        let Some(inst) = self.instances.get_mut(index) else {
+            return Ok(sw_only(StatusWord::UNKNOWN));
+        };
+        let mut ctx = Context::new(
+            &mut self.store,
+            inst.ns,
+            &mut *self.entropy,
+            &mut self.current_ef,
+        );
+        let result = match ctx.files().process(&cmd) {
+            Some(r) => r,
+            None => inst.applet.process(&mut ctx, &cmd),
+        };
+        self.finish(&cmd, raw, result)
+    }
+
+    /// Commits or discards, applies the `6Cxx` and `61xx` rules.
+    fn finish(
+        &mut self,
+        cmd: &CommandApdu,
+        raw: &[u8],
+        result: Result<Vec<u8>, StatusWord>,
+    ) -> Result<Vec<u8>, CardError> {
+        if self.store.is_torn() {
+            return Err(CardError::PowerLost);
+        }
+        let data = match result {
+            Ok(data) => data,
+            Err(sw) => {
+                self.store.discard();
+                return Ok(sw_only(sanitize(sw)));
+            }
+        };
+        if let &[_, _, _, _, le] = raw
+            && le != 0
+            && !data.is_empty()
+            && data.len() != usize::from(le)
+        {
+            self.store.discard();
+            return Ok(sw_only(StatusWord::wrong_le(len_byte(data.len()))));
+        }
+        self.commit_or_fault()?.map_or_else(
+            || Ok(self.respond(cmd, data, StatusWord::SUCCESS)),
+            |sw| Ok(sw_only(sw)),
+        )
+    }
+
+    /// Commits; `Ok(None)` on success, `Ok(Some(sw))` when the commit was refused (no room),
+    /// `Err` on power loss.
+    fn commit_or_fault(&mut self) -> Result<Option<StatusWord>, CardError> {
+        match self.store.commit() {
+            Ok(()) => Ok(None),
+            Err(StoreError::PowerLost) => Err(CardError::PowerLost),
+            Err(e) => {
+                self.store.discard();
+                Ok(Some(store_sw(e)))
+            }
+        }
+    }
+
+    /// `data || sw`, cut after Ne bytes with `61xx` when longer (success only).
+    fn respond(&mut self, cmd: &CommandApdu, mut data: Vec<u8>, sw: StatusWord) -> Vec<u8> {
+        let ne = match cmd.le {
+            Some(n) if n > 0 => n,
+            _ if cmd.is_extended() => 65_536,
+            _ => 256,
+        };
+        if sw != StatusWord::SUCCESS || data.len() <= ne {
+            data.extend_from_slice(&sw.to_bytes());
+            return data;
+        }
+        let rest = data.split_off(ne);
+        data.extend_from_slice(&StatusWord::bytes_remaining(len_byte(rest.len())).to_bytes());
+        self.pending = rest;
+        data
+    }
+
+    /// GET RESPONSE (ISO/IEC 7816-4 §11.7.1).
+    fn get_response(&mut self, cmd: &CommandApdu, mut pending: Vec<u8>) -> Vec<u8> {
+        if cmd.p1 != 0 || cmd.p2 != 0 {
+            self.pending = pending;
+            return sw_only(StatusWord::INCORRECT_P1P2);
+        }
+        if !cmd.data.is_empty() {
+            self.pending = pending;
+            return sw_only(StatusWord::WRONG_LENGTH);
+        }
+        if pending.is_empty() {
+            return sw_only(StatusWord::CONDITIONS_NOT_SATISFIED);
+        }
+        let ne = cmd.le.filter(|n| *n > 0).unwrap_or(256);
+        let n = ne.min(pending.len());
+        let rest = pending.split_off(n);
+        let sw = if rest.is_empty() {
+            StatusWord::SUCCESS
+        } else {
+            StatusWord::bytes_remaining(len_byte(rest.len()))
+        };
+        self.pending = rest;
+        pending.extend_from_slice(&sw.to_bytes());
+        pending
+    }
+
+    /// SELECT MF: deselects the current applet.
+    fn select_mf(&mut self, cmd: &CommandApdu) -> Vec<u8> {
+        if cmd.p2 & 0xF3 != 0 {
+            return sw_only(StatusWord::INCORRECT_P1P2);
+        }
+        self.deselect_current();
+        if cmd.p2 & 0x0C == 0x0C {
+            sw_only(StatusWord::SUCCESS)
+        } else {
+            self.respond(cmd, MF_FCI.to_vec(), StatusWord::SUCCESS)
+        }
+    }
+
+    fn deselect_current(&mut self) {
+        if let Some(inst) = self.selected.and_then(|i| self.instances.get_mut(i)) {
+            inst.applet.deselect();
+        }
+        self.selected = None;
+        self.current_ef = None;
+    }
+
+    /// SELECT by DF name (ISO/IEC 7816-4 §11.2.2), full or partial.
+    fn select_by_name(&mut self, cmd: &CommandApdu) -> Result<Vec<u8>, CardError> {
+        let occurrence = cmd.p2 & 0x03;
+        if cmd.p2 & 0xF0 != 0 || matches!(occurrence, 0x01 | 0x03) {
+            return Ok(sw_only(StatusWord::INCORRECT_P1P2));
+        }
+        let candidates: Vec<usize> = self
+            .instances
+            .iter()
+            .enumerate()
+            .filter(|(_, inst)| inst.aid.starts_with(&cmd.data))
+            .map(|(i, _)| i)
+            .collect();
+        let target = match (occurrence, self.selected) {
+            (0x02, Some(current)) => match candidates.iter().position(|&c| c == current) {
+                Some(pos) => candidates.get(pos + 1).copied(),
+                None => candidates.first().copied(),
+            },
+            _ => candidates.first().copied(),
+        };
+        let Some(target) = target else {
+            return Ok(sw_only(StatusWord::FILE_NOT_FOUND));
+        };
+        self.activate(target, cmd)
+    }
+
+    fn activate(&mut self, target: usize, cmd: &CommandApdu) -> Result<Vec<u8>, CardError> {
+        if self.selected == Some(target) {
+            self.deselect_current();
+        }
+        let Some(inst) = self.instances.get_mut(target) else {
+            return Ok(sw_only(StatusWord::UNKNOWN));
+        };
+        let mut current_ef = None;
+        let mut ctx = Context::new(
+            &mut self.store,
+            inst.ns,
+            &mut *self.entropy,
+            &mut current_ef,
+        );
+        let result = inst.applet.select(&mut ctx);
+        if self.store.is_torn() {
+            return Err(CardError::PowerLost);
+        }
+        let Selected { fci, sw } = match result {
+            Ok(selected) => selected,
+            Err(sw) => {
+                self.store.discard();
+                return Ok(sw_only(sanitize(sw)));
+            }
+        };
+        if let Some(sw) = self.commit_or_fault()? {
+            return Ok(sw_only(sw));
+        }
+        if self.selected != Some(target) {
+            self.deselect_current();
+        }
+        self.selected = Some(target);
+        self.current_ef = None;
+        let fci = if cmd.p2 & 0x0C == 0x0C && sw == StatusWord::SUCCESS {
+            Vec::new()
+        } else {
+            fci
+        };
+        let sw = if sw.is_success() && sw != StatusWord::SUCCESS {
+            StatusWord::UNKNOWN
+        } else {
+            sw
+        };
+        Ok(self.respond(cmd, fci, sw))
+    }
+}
+
+/// A command with the MF current (no applet selected).
+fn mf_command(cmd: &CommandApdu) -> StatusWord {
+    if cmd.cla & 0x80 != 0 {
+        return StatusWord::INS_NOT_SUPPORTED;
+    }
+    match cmd.ins {
+        0xA4 => StatusWord::FILE_NOT_FOUND,
+        0xB0 | 0xD6 if cmd.p1 & 0x80 != 0 => StatusWord::FILE_NOT_FOUND,
+        0xB2 | 0xDC | 0xE2 if cmd.p2 >> 3 != 0 => StatusWord::FILE_NOT_FOUND,
+        0xB0 | 0xD6 | 0xB2 | 0xDC | 0xE2 => StatusWord::NO_CURRENT_EF,
+        _ => StatusWord::INS_NOT_SUPPORTED,
+    }
+}
