@@ -322,3 +322,20 @@ impl fmt::Debug for AesKey {
         redacted(f, "AesKey")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use alloc::format;
+
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_key_bytes() {
+        let des = DesKey::from_bytes([0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6, 0x07, 0x18]);
+        let sm4 = Sm4Key::from_bytes([0xA1; 16]);
+        for text in [format!("{des:?}"), format!("{sm4:?}")] {
+            assert!(text.contains("[redacted]"), "{text}");
+            assert!(!text.to_ascii_lowercase().contains("a1"), "{text}");
+        }
+    }
+}
