@@ -142,7 +142,8 @@ impl Sm2PublicKey {
         Ok(Self { inner })
     }
 
-    /// The uncompressed form `04 || X || Y` (65 bytes).
+    /// The uncompressed form `04 || X || Y` (65 bytes). A valid public key is never the point at
+    /// infinity, so the encoding always has this length.
     pub fn to_bytes(&self) -> [u8; 65] {
         let mut out = [0u8; 65];
         let encoded = self.inner.to_sec1_bytes();
@@ -189,7 +190,9 @@ impl Sm2PublicKey {
             .map_err(|_| Error::SignatureInvalid)
     }
 
-    /// Encrypts `msg` to this key; the ciphertext starts with the `04` point prefix of C1.
+    /// Encrypts `msg` to this key; the ciphertext starts with the `04` point prefix of C1 and is
+    /// `65 + 32 + msg.len()` bytes long. An empty `msg` gives [`Error::EncryptionFailed`] (the
+    /// algorithm's all-zero KDF check cannot pass on an empty key stream).
     pub fn encrypt<R: CryptoRng>(
         &self,
         rng: &mut R,
