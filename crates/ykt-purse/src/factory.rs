@@ -1,0 +1,321 @@
+//! Issuer side: personalising purse instances from master keys (until GlobalPlatform
+//! personalisation exists), and re-creating instances when a card state file is loaded.
+//!
+//! ```text
+//!   IssuerFactory { master DLK/DPK/DTK/DAMK/DPUK/DRPK }
+//!        │ issue(aid, profile, CardData { EF15 (with the ASN), EF16, EF17, PIN, balance, counters })
+//!        ▼   card keys = diversify(master, ASN[2..10])                 e-purse.md §3.2
+//!   IssuedPurse ── install(&mut Card) ──▶ PurseApplet + persistent objects + EF15..EF1E
+//! ```
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt;
+
+use ykt_apdu::StatusWord;
+use ykt_card::{Aid, Applet, AppletFactory, Card, CardError, Context};
+use ykt_crypto::purse::{PurseAlgorithm, PurseKey, diversify};
+use zeroize::Zeroizing;
+
+use crate::applet::{KIND, PurseApplet};
+use crate::files::{
+    EF1A_RECORDS, EF15_LEN, EF16_LEN, EF17_LEN, SFI_EF1A, SFI_EF15, SFI_EF16, SFI_EF17, ef_specs,
+    ef1a_initial_record,
+};
+use crate::keys::{self, KeyEntry, KeyUsage};
+use crate::profile::PurseProfile;
+use crate::state::{
+    AppStatus, LastTransaction, OBJ_KEYS, OBJ_PURSE, OBJ_STATUS, PurseState, valid_pin,
+};
+
+/// Why an instance could not be issued or installed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueError {
+    /// The AID is not 5 to 16 bytes.
+    #[error("AID must have 5 to 16 bytes")]
+    InvalidAid,
+    /// Two master keys share a usage and index.
+    #[error("two {usage:?} keys with index {index:02X}")]
+    DuplicateKey {
+        /// Usage of the duplicated key.
+        usage: KeyUsage,
+        /// Index of the duplicated key.
+        index: u8,
+    },
+    /// More keys than the key file can hold (255).
+    #[error("too many keys")]
+    TooManyKeys,
+    /// An SM4 rule set this version cannot store.
+    #[error("SM4 rules without a persistent encoding")]
+    UnsupportedAlgorithm,
+    /// The PIN is not 2..=6 bytes of BCD digits.
+    #[error("PIN must be 2 to 6 bytes of BCD digits")]
+    InvalidPin,
+    /// The initial balance is above the profile's maximum.
+    #[error("initial balance above the profile's maximum")]
+    BalanceAboveLimit,
+    /// The runtime refused the installation.
+    #[error("installation refused by the card runtime: {0:?}")]
+    Install(CardError),
+}
+
+/// One master key held by the issuer.
+#[derive(Clone)]
+pub struct MasterKey {
+    /// What the diversified card key is for.
+    pub usage: KeyUsage,
+    /// Key index the terminal sends.
+    pub index: u8,
+    /// Key version returned by INITIALIZE.
+    pub version: u8,
+    /// Algorithm of the master and the card key.
+    pub algorithm: PurseAlgorithm,
+    /// The master key.
+    pub key: PurseKey,
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MasterKey")
+            .field("usage", &self.usage)
+            .field("index", &self.index)
+            .field("version", &self.version)
+            .field("algorithm", &self.algorithm)
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+/// Application serial number (应用序列号): 10 bytes BCD, EF15 offset 10 (e-purse.md §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Asn(pub [u8; 10]);
+
+impl Asn {
+    /// The key diversifier: the last 8 bytes of the ASN (e-purse.md §3.2).
+    pub fn diversifier(&self) -> [u8; 8] {
+        let mut d = [0u8; 8];
+        d.copy_from_slice(&self.0[2..]);
+        d
+    }
+}
+
+/// EF15, public application basic data (e-purse.md §2, 30 bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Ef15 {
+    /// Issuer identifier (8).
+    pub issuer_id: [u8; 8],
+    /// Application type identifier; `02` = EP usable.
+    pub application_type: u8,
+    /// Issuer application version / start flag; `01` = enabled.
+    pub application_version: u8,
+    /// Application serial number (10, BCD).
+    pub asn: Asn,
+    /// Start date YYYYMMDD (BCD).
+    pub start_date: [u8; 4],
+    /// Expiry date YYYYMMDD (BCD).
+    pub expiry_date: [u8; 4],
+    /// Issuer-defined FCI data / RFU (2).
+    pub fci_data: [u8; 2],
+}
+
+impl Ef15 {
+    /// The 30 file bytes.
+    pub fn encode(&self) -> [u8; EF15_LEN] {
+        let mut b = [0u8; EF15_LEN];
+        b[0..8].copy_from_slice(&self.issuer_id);
+        b[8] = self.application_type;
+        b[9] = self.application_version;
+        b[10..20].copy_from_slice(&self.asn.0);
+        b[20..24].copy_from_slice(&self.start_date);
+        b[24..28].copy_from_slice(&self.expiry_date);
+        b[28..30].copy_from_slice(&self.fci_data);
+        b
+    }
+}
+
+/// Everything card-specific the issuer personalises.
+#[derive(Clone)]
+pub struct CardData {
+    /// EF15 (its ASN gives the key diversifier).
+    pub ef15: Ef15,
+    /// EF16, cardholder data (55 bytes).
+    pub ef16: [u8; EF16_LEN],
+    /// EF17, management data (60 bytes).
+    pub ef17: [u8; EF17_LEN],
+    /// PIN, 2..=6 bytes packed BCD (e.g. `12 34 56`).
+    pub pin: Vec<u8>,
+    /// Initial balance.
+    pub balance: u32,
+    /// Initial online counter (non-zero only when migrating a card).
+    pub online_counter: u16,
+    /// Initial offline counter (non-zero only when migrating a card).
+    pub offline_counter: u16,
+}
+
+impl fmt::Debug for CardData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CardData")
+            .field("ef15", &self.ef15)
+            .field("pin", &"[redacted]")
+            .field("balance", &self.balance)
+            .field("online_counter", &self.online_counter)
+            .field("offline_counter", &self.offline_counter)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The issuer's master keys; issues personalised purse instances with diversified keys.
+pub struct IssuerFactory {
+    master_keys: Vec<MasterKey>,
+}
+
+impl fmt::Debug for IssuerFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuerFactory")
+            .field("master_keys", &self.master_keys)
+            .finish()
+    }
+}
+
+impl IssuerFactory {
+    /// A factory for `master_keys`; refuses two keys with the same usage and index.
+    pub fn new(master_keys: Vec<MasterKey>) -> Result<IssuerFactory, IssueError> {
+        if master_keys.len() > usize::from(u8::MAX) {
+            return Err(IssueError::TooManyKeys);
+        }
+        for (i, a) in master_keys.iter().enumerate() {
+            if master_keys[..i]
+                .iter()
+                .any(|b| b.usage == a.usage && b.index == a.index)
+            {
+                return Err(IssueError::DuplicateKey {
+                    usage: a.usage,
+                    index: a.index,
+                });
+            }
+        }
+        Ok(IssuerFactory { master_keys })
+    }
+
+    /// Personalises one instance: diversifies every master key with the ASN of `card.ef15`
+    /// (e-purse.md §3.2) and prepares the persistent objects and files.
+    pub fn issue(
+        &self,
+        aid: &[u8],
+        profile: PurseProfile,
+        card: &CardData,
+    ) -> Result<IssuedPurse, IssueError> {
+        let aid = Aid::new(aid).map_err(|_| IssueError::InvalidAid)?;
+        let status = AppStatus::new(&card.pin).ok_or(IssueError::InvalidPin)?;
+        if !valid_pin(&card.pin) {
+            return Err(IssueError::InvalidPin);
+        }
+        if card.balance > profile.max_balance {
+            return Err(IssueError::BalanceAboveLimit);
+        }
+        let div = card.ef15.asn.diversifier();
+        let entries: Vec<KeyEntry> = self
+            .master_keys
+            .iter()
+            .map(|m| KeyEntry {
+                usage: m.usage,
+                index: m.index,
+                version: m.version,
+                algorithm: m.algorithm,
+                key: diversify(&m.algorithm, &m.key, &div),
+            })
+            .collect();
+        let key_table =
+            Zeroizing::new(keys::encode_table(&entries).ok_or(IssueError::UnsupportedAlgorithm)?);
+        let purse = PurseState {
+            balance: card.balance,
+            online_counter: card.online_counter,
+            offline_counter: card.offline_counter,
+            last: None::<LastTransaction>,
+        };
+        Ok(IssuedPurse {
+            applet: PurseApplet::new(aid, profile),
+            image: PersonalisationImage {
+                key_table,
+                status: Zeroizing::new(status.encode().to_vec()),
+                purse: purse.encode(),
+                ef15: card.ef15.encode(),
+                ef16: card.ef16,
+                ef17: card.ef17,
+            },
+        })
+    }
+}
+
+/// The persistent content of a freshly issued instance, written at installation.
+struct PersonalisationImage {
+    key_table: Zeroizing<Vec<u8>>,
+    status: Zeroizing<Vec<u8>>,
+    purse: [u8; crate::state::PURSE_LEN],
+    ef15: [u8; EF15_LEN],
+    ef16: [u8; EF16_LEN],
+    ef17: [u8; EF17_LEN],
+}
+
+impl PersonalisationImage {
+    /// Creates the objects and files inside the installation transaction.
+    fn write(&self, ctx: &mut Context<'_>) -> Result<(), StatusWord> {
+        ctx.create(OBJ_KEYS, &self.key_table)?;
+        ctx.create(OBJ_STATUS, &self.status)?;
+        ctx.create(OBJ_PURSE, &self.purse)?;
+        for spec in ef_specs() {
+            ctx.files().create_ef(spec)?;
+        }
+        let mut files = ctx.files();
+        files.write_binary(SFI_EF15, 0, &self.ef15)?;
+        files.write_binary(SFI_EF16, 0, &self.ef16)?;
+        files.write_binary(SFI_EF17, 0, &self.ef17)?;
+        for n in 1..=EF1A_RECORDS {
+            files.append_record(SFI_EF1A, &ef1a_initial_record(n))?;
+        }
+        Ok(())
+    }
+}
+
+/// A personalised purse instance, ready to install on a [`Card`].
+pub struct IssuedPurse {
+    applet: PurseApplet,
+    image: PersonalisationImage,
+}
+
+impl fmt::Debug for IssuedPurse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedPurse")
+            .field("applet", &self.applet)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IssuedPurse {
+    /// The AID of the instance.
+    pub fn aid(&self) -> &Aid {
+        self.applet.aid()
+    }
+
+    /// Installs the instance: the applet plus its keys, PIN, purse and files, in one transaction.
+    pub fn install(self, card: &mut Card) -> Result<(), IssueError> {
+        let image = self.image;
+        card.install(Box::new(self.applet), move |ctx| image.write(ctx))
+            .map_err(IssueError::Install)
+    }
+}
+
+/// Re-creates purse instances (kind [`KIND`]) from a card state file: `Card::load_state(.., &PurseAppletFactory)`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PurseAppletFactory;
+
+impl AppletFactory for PurseAppletFactory {
+    fn create(&self, kind: &str, aid: &Aid, params: &[u8]) -> Option<Box<dyn Applet + Send>> {
+        if kind != KIND {
+            return None;
+        }
+        let profile = PurseProfile::from_params(params)?;
+        Some(Box::new(PurseApplet::new(aid.clone(), profile)))
+    }
+}
