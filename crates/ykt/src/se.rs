@@ -1,0 +1,202 @@
+//! `ykt se`: the simulated secure element behind PC/SC, and a small PC/SC client.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context as _;
+use tracing::{debug, info, warn};
+use ykt_apdu::CommandApdu;
+use ykt_card::Card;
+use ykt_purse::testing::{danger_test_card_3des, danger_test_card_sm4};
+use ykt_transport::redact::Hex;
+use ykt_transport::vpcd::{self, ServeOptions};
+use ykt_transport::{CardChannel, PcscChannel};
+
+use crate::entropy::OsEntropy;
+use crate::state;
+
+/// `ykt se …`
+#[derive(Debug, clap::Args)]
+pub struct SeArgs {
+    #[command(subcommand)]
+    command: SeCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum SeCommand {
+    /// Present the simulated card to pcscd as a vpcd card ("Virtual PCD 00 00" on port 35963).
+    ///
+    /// Without --state the card is the fresh e-purse.md §8 test card with scripted randomness, so
+    /// the brief's load and purchase traces reproduce byte for byte. With --state FILE the card is
+    /// loaded from FILE (or created there as the test card when FILE does not exist) and saved
+    /// after every command that changed its persistent memory, and on exit. Stop with SIGINT or
+    /// SIGTERM.
+    Serve(ServeArgs),
+    /// Send APDUs (hex) to a card through PC/SC and print the responses.
+    ///
+    /// Exits with code 5 when any response is not 9000/61xx (all commands are still sent).
+    Apdu(ApduArgs),
+    /// List the PC/SC readers pcscd knows.
+    Readers,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// pcscd's vpcd port (35963 = "Virtual PCD 00 00", 35964 = "Virtual PCD 00 01").
+    #[arg(long, default_value_t = 35963)]
+    port: u16,
+    /// Address of pcscd (the card is the TCP client).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Card state file: loaded when it exists, created as the test card otherwise.
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Use the SM4 test card of e-purse.md §8.3 instead of the 3DES one (only when the card is
+    /// created, not when it is loaded from --state).
+    #[arg(long)]
+    sm4: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct ApduArgs {
+    /// Reader name (see `ykt se readers`); default: the first reader with a card.
+    #[arg(long)]
+    reader: Option<String>,
+    /// Command APDUs in hex; spaces and colons inside an argument are ignored.
+    #[arg(required = true, value_name = "HEX")]
+    apdus: Vec<String>,
+}
+
+/// The card answered a command with an error status (exit code 5).
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {total} commands were answered with an error status")]
+pub struct CardRefused {
+    failed: usize,
+    total: usize,
+}
+
+/// Runs `ykt se …`.
+pub fn run(args: SeArgs) -> anyhow::Result<()> {
+    match args.command {
+        SeCommand::Serve(a) => serve(a),
+        SeCommand::Apdu(a) => apdu(a),
+        SeCommand::Readers => {
+            for reader in PcscChannel::list_readers()? {
+                println!("{reader}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn test_card(sm4: bool) -> anyhow::Result<Card> {
+    let card = if sm4 {
+        danger_test_card_sm4()
+    } else {
+        danger_test_card_3des()
+    };
+    card.context("issuing the e-purse.md §8 test card")
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while stopping ends the process at once.
+        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
+            .context("installing signal handlers")?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("installing signal handlers")?;
+    }
+
+    let mut card = match &args.state {
+        None => {
+            info!(
+                sm4 = args.sm4,
+                "fresh e-purse.md §8 test card (scripted randomness)"
+            );
+            test_card(args.sm4)?
+        }
+        Some(path) => {
+            let (card, created) =
+                state::load_or_create(path, Box::new(OsEntropy::new()?), || test_card(args.sm4))?;
+            if created {
+                info!(path = %path.display(), sm4 = args.sm4, "created the e-purse.md §8 test card");
+            } else {
+                if args.sm4 {
+                    warn!("--sm4 ignored: the card comes from the state file");
+                }
+                info!(path = %path.display(), "loaded the card");
+            }
+            card
+        }
+    };
+
+    let addr = SocketAddr::new(args.host, args.port);
+    info!(%addr, "serving the card to pcscd's vpcd driver");
+    match &args.state {
+        None => vpcd::serve(&mut card, addr, ServeOptions::default(), &stop)?,
+        Some(path) => {
+            serve_persistent(&mut card, addr, path, &stop)?;
+            state::save(path, &card)?;
+            info!(path = %path.display(), "card state saved");
+        }
+    }
+    Ok(())
+}
+
+/// Serves and saves the card whenever a command changed its persistent memory.
+fn serve_persistent(
+    card: &mut Card,
+    addr: SocketAddr,
+    path: &Path,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let mut saved_writes = card.persistent_writes();
+    let options = ServeOptions::default().with_after_command(|card: &Card| {
+        let writes = card.persistent_writes();
+        if writes != saved_writes {
+            state::save(path, card)?;
+            saved_writes = writes;
+            debug!(writes, "card state saved");
+        }
+        Ok(())
+    });
+    vpcd::serve(card, addr, options, stop)?;
+    Ok(())
+}
+
+fn apdu(args: ApduArgs) -> anyhow::Result<()> {
+    let commands = args
+        .apdus
+        .iter()
+        .map(|text| {
+            let clean: String = text.chars().filter(|c| !matches!(c, ' ' | ':')).collect();
+            let bytes = hex::decode(&clean).with_context(|| format!("{text:?} is not hex"))?;
+            CommandApdu::parse(&bytes).with_context(|| format!("{text:?} is not a C-APDU"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut channel = match &args.reader {
+        Some(reader) => PcscChannel::connect(reader)?,
+        None => PcscChannel::connect_first()?,
+    };
+    info!(reader = channel.reader(), "connected");
+    let mut failed = 0;
+    for command in &commands {
+        let response = channel.transmit(command)?;
+        println!("> {}", Hex(&command.to_bytes()));
+        println!("< {} {:04X}", Hex(&response.data), response.sw.0);
+        if !response.sw.is_success() {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        return Err(CardRefused {
+            failed,
+            total: commands.len(),
+        }
+        .into());
+    }
+    Ok(())
+}
