@@ -23,7 +23,7 @@ pub type HookError = Box<dyn std::error::Error + Send + Sync>;
 /// Called after every message from pcscd was applied to the card (APDUs and power controls), with
 /// the card, *before* the reply is sent: whatever the hook persists is durable by the time the
 /// host sees the response, as on a card whose EEPROM write precedes its answer.
-pub type AfterCommand<'a> = Box<dyn FnMut(&Card) -> Result<(), HookError> + 'a>;
+pub type AfterCommand<'a> = Box<dyn FnMut(&Card) -> Result<(), HookError> + Send + 'a>;
 
 /// Knobs of [`serve`]. Start from [`ServeOptions::default`].
 #[non_exhaustive]
@@ -56,7 +56,7 @@ impl<'a> ServeOptions<'a> {
     /// Sets the after-command hook.
     pub fn with_after_command(
         mut self,
-        hook: impl FnMut(&Card) -> Result<(), HookError> + 'a,
+        hook: impl FnMut(&Card) -> Result<(), HookError> + Send + 'a,
     ) -> Self {
         self.after_command = Some(Box::new(hook));
         self
