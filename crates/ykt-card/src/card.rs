@@ -344,9 +344,9 @@ impl Card {
             match cmd.ins {
                 0xC0 => return Ok(self.get_response(&cmd, pending)),
                 0x70 => return Ok(sw_only(StatusWord::LOGICAL_CHANNEL_NOT_SUPPORTED)),
-                0xA4 if cmd.p1 == 0x04 => return self.select_by_name(&cmd),
+                0xA4 if cmd.p1 == 0x04 => return self.select_by_name(&cmd, ne(&cmd, raw)),
                 0xA4 if cmd.p1 == 0x00 && matches!(cmd.data.as_slice(), [] | [0x3F, 0x00]) => {
-                    return Ok(self.select_mf(&cmd));
+                    return Ok(self.select_mf(&cmd, ne(&cmd, raw)));
                 }
                 _ => {}
             }
@@ -396,7 +396,7 @@ impl Card {
             return Ok(sw_only(StatusWord::wrong_le(len_byte(data.len()))));
         }
         self.commit_or_fault()?.map_or_else(
-            || Ok(self.respond(cmd, data, StatusWord::SUCCESS)),
+            || Ok(self.respond(ne(cmd, raw), data, StatusWord::SUCCESS)),
             |sw| Ok(sw_only(sw)),
         )
     }
@@ -415,12 +415,7 @@ impl Card {
     }
 
     /// `data || sw`, cut after Ne bytes with `61xx` when longer (success only).
-    fn respond(&mut self, cmd: &CommandApdu, mut data: Vec<u8>, sw: StatusWord) -> Vec<u8> {
-        let ne = match cmd.le {
-            Some(n) if n > 0 => n,
-            _ if cmd.is_extended() => 65_536,
-            _ => 256,
-        };
+    fn respond(&mut self, ne: usize, mut data: Vec<u8>, sw: StatusWord) -> Vec<u8> {
         if sw != StatusWord::SUCCESS || data.len() <= ne {
             data.extend_from_slice(&sw.to_bytes());
             return data;
@@ -458,7 +453,7 @@ impl Card {
     }
 
     /// SELECT MF: deselects the current applet.
-    fn select_mf(&mut self, cmd: &CommandApdu) -> Vec<u8> {
+    fn select_mf(&mut self, cmd: &CommandApdu, ne: usize) -> Vec<u8> {
         if cmd.p2 & 0xF3 != 0 {
             return sw_only(StatusWord::INCORRECT_P1P2);
         }
@@ -466,7 +461,7 @@ impl Card {
         if cmd.p2 & 0x0C == 0x0C {
             sw_only(StatusWord::SUCCESS)
         } else {
-            self.respond(cmd, MF_FCI.to_vec(), StatusWord::SUCCESS)
+            self.respond(ne, MF_FCI.to_vec(), StatusWord::SUCCESS)
         }
     }
 
@@ -479,7 +474,7 @@ impl Card {
     }
 
     /// SELECT by DF name (ISO/IEC 7816-4 §11.2.2), full or partial.
-    fn select_by_name(&mut self, cmd: &CommandApdu) -> Result<Vec<u8>, CardError> {
+    fn select_by_name(&mut self, cmd: &CommandApdu, ne: usize) -> Result<Vec<u8>, CardError> {
         let occurrence = cmd.p2 & 0x03;
         if cmd.p2 & 0xF0 != 0 || matches!(occurrence, 0x01 | 0x03) {
             return Ok(sw_only(StatusWord::INCORRECT_P1P2));
@@ -501,10 +496,15 @@ impl Card {
         let Some(target) = target else {
             return Ok(sw_only(StatusWord::FILE_NOT_FOUND));
         };
-        self.activate(target, cmd)
+        self.activate(target, cmd, ne)
     }
 
-    fn activate(&mut self, target: usize, cmd: &CommandApdu) -> Result<Vec<u8>, CardError> {
+    fn activate(
+        &mut self,
+        target: usize,
+        cmd: &CommandApdu,
+        ne: usize,
+    ) -> Result<Vec<u8>, CardError> {
         if self.selected == Some(target) {
             self.deselect_current();
         }
@@ -547,7 +547,17 @@ impl Card {
         } else {
             sw
         };
-        Ok(self.respond(cmd, fci, sw))
+        Ok(self.respond(ne, fci, sw))
+    }
+}
+
+/// Ne of the module documentation: Le, else 65 536 for an extended encoding (a first body byte
+/// `00` followed by more bytes) and 256 for a short one.
+fn ne(cmd: &CommandApdu, raw: &[u8]) -> usize {
+    match cmd.le {
+        Some(n) if n > 0 => n,
+        _ if raw.len() > 5 && raw.get(4) == Some(&0) => 65_536,
+        _ => 256,
     }
 }
 
