@@ -2,7 +2,7 @@
 
 use std::ffi::CString;
 
-use pcsc::{Attribute, Context, Disposition, Protocols, Scope, ShareMode};
+use pcsc::{Context, Disposition, Protocols, Scope, ShareMode};
 use tracing::debug;
 use ykt_apdu::{CommandApdu, ResponseApdu};
 
@@ -69,9 +69,9 @@ impl PcscChannel {
         &self.reader
     }
 
-    /// The card's ATR as pcscd reports it.
+    /// The card's ATR as pcscd reports it (`SCardStatus`).
     pub fn atr(&self) -> Result<Vec<u8>, TransportError> {
-        Ok(self.card.get_attribute_owned(Attribute::AtrString)?)
+        Ok(self.card.status2_owned()?.atr().to_vec())
     }
 }
 

@@ -1,0 +1,145 @@
+//! The command line: state file handling and exit codes. No pcscd is needed: `se serve` is pointed
+//! at a port nobody listens on, where it waits (retrying) until stopped.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const YKT: &str = env!("CARGO_BIN_EXE_ykt");
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ykt-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A local port with nothing listening (bound, then released).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn serve(state: &Path) -> Child {
+    Command::new(YKT)
+        .args([
+            "se",
+            "serve",
+            "--port",
+            &closed_port().to_string(),
+            "--state",
+        ])
+        .arg(state)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_with_timeout(mut child: Child) -> Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("ykt did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn terminate(child: Child) -> Output {
+    std::thread::sleep(Duration::from_millis(300));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_with_timeout(child)
+}
+
+#[test]
+fn corrupt_state_file_is_refused_with_exit_code_3_and_left_alone() {
+    let dir = temp_dir("corrupt");
+    for (name, bytes) in [
+        ("foreign", b"\x89PNG\r\n\x1a\n not a card".to_vec()),
+        ("empty", Vec::new()),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let output = wait_with_timeout(serve(&path));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{name}: {stderr}");
+        assert!(stderr.contains("unusable"), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&path.display().to_string()),
+            "{name}: {stderr}"
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "{name}: file must not change"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn state_file_is_created_saved_on_sigterm_and_loaded_again() {
+    let dir = temp_dir("roundtrip");
+    let path = dir.join("card.state");
+    let output = terminate(serve(&path));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("created the e-purse.md §8 test card"),
+        "{stderr}"
+    );
+    let saved = std::fs::read(&path).unwrap();
+    assert!(saved.starts_with(b"YKTCARD"), "state file magic");
+
+    // A second start loads the saved card.
+    let output = terminate(serve(&path));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("loaded the card"), "{stderr}");
+    // Flip one byte in the middle: the checksum catches it.
+    let mut damaged = std::fs::read(&path).unwrap();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x01;
+    std::fs::write(&path, &damaged).unwrap();
+    let output = wait_with_timeout(serve(&path));
+    assert_eq!(output.status.code(), Some(3));
+    // No temporary files are left next to the state file.
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("card.state")]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_arguments_are_usage_errors() {
+    let output = Command::new(YKT)
+        .args(["se", "serve", "--port", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let output = Command::new(YKT)
+        .args(["se", "apdu", "--reader", "r", "zz"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = Command::new(YKT).arg("--help").output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+}
