@@ -28,7 +28,7 @@ mod response;
 mod status;
 pub mod tlv;
 
-pub use command::CommandApdu;
+pub use command::{CommandApdu, MAX_DATA_LEN, MAX_LE};
 pub use error::ParseError;
 pub use response::ResponseApdu;
 pub use status::StatusWord;

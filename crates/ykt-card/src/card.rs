@@ -542,10 +542,10 @@ impl Card {
         } else {
             fci
         };
-        let sw = if sw.is_success() && sw != StatusWord::SUCCESS {
-            StatusWord::UNKNOWN
-        } else {
+        let sw = if sw == StatusWord::SUCCESS {
             sw
+        } else {
+            sanitize(sw)
         };
         Ok(self.respond(ne, fci, sw))
     }

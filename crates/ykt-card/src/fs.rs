@@ -471,7 +471,7 @@ impl<'c> Files<'c> {
         if offset > size {
             return Err(StatusWord::WRONG_P1P2);
         }
-        if offset + data.len() > size {
+        if offset.checked_add(data.len()).is_none_or(|end| end > size) {
             return Err(StatusWord::WRONG_LENGTH);
         }
         self.write_body(ef, offset, data)

@@ -24,7 +24,7 @@
 //!
 //! It knows nothing about transports (PC/SC, vpcd, T=0/T=1 framing), clocks, the e-purse or any
 //! cryptography; applets bring their own. `#![no_std]` + `alloc`; the `std` feature only adds
-//! the file-reading transcript helper [`testing::check_transcript`].
+//! the file-reading transcript helper `testing::check_transcript`.
 #![no_std]
 
 extern crate alloc;

@@ -268,7 +268,7 @@ fn committed_pages(journal: &[u8]) -> Option<Vec<(usize, [u8; PAGE])>> {
             let img = records.get(at + 6 + k * PAGE..at + 6 + (k + 1) * PAGE)?;
             let mut page = [0u8; PAGE];
             page.copy_from_slice(img);
-            if (start + k + 1) * PAGE > DATA_CAPACITY {
+            if start.checked_add(k + 1)?.checked_mul(PAGE)? > DATA_CAPACITY {
                 return None;
             }
             pages.push((start + k, page));

@@ -156,3 +156,9 @@ fn instances_are_isolated() {
     let a = support::dump(&mut card, AID_A);
     assert_eq!(&a[..4], &[0, 0, 0, 1]);
 }
+
+#[test]
+fn card_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Card>();
+}

@@ -27,6 +27,7 @@ const FLAGS: ObjectId = ObjectId(5);
 /// * `16` writes, then fails with 6985;
 /// * `18` counter += 1, commit early, blob := FF, then fails with 6985;
 /// * `1C` fails with 9000 (a fault), `1E` fails with 1234 (no status word);
+/// * `30 00 00 Lc (obj offset len byte)*` writes `len` times `byte` at `offset` of each object;
 /// * `20 f 00` sets the select flags: 01 = answer SELECT with FCI + 6A81, 02 = refuse SELECT with 6985.
 ///
 /// Interindustry `00 84 00 00` returns 8 random bytes (GET CHALLENGE shape).
@@ -205,6 +206,20 @@ impl Applet for TestApplet {
                 ctx.commit()?;
                 ctx.write(BLOB, 0, &[0xFF; 100])?;
                 Err(StatusWord::CONDITIONS_NOT_SATISFIED)
+            }
+            (0x80, 0x30) => {
+                // Scripted writes: (object 1..=4, offset, length, byte) quadruples.
+                for op in cmd.data.chunks(4) {
+                    let &[obj, offset, len, byte] = op else {
+                        return Err(StatusWord::WRONG_LENGTH);
+                    };
+                    ctx.write(
+                        ObjectId(u16::from(obj)),
+                        usize::from(offset),
+                        &vec![byte; usize::from(len)],
+                    )?;
+                }
+                Ok(Vec::new())
             }
             (0x80, 0x1C) => Err(StatusWord::SUCCESS),
             (0x80, 0x1E) => Err(StatusWord(0x1234)),

@@ -240,3 +240,52 @@ fn early_commit_survives_a_later_tear() {
     }
     assert_single_switch(&kept);
 }
+
+/// Object sizes of the test applet (objects 1..=4).
+const SIZES: [usize; 4] = [4, 100, 3, 40];
+
+fn write_ops() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    proptest::collection::vec(
+        (0usize..4, any::<u8>(), any::<u8>()).prop_flat_map(|(obj, pos, byte)| {
+            let size = SIZES[obj];
+            let offset = usize::from(pos) % size;
+            (1..=size - offset)
+                .prop_map(move |len| vec![obj as u8 + 1, offset as u8, len as u8, byte])
+        }),
+        1..8,
+    )
+    .prop_map(|ops| ops.concat())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+    /// Random writes over objects of different sizes, torn at a random write: the recovered
+    /// state is exactly the state before or after.
+    #[test]
+    fn random_writes_torn_anywhere(ops in write_ops(), pick in 0u64..1000) {
+        let mut base = support::card();
+        select(&mut base, AID_A);
+        ok(&mut base, "80100300");
+        let before = dump(&mut base, AID_A);
+        let cmd = format!("80300000{:02X}{}", ops.len(), hex::encode_upper(&ops));
+        let mut probe = clone_card(&base);
+        probe.power_on();
+        select(&mut probe, AID_A);
+        let w0 = probe.persistent_writes();
+        ok(&mut probe, &cmd);
+        let writes = probe.persistent_writes() - w0;
+        let after = dump(&mut probe, AID_A);
+        proptest::prop_assume!(writes > 0);
+        let n = 1 + pick % writes;
+        let mut card = clone_card(&base);
+        card.power_on();
+        select(&mut card, AID_A);
+        card.tear().arm_at(n);
+        proptest::prop_assert_eq!(card.transmit(&hex::decode(&cmd).unwrap()), Err(CardError::PowerLost));
+        card.power_on();
+        let state = dump(&mut card, AID_A);
+        proptest::prop_assert!(state == before || state == after, "tear {} of {}", n, writes);
+    }
+}
