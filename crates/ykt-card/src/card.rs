@@ -166,8 +166,9 @@ impl Card {
     /// Installs an applet instance, creating its namespace; `init` runs inside one transaction
     /// to create the applet's persistent objects (personalisation by the issuer-side factory).
     ///
-    /// Works powered or not, but not between a power loss and the next `power_on`
-    /// ([`CardError::NotPowered`]). If the tearing switch fires during the commit the result is
+    /// Works powered or not, but not between a power loss and the next `power_on`, nor on a
+    /// card loaded with a journal pending before its `power_on` ([`CardError::NotPowered`]):
+    /// recovery comes first. If the tearing switch fires during the commit the result is
     /// [`CardError::PowerLost`], the instance is not registered, and its namespace is never
     /// reused.
     pub fn install(
@@ -175,7 +176,7 @@ impl Card {
         applet: Box<dyn Applet + Send>,
         init: impl FnOnce(&mut Context<'_>) -> Result<(), StatusWord>,
     ) -> Result<(), CardError> {
-        if self.store.is_torn() {
+        if self.store.is_torn() || self.store.journal_pending() {
             return Err(CardError::NotPowered);
         }
         let aid = applet.aid().clone();

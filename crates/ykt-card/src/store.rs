@@ -358,6 +358,12 @@ impl Store {
         self.eeprom.torn
     }
 
+    /// The journal holds something recovery must look at (possible only after a power loss,
+    /// or in a state saved after one).
+    pub(crate) fn journal_pending(&self) -> bool {
+        self.eeprom.marker_page() != [0; PAGE]
+    }
+
     /// Power-up: forget RAM, recover the journal, rebuild the directory. `Err` when the tearing
     /// switch cut power again during recovery (the journal is still there for the next try).
     pub(crate) fn power_up(&mut self) -> Result<(), PowerLost> {

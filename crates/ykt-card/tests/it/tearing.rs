@@ -167,17 +167,36 @@ fn tear_during_recovery_converges() {
 #[test]
 fn torn_state_survives_a_state_file() {
     let s = scenario();
+    let mut refused = 0;
     for n in 1..=s.writes {
         let mut torn = fresh(&s);
         send_torn(&mut torn, n);
         let mut reference = clone_card(&torn);
+        let w0 = reference.persistent_writes();
         reference.power_on();
+        let journal_pending = reference.persistent_writes() > w0;
         let expected = outcome(&mut reference, &s, "reference");
         // Saved right after the tear, loaded, then powered: the same recovery.
         let mut loaded = clone_card(&torn);
+        // Installing on the loaded card before its recovery is refused while a journal is
+        // pending (it would overwrite the journal), and fine otherwise.
+        let installed = support::install(&mut loaded, "A000000003");
+        if journal_pending {
+            assert_eq!(installed, Err(CardError::NotPowered), "tear {n}");
+            refused += 1;
+        } else {
+            assert_eq!(installed, Ok(()), "tear {n}");
+        }
         loaded.power_on();
         assert_eq!(outcome(&mut loaded, &s, "loaded"), expected, "tear {n}");
+        support::install(&mut loaded, "A000000004").unwrap();
+        assert_eq!(
+            outcome(&mut loaded, &s, "after install"),
+            expected,
+            "tear {n}"
+        );
     }
+    assert!(refused > 0);
 }
 
 #[test]
