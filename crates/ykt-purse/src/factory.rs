@@ -206,14 +206,6 @@ impl IssuerFactory {
         profile: PurseProfile,
         card: &CardData,
     ) -> Result<IssuedPurse, IssueError> {
-        let aid = Aid::new(aid).map_err(|_| IssueError::InvalidAid)?;
-        let status = AppStatus::new(&card.pin).ok_or(IssueError::InvalidPin)?;
-        if !valid_pin(&card.pin) {
-            return Err(IssueError::InvalidPin);
-        }
-        if card.balance > profile.max_balance {
-            return Err(IssueError::BalanceAboveLimit);
-        }
         let div = card.ef15.asn.diversifier();
         let entries: Vec<KeyEntry> = self
             .master_keys
@@ -226,25 +218,7 @@ impl IssuerFactory {
                 key: diversify(&m.algorithm, &m.key, &div),
             })
             .collect();
-        let key_table =
-            Zeroizing::new(keys::encode_table(&entries).ok_or(IssueError::UnsupportedAlgorithm)?);
-        let purse = PurseState {
-            balance: card.balance,
-            online_counter: card.online_counter,
-            offline_counter: card.offline_counter,
-            last: None::<LastTransaction>,
-        };
-        Ok(IssuedPurse {
-            applet: PurseApplet::new(aid, profile),
-            image: PersonalisationImage {
-                key_table,
-                status: Zeroizing::new(status.encode().to_vec()),
-                purse: purse.encode(),
-                ef15: card.ef15.encode(),
-                ef16: card.ef16,
-                ef17: card.ef17,
-            },
-        })
+        IssuedPurse::from_card_keys(aid, profile, card, &entries)
     }
 }
 
@@ -293,6 +267,57 @@ impl fmt::Debug for IssuedPurse {
 }
 
 impl IssuedPurse {
+    /// Personalises one instance with card keys that are already diversified (e.g. by the
+    /// issuer's key management system, or a published vector's card key).
+    pub fn from_card_keys(
+        aid: &[u8],
+        profile: PurseProfile,
+        card: &CardData,
+        keys: &[KeyEntry],
+    ) -> Result<IssuedPurse, IssueError> {
+        let aid = Aid::new(aid).map_err(|_| IssueError::InvalidAid)?;
+        if !valid_pin(&card.pin) {
+            return Err(IssueError::InvalidPin);
+        }
+        let status = AppStatus::new(&card.pin).ok_or(IssueError::InvalidPin)?;
+        if card.balance > profile.max_balance {
+            return Err(IssueError::BalanceAboveLimit);
+        }
+        if keys.len() > usize::from(u8::MAX) {
+            return Err(IssueError::TooManyKeys);
+        }
+        for (i, a) in keys.iter().enumerate() {
+            if keys[..i]
+                .iter()
+                .any(|b| b.usage == a.usage && b.index == a.index)
+            {
+                return Err(IssueError::DuplicateKey {
+                    usage: a.usage,
+                    index: a.index,
+                });
+            }
+        }
+        let key_table =
+            Zeroizing::new(keys::encode_table(keys).ok_or(IssueError::UnsupportedAlgorithm)?);
+        let purse = PurseState {
+            balance: card.balance,
+            online_counter: card.online_counter,
+            offline_counter: card.offline_counter,
+            last: None::<LastTransaction>,
+        };
+        Ok(IssuedPurse {
+            applet: PurseApplet::new(aid, profile),
+            image: PersonalisationImage {
+                key_table,
+                status: Zeroizing::new(status.encode().to_vec()),
+                purse: purse.encode(),
+                ef15: card.ef15.encode(),
+                ef16: card.ef16,
+                ef17: card.ef17,
+            },
+        })
+    }
+
     /// The AID of the instance.
     pub fn aid(&self) -> &Aid {
         self.applet.aid()

@@ -14,11 +14,12 @@
 //! | PIN | `123456` |
 //! | Card randoms | `1A2B3C4D`, `5E6F7A8B`, then `SeededRandom::new(`[`TEST_CARD_SEED`]`)` |
 
+use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 
 use ykt_card::danger::ScriptedRandom;
-use ykt_card::{Atr, Card};
+use ykt_card::{Atr, Card, Entropy};
 use ykt_crypto::purse::{PurseAlgorithm, PurseKey, Sm4Rules};
 
 use crate::factory::{Asn, CardData, Ef15, IssueError, IssuedPurse, IssuerFactory, MasterKey};
@@ -148,10 +149,16 @@ pub fn danger_test_entropy() -> ScriptedRandom {
 /// A powered test card (ATR [`Atr::default_t1`], [`danger_test_entropy`]) with `purses` installed
 /// in order. The first INITIALIZE draws `1A2B3C4D` and the second `5E6F7A8B`, as in e-purse.md §8.
 pub fn danger_test_card(purses: Vec<IssuedPurse>) -> Result<Card, IssueError> {
-    let mut card = Card::new(
-        Atr::default_t1(),
-        alloc::boxed::Box::new(danger_test_entropy()),
-    );
+    danger_card_with_entropy(purses, Box::new(danger_test_entropy()))
+}
+
+/// A powered card (ATR [`Atr::default_t1`]) with `purses` installed in order and the given
+/// entropy (e.g. a [`ScriptedRandom`] fixing the card random of a published vector).
+pub fn danger_card_with_entropy(
+    purses: Vec<IssuedPurse>,
+    entropy: Box<dyn Entropy + Send>,
+) -> Result<Card, IssueError> {
+    let mut card = Card::new(Atr::default_t1(), entropy);
     for p in purses {
         p.install(&mut card)?;
     }
