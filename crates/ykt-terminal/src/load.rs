@@ -1,16 +1,20 @@
 //! Load at a load point (圈存, e-purse.md §4.3, §4.4): SELECT, INITIALIZE FOR LOAD, the host's
 //! MAC2, CREDIT FOR LOAD.
 
+use alloc::vec::Vec;
+
 use ykt_apdu::{CommandApdu, ResponseApdu, StatusWord};
 
 use crate::card_data::CardIdentity;
-use crate::commands::{self, PURSE_AID, transaction_type};
+use crate::commands::{self, transaction_type};
 use crate::load_host::{LoadAuthority, LoadRequest};
 use crate::{Flow, FlowError, Step};
 
 /// What the load point asks for.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LoadParams {
+    /// The application to load: the e-purse ([`PURSE_AID`](crate::commands::PURSE_AID)) or another purse of the card.
+    pub aid: Vec<u8>,
     /// Load key index.
     pub key_index: u8,
     /// Amount in fen.
@@ -61,16 +65,15 @@ pub struct LoadFlow<'h> {
 }
 
 impl<'h> LoadFlow<'h> {
-    /// Starts a load; returns the flow and the first command (SELECT of the e-purse).
+    /// Starts a load; returns the flow and the first command (SELECT of `params.aid`).
     pub fn start(params: LoadParams, host: &'h mut dyn LoadAuthority) -> (Self, CommandApdu) {
-        (
-            Self {
-                params,
-                host,
-                state: State::Selecting,
-            },
-            commands::select(&PURSE_AID),
-        )
+        let select = commands::select(&params.aid);
+        let flow = Self {
+            params,
+            host,
+            state: State::Selecting,
+        };
+        (flow, select)
     }
 }
 
@@ -109,7 +112,7 @@ impl Flow for LoadFlow<'_> {
     type Outcome = LoadRecord;
 
     fn on_response(&mut self, response: ResponseApdu) -> Result<Step<LoadRecord>, FlowError> {
-        let p = self.params;
+        let p = &self.params;
         match core::mem::replace(&mut self.state, State::Done) {
             State::Selecting => {
                 expect_success("SELECT", &response)?;

@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use ykt_apdu::{CommandApdu, ResponseApdu};
 
 use crate::card_data::CardIdentity;
-use crate::commands::{self, PURSE_AID, transaction_type};
+use crate::commands::{self, transaction_type};
 use crate::load::{array, be_u16, be_u32, expect_success};
 use crate::sam::{PurchaseSam, SamPurchaseRequest};
 use crate::{Flow, FlowError, Step};
@@ -24,6 +24,8 @@ pub struct CappRecord {
 /// What the validator asks for.
 #[derive(Debug, Clone)]
 pub struct PurchaseParams {
+    /// The application to pay with: the e-purse ([`PURSE_AID`](crate::commands::PURSE_AID)) or another purse of the card.
+    pub aid: Vec<u8>,
     /// Purchase key index.
     pub key_index: u8,
     /// Amount in fen.
@@ -90,16 +92,15 @@ pub struct PurchaseFlow<'s> {
 }
 
 impl<'s> PurchaseFlow<'s> {
-    /// Starts a purchase; returns the flow and the first command (SELECT of the e-purse).
+    /// Starts a purchase; returns the flow and the first command (SELECT of `params.aid`).
     pub fn start(params: PurchaseParams, sam: &'s mut dyn PurchaseSam) -> (Self, CommandApdu) {
-        (
-            Self {
-                params,
-                sam,
-                state: State::Selecting,
-            },
-            commands::select(&PURSE_AID),
-        )
+        let select = commands::select(&params.aid);
+        let flow = Self {
+            params,
+            sam,
+            state: State::Selecting,
+        };
+        (flow, select)
     }
 
     fn cache_or_debit(

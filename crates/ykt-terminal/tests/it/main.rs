@@ -1,0 +1,5 @@
+//! Host-side flows against the simulated test card of e-purse.md §8.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // test helpers fail loudly by design
+
+mod flows;
