@@ -29,9 +29,6 @@ pub enum TransportError {
         /// Largest length the transport carries.
         max: usize,
     },
-    /// Socket I/O with pcscd's vpcd driver failed.
-    #[error("vpcd socket: {0}")]
-    Io(#[from] std::io::Error),
     /// The PC/SC layer (libpcsclite / pcscd) reported an error.
     #[cfg(feature = "pcsc")]
     #[error("PC/SC: {0}")]

@@ -31,8 +31,8 @@ enum SeCommand {
     /// Without --state the card is the fresh e-purse.md §8 test card with scripted randomness, so
     /// the brief's load and purchase traces reproduce byte for byte. With --state FILE the card is
     /// loaded from FILE (or created there as the test card when FILE does not exist) and saved
-    /// after every command that changed its persistent memory, and on exit. Stop with SIGINT or
-    /// SIGTERM.
+    /// after every command that changed its persistent memory, and on exit; a loaded card draws
+    /// its randomness from the OS. Stop with SIGINT or SIGTERM.
     Serve(ServeArgs),
     /// Send APDUs (hex) to a card through PC/SC and print the responses.
     ///

@@ -106,7 +106,8 @@ pub fn serve(
                 continue;
             }
         };
-        info!(%addr, "connected to pcscd: card inserted");
+        let _session = tracing::info_span!("vpcd", %addr).entered();
+        info!("connected to pcscd: card inserted");
         backoff = options.reconnect_initial;
         waiting_announced = false;
         let outcome = session(card, &stream, &mut options, stop);
