@@ -1,5 +1,8 @@
-//! Integration tests of the e-purse applet: transcripts (tests/data/*.apdu), error paths with
-//! state checks, tearing, properties, counters, the second ticket type.
+//! Integration tests of the e-purse applet: transcripts (tests/data/*.apdu, see its README.md),
+//! error paths with state checks, tearing, properties, counters, the second ticket type.
+
+// Test helpers outside #[test] functions unwrap and panic to report failures.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod commands;
 mod counters;
