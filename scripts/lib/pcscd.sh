@@ -29,19 +29,25 @@ reader_listed() { timeout 5 opensc-tool -l 2>/dev/null | grep -qF "$1"; }
 reader_index() { timeout 5 opensc-tool -l | awk -v r="$1" 'index($0, r) { print $1; exit }'; }
 
 # Reuses a pcscd that answers; otherwise removes a stale socket and starts `pcscd -f` in the
-# background (pid in pcscd_pid, log in $work/pcscd.log).
+# background (pid in pcscd_pid, log in $work/pcscd.log). pcscd writes /run/pcscd, so a non-root
+# user needs password-less sudo for this (sudo relays our SIGTERM to pcscd at the end).
 ensure_pcscd() {
     if [[ -S /run/pcscd/pcscd.comm ]] && pcscd_answers >/dev/null 2>&1; then
         log "reusing the running pcscd"
         return
     fi
-    [[ $(id -u) == 0 ]] || fail "no pcscd is running and only root can start one (it writes /run/pcscd)"
+    local as_root=()
+    if [[ $(id -u) != 0 ]]; then
+        sudo -n true 2>/dev/null ||
+            fail "no pcscd is running, and starting one needs root or password-less sudo"
+        as_root=(sudo -n)
+    fi
     if [[ -e /run/pcscd/pcscd.comm ]]; then
         log "removing stale /run/pcscd/pcscd.comm"
-        rm -f /run/pcscd/pcscd.comm
+        "${as_root[@]}" rm -f /run/pcscd/pcscd.comm
     fi
-    log "starting pcscd -f"
-    pcscd -f >"$work/pcscd.log" 2>&1 &
+    log "starting pcscd -f${as_root[*]:+ (via ${as_root[*]})}"
+    "${as_root[@]}" pcscd -f >"$work/pcscd.log" 2>&1 &
     pcscd_pid=$!
     wait_for "$WAIT_SECONDS" "pcscd to answer" pcscd_answers
 }
