@@ -56,8 +56,8 @@ pub enum IssueError {
     #[error("initial balance above the profile's maximum")]
     BalanceAboveLimit,
     /// The runtime refused the installation.
-    #[error("installation refused by the card runtime: {0:?}")]
-    Install(CardError),
+    #[error("installation refused by the card runtime")]
+    Install(#[source] CardError),
 }
 
 /// One master key held by the issuer.

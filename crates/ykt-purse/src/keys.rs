@@ -12,6 +12,7 @@ use core::fmt;
 use ykt_crypto::purse::{
     MacOutput, PurseAlgorithm, PurseKey, SessionPadding, Sm4Diversification, Sm4Rules, TacKey,
 };
+use zeroize::Zeroizing;
 
 /// What a key is for (e-purse.md §3.1). This enum is complete for the commands this applet
 /// implements (ED-only keys such as DULK/DUK are not used).
@@ -198,18 +199,10 @@ pub(crate) fn encode_table(entries: &[KeyEntry]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(1 + entries.len() * ENTRY_LEN);
     out.push(count);
     for e in entries {
-        let mut enc = e.encode()?;
-        out.extend_from_slice(&enc);
-        zeroize_array(&mut enc);
+        let enc = Zeroizing::new(e.encode()?);
+        out.extend_from_slice(enc.as_slice());
     }
     Some(out)
-}
-
-/// Overwrites a stack copy of key material.
-fn zeroize_array(bytes: &mut [u8]) {
-    // Volatile writes are what `zeroize` does; a plain fill is enough to not leave the copy around in
-    // this simulator, and keeps this crate free of another dependency.
-    bytes.iter_mut().for_each(|b| *b = 0);
 }
 
 /// Iterates the encoded entries of a key table.

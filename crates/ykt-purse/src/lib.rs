@@ -9,9 +9,9 @@
 //!   family per file under `src/commands/`, each handler citing its section), the cryptograms of §5
 //!   through `ykt_crypto::purse` (3DES or SM4 chosen per key, see [`keys`]), counters and the
 //!   last-transaction proof data of §7.
-//! * The persistent layout of an instance (see the `state` module docs) and its atomicity:
-//!   CREDIT and DEBIT stage balance, counter, proof data, the EF18 record and the cached composite
-//!   records in one store transaction, so a power cut at any write leaves all or nothing.
+//! * The persistent layout of an instance (below) and its atomicity: CREDIT and DEBIT stage
+//!   balance, counter, proof data, the EF18 record and the cached composite records in one store
+//!   transaction, so a power cut at any write leaves all or nothing.
 //! * The issuer side until GlobalPlatform personalisation exists: [`IssuerFactory`] (master keys +
 //!   ASN + card data → personalised [`IssuedPurse`]), [`PurseAppletFactory`] for
 //!   `Card::load_state`, and the §8 test card in [`testing`].
@@ -33,6 +33,28 @@
 //!                                 proof; TAC‖MAC2                 [one transaction]  §4.6
 //!  80 5A (PROVE)            ───▶  MAC2‖TAC of the last transaction                     §4.8
 //! ```
+//!
+//! # Persistent layout (per instance, in the runtime's namespace for it)
+//!
+//! | Object | Contents | Changes when |
+//! |---|---|---|
+//! | `ObjectId(0x0100)` purse, 20 B | balance (4) · online counter (2) · offline counter (2) · last transaction: type (1, `00` = none) · counter used (2) · MAC2 (4) · TAC (4) · RFU (1) | CREDIT, DEBIT |
+//! | `ObjectId(0x0101)` status, 10 B | lifecycle (1) · PIN tries left (1) · PIN length (1) · PIN (6, `FF`-padded) · consecutive MAC failures (1) | PIN commands, BLOCK/UNBLOCK, counted MAC failures |
+//! | `ObjectId(0x0102)` keys | count (1) · entries of 25 B: usage · index · version · algorithm (6: family, id, SM4 rule codes) · key (16) | personalisation only |
+//! | EF15, EF16, EF17 | transparent 30/55/60 B (§2) | personalisation only |
+//! | EF18 | cyclic 10 × 23 B ([`files::TransactionRecord`]) | CREDIT, DEBIT (same transaction as the purse object) |
+//! | EF1A | linear 4 × 128 B, record *n* personalised with identifier *n* in byte 1 | composite DEBIT (cached UPDATE CAPP DATA CACHE) |
+//! | EF1E | cyclic 10 × 48 B | composite DEBIT (cached UPDATE CAPP DATA CACHE) |
+//!
+//! The profile ([`PurseProfile`]) is the instance's installation parameter, kept by the runtime
+//! next to the instance and handed back to [`PurseAppletFactory`] by `Card::load_state`.
+//! Volatile only (lost on deselect, reset, power loss): the INITIALIZE session with its session key
+//! and cached composite records, the GET CHALLENGE random, the PIN-verified flag.
+//!
+//! Known limits: file commands without secure messaging are answered by the runtime before the
+//! applet sees them, so a READ BINARY/RECORD between INITIALIZE and CREDIT/DEBIT does not end the
+//! session (every command the applet sees does); RELOAD PIN carries no challenge, so like its PBOC
+//! model it can be replayed with the same PIN.
 //!
 //! # Second ticket type (第二票种)
 //!

@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use ykt_apdu::StatusWord;
 
 /// Ticket-type code of the stored-value e-purse (e-purse.md §0). Shown in EF18 records, see
-/// [`crate::files::ef18_record`].
+/// [`crate::files::TransactionRecord`].
 pub const TICKET_TYPE_EPURSE: u8 = 0x00;
 
 /// Ticket-type code of the second ticket type (第二票种).

@@ -24,7 +24,8 @@ pub const SECURE_MESSAGING_MAC_INVALID: StatusWord = StatusWord::SM_DATA_OBJECTS
 pub const CHALLENGE_MISSING: StatusWord = StatusWord::REFERENCED_DATA_INVALIDATED;
 
 /// `00 84 00 00 Le` with Le `04` or `08`: the random is the IV of the next secure-messaging command
-/// and is forgotten after that command, whatever it is.
+/// and is forgotten after that command, whatever it is. The IV is always `random[0..4] || 00..`
+/// (e-purse.md §4.10), also after an 8-byte challenge (L).
 // e-purse.md §4.9
 pub(crate) fn get_challenge(
     ctx: &mut Context<'_>,

@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use ykt_apdu::{CommandApdu, StatusWord};
 use ykt_card::Context;
 use ykt_crypto::purse::{PurseAlgorithm, tac};
+use zeroize::Zeroizing;
 
 use super::{expect_p1p2, take};
 use crate::applet::Volatile;
@@ -169,7 +170,7 @@ pub(crate) fn pin_unblock(
     let (enc, mac) = cmd.data.split_at(block);
     super::block::check_secure_messaging_mac(&dpuk, cmd, &challenge, enc, mac)?;
 
-    let plain = match dpuk.algorithm {
+    let plain = Zeroizing::new(match dpuk.algorithm {
         PurseAlgorithm::Tdes => {
             let key = ykt_crypto::TdesKey::two_key(*dpuk.key.expose());
             let b: [u8; 8] = take(enc, 0)?;
@@ -180,8 +181,8 @@ pub(crate) fn pin_unblock(
             let b: [u8; 16] = take(enc, 0)?;
             key.decrypt_block(&b).to_vec()
         }
-    };
-    let pin_len = usize::from(plain[0]);
+    });
+    let pin_len = usize::from(plain.first().copied().unwrap_or(0));
     let pin = plain.get(1..1 + pin_len).ok_or(StatusWord::WRONG_DATA)?;
     let padding_ok = plain
         .get(1 + pin_len..)
