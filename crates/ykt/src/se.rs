@@ -200,3 +200,33 @@ fn apdu(args: ApduArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use ykt_apdu::CommandApdu;
+    use ykt_transport::{CardChannel, InProcess};
+
+    use super::test_card;
+
+    /// `--sm4` picks the SM4 card: INITIALIZE FOR LOAD answers algorithm id 04 and the §8.3 MAC1;
+    /// without it, the 3DES card of §8.1.
+    #[test]
+    fn test_card_follows_the_sm4_choice() {
+        for (sm4, expected) in [
+            (false, "00000000 0000 01 00 1A2B3C4D 4E903E9F"),
+            (true, "00000000 0000 01 04 1A2B3C4D 3033E121"),
+        ] {
+            let mut channel = InProcess::new(test_card(sm4).unwrap());
+            let select = hex::decode("00A4040008A000000632010105").unwrap();
+            channel
+                .transmit_checked(&CommandApdu::parse(&select).unwrap())
+                .unwrap();
+            let init = hex::decode("805000020B010000271011223344556610").unwrap();
+            let response = channel
+                .transmit_checked(&CommandApdu::parse(&init).unwrap())
+                .unwrap();
+            let expected: String = expected.split_whitespace().collect();
+            assert_eq!(hex::encode_upper(response), expected, "sm4={sm4}");
+        }
+    }
+}
