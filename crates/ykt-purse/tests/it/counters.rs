@@ -151,4 +151,8 @@ fn hundred_mixed_transactions() {
         loads > 10 && purchases > 10,
         "a mixed run ({loads} loads, {purchases} purchases)"
     );
+    // SE-EP-FIL-002: EF18 keeps the newest 10 (23-byte) records; record 11 does not exist.
+    assert_eq!(records(&mut card, 0x18).len(), 10);
+    assert!(records(&mut card, 0x18).iter().all(|r| r.len() == 23));
+    assert_eq!(read_record(&mut card, 0x18, 11), None);
 }
