@@ -18,21 +18,19 @@ pub const TRANSPORT: u8 = 4;
 /// The card answered with an error status word.
 pub const CARD_REFUSED: u8 = 5;
 
-/// The exit code for `error`, from the first cause in its chain that has one.
+/// The exit code for `error`. The most specific cause anywhere in its chain decides: a state
+/// file that could not be saved from inside the vpcd loop is a state-file failure (3), even
+/// though it reaches here wrapped in a transport error.
 pub fn code_for(error: &anyhow::Error) -> ExitCode {
-    let code = error
-        .chain()
-        .find_map(|cause| {
-            if cause.is::<StateFileError>() {
-                Some(STATE_FILE)
-            } else if cause.is::<TransportError>() {
-                Some(TRANSPORT)
-            } else if cause.is::<CardRefused>() {
-                Some(CARD_REFUSED)
-            } else {
-                None
-            }
-        })
-        .unwrap_or(FAILURE);
+    let has = |test: fn(&(dyn std::error::Error + 'static)) -> bool| error.chain().any(test);
+    let code = if has(|e| e.is::<StateFileError>()) {
+        STATE_FILE
+    } else if has(|e| e.is::<CardRefused>()) {
+        CARD_REFUSED
+    } else if has(|e| e.is::<TransportError>()) {
+        TRANSPORT
+    } else {
+        FAILURE
+    };
     ExitCode::from(code)
 }
