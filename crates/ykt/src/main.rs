@@ -1,6 +1,7 @@
 //! The `ykt` command: wiring only. Each subcommand lives in its own module; this file parses the
 //! command line, installs logging and maps errors to exit codes (see `exit`).
 
+mod demo;
 mod entropy;
 mod exit;
 mod se;
@@ -22,6 +23,8 @@ struct Cli {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
+    /// The whole system end to end on embedded defaults: issue, load, ride, tear, prove, clear.
+    Demo(demo::DemoArgs),
     /// The simulated secure element: serve it to PC/SC, talk to PC/SC cards.
     Se(se::SeArgs),
 }
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
     };
     init_logging();
     let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Se(args) => se::run(args),
     };
     match result {

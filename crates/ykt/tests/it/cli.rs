@@ -143,3 +143,37 @@ fn bad_arguments_are_usage_errors() {
     let output = Command::new(YKT).arg("--help").output().unwrap();
     assert_eq!(output.status.code(), Some(0));
 }
+
+#[test]
+fn demo_runs_end_to_end_and_keeps_its_state_file_when_asked() {
+    let dir = temp_dir("demo");
+    let state = dir.join("card.ykt");
+    let out = Command::new(YKT)
+        .arg("demo")
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "TACs verified",
+        "no fen created or lost",
+        "completed the debit",
+        "left the card as before",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "demo output lacks {expected:?}:\n{stdout}"
+        );
+    }
+    // The kept state file is a card that `se serve --state` accepts (the same loader).
+    let bytes = std::fs::read(&state).unwrap();
+    assert!(bytes.starts_with(b"YKTCARD\0"));
+    // The full card number never reaches the output.
+    assert!(!stdout.contains("31041000000012345678"));
+}

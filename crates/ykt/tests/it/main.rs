@@ -6,6 +6,7 @@
 
 mod cli;
 mod pcsc;
+mod tidy;
 
 /// `(command, expected response)` pairs of a `tests/data/*.apdu` transcript.
 pub fn transcript(text: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
