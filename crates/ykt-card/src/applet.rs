@@ -40,6 +40,21 @@ pub trait Applet {
     /// committed earlier by `ctx.commit()`).
     fn process(&mut self, ctx: &mut Context<'_>, cmd: &CommandApdu) -> Result<Vec<u8>, StatusWord>;
 
+    /// A command while the MF is current (no application selected) that the dispatcher does not
+    /// own (anything but SELECT by name, SELECT MF, GET RESPONSE and MANAGE CHANNEL).
+    ///
+    /// A card whose MF holds files of its own answers them here, e.g. a PSAM's terminal number in
+    /// EF16 of the MF (e-purse.md §6). `None`, the default, passes the command on: the applets are
+    /// asked in install order, and when none answers the dispatcher's MF rules apply. Writes
+    /// staged through `ctx` commit as for [`process`](Applet::process).
+    fn process_mf(
+        &mut self,
+        _ctx: &mut Context<'_>,
+        _cmd: &CommandApdu,
+    ) -> Option<Result<Vec<u8>, StatusWord>> {
+        None
+    }
+
     /// Power off/on/reset: drop every volatile value (session keys, INITIALIZE state,
     /// challenges).
     fn reset_volatile(&mut self);

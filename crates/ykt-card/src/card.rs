@@ -17,9 +17,10 @@
 //!   and the previous selection stays); SELECT of the MF (P1 `00`, data `3F00` or empty):
 //!   deselects the applet and answers the minimal FCI `6F 04 83 02 3F 00`; GET RESPONSE
 //!   (`C0`); MANAGE CHANNEL (`70`) → `6881` (only the basic channel exists).
-//! * **Nothing selected** (MF current): other SELECT → `6A82`; READ/UPDATE BINARY/RECORD,
-//!   APPEND RECORD → `6A82` with an SFI, `6986` without (the MF has no EFs); anything else →
-//!   `6D00`.
+//! * **Nothing selected** (MF current): the applets' [`Applet::process_mf`] first, in install
+//!   order (a PSAM answers READ BINARY of its MF EF16 there); when none answers: other SELECT →
+//!   `6A82`; READ/UPDATE BINARY/RECORD, APPEND RECORD → `6A82` with an SFI, `6986` without (the
+//!   MF has no EFs of its own); anything else → `6D00`.
 //! * **An applet selected**: interindustry file commands go to its
 //!   [`Files`](crate::fs::Files) first, then to [`Applet::process`].
 //! * **Faults**: an applet error that looks like success (`9000`, `61xx`) or has an SW1 outside
@@ -353,7 +354,7 @@ impl Card {
             }
         }
         let Some(index) = self.selected else {
-            return Ok(sw_only(mf_command(&cmd)));
+            return self.dispatch_mf(&cmd, raw);
         };
         let Some(inst) = self.instances.get_mut(index) else {
             return Ok(sw_only(StatusWord::UNKNOWN));
@@ -369,6 +370,30 @@ impl Card {
             None => inst.applet.process(&mut ctx, &cmd),
         };
         self.finish(&cmd, raw, result)
+    }
+
+    /// A command with the MF current: the first applet whose [`Applet::process_mf`] answers it,
+    /// else the MF rules of the module documentation.
+    fn dispatch_mf(&mut self, cmd: &CommandApdu, raw: &[u8]) -> Result<Vec<u8>, CardError> {
+        let mut current_ef = None;
+        for inst in &mut self.instances {
+            let mut ctx = Context::new(
+                &mut self.store,
+                inst.ns,
+                &mut *self.entropy,
+                &mut current_ef,
+            );
+            if let Some(result) = inst.applet.process_mf(&mut ctx, cmd) {
+                return self.finish(cmd, raw, result);
+            }
+            if self.store.is_torn() {
+                return Err(CardError::PowerLost);
+            }
+            // An applet that passes the command on has no business staging writes; whatever it
+            // staged must not ride along with the next applet's (or the next command's) commit.
+            self.store.discard();
+        }
+        Ok(sw_only(mf_command(cmd)))
     }
 
     /// Commits or discards, applies the `6Cxx` and `61xx` rules.
