@@ -25,11 +25,14 @@ extern crate alloc;
 pub mod card_data;
 pub mod commands;
 mod error;
+pub mod lists;
 pub mod load;
 pub mod load_host;
 pub mod purchase;
 pub mod sam;
 pub mod tac;
+pub mod tap;
+pub mod transit;
 
 pub use error::{DriveError, FlowError, HostError, SamError};
 pub use ykt_apdu::{CommandApdu, ResponseApdu};

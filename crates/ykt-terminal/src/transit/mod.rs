@@ -1,0 +1,736 @@
+//! Entry/exit fares at a metro gate and single-tap fares on a bus, paid by composite purchase
+//! (type 09) with the EF1A trip record and EF1E history records (e-purse.md §2, §4.7).
+//!
+//! ```text
+//!   tap (CardSnapshot) ──► decide(EF1A, card, balance, site, now, config)
+//!        ├─ Entry  { amount, EF1A state 01 + EF1E 03 [+ EF1E 08 make-up] }
+//!        ├─ Exit   { fare,   EF1A state 02 + EF1E 04 }
+//!        ├─ Single { fare,   EF1A state 02 + EF1E 06 }         (flat-fare bus line)
+//!        └─ Refuse(reason)
+//!   Entry/Exit/Single ──► PurchaseFlow with PurchaseParams { composite: Some(records), .. }
+//! ```
+//!
+//! [`decide`] is pure: the time is an argument and nothing is written until the purchase runs,
+//! so a refused or torn purchase leaves the card's trip state as it was (the purse commits the
+//! cached records with the debit, e-purse.md §7).
+//!
+//! Every rule the brief leaves open is a field of [`TransitConfig`], with its proposal (P) in
+//! [`TransitConfig::proposed`]; the uncertain record facts (L) are [`EF1A_RECORD_ID`] and
+//! [`MILEAGE_UNIT_METRES`].
+
+mod fare;
+mod records;
+mod time;
+
+use alloc::vec::Vec;
+use core::fmt;
+
+pub use fare::{
+    Fare, FareBasis, FareError, FareParseError, FareParseErrorKind, FareTable, StationRef,
+};
+pub use records::{
+    EF1A_BODY_LEN, EF1A_LEN, EF1A_RECORD_ID, EF1A_TAG, EF1E_LEN, Ef1aRecord, Ef1eRecord,
+    HistoryType, RecordError, TransactionFlag, TripEnd, TripState, industry, line_bcd, terminal8,
+};
+pub use time::{BcdDateTime, DateTimeError};
+
+use crate::card_data::CardIdentity;
+use crate::commands::PURSE_AID;
+use crate::purchase::{CappRecord, PurchaseParams};
+
+/// Unit of the EF1A mileage field (bytes 100–101).
+///
+/// L (e-purse.md §2 names the field, not its unit): 100 m, so 16 bits cover 6 553 km.
+pub const MILEAGE_UNIT_METRES: u32 = 100;
+
+/// P2 of UPDATE CAPP DATA CACHE for EF1A: SFI `1A` << 3, mode `000` (e-purse.md §2, §4.7).
+pub const EF1A_CACHE_P2: u8 = 0x1A << 3;
+/// P2 of UPDATE CAPP DATA CACHE for EF1E: SFI `1E` << 3, mode `000` (e-purse.md §2, §4.7).
+pub const EF1E_CACHE_P2: u8 = 0x1E << 3;
+
+/// What a terminal is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::exhaustive_enums)] // Complete: a tap opens a trip, closes one, or is the whole ride.
+pub enum GateRole {
+    /// An entry gate: opens a trip.
+    Entry,
+    /// An exit gate: closes the trip and charges its fare.
+    Exit,
+    /// A single-tap validator (a flat-fare bus): the ride is charged at once.
+    Single,
+}
+
+/// Where the tap happens: the terminal's own data, written into the records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    /// 6-byte PSAM terminal number (BCD).
+    pub terminal_id: [u8; 6],
+    /// City code, BCD (EF17 style).
+    pub city: [u8; 2],
+    /// Institution id of the operator network.
+    pub institution: [u8; 8],
+    /// Operator code.
+    pub operator: [u8; 2],
+    /// Line and station.
+    pub station: StationRef,
+    /// Vehicle number, ASCII (zero for a station gate).
+    pub vehicle: [u8; 8],
+    /// Direction byte for EF1A byte 57.
+    pub direction: u8,
+    /// Industry code for EF1E ([`industry`]).
+    pub industry: u8,
+    /// Entry, exit or single tap.
+    pub role: GateRole,
+}
+
+/// What a rule does with a trip it cannot price normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::exhaustive_enums)] // Complete: charge or refuse.
+pub enum Penalty {
+    /// Charge the maximum fare marked in EF1A (or, with no record, the table's maximum fare).
+    ChargeMaxFare,
+    /// Refuse the tap: the rider goes to the service desk.
+    Refuse,
+}
+
+/// How a transfer lowers the fare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::exhaustive_enums)] // Complete: free or a fixed discount.
+pub enum TransferDiscount {
+    /// The transfer trip is free.
+    Free,
+    /// This many fen off (never below zero).
+    Amount(u32),
+}
+
+/// A transfer: a trip that starts within `window_minutes` of the exit of a trip on another line.
+///
+/// P: the window runs from the previous exit to the start of this trip (its entry; for a single
+/// tap, the tap itself), inclusive; the previous exit is the exit block of EF1A, which an entry
+/// keeps as it was (see [`decide`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferRule {
+    /// Length of the window in minutes.
+    pub window_minutes: u32,
+    /// What the transfer trip gets.
+    pub discount: TransferDiscount,
+}
+
+/// The fare rules of a transit network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransitConfig {
+    /// The fare table.
+    pub fares: FareTable,
+    /// Amount deducted at entry, subtracted from the fare at exit. P: 0 (the entry is a
+    /// composite purchase of 0 that only writes the records and marks the maximum fare).
+    pub entry_charge: u32,
+    /// Balance a card needs to enter; `None` = the table's maximum fare. P: `None`.
+    pub min_entry_balance: Option<u32>,
+    /// An entry (or single tap) while EF1A shows a trip never closed. P: charge the marked
+    /// maximum fare (an EF1E make-up record, type 08) and open the new trip.
+    pub open_trip_at_entry: Penalty,
+    /// An entry tap at the station of the open trip within this many minutes is refused as a
+    /// double tap, not charged. P: 20.
+    pub double_tap_minutes: u32,
+    /// An exit with no open trip. P: refuse.
+    pub exit_without_entry: Penalty,
+    /// An exit whose trip cannot be priced here (entered in another city or network, unknown
+    /// station pair) or lasted longer than [`max_trip_minutes`](Self::max_trip_minutes).
+    /// P: charge the marked maximum fare.
+    pub unpriced_exit: Penalty,
+    /// Longest trip before [`unpriced_exit`](Self::unpriced_exit) applies; `None` = no limit.
+    /// P: 240 minutes.
+    pub max_trip_minutes: Option<u32>,
+    /// The transfer rule; `None` = no transfers. P: 30 minutes, 1.00 off.
+    pub transfer: Option<TransferRule>,
+}
+
+impl TransitConfig {
+    /// The proposed rules (P, see each field) over `fares`.
+    pub fn proposed(fares: FareTable) -> Self {
+        Self {
+            fares,
+            entry_charge: 0,
+            min_entry_balance: None,
+            open_trip_at_entry: Penalty::ChargeMaxFare,
+            double_tap_minutes: 20,
+            exit_without_entry: Penalty::Refuse,
+            unpriced_exit: Penalty::ChargeMaxFare,
+            max_trip_minutes: Some(240),
+            transfer: Some(TransferRule {
+                window_minutes: 30,
+                discount: TransferDiscount::Amount(100),
+            }),
+        }
+    }
+}
+
+/// Why a tap is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefuseReason {
+    /// The application's start date is after today (EF15 bytes 20–23).
+    NotYetValid,
+    /// The application has expired (EF15 bytes 24–27).
+    Expired,
+    /// EF1A carries an application lock flag.
+    RecordLocked(u8),
+    /// EF1A cannot be decoded.
+    UnreadableRecord(RecordError),
+    /// The card entered at this station moments ago.
+    DoubleTap,
+    /// A trip was never closed and [`TransitConfig::open_trip_at_entry`] refuses.
+    OpenTrip,
+    /// An exit with no open trip and [`TransitConfig::exit_without_entry`] refuses.
+    ExitWithoutEntry,
+    /// The trip cannot be priced here and [`TransitConfig::unpriced_exit`] refuses.
+    Unpriced,
+    /// The trip is longer than allowed and [`TransitConfig::unpriced_exit`] refuses.
+    Overtime,
+    /// The recorded entry time is after now.
+    EntryAfterNow,
+    /// The fare table has no fare for a single tap on this line.
+    NoFare,
+    /// The balance does not cover what the tap needs.
+    InsufficientBalance {
+        /// Balance on the card.
+        balance: u32,
+        /// What the tap needs.
+        needed: u32,
+    },
+}
+
+impl fmt::Display for RefuseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotYetValid => f.write_str("the card is not valid yet"),
+            Self::Expired => f.write_str("the card has expired"),
+            Self::RecordLocked(b) => write!(f, "the trip record is locked ({b:02X})"),
+            Self::UnreadableRecord(e) => write!(f, "the trip record is unreadable: {e}"),
+            Self::DoubleTap => f.write_str("already entered here"),
+            Self::OpenTrip => f.write_str("the last trip was never closed"),
+            Self::ExitWithoutEntry => f.write_str("no entry recorded"),
+            Self::Unpriced => f.write_str("the trip cannot be priced here"),
+            Self::Overtime => f.write_str("the trip took too long"),
+            Self::EntryAfterNow => f.write_str("the recorded entry is in the future"),
+            Self::NoFare => f.write_str("no fare for this line"),
+            Self::InsufficientBalance { balance, needed } => {
+                write!(f, "balance {balance} does not cover {needed}")
+            }
+        }
+    }
+}
+
+/// What a tap will charge and write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge {
+    /// Amount to deduct now (may be 0).
+    pub amount: u32,
+    /// The fare found for the trip, before the transfer discount (exit and single taps).
+    pub fare: Option<Fare>,
+    /// Discount given for a transfer.
+    pub transfer_discount: u32,
+    /// Maximum fare charged for a trip never closed, or for an unpriced or overtime exit.
+    pub penalty: u32,
+    /// The EF1A record to write.
+    pub ef1a: Ef1aRecord,
+    /// The EF1E records to append, oldest first.
+    pub history: Vec<Ef1eRecord>,
+}
+
+impl Charge {
+    /// The records for UPDATE CAPP DATA CACHE: EF1A first, then the EF1E records.
+    pub fn capp_records(&self) -> Vec<CappRecord> {
+        let mut out = Vec::with_capacity(1 + self.history.len());
+        out.push(CappRecord {
+            p1: self.ef1a.record_id,
+            p2: EF1A_CACHE_P2,
+            data: self.ef1a.encode().to_vec(),
+        });
+        for h in &self.history {
+            out.push(CappRecord {
+                p1: 0x00,
+                p2: EF1E_CACHE_P2,
+                data: h.encode().to_vec(),
+            });
+        }
+        out
+    }
+
+    /// The composite purchase (type 09) that carries out this charge on the e-purse.
+    pub fn purchase_params(&self, key_index: u8, now: BcdDateTime) -> PurchaseParams {
+        PurchaseParams {
+            aid: PURSE_AID.to_vec(),
+            key_index,
+            amount: self.amount,
+            datetime: now.bytes(),
+            composite: Some(self.capp_records()),
+        }
+    }
+}
+
+/// The outcome of [`decide`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::exhaustive_enums)] // Complete: the three tap kinds of `GateRole`, or a refusal.
+pub enum Decision {
+    /// Open a trip.
+    Entry(Charge),
+    /// Close the trip and charge its fare.
+    Exit(Charge),
+    /// Charge a single ride.
+    Single(Charge),
+    /// Do not let the rider through.
+    Refuse(RefuseReason),
+}
+
+impl Decision {
+    /// The charge, unless refused.
+    pub fn charge(&self) -> Option<&Charge> {
+        match self {
+            Self::Entry(c) | Self::Exit(c) | Self::Single(c) => Some(c),
+            Self::Refuse(_) => None,
+        }
+    }
+}
+
+/// The EF1A transaction serial (bytes 6–13) of a trip opened at `now`.
+///
+/// P (e-purse.md §2 names the field only): `00` followed by the entry date-time, unique per card
+/// and trip without a counter the terminal would have to keep.
+pub fn trip_serial(now: BcdDateTime) -> [u8; 8] {
+    let mut s = [0u8; 8];
+    s[1..].copy_from_slice(&now.bytes());
+    s
+}
+
+/// Decides a tap at `site` at `now`, given the card's EF1A record (`None` if never written), its
+/// identity and balance.
+///
+/// An entry keeps the exit block, the mileage and the city-defined bytes of the previous record
+/// (P), so the exit gate can apply the transfer rule to the previous trip's exit.
+pub fn decide(
+    current: Option<&Ef1aRecord>,
+    card: &CardIdentity,
+    balance: u32,
+    site: &Site,
+    now: BcdDateTime,
+    config: &TransitConfig,
+) -> Decision {
+    match decide_inner(current, card, balance, site, now, config) {
+        Ok(d) => d,
+        Err(reason) => Decision::Refuse(reason),
+    }
+}
+
+fn decide_inner(
+    current: Option<&Ef1aRecord>,
+    card: &CardIdentity,
+    balance: u32,
+    site: &Site,
+    now: BcdDateTime,
+    config: &TransitConfig,
+) -> Result<Decision, RefuseReason> {
+    // BCD dates compare as their digits do.
+    if now.date() < card.start_date {
+        return Err(RefuseReason::NotYetValid);
+    }
+    if now.date() > card.expiry_date {
+        return Err(RefuseReason::Expired);
+    }
+    let current = current.filter(|r| r.valid);
+    if let Some(r) = current
+        && r.app_lock != 0
+    {
+        return Err(RefuseReason::RecordLocked(r.app_lock));
+    }
+    let open = current.filter(|r| r.state == TripState::Entered);
+    let here = TripEnd {
+        city: site.city,
+        institution: site.institution,
+        operator: site.operator,
+        line: site.station.line,
+        station: site.station.station,
+        vehicle: site.vehicle,
+        terminal: terminal8(&site.terminal_id),
+        datetime: Some(now),
+    };
+    let max_fare = config.fares.max_fare();
+    match site.role {
+        GateRole::Entry => {
+            let penalty = open_trip_penalty(open, site, now, config)?;
+            let amount = config.entry_charge.saturating_add(penalty);
+            let needed = amount.max(config.min_entry_balance.unwrap_or(max_fare));
+            ensure_balance(balance, needed)?;
+            let previous = current
+                .cloned()
+                .unwrap_or_else(|| blank_record(TripState::Initial));
+            let ef1a = Ef1aRecord {
+                record_id: EF1A_RECORD_ID,
+                valid: true,
+                transaction_flag: TransactionFlag::Segmented,
+                state: TripState::Entered,
+                serial: trip_serial(now),
+                entry: here,
+                marked_max_fare: max_fare,
+                direction: site.direction,
+                amount,
+                ..previous
+            };
+            let mut history = Vec::with_capacity(2);
+            let mut after = balance;
+            if penalty > 0 {
+                after -= penalty;
+                history.push(history_record(
+                    HistoryType::EpMakeUp,
+                    site,
+                    now,
+                    penalty,
+                    after,
+                    max_fare,
+                ));
+            }
+            after -= config.entry_charge;
+            history.push(history_record(
+                HistoryType::EpEntry,
+                site,
+                now,
+                config.entry_charge,
+                after,
+                max_fare,
+            ));
+            Ok(Decision::Entry(Charge {
+                amount,
+                fare: None,
+                transfer_discount: 0,
+                penalty,
+                ef1a,
+                history,
+            }))
+        }
+        GateRole::Exit => {
+            let Some(trip) = open else {
+                return match config.exit_without_entry {
+                    Penalty::Refuse => Err(RefuseReason::ExitWithoutEntry),
+                    Penalty::ChargeMaxFare => {
+                        let mut ef1a = current
+                            .cloned()
+                            .unwrap_or_else(|| blank_record(TripState::Initial));
+                        ef1a.serial = trip_serial(now);
+                        ef1a.entry = TripEnd::default();
+                        ef1a.marked_max_fare = max_fare;
+                        exit_charge(ef1a, here, balance, site, now, None, 0, max_fare, None)
+                    }
+                };
+            };
+            let marked = marked_fare(trip, max_fare);
+            let Some(entered) = trip.entry.datetime else {
+                return penalised_exit(
+                    trip,
+                    here,
+                    balance,
+                    site,
+                    now,
+                    config,
+                    RefuseReason::Unpriced,
+                );
+            };
+            let elapsed = now.seconds_since(&entered);
+            if elapsed < 0 {
+                return Err(RefuseReason::EntryAfterNow);
+            }
+            if let Some(limit) = config.max_trip_minutes
+                && elapsed > i64::from(limit) * 60
+            {
+                return penalised_exit(
+                    trip,
+                    here,
+                    balance,
+                    site,
+                    now,
+                    config,
+                    RefuseReason::Overtime,
+                );
+            }
+            let same_network =
+                trip.entry.city == site.city && trip.entry.institution == site.institution;
+            let from = StationRef::new(trip.entry.line, trip.entry.station);
+            let fare = same_network
+                .then(|| config.fares.fare(from, site.station))
+                .flatten();
+            let Some(fare) = fare else {
+                return penalised_exit(
+                    trip,
+                    here,
+                    balance,
+                    site,
+                    now,
+                    config,
+                    RefuseReason::Unpriced,
+                );
+            };
+            let discount = transfer_discount(trip, &trip.entry, entered, fare.amount, config);
+            let trip_fare = fare.amount - discount;
+            let amount = trip_fare.saturating_sub(config.entry_charge);
+            let mut ef1a = trip.clone();
+            ef1a.mileage = mileage(config.fares.distance_between(from, site.station));
+            exit_charge(
+                ef1a,
+                here,
+                balance,
+                site,
+                now,
+                Some(fare),
+                discount,
+                marked,
+                Some(amount),
+            )
+            .map(|d| with_trip_amount(d, trip_fare))
+        }
+        GateRole::Single => {
+            let penalty = open_trip_penalty(open, site, now, config)?;
+            let fare = config
+                .fares
+                .flat_fare(site.station.line)
+                .map(|amount| Fare {
+                    amount,
+                    basis: FareBasis::Flat,
+                })
+                .ok_or(RefuseReason::NoFare)?;
+            let discount = match current.filter(|r| r.state == TripState::Exited) {
+                Some(r) => transfer_discount(r, &here, now, fare.amount, config),
+                None => 0,
+            };
+            let ride = fare.amount - discount;
+            let amount = ride.saturating_add(penalty);
+            ensure_balance(balance, amount)?;
+            let ef1a = Ef1aRecord {
+                record_id: EF1A_RECORD_ID,
+                valid: true,
+                transaction_flag: TransactionFlag::Segmented,
+                state: TripState::Exited,
+                serial: trip_serial(now),
+                entry: here,
+                marked_max_fare: max_fare,
+                direction: site.direction,
+                exit: here,
+                amount: ride,
+                mileage: 0,
+                ..current
+                    .cloned()
+                    .unwrap_or_else(|| blank_record(TripState::Initial))
+            };
+            let mut history = Vec::with_capacity(2);
+            let mut after = balance;
+            if penalty > 0 {
+                after -= penalty;
+                history.push(history_record(
+                    HistoryType::EpMakeUp,
+                    site,
+                    now,
+                    penalty,
+                    after,
+                    max_fare,
+                ));
+            }
+            after -= ride;
+            history.push(history_record(
+                HistoryType::EpSingle,
+                site,
+                now,
+                ride,
+                after,
+                max_fare,
+            ));
+            Ok(Decision::Single(Charge {
+                amount,
+                fare: Some(fare),
+                transfer_discount: discount,
+                penalty,
+                ef1a,
+                history,
+            }))
+        }
+    }
+}
+
+/// The make-up fare due at an entry for an open trip, or a refusal.
+fn open_trip_penalty(
+    open: Option<&Ef1aRecord>,
+    site: &Site,
+    now: BcdDateTime,
+    config: &TransitConfig,
+) -> Result<u32, RefuseReason> {
+    let Some(trip) = open else {
+        return Ok(0);
+    };
+    let same_station = trip.entry.line == site.station.line
+        && trip.entry.station == site.station.station
+        && trip.entry.institution == site.institution;
+    if let Some(entered) = trip.entry.datetime {
+        let elapsed = now.seconds_since(&entered);
+        if same_station && (0..=i64::from(config.double_tap_minutes) * 60).contains(&elapsed) {
+            return Err(RefuseReason::DoubleTap);
+        }
+    }
+    match config.open_trip_at_entry {
+        Penalty::Refuse => Err(RefuseReason::OpenTrip),
+        Penalty::ChargeMaxFare => Ok(marked_fare(trip, config.fares.max_fare())),
+    }
+}
+
+fn marked_fare(trip: &Ef1aRecord, max_fare: u32) -> u32 {
+    if trip.marked_max_fare > 0 {
+        trip.marked_max_fare
+    } else {
+        max_fare
+    }
+}
+
+/// The discount for a trip started at `start` (at `start_end`) after the exit recorded in `previous`.
+fn transfer_discount(
+    previous: &Ef1aRecord,
+    start_end: &TripEnd,
+    start: BcdDateTime,
+    fare: u32,
+    config: &TransitConfig,
+) -> u32 {
+    let (Some(rule), Some(left)) = (config.transfer, previous.exit.datetime) else {
+        return 0;
+    };
+    if previous.exit.line == start_end.line {
+        return 0;
+    }
+    let gap = start.seconds_since(&left);
+    if !(0..=i64::from(rule.window_minutes) * 60).contains(&gap) {
+        return 0;
+    }
+    match rule.discount {
+        TransferDiscount::Free => fare,
+        TransferDiscount::Amount(d) => d.min(fare),
+    }
+}
+
+fn penalised_exit(
+    trip: &Ef1aRecord,
+    here: TripEnd,
+    balance: u32,
+    site: &Site,
+    now: BcdDateTime,
+    config: &TransitConfig,
+    reason: RefuseReason,
+) -> Result<Decision, RefuseReason> {
+    match config.unpriced_exit {
+        Penalty::Refuse => Err(reason),
+        Penalty::ChargeMaxFare => {
+            let marked = marked_fare(trip, config.fares.max_fare());
+            let mut ef1a = trip.clone();
+            ef1a.mileage = 0;
+            exit_charge(ef1a, here, balance, site, now, None, 0, marked, None)
+        }
+    }
+}
+
+/// Closes `ef1a` at `here`. `amount` is the amount to deduct; `None` charges `marked` as a penalty.
+#[allow(clippy::too_many_arguments)] // One private helper shared by the exit paths.
+fn exit_charge(
+    mut ef1a: Ef1aRecord,
+    here: TripEnd,
+    balance: u32,
+    site: &Site,
+    now: BcdDateTime,
+    fare: Option<Fare>,
+    discount: u32,
+    marked: u32,
+    amount: Option<u32>,
+) -> Result<Decision, RefuseReason> {
+    let (amount, penalty) = match amount {
+        Some(a) => (a, 0),
+        None => (marked, marked),
+    };
+    ensure_balance(balance, amount)?;
+    ef1a.state = TripState::Exited;
+    ef1a.exit = here;
+    ef1a.amount = amount;
+    let history = alloc::vec![history_record(
+        HistoryType::EpExit,
+        site,
+        now,
+        amount,
+        balance - amount,
+        ef1a.marked_max_fare,
+    )];
+    Ok(Decision::Exit(Charge {
+        amount,
+        fare,
+        transfer_discount: discount,
+        penalty,
+        ef1a,
+        history,
+    }))
+}
+
+/// EF1A bytes 96–99 of a closed trip hold the trip's whole fare, also the part paid at entry.
+fn with_trip_amount(d: Decision, trip_fare: u32) -> Decision {
+    match d {
+        Decision::Exit(mut c) => {
+            c.ef1a.amount = trip_fare;
+            Decision::Exit(c)
+        }
+        other => other,
+    }
+}
+
+fn ensure_balance(balance: u32, needed: u32) -> Result<(), RefuseReason> {
+    if balance < needed {
+        Err(RefuseReason::InsufficientBalance { balance, needed })
+    } else {
+        Ok(())
+    }
+}
+
+fn mileage(distance: Option<u32>) -> u16 {
+    let units = distance.unwrap_or(0) / MILEAGE_UNIT_METRES;
+    u16::try_from(units).unwrap_or(u16::MAX)
+}
+
+fn blank_record(state: TripState) -> Ef1aRecord {
+    Ef1aRecord {
+        record_id: EF1A_RECORD_ID,
+        valid: true,
+        transaction_flag: TransactionFlag::Segmented,
+        app_lock: 0,
+        serial: [0; 8],
+        state,
+        entry: TripEnd::default(),
+        marked_max_fare: 0,
+        direction: 0,
+        exit: TripEnd::default(),
+        amount: 0,
+        mileage: 0,
+        city_defined: [0; 26],
+    }
+}
+
+fn history_record(
+    record_type: HistoryType,
+    site: &Site,
+    now: BcdDateTime,
+    amount: u32,
+    balance_after: u32,
+    max_fare: u32,
+) -> Ef1eRecord {
+    Ef1eRecord {
+        record_type,
+        terminal: terminal8(&site.terminal_id),
+        industry: site.industry,
+        line: line_bcd(site.station.line),
+        rfu_14: [0; 3],
+        amount,
+        balance_after,
+        datetime: Some(now),
+        acquirer_city: site.city,
+        institution: site.institution,
+        max_fare,
+        rfu_46: [0; 2],
+    }
+}
