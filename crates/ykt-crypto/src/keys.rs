@@ -106,6 +106,18 @@ pub(crate) enum TdesCipher {
     Ede3(des::TdesEde3),
 }
 
+impl TdesCipher {
+    /// 3DES-EDE-encrypts one block (ECB) with the prepared key schedule.
+    pub(crate) fn encrypt_block(&self, block: &[u8; 8]) -> [u8; 8] {
+        let mut out = *block;
+        match self {
+            TdesCipher::Ede2(c) => encrypt_one(c, &mut out),
+            TdesCipher::Ede3(c) => encrypt_one(c, &mut out),
+        }
+        out
+    }
+}
+
 impl TdesKey {
     /// Wraps a 2-key (K1 || K2) EDE key.
     pub fn two_key(bytes: [u8; 16]) -> Self {
@@ -164,12 +176,7 @@ impl TdesKey {
 
     /// 3DES-EDE-encrypts one block (ECB).
     pub fn encrypt_block(&self, block: &[u8; 8]) -> [u8; 8] {
-        let mut out = *block;
-        match self.cipher() {
-            TdesCipher::Ede2(c) => encrypt_one(&c, &mut out),
-            TdesCipher::Ede3(c) => encrypt_one(&c, &mut out),
-        }
-        out
+        self.cipher().encrypt_block(block)
     }
 
     /// 3DES-EDE-decrypts one block (ECB).

@@ -18,7 +18,7 @@ use core::fmt;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::Error;
-use crate::diversify::{diversify_sm4, diversify_tdes};
+use crate::diversify::{diversify_sm4, diversify_sm4_with, diversify_tdes, diversify_tdes_with};
 use crate::keys::{DesKey, Sm4Key, TdesKey, redacted};
 use crate::mac::{pboc_mac_des, retail_mac16, sm4_cbc_mac};
 
@@ -290,6 +290,59 @@ pub fn diversify(alg: &PurseAlgorithm, master: &PurseKey, div: &[u8; 8]) -> Purs
                 PurseKey(*diversify_sm4(&master.sm4(), div).expose())
             }
         },
+    }
+}
+
+/// A master key with its key schedule expanded once, for deriving many card keys: the back office
+/// checking the TACs of a day's records, a SAM serving many cards. [`MasterKeySchedule::diversify`]
+/// gives exactly [`diversify`]'s result without expanding the master key again for each card.
+///
+/// The expanded schedule wipes itself on drop and prints `[redacted]`.
+pub struct MasterKeySchedule {
+    inner: MasterInner,
+}
+
+// One schedule lives per master key, so the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum MasterInner {
+    Tdes(crate::keys::TdesCipher),
+    Sm4(sm4::Sm4, Sm4Rules),
+}
+
+impl MasterKeySchedule {
+    /// Expands `master` for `alg`.
+    pub fn new(alg: &PurseAlgorithm, master: &PurseKey) -> Self {
+        let inner = match alg {
+            PurseAlgorithm::Tdes => MasterInner::Tdes(master.tdes().cipher()),
+            PurseAlgorithm::Sm4(rules) => MasterInner::Sm4(master.sm4().cipher(), *rules),
+        };
+        Self { inner }
+    }
+
+    /// The card key for diversifier `div`: the same as [`diversify`] with the master and
+    /// algorithm this schedule was made from.
+    pub fn diversify(&self, div: &[u8; 8]) -> PurseKey {
+        match &self.inner {
+            MasterInner::Tdes(cipher) => {
+                let card = diversify_tdes_with(cipher, div);
+                let mut bytes = [0u8; 16];
+                bytes.copy_from_slice(card.expose());
+                let key = PurseKey(bytes);
+                bytes.zeroize();
+                key
+            }
+            MasterInner::Sm4(cipher, rules) => match rules.diversification {
+                Sm4Diversification::DivAndComplement => {
+                    PurseKey(*diversify_sm4_with(cipher, div).expose())
+                }
+            },
+        }
+    }
+}
+
+impl fmt::Debug for MasterKeySchedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        redacted(f, "MasterKeySchedule")
     }
 }
 

@@ -125,3 +125,23 @@ proptest! {
         prop_assert_eq!(unpad_iso9797_m2(&padded).unwrap(), &data[..]);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A master expanded once derives the same card keys as the one-shot `diversify`, for 3DES
+    /// and every SM4 rule set.
+    #[test]
+    fn master_key_schedule_matches_diversify(
+        master in any::<[u8; 16]>(),
+        div in any::<[u8; 8]>(),
+    ) {
+        use ykt_crypto::purse::{MasterKeySchedule, PurseAlgorithm, PurseKey, Sm4Rules, diversify};
+        let master = PurseKey::from_bytes(master);
+        for alg in [PurseAlgorithm::Tdes, PurseAlgorithm::Sm4(Sm4Rules::BRIEF)] {
+            let schedule = MasterKeySchedule::new(&alg, &master);
+            let (prepared, one_shot) = (schedule.diversify(&div), diversify(&alg, &master, &div));
+            prop_assert_eq!(prepared.expose(), one_shot.expose());
+        }
+    }
+}
