@@ -15,10 +15,13 @@
 //! * The issuer side until GlobalPlatform personalisation exists: [`IssuerFactory`] (master keys +
 //!   ASN + card data → personalised [`IssuedPurse`]), [`PurseAppletFactory`] for
 //!   `Card::load_state`, and the §8 test card in [`testing`].
+//! * The PSAM applet ([`psam`], kind `ykt.psam`, e-purse.md §6): the terminal's secure module as a
+//!   second card, with the master keys, MAC1 (`80 70`, single- and two-level), MAC2 (`80 72`), the
+//!   persistent TTSN, and the secure-messaging MAC (`80 1A`, `80 FA`); the test PSAM in [`testing`].
 //!
 //! It does **not** own the dispatcher (SELECT by AID, GET RESPONSE, channels), the file commands'
 //! wire handling, the journal or tearing (all `ykt-card`), the cryptographic rules (`ykt-crypto`;
-//! every SM4 choice is an `Sm4Rules` field there), nor the terminal/PSAM/host side.
+//! every SM4 choice is an `Sm4Rules` field there), nor the terminal/host side.
 //!
 //! # Flow
 //!
@@ -86,6 +89,7 @@ pub mod factory;
 pub mod files;
 pub mod keys;
 pub mod profile;
+pub mod psam;
 mod state;
 pub mod testing;
 

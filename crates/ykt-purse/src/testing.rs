@@ -13,19 +13,24 @@
 //! | Balance, counters | 0 |
 //! | PIN | `123456` |
 //! | Card randoms | `1A2B3C4D`, `5E6F7A8B`, then `SeededRandom::new(`[`TEST_CARD_SEED`]`)` |
+//!
+//! The test PSAM ([`danger_test_psam_3des`], [`danger_test_psam_sm4`]) holds the same master DPK and
+//! DAMK (index 01, version 01), terminal id [`TEST_TERMINAL_ID`] and first TTSN [`TEST_FIRST_TTSN`],
+//! so the §8.2 purchase reproduces through its `80 70` / `80 72` byte for byte.
 
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 
 use ykt_card::danger::ScriptedRandom;
-use ykt_card::{Atr, Card, Entropy};
+use ykt_card::{Atr, Card, Entropy, SeededRandom};
 use ykt_crypto::purse::{PurseAlgorithm, PurseKey, Sm4Rules};
 
 use crate::factory::{Asn, CardData, Ef15, IssueError, IssuedPurse, IssuerFactory, MasterKey};
 use crate::files::{EF16_LEN, EF17_LEN};
 use crate::keys::KeyUsage;
 use crate::profile::PurseProfile;
+use crate::psam::{IssuedPsam, PSAM_AID, PsamData};
 use crate::{EP_AID, SECOND_TICKET_AID};
 
 /// Master load key of e-purse.md §8.
@@ -179,4 +184,51 @@ pub fn danger_test_card_sm4() -> Result<Card, IssueError> {
 /// [`danger_test_card`] with the 3DES e-purse and, installed after it, the second ticket type.
 pub fn danger_test_card_with_second_ticket() -> Result<Card, IssueError> {
     danger_test_card(vec![test_card_3des()?, test_second_ticket_3des()?])
+}
+
+/// Terminal id of the test PSAM: the terminal of e-purse.md §8.
+pub const TEST_TERMINAL_ID: [u8; 6] = [0x11, 0x22, 0x33, 0x44, 0x55, 0x66];
+/// The TTSN of the test PSAM's first `80 70` (e-purse.md §8.2: `00000001`).
+pub const TEST_FIRST_TTSN: u32 = 1;
+/// Seed of the test PSAM card's entropy (the PSAM draws no randoms; the runtime needs a source).
+pub const TEST_PSAM_SEED: u64 = 0x5053_414D;
+
+/// The test PSAM's master keys under `algorithm`: the §8 DPK and our DAMK, index 01, version 01.
+pub fn test_psam_master_keys(algorithm: PurseAlgorithm) -> Vec<MasterKey> {
+    test_master_keys(algorithm)
+        .into_iter()
+        .filter(|m| matches!(m.usage, KeyUsage::Purchase | KeyUsage::Maintenance))
+        .collect()
+}
+
+/// The test PSAM under `algorithm` at [`PSAM_AID`]: [`TEST_TERMINAL_ID`], purchase key index 01
+/// in EF17, first TTSN [`TEST_FIRST_TTSN`].
+pub fn test_psam(algorithm: PurseAlgorithm) -> Result<IssuedPsam, IssueError> {
+    IssuedPsam::new(
+        &PSAM_AID,
+        PsamData::new(TEST_TERMINAL_ID, TEST_KEY_INDEX, TEST_FIRST_TTSN),
+        &test_psam_master_keys(algorithm),
+    )
+}
+
+/// A powered PSAM card (ATR [`Atr::default_t1`]) holding `psam`.
+pub fn danger_psam_card(psam: IssuedPsam) -> Result<Card, IssueError> {
+    let mut card = Card::new(
+        Atr::default_t1(),
+        Box::new(SeededRandom::new(TEST_PSAM_SEED)),
+    );
+    psam.install(&mut card)?;
+    card.power_on();
+    Ok(card)
+}
+
+/// A powered card with the 3DES test PSAM (published master keys: tests only).
+pub fn danger_test_psam_3des() -> Result<Card, IssueError> {
+    danger_psam_card(test_psam(PurseAlgorithm::Tdes)?)
+}
+
+/// A powered card with the SM4 test PSAM under [`Sm4Rules::BRIEF`] (published master keys: tests
+/// only).
+pub fn danger_test_psam_sm4() -> Result<Card, IssueError> {
+    danger_psam_card(test_psam(PurseAlgorithm::Sm4(Sm4Rules::BRIEF))?)
 }

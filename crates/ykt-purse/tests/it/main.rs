@@ -7,6 +7,8 @@
 mod commands;
 mod counters;
 mod properties;
+mod psam;
+mod psam_props;
 mod second_ticket;
 mod support;
 mod tearing;
