@@ -3,3 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers fail loudly by design
 
 mod flows;
+mod lists;
+mod tap;
+mod transit;
