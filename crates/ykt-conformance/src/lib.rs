@@ -1,0 +1,59 @@
+//! Conformance testing in the model of JT/T 1059.8—2025 (交通一卡通移动支付技术规范 第8部分：检测):
+//! a catalogue of test items as data, a runner with ISO/IEC 9646-style verdicts, and reports in
+//! HTML and JUnit XML (`shared/spec/conformance.md`).
+//!
+//! ```text
+//!  catalogue/se.toml, te.toml ──load + validate──▶ Catalogue ──┐
+//!  Registry (checkers by name) ────────────────────────────────┤
+//!                                                              ▼
+//!  Target::Sim (fresh test card per item) ─┐            runner::run ──▶ Run ──▶ report::html / report::junit
+//!  Target::Card (&mut dyn CardAccess)  ────┤   per item: gates (--only, profile, needs) → checker
+//!  Target::Terminal (flows vs lower tester)┘             → Outcome (PASS/FAIL/INCONCLUSIVE/N/A/NOT_RUN) + Transcript
+//! ```
+//!
+//! What it owns: the item catalogue ([`catalogue`], embedded with `include_str!`), the profile
+//! gate ([`profile`]), the SE harness that plays terminal, PSAM and load host and recomputes
+//! every MAC and TAC itself ([`se`]), the terminal harness with its scripted lower-tester card
+//! and stub PSAM ([`te`]), the runner and the reports.
+//!
+//! What it does not own: any I/O. A card in a reader reaches the runner through the
+//! [`CardAccess`] trait, which the binary implements over its PC/SC channel; the reports are
+//! strings the binary writes; the date of a run is an argument. Nor the cores it tests: the
+//! simulator (`ykt-card`, `ykt-purse`) and the terminal flows (`ykt-terminal`) are used as they
+//! are.
+//!
+//! # Declared profiles
+//!
+//! An item lists the features it needs ([`profile::FEATURES`]); it runs only when the sample
+//! declares them all, else N/A. `tearing` and `fixture` are simulator-only. The sample profiles:
+//! `ykt se serve` (the e-purse.md §8 3DES test card) is [`profile::SAMPLE_SERVE_3DES`]
+//! (`ep,alg-3des`; `ep,alg-sm4` with `--sm4`), the simulator is [`profile::SAMPLE_SIM`].
+//!
+//! # Items on a real card
+//!
+//! A fresh fixture per item is impossible on a card in a reader, so every SE checker works
+//! relative to the card's current state: it reads balance and counters first, loads before a
+//! purchase, spends before a load that would pass the balance limit, and undoes PIN and block
+//! changes afterwards. It needs the card's keys to be the e-purse brief's §8 test keys.
+
+#![warn(missing_docs)]
+
+pub mod catalogue;
+pub mod params;
+pub mod profile;
+pub mod registry;
+pub mod report;
+pub mod runner;
+pub mod se;
+pub mod target;
+pub mod te;
+pub mod transcript;
+pub mod verdict;
+
+pub use catalogue::{Catalogue, CatalogueError, Item, TargetKind};
+pub use profile::Profile;
+pub use registry::Registry;
+pub use runner::{Run, RunConfig, RunInfo, Target, run};
+pub use target::{CardAccess, Fault, SimCard};
+pub use transcript::Transcript;
+pub use verdict::{Outcome, Stop, Verdict};

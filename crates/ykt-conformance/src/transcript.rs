@@ -1,0 +1,122 @@
+//! The transcript of one item: every APDU (`>>` command, `<<` response, hex) and every event,
+//! in order. Reports show it for failed and inconclusive items.
+
+use std::fmt::{self, Write as _};
+
+/// One line of a transcript.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Entry {
+    /// A command sent to the target (redacted for PIN commands, see [`Transcript::command`]).
+    Command(String),
+    /// The target's response, hex data then SW.
+    Response(String),
+    /// No response came back.
+    NoResponse(String),
+    /// Something the harness or the lower tester did or saw.
+    Event(String),
+}
+
+/// Everything exchanged and observed during one item.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Transcript {
+    entries: Vec<Entry>,
+    /// When set, APDUs are not recorded (long loops record a summary instead).
+    quiet: bool,
+}
+
+/// Upper-case hex without separators.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02X}");
+    }
+    s
+}
+
+/// INS codes whose data field is a PIN (VERIFY, CHANGE/RELOAD PIN, PIN UNBLOCK): never shown.
+const PIN_INS: [u8; 3] = [0x20, 0x5E, 0x24];
+
+impl Transcript {
+    /// An empty transcript.
+    pub fn new() -> Transcript {
+        Transcript::default()
+    }
+
+    /// Records a command. The data of PIN commands is replaced by its length.
+    pub fn command(&mut self, bytes: &[u8]) {
+        if self.quiet {
+            return;
+        }
+        let text = match bytes {
+            [cla, ins, p1, p2, lc, rest @ ..] if PIN_INS.contains(ins) && !rest.is_empty() => {
+                format!(
+                    "{} [{} data bytes redacted]",
+                    hex(&[*cla, *ins, *p1, *p2, *lc]),
+                    rest.len()
+                )
+            }
+            _ => hex(bytes),
+        };
+        self.entries.push(Entry::Command(text));
+    }
+
+    /// Records a response (data ‖ SW1 SW2).
+    pub fn response(&mut self, bytes: &[u8]) {
+        if self.quiet {
+            return;
+        }
+        let text = match bytes.len() {
+            0 | 1 => hex(bytes),
+            n => {
+                let (data, sw) = bytes.split_at(n - 2);
+                if data.is_empty() {
+                    hex(sw)
+                } else {
+                    format!("{} {}", hex(data), hex(sw))
+                }
+            }
+        };
+        self.entries.push(Entry::Response(text));
+    }
+
+    /// Records that no response came back, and why.
+    pub fn no_response(&mut self, why: impl Into<String>) {
+        self.entries.push(Entry::NoResponse(why.into()));
+    }
+
+    /// Records an event (always, even when quiet).
+    pub fn event(&mut self, text: impl Into<String>) {
+        self.entries.push(Entry::Event(text.into()));
+    }
+
+    /// Stops (`true`) or resumes recording APDUs.
+    pub fn set_quiet(&mut self, quiet: bool) {
+        self.quiet = quiet;
+    }
+
+    /// The entries, in order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl fmt::Display for Transcript {
+    /// `>> hex`, `<< hex`, `!! no response`, `# event`, one per line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for e in &self.entries {
+            match e {
+                Entry::Command(c) => writeln!(f, ">> {c}")?,
+                Entry::Response(r) => writeln!(f, "<< {r}")?,
+                Entry::NoResponse(w) => writeln!(f, "!! no response: {w}")?,
+                Entry::Event(t) => writeln!(f, "# {t}")?,
+            }
+        }
+        Ok(())
+    }
+}
