@@ -60,11 +60,14 @@ impl core::error::Error for FlowError {
     }
 }
 
-/// Why the purchase SAM refused (e-purse.md §6).
+/// Why the purchase SAM refused or could not answer (e-purse.md §6).
+///
+/// The PSAM card's own refusals ([`SamError::Refused`], and the typed variants a PSAM status word
+/// maps to) stay apart from a failed transport to it ([`SamError::Transport`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SamError {
-    /// No master purchase key for this key index and version.
+    /// No master purchase key for this key index and version (a PSAM answers `9403`).
     UnknownKey {
         /// Key index sent in INITIALIZE.
         index: u8,
@@ -73,12 +76,34 @@ pub enum SamError {
     },
     /// The algorithm id is not one the SAM knows.
     UnknownAlgorithm(u8),
-    /// MAC2 from the card does not verify.
+    /// MAC2 from the card does not verify (a PSAM answers `9302`).
     Mac2Invalid,
-    /// MAC2 verification was asked with no purchase in progress.
+    /// MAC2 verification was asked with no purchase in progress (a PSAM answers `6985`).
     NoPurchaseInProgress,
-    /// The terminal transaction serial is exhausted.
+    /// The terminal transaction serial is exhausted (a PSAM answers `9402`).
     SerialExhausted,
+    /// The SAM holds no maintenance (DAMK) master key, so it cannot make a secure-messaging MAC
+    /// (§4.10); a PSAM answers `9403` to `80 1A` for it.
+    NoMaintenanceKey,
+    /// The command to MAC does not fit one `80 FA` command to the PSAM (its length in bytes).
+    CommandTooLong(usize),
+    /// The PSAM answered a command with a status word that none of the variants above names.
+    Refused {
+        /// The PSAM command, e.g. `"80 70 (MAC1)"`.
+        command: &'static str,
+        /// What the PSAM answered.
+        sw: StatusWord,
+    },
+    /// The PSAM's response data had the wrong length for the command.
+    MalformedResponse {
+        /// The PSAM command.
+        command: &'static str,
+        /// The data length received.
+        len: usize,
+    },
+    /// The transport to the PSAM failed: the outcome of the command is unknown. The transport's
+    /// own error is kept by the SAM (`CardSam::take_transport_error`).
+    Transport,
 }
 
 impl fmt::Display for SamError {
@@ -91,6 +116,15 @@ impl fmt::Display for SamError {
             Self::Mac2Invalid => f.write_str("MAC2 from the card is invalid"),
             Self::NoPurchaseInProgress => f.write_str("no purchase in progress"),
             Self::SerialExhausted => f.write_str("terminal transaction serial exhausted"),
+            Self::NoMaintenanceKey => f.write_str("no maintenance master key"),
+            Self::CommandTooLong(len) => {
+                write!(f, "a {len}-byte command is too long for a PSAM MAC")
+            }
+            Self::Refused { command, sw } => write!(f, "the PSAM refused {command}: {sw:?}"),
+            Self::MalformedResponse { command, len } => {
+                write!(f, "malformed PSAM response to {command} ({len} data bytes)")
+            }
+            Self::Transport => f.write_str("the transport to the PSAM failed"),
         }
     }
 }

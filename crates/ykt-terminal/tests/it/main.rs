@@ -4,5 +4,6 @@
 
 mod flows;
 mod lists;
+mod sam_card;
 mod tap;
 mod transit;
