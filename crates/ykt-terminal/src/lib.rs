@@ -22,6 +22,7 @@
 
 extern crate alloc;
 
+pub mod block;
 pub mod card_data;
 pub mod commands;
 mod error;

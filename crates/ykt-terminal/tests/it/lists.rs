@@ -25,15 +25,54 @@ fn asns(n: usize, seed: u64) -> Vec<[u8; 10]> {
 #[test]
 fn a_blacklist_built_from_100k_unsorted_entries_finds_each_and_nothing_else() {
     let mut entries = asns(100_000, 0x1234_5678);
-    entries.extend_from_slice(&entries[..1000].to_vec());
+    entries.extend_from_within(..1000);
     let list = CardBlacklist::from_unsorted(7, entries.clone());
     assert_eq!(list.len(), 100_000);
     assert_eq!(list.version(), 7);
-    assert_eq!(list.memory_bytes(), 100_000 * 10);
-    assert!(list.entries().windows(2).all(|w| w[0] < w[1]));
+    // 16384 buckets of about 6 entries: 4 index bytes per bucket.
+    assert_eq!(list.memory_bytes(), 100_000 * 10 + (16_384 + 1) * 4);
+    let sorted = list.sorted_entries();
+    assert!(sorted.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(sorted.len(), 100_000);
     assert!(entries.iter().all(|e| list.contains(e)));
     let absent = asns(10_000, 0xDEAD_BEEF);
     assert!(absent.iter().filter(|a| list.contains(a)).count() == 0);
+}
+
+#[test]
+fn lists_of_every_small_size_find_exactly_their_entries() {
+    for n in 0..300 {
+        let entries = asns(n, 0xABCD + n as u64);
+        let list = CardBlacklist::from_unsorted(1, entries.clone());
+        assert!(entries.iter().all(|e| list.contains(e)), "{n}");
+        assert!(!asns(50, 0x7777).iter().any(|e| list.contains(e)), "{n}");
+        assert_eq!(CardBlacklist::from_binary(&list.to_binary()).unwrap(), list);
+    }
+}
+
+#[test]
+fn a_binary_list_in_any_order_loads_to_the_same_list() {
+    let list = CardBlacklist::from_unsorted(5, asns(5000, 3));
+    let mut sorted = list.sorted_entries();
+    sorted.push(sorted[17]);
+    let text: String = format!(
+        "ykt-list card-blacklist 1\nversion 5\n{}",
+        sorted
+            .iter()
+            .map(|e| format!("{}\n", hex::encode(e)))
+            .collect::<String>()
+    );
+    assert_eq!(CardBlacklist::parse(&text).unwrap(), list);
+    // Binary, entries sorted ascending instead of lookup order, with a repeat.
+    let mut bin = b"YKTLIST\0\x01\x02".to_vec();
+    bin.extend_from_slice(&5u32.to_be_bytes());
+    bin.extend_from_slice(&(sorted.len() as u32).to_be_bytes());
+    for e in &sorted {
+        bin.extend_from_slice(e);
+    }
+    let crc = crc32_reference(&bin);
+    bin.extend_from_slice(&crc.to_be_bytes());
+    assert_eq!(CardBlacklist::from_binary(&bin).unwrap(), list);
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers fail loudly by design
 
+mod block;
 mod flows;
 mod lists;
 mod sam_card;
