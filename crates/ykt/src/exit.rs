@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use ykt_transport::TransportError;
 
+use crate::conform::NotConformant;
 use crate::se::CardRefused;
 use crate::state::StateFileError;
 
@@ -17,13 +18,26 @@ pub const STATE_FILE: u8 = 3;
 pub const TRANSPORT: u8 = 4;
 /// The card answered with an error status word.
 pub const CARD_REFUSED: u8 = 5;
+/// `ykt conform`: an item FAILed.
+pub const NOT_CONFORMANT: u8 = 6;
+/// `ykt conform`: no item FAILed, but one was INCONCLUSIVE (harness or transport fault).
+pub const INCONCLUSIVE: u8 = 7;
 
 /// The exit code for `error`. The most specific cause anywhere in its chain decides: a state
 /// file that could not be saved from inside the vpcd loop is a state-file failure (3), even
 /// though it reaches here wrapped in a transport error.
 pub fn code_for(error: &anyhow::Error) -> ExitCode {
     let has = |test: fn(&(dyn std::error::Error + 'static)) -> bool| error.chain().any(test);
-    let code = if has(|e| e.is::<StateFileError>()) {
+    let conform = error
+        .chain()
+        .find_map(|e| e.downcast_ref::<NotConformant>());
+    let code = if let Some(n) = conform {
+        if n.failed > 0 {
+            NOT_CONFORMANT
+        } else {
+            INCONCLUSIVE
+        }
+    } else if has(|e| e.is::<StateFileError>()) {
         STATE_FILE
     } else if has(|e| e.is::<CardRefused>()) {
         CARD_REFUSED

@@ -1,6 +1,7 @@
 //! The `ykt` command: wiring only. Each subcommand lives in its own module; this file parses the
 //! command line, installs logging and maps errors to exit codes (see `exit`).
 
+mod conform;
 mod demo;
 mod entropy;
 mod exit;
@@ -27,6 +28,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// The simulated secure element: serve it to PC/SC, talk to PC/SC cards.
     Se(se::SeArgs),
+    /// The conformance suite: catalogue items against the simulator, a PC/SC card or the
+    /// terminal flows, with HTML and JUnit reports.
+    Conform(conform::ConformArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Se(args) => se::run(args),
+        Command::Conform(args) => conform::run_conform(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,283 @@
+//! `ykt conform`: the conformance suite (`ykt-conformance`) against the simulator, a card in a
+//! PC/SC reader, or the terminal flows; writes the HTML and JUnit reports.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use ykt_apdu::CommandApdu;
+use ykt_conformance::profile::{self, Profile};
+use ykt_conformance::report::{html, junit};
+use ykt_conformance::{
+    CardAccess, Catalogue, Fault, Registry, Run, RunConfig, RunInfo, Target, Verdict, run,
+};
+use ykt_transport::{CardChannel, PcscChannel};
+
+/// `ykt conform …`
+///
+/// Exit codes: 0 when no item FAILed and none was INCONCLUSIVE (N/A and NOT_RUN are fine);
+/// 6 when an item FAILed; 7 when none FAILed but one was INCONCLUSIVE; 4 when the PC/SC reader
+/// cannot be reached; 1 for any other error (a report file that cannot be written).
+#[derive(Debug, clap::Args)]
+pub struct ConformArgs {
+    /// What to test: `sim` (the in-process simulator, a fresh test card per item),
+    /// `pcsc:READER` (a card in that PC/SC reader, e.g. `ykt se serve` behind pcscd; `pcsc`
+    /// alone takes the first reader with a card), or `terminal` (the terminal flows against the
+    /// scripted lower-tester card and stub PSAM).
+    #[arg(long, default_value = "sim", value_name = "TARGET")]
+    target: String,
+    /// The sample's declared features, comma-separated (see --list). Default: everything for
+    /// `sim`, `ep,alg-3des` (what `ykt se serve` presents) for `pcsc`, `te` for `terminal`.
+    #[arg(long, value_name = "FEATURES")]
+    profile: Option<String>,
+    /// Run only items whose ID starts with PATTERN, or matches it with `*` wildcards
+    /// (e.g. `SE-EP-PUR`, `*-TEAR-*`); the others are NOT_RUN.
+    #[arg(long, value_name = "PATTERN")]
+    only: Option<String>,
+    /// Write the HTML report (one self-contained page) to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Write the JUnit XML report to FILE.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Print the catalogue and the profile features, then exit.
+    #[arg(long)]
+    list: bool,
+}
+
+/// Some item FAILed (exit code 6) or was INCONCLUSIVE (exit code 7).
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} item(s) FAILED, {inconclusive} INCONCLUSIVE")]
+pub struct NotConformant {
+    /// Items that FAILed.
+    pub failed: usize,
+    /// Items that were INCONCLUSIVE.
+    pub inconclusive: usize,
+}
+
+/// A card in a PC/SC reader as the harness sees it.
+struct PcscCard(PcscChannel);
+
+impl CardAccess for PcscCard {
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, Fault> {
+        let command = CommandApdu::parse(command)
+            .map_err(|e| Fault::Transport(format!("not a command APDU: {e}")))?;
+        self.0
+            .transmit(&command)
+            .map(|r| r.to_bytes())
+            .map_err(|e| Fault::Transport(e.to_string()))
+    }
+
+    fn reset(&mut self) -> Result<(), Fault> {
+        self.0
+            .reset()
+            .map(|_| ())
+            .map_err(|e| Fault::Transport(e.to_string()))
+    }
+}
+
+enum Kind {
+    Sim,
+    Pcsc(Option<String>),
+    Terminal,
+}
+
+fn parse_target(text: &str) -> anyhow::Result<Kind> {
+    Ok(match text {
+        "sim" => Kind::Sim,
+        "terminal" => Kind::Terminal,
+        "pcsc" => Kind::Pcsc(None),
+        other => match other.strip_prefix("pcsc:") {
+            Some(reader) if !reader.is_empty() => Kind::Pcsc(Some(reader.to_owned())),
+            _ => anyhow::bail!("--target must be sim, pcsc:READER or terminal, not {other:?}"),
+        },
+    })
+}
+
+/// Runs `ykt conform …`.
+pub fn run_conform(args: ConformArgs) -> anyhow::Result<()> {
+    let catalogue = Catalogue::builtin().context("loading the built-in catalogue")?;
+    if args.list {
+        print!("{}", listing(&catalogue));
+        return Ok(());
+    }
+    let kind = parse_target(&args.target)?;
+    let default_profile = match kind {
+        Kind::Sim => profile::SAMPLE_SIM,
+        Kind::Pcsc(_) => profile::SAMPLE_SERVE_3DES,
+        Kind::Terminal => profile::SAMPLE_TERMINAL,
+    };
+    let profile_text = args.profile.as_deref().unwrap_or(default_profile);
+    let config = RunConfig {
+        profile: Profile::parse(profile_text)?,
+        only: args.only.clone(),
+    };
+    let info = RunInfo {
+        target: args.target.clone(),
+        profile: config.profile.to_string(),
+        date: utc_now(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let registry = Registry::builtin();
+    let result = match kind {
+        Kind::Sim => run(&catalogue, &registry, Target::Sim, &config, info),
+        Kind::Terminal => run(&catalogue, &registry, Target::Terminal, &config, info),
+        Kind::Pcsc(reader) => {
+            let channel = match &reader {
+                Some(r) => PcscChannel::connect(r)?,
+                None => PcscChannel::connect_first()?,
+            };
+            tracing::info!(reader = channel.reader(), "connected");
+            let mut card = PcscCard(channel);
+            run(
+                &catalogue,
+                &registry,
+                Target::Card(&mut card),
+                &config,
+                info,
+            )
+        }
+    };
+    print!("{}", summary(&result));
+    if let Some(path) = &args.html {
+        write(path, &html(&result))?;
+    }
+    if let Some(path) = &args.junit {
+        write(path, &junit(&result))?;
+    }
+    if result.is_success() {
+        Ok(())
+    } else {
+        Err(NotConformant {
+            failed: result.count(Verdict::Fail),
+            inconclusive: result.count(Verdict::Inconclusive),
+        }
+        .into())
+    }
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+fn listing(catalogue: &Catalogue) -> String {
+    let mut o = String::new();
+    for item in catalogue.items() {
+        let _ = writeln!(
+            o,
+            "{:<15} {:<8} {:<28} {}{}",
+            item.id,
+            format!("{:?}", item.target).to_lowercase(),
+            item.profile.join(","),
+            item.title,
+            match (&item.needs, item.provisional) {
+                (Some(m), _) => format!(" [needs {m}]"),
+                (None, true) => " [provisional]".to_owned(),
+                (None, false) => String::new(),
+            }
+        );
+    }
+    let _ = writeln!(o, "\n{} items:", catalogue.items().len());
+    for ((object, area), n) in catalogue.counts_by_area() {
+        let _ = writeln!(o, "  {object}-{area}: {n}");
+    }
+    let _ = writeln!(o, "\nprofile features (--profile):");
+    for (name, what) in profile::FEATURES {
+        let _ = writeln!(o, "  {name:<9} {what}");
+    }
+    let _ = writeln!(
+        o,
+        "\nsample profiles: sim {}; `ykt se serve` {} (ep,alg-sm4 with --sm4); terminal {}",
+        profile::SAMPLE_SIM,
+        profile::SAMPLE_SERVE_3DES,
+        profile::SAMPLE_TERMINAL
+    );
+    o
+}
+
+fn summary(run: &Run) -> String {
+    let mut o = String::new();
+    for r in &run.results {
+        let _ = writeln!(
+            o,
+            "{:<12} {:<15} {} — {}",
+            r.outcome.verdict.label(),
+            r.item.id,
+            r.item.title,
+            r.outcome.reason
+        );
+    }
+    let counts: Vec<String> = Verdict::ALL
+        .iter()
+        .map(|v| format!("{} {}", run.count(*v), v.label()))
+        .collect();
+    let _ = writeln!(
+        o,
+        "\n{} on {} (profile {}): {} of {} items; {}",
+        if run.is_success() {
+            "CONFORMANT"
+        } else {
+            "NOT CONFORMANT"
+        },
+        run.info.target,
+        run.info.profile,
+        counts.join(", "),
+        run.results.len(),
+        if run.is_success() {
+            "nothing FAILED or INCONCLUSIVE"
+        } else {
+            "see the reasons above"
+        }
+    );
+    o
+}
+
+/// The current UTC time as `YYYY-MM-DDThh:mm:ssZ` (the report's run date).
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (proleptic Gregorian calendar).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn targets_parse() {
+        assert!(matches!(super::parse_target("sim"), Ok(super::Kind::Sim)));
+        assert!(matches!(
+            super::parse_target("pcsc:Virtual PCD 00 00"),
+            Ok(super::Kind::Pcsc(Some(r))) if r == "Virtual PCD 00 00"
+        ));
+        assert!(super::parse_target("pcsc:").is_err());
+        assert!(super::parse_target("card").is_err());
+    }
+
+    #[test]
+    fn date_is_iso() {
+        let d = super::utc_now();
+        assert_eq!(d.len(), 20, "{d}");
+        assert!(d.starts_with("20") && d.ends_with('Z'), "{d}");
+    }
+}
