@@ -26,14 +26,18 @@ pub mod block;
 pub mod card_data;
 pub mod commands;
 mod error;
+pub mod export;
+pub mod journal;
 pub mod lists;
 pub mod load;
 pub mod load_host;
 pub mod purchase;
+pub mod recovery;
 pub mod sam;
 pub mod tac;
 pub mod tap;
 pub mod transit;
+pub mod validator;
 
 pub use error::{DriveError, FlowError, HostError, SamError};
 pub use ykt_apdu::{CommandApdu, ResponseApdu};

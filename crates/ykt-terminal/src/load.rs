@@ -26,7 +26,7 @@ pub struct LoadParams {
 }
 
 /// A completed load, with what the back office needs to check its TAC.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadRecord {
     /// The card.
     pub card: CardIdentity,
@@ -50,10 +50,26 @@ pub struct LoadRecord {
     pub tac: [u8; 4],
 }
 
+/// What the load point knows once CREDIT FOR LOAD is ready to go: the grey record to journal
+/// before sending it (e-purse.md §7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCredit {
+    /// The load as it will be if the card credits; `tac` is zero.
+    pub record: LoadRecord,
+    /// Load key index sent in INITIALIZE FOR LOAD.
+    pub key_index: u8,
+    /// Card random returned by INITIALIZE FOR LOAD.
+    pub random: [u8; 4],
+    /// MAC1 returned by INITIALIZE FOR LOAD.
+    pub mac1: [u8; 4],
+    /// MAC2 the load host issued, sent in CREDIT FOR LOAD; GET TRANSACTION PROVE gives it back.
+    pub mac2: [u8; 4],
+}
+
 enum State {
     Selecting,
     Initializing(CardIdentity),
-    Crediting(LoadRequest),
+    Crediting(PendingCredit),
     Done,
 }
 
@@ -74,6 +90,32 @@ impl<'h> LoadFlow<'h> {
             state: State::Selecting,
         };
         (flow, select)
+    }
+
+    /// Starts a load on a card whose SELECT of `params.aid` the caller has already sent and
+    /// decoded; returns INITIALIZE FOR LOAD.
+    pub fn after_select(
+        params: LoadParams,
+        host: &'h mut dyn LoadAuthority,
+        card: CardIdentity,
+    ) -> (Self, CommandApdu) {
+        let initialize =
+            commands::initialize_for_load(params.key_index, params.amount, &params.terminal_id);
+        let flow = Self {
+            params,
+            host,
+            state: State::Initializing(card),
+        };
+        (flow, initialize)
+    }
+
+    /// The load whose CREDIT FOR LOAD is the command last returned, until its answer comes:
+    /// the load point journals it as grey before sending that command.
+    pub fn pending_credit(&self) -> Option<&PendingCredit> {
+        match &self.state {
+            State::Crediting(pending) => Some(pending),
+            _ => None,
+        }
     }
 }
 
@@ -149,10 +191,28 @@ impl Flow for LoadFlow<'_> {
                     datetime: p.datetime,
                 };
                 let mac2 = self.host.authorise(&request).map_err(FlowError::Host)?;
-                self.state = State::Crediting(request);
+                let r = request;
+                self.state = State::Crediting(PendingCredit {
+                    record: LoadRecord {
+                        new_balance: r.old_balance.saturating_add(r.amount),
+                        card: r.card,
+                        old_balance: r.old_balance,
+                        amount: r.amount,
+                        online_counter: r.online_counter,
+                        key_version: r.key_version,
+                        algorithm_id: r.algorithm_id,
+                        terminal_id: r.terminal_id,
+                        datetime: r.datetime,
+                        tac: [0; 4],
+                    },
+                    key_index: r.key_index,
+                    random: r.random,
+                    mac1: r.mac1,
+                    mac2,
+                });
                 Ok(Step::Send(commands::credit_for_load(&p.datetime, &mac2)))
             }
-            State::Crediting(r) => {
+            State::Crediting(PendingCredit { mut record, .. }) => {
                 const STEP: &str = "CREDIT FOR LOAD";
                 expect_success(STEP, &response)?;
                 if response.data.len() != 4 {
@@ -161,18 +221,8 @@ impl Flow for LoadFlow<'_> {
                         len: response.data.len(),
                     });
                 }
-                Ok(Step::Done(LoadRecord {
-                    new_balance: r.old_balance.saturating_add(r.amount),
-                    card: r.card,
-                    old_balance: r.old_balance,
-                    amount: r.amount,
-                    online_counter: r.online_counter,
-                    key_version: r.key_version,
-                    algorithm_id: r.algorithm_id,
-                    terminal_id: r.terminal_id,
-                    datetime: r.datetime,
-                    tac: array(&response.data),
-                }))
+                record.tac = array(&response.data);
+                Ok(Step::Done(record))
             }
             State::Done => Err(FlowError::AlreadyDone),
         }

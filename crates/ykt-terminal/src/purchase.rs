@@ -37,7 +37,7 @@ pub struct PurchaseParams {
 }
 
 /// A completed purchase, with what the back office needs to check its TAC.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurchaseRecord {
     /// The card.
     pub card: CardIdentity,
@@ -72,15 +72,27 @@ impl PurchaseRecord {
     }
 }
 
+/// What the terminal knows once DEBIT is ready to go: the grey record to journal before sending
+/// it (e-purse.md §7), and what recovery needs to check a MAC2 proved later (§4.8, §5.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDebit {
+    /// The purchase as it will be if the card debits; `tac` and `mac2` are zero.
+    pub record: PurchaseRecord,
+    /// Purchase key index sent in INITIALIZE.
+    pub key_index: u8,
+    /// Card random returned by INITIALIZE (an input of the session key).
+    pub random: [u8; 4],
+}
+
 enum State {
     Selecting,
     Initializing(CardIdentity),
     Caching {
-        record: PurchaseRecord,
+        pending: PendingDebit,
         mac1: [u8; 4],
         next: usize,
     },
-    Debiting(PurchaseRecord),
+    Debiting(PendingDebit),
     Done,
 }
 
@@ -103,9 +115,46 @@ impl<'s> PurchaseFlow<'s> {
         (flow, select)
     }
 
+    /// Starts a purchase on a card whose SELECT of `params.aid` the caller has already sent
+    /// and decoded (e.g. to look up its grey entries); returns INITIALIZE FOR (CAPP) PURCHASE.
+    pub fn after_select(
+        params: PurchaseParams,
+        sam: &'s mut dyn PurchaseSam,
+        card: CardIdentity,
+    ) -> (Self, CommandApdu) {
+        let mut flow = Self {
+            params,
+            sam,
+            state: State::Done,
+        };
+        let initialize = flow.initialize(card);
+        (flow, initialize)
+    }
+
+    /// The purchase whose DEBIT is the command last returned, until its answer comes: the
+    /// validator journals it as grey before sending that command.
+    pub fn pending_debit(&self) -> Option<&PendingDebit> {
+        match &self.state {
+            State::Debiting(pending) => Some(pending),
+            _ => None,
+        }
+    }
+
+    fn initialize(&mut self, card: CardIdentity) -> CommandApdu {
+        let terminal_id = self.sam.terminal_id();
+        let composite = self.params.composite.is_some();
+        self.state = State::Initializing(card);
+        commands::initialize_for_purchase(
+            composite,
+            self.params.key_index,
+            self.params.amount,
+            &terminal_id,
+        )
+    }
+
     fn cache_or_debit(
         &mut self,
-        record: PurchaseRecord,
+        pending: PendingDebit,
         mac1: [u8; 4],
         next: usize,
     ) -> Step<PurchaseRecord> {
@@ -118,15 +167,16 @@ impl<'s> PurchaseFlow<'s> {
             Some(c) => {
                 let command = commands::update_capp_data_cache(c.p1, c.p2, &c.data);
                 self.state = State::Caching {
-                    record,
+                    pending,
                     mac1,
                     next: next + 1,
                 };
                 Step::Send(command)
             }
             None => {
-                let command = commands::debit_for_purchase(record.ttsn, &record.datetime, &mac1);
-                self.state = State::Debiting(record);
+                let r = &pending.record;
+                let command = commands::debit_for_purchase(r.ttsn, &r.datetime, &mac1);
+                self.state = State::Debiting(pending);
                 Step::Send(command)
             }
         }
@@ -142,14 +192,7 @@ impl Flow for PurchaseFlow<'_> {
             State::Selecting => {
                 expect_success("SELECT", &response)?;
                 let card = CardIdentity::from_fci(&response.data)?;
-                let terminal_id = self.sam.terminal_id();
-                self.state = State::Initializing(card);
-                Ok(Step::Send(commands::initialize_for_purchase(
-                    composite,
-                    self.params.key_index,
-                    self.params.amount,
-                    &terminal_id,
-                )))
+                Ok(Step::Send(self.initialize(card)))
             }
             State::Initializing(card) => {
                 // §4.5: balance(4) offline counter(2) overdraft(3) version(1) alg(1) random(4)
@@ -193,13 +236,22 @@ impl Flow for PurchaseFlow<'_> {
                     tac: [0; 4],
                     mac2: [0; 4],
                 };
-                Ok(self.cache_or_debit(record, mac1.mac1, 0))
+                let pending = PendingDebit {
+                    record,
+                    key_index: request.key_index,
+                    random: request.random,
+                };
+                Ok(self.cache_or_debit(pending, mac1.mac1, 0))
             }
-            State::Caching { record, mac1, next } => {
+            State::Caching {
+                pending,
+                mac1,
+                next,
+            } => {
                 expect_success("UPDATE CAPP DATA CACHE", &response)?;
-                Ok(self.cache_or_debit(record, mac1, next))
+                Ok(self.cache_or_debit(pending, mac1, next))
             }
-            State::Debiting(mut record) => {
+            State::Debiting(PendingDebit { mut record, .. }) => {
                 // §4.6: TAC(4) MAC2(4)
                 const STEP: &str = "DEBIT FOR PURCHASE";
                 expect_success(STEP, &response)?;

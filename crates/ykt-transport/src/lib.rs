@@ -7,6 +7,7 @@
 //!   (or [`Error::Card`] from [`CardChannel::transmit_checked`]).
 //! * [`InProcess`]: a [`ykt_card::Card`] called directly.
 //! * [`PcscChannel`] (feature `pcsc`, on by default): a card in a PC/SC reader via libpcsclite.
+//! * [`nv`]: the terminal's transaction journal in a file (`fsync` on flush).
 //! * [`vpcd`]: the other direction, the simulated card as a *card* behind pcscd's vpcd driver, so
 //!   opensc-tool, pcsc_scan, pyscard and [`PcscChannel`] can talk to it.
 //!
@@ -26,6 +27,7 @@
 mod channel;
 mod error;
 mod in_process;
+pub mod nv;
 #[cfg(feature = "pcsc")]
 mod pcsc_channel;
 pub mod redact;

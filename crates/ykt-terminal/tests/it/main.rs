@@ -4,7 +4,10 @@
 
 mod block;
 mod flows;
+mod journal;
 mod lists;
+mod recovery;
 mod sam_card;
 mod tap;
 mod transit;
+mod validator;

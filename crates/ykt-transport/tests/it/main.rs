@@ -5,4 +5,5 @@
 
 mod harness;
 mod in_process;
+mod nv;
 mod vpcd;

@@ -52,7 +52,7 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     ("ykt-card", &["ykt-apdu"]),
     ("ykt-purse", &["ykt-apdu", "ykt-card", "ykt-crypto"]),
     ("ykt-terminal", &["ykt-apdu", "ykt-crypto"]),
-    ("ykt-transport", &["ykt-apdu", "ykt-card"]),
+    ("ykt-transport", &["ykt-apdu", "ykt-card", "ykt-terminal"]),
     (
         "ykt-conformance",
         &[

@@ -1,0 +1,478 @@
+//! The validator (and load point): purchase and load flows with a journal in non-volatile
+//! storage, so that no completed record is lost and no card is charged twice (e-purse.md §7).
+//!
+//! ```text
+//!   tap ──► SELECT ──► open grey entry for this card (AID, ASN)?
+//!             │ yes ──► RecoveryFlow ──► completed record / not charged / left grey (journaled)
+//!             │            └─ one of the tap's own kind, completed or left grey, ends the tap
+//!             ▼
+//!          PurchaseFlow / LoadFlow ──► journal the grey entry ──► DEBIT / CREDIT FOR LOAD
+//!             ──► verified answer ──► journal the completed record (it resolves the grey entry)
+//! ```
+//!
+//! Rules:
+//! * The grey entry is durable before DEBIT or CREDIT FOR LOAD goes out; if the journal cannot
+//!   take it, the command is not sent and the error is returned.
+//! * After that command went out, any failure (no answer, a refusal, garbage, a MAC2 that does
+//!   not verify) leaves the grey entry open and the outcome is [`TapOutcome::Grey`]: money may
+//!   have moved. The next tap of that card recovers it before anything else.
+//! * While a card's grey entry stays open (recovery itself got no clear answer), no new
+//!   transaction starts on that card: GET TRANSACTION PROVE only proves the card's last one.
+//! * A completed record resolves its grey entry in the same journal write.
+
+use alloc::vec::Vec;
+
+use ykt_apdu::{CommandApdu, ResponseApdu, StatusWord};
+
+use crate::card_data::CardIdentity;
+use crate::commands;
+use crate::journal::{
+    EntryBody, GreyReason, GreyTransaction, Journal, JournalError, NvStorage, Origin, PendingLoad,
+    PendingPurchase, Resolution,
+};
+use crate::load::{LoadFlow, LoadParams, LoadRecord};
+use crate::load_host::LoadAuthority;
+use crate::purchase::{PurchaseFlow, PurchaseParams, PurchaseRecord};
+use crate::recovery::{ProofVerifier, RecoveryFlow, RecoveryOutcome};
+use crate::sam::PurchaseSam;
+use crate::{Flow, FlowError, Step};
+
+/// A completed record. This enum is complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::exhaustive_enums)]
+pub enum Record {
+    /// A purchase or composite purchase.
+    Purchase(PurchaseRecord),
+    /// A load.
+    Load(LoadRecord),
+}
+
+/// Why a grey entry is open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GreyCause {
+    /// No answer came (card removed, transport failed).
+    NoAnswer,
+    /// The answer was a refusal, malformed, or did not verify (e.g. `Sam(Mac2Invalid)`).
+    Flow(FlowError),
+}
+
+/// The outcome of one tap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TapOutcome {
+    /// The transaction completed; its record is journal entry `seq`.
+    Completed {
+        /// Journal entry of the record.
+        seq: u32,
+        /// The record.
+        record: Record,
+    },
+    /// The card's grey transaction of the same kind was recovered and completed as entry
+    /// `seq`: it pays for this tap, and no new transaction ran.
+    Recovered {
+        /// Journal entry of the completed record.
+        seq: u32,
+        /// The record.
+        record: Record,
+    },
+    /// The card's grey transaction of the same kind was left grey for settlement (money moved
+    /// but the card gives no valid proof): no new transaction ran, so that this tap cannot
+    /// charge twice. The next tap starts afresh.
+    LeftGrey {
+        /// The grey entry, now closed as left grey.
+        seq: u32,
+        /// Why it could not be completed.
+        reason: GreyReason,
+    },
+    /// Money may have moved and the terminal does not know: grey entry `seq` is open, to be
+    /// recovered at the next tap of the card (or uploaded grey).
+    Grey {
+        /// The open grey entry.
+        seq: u32,
+        /// The command whose answer was lost or bad.
+        step: &'static str,
+        /// What went wrong.
+        cause: GreyCause,
+    },
+    /// The card refused before any money could move.
+    Refused {
+        /// The command refused.
+        step: &'static str,
+        /// The card's status word.
+        sw: StatusWord,
+    },
+    /// The card went away (no answer) before any money could move.
+    CardRemoved {
+        /// The command that got no answer.
+        step: &'static str,
+    },
+    /// A bad answer, or a SAM or load-host refusal, before any money could move.
+    Failed {
+        /// The command whose answer (or whose security check) failed.
+        step: &'static str,
+        /// Why.
+        error: FlowError,
+    },
+}
+
+/// One tap: what recovery of the card's grey entry found, if it had one, and the outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tap {
+    /// The grey entry recovered in this tap and what recovery found (journaled as the entry
+    /// after it).
+    pub recovered: Option<(u32, RecoveryOutcome)>,
+    /// The outcome of the tap.
+    pub outcome: TapOutcome,
+}
+
+impl Tap {
+    fn only(outcome: TapOutcome) -> Self {
+        Self {
+            recovered: None,
+            outcome,
+        }
+    }
+}
+
+/// The validator: a journal and the flows that write it. The security roles and the card's
+/// transmit function are passed per tap.
+pub struct Validator<S: NvStorage> {
+    journal: Journal<S>,
+}
+
+impl<S: NvStorage> core::fmt::Debug for Validator<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Validator")
+            .field("journal", &self.journal)
+            .finish()
+    }
+}
+
+/// The step name of a command, as the flows name it in their errors.
+pub fn step_name(command: &CommandApdu) -> &'static str {
+    match (command.ins, command.p1) {
+        (0xA4, _) => "SELECT",
+        (0x50, 0x00) => "INITIALIZE FOR LOAD",
+        (0x50, _) => "INITIALIZE FOR PURCHASE",
+        (0xDC, _) => "UPDATE CAPP DATA CACHE",
+        (0x54, _) => "DEBIT FOR PURCHASE",
+        (0x52, _) => "CREDIT FOR LOAD",
+        (0x5C, _) => "GET BALANCE",
+        (0x5A, _) => "GET TRANSACTION PROVE",
+        _ => "COMMAND",
+    }
+}
+
+enum Recovery {
+    /// The card has no open grey entry.
+    None,
+    /// Recovery ended without a clear answer: the tap ends with this outcome.
+    Open(TapOutcome),
+    /// Recovery closed grey entry `grey` with entry `seq`.
+    Resolved {
+        grey: u32,
+        seq: u32,
+        outcome: RecoveryOutcome,
+        purchase: bool,
+    },
+}
+
+fn before_money(step: &'static str, error: FlowError) -> TapOutcome {
+    match error {
+        FlowError::CardRefused { step, sw } => TapOutcome::Refused { step, sw },
+        error => TapOutcome::Failed { step, error },
+    }
+}
+
+fn unknown(pending: Option<u32>, step: &'static str, cause: Result<FlowError, ()>) -> TapOutcome {
+    match (pending, cause) {
+        (Some(seq), Ok(error)) => TapOutcome::Grey {
+            seq,
+            step,
+            cause: GreyCause::Flow(error),
+        },
+        (Some(seq), Err(())) => TapOutcome::Grey {
+            seq,
+            step,
+            cause: GreyCause::NoAnswer,
+        },
+        (None, Ok(error)) => before_money(step, error),
+        (None, Err(())) => TapOutcome::CardRemoved { step },
+    }
+}
+
+impl<S: NvStorage> Validator<S> {
+    /// Opens the journal in `storage` (see [`Journal::open`]).
+    pub fn open(storage: S) -> Result<Self, JournalError<S::Error>> {
+        Ok(Self {
+            journal: Journal::open(storage)?,
+        })
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &Journal<S> {
+        &self.journal
+    }
+
+    /// The journal's storage, e.g. to arm a test storage's tearing switch (see
+    /// [`Journal::danger_storage_mut`]).
+    pub fn danger_storage_mut(&mut self) -> &mut S {
+        self.journal.danger_storage_mut()
+    }
+
+    /// The storage, e.g. to reopen it after a simulated power cut.
+    pub fn into_storage(self) -> S {
+        self.journal.into_storage()
+    }
+
+    /// One purchase tap: recovery of the card's grey entry if it has one, then (unless that
+    /// recovered a purchase) the purchase of `params`. `Err` only when the journal failed; a
+    /// grey entry that could not be journaled means DEBIT was not sent.
+    pub fn purchase<E>(
+        &mut self,
+        params: PurchaseParams,
+        sam: &mut dyn PurchaseSam,
+        verifier: &mut dyn ProofVerifier,
+        mut transmit: impl FnMut(&CommandApdu) -> Result<ResponseApdu, E>,
+    ) -> Result<Tap, JournalError<S::Error>> {
+        let aid = params.aid.clone();
+        let card = match select(&aid, &mut transmit) {
+            Ok(card) => card,
+            Err(outcome) => return Ok(Tap::only(outcome)),
+        };
+        let recovered = match self.recover(&aid, &card, verifier, &mut transmit)? {
+            Recovery::None => None,
+            Recovery::Open(outcome) => return Ok(Tap::only(outcome)),
+            Recovery::Resolved {
+                grey,
+                seq,
+                outcome,
+                purchase,
+            } => match (purchase, &outcome) {
+                (true, RecoveryOutcome::Purchase(record)) => {
+                    let record = Record::Purchase(record.clone());
+                    let outcome_ = TapOutcome::Recovered { seq, record };
+                    return Ok(Tap {
+                        recovered: Some((grey, outcome)),
+                        outcome: outcome_,
+                    });
+                }
+                (true, RecoveryOutcome::LeftGrey(reason)) => {
+                    let outcome_ = TapOutcome::LeftGrey {
+                        seq: grey,
+                        reason: *reason,
+                    };
+                    return Ok(Tap {
+                        recovered: Some((grey, outcome)),
+                        outcome: outcome_,
+                    });
+                }
+                _ => Some((grey, outcome)),
+            },
+        };
+        let (mut flow, mut command) = PurchaseFlow::after_select(params, sam, card);
+        let mut pending = None;
+        let outcome = loop {
+            if pending.is_none()
+                && let Some(debit) = flow.pending_debit()
+            {
+                let body = EntryBody::PendingPurchase(PendingPurchase {
+                    aid: aid.clone(),
+                    debit: debit.clone(),
+                });
+                pending = Some(self.journal.append(body)?);
+            }
+            let step = step_name(&command);
+            let Ok(response) = transmit(&command) else {
+                break unknown(pending, step, Err(()));
+            };
+            match flow.on_response(response) {
+                Ok(Step::Send(next)) => command = next,
+                Ok(Step::Done(record)) => {
+                    let seq = self.journal.append(EntryBody::Purchase {
+                        aid,
+                        record: record.clone(),
+                        origin: Origin::Direct,
+                        resolves: pending,
+                    })?;
+                    let record = Record::Purchase(record);
+                    break TapOutcome::Completed { seq, record };
+                }
+                Err(error) => break unknown(pending, step, Ok(error)),
+            }
+        };
+        Ok(Tap { recovered, outcome })
+    }
+
+    /// One load tap: recovery of the card's grey entry if it has one, then (unless that
+    /// recovered a load) the load of `params`. `Err` only when the journal failed; a grey
+    /// entry that could not be journaled means CREDIT FOR LOAD was not sent.
+    pub fn load<E>(
+        &mut self,
+        params: LoadParams,
+        host: &mut dyn LoadAuthority,
+        verifier: &mut dyn ProofVerifier,
+        mut transmit: impl FnMut(&CommandApdu) -> Result<ResponseApdu, E>,
+    ) -> Result<Tap, JournalError<S::Error>> {
+        let aid = params.aid.clone();
+        let card = match select(&aid, &mut transmit) {
+            Ok(card) => card,
+            Err(outcome) => return Ok(Tap::only(outcome)),
+        };
+        let recovered = match self.recover(&aid, &card, verifier, &mut transmit)? {
+            Recovery::None => None,
+            Recovery::Open(outcome) => return Ok(Tap::only(outcome)),
+            Recovery::Resolved {
+                grey,
+                seq,
+                outcome,
+                purchase,
+            } => match (purchase, &outcome) {
+                (false, RecoveryOutcome::Load(record)) => {
+                    let record = Record::Load(record.clone());
+                    let outcome_ = TapOutcome::Recovered { seq, record };
+                    return Ok(Tap {
+                        recovered: Some((grey, outcome)),
+                        outcome: outcome_,
+                    });
+                }
+                (false, RecoveryOutcome::LeftGrey(reason)) => {
+                    let outcome_ = TapOutcome::LeftGrey {
+                        seq: grey,
+                        reason: *reason,
+                    };
+                    return Ok(Tap {
+                        recovered: Some((grey, outcome)),
+                        outcome: outcome_,
+                    });
+                }
+                _ => Some((grey, outcome)),
+            },
+        };
+        let (mut flow, mut command) = LoadFlow::after_select(params, host, card);
+        let mut pending: Option<(u32, [u8; 4])> = None;
+        let outcome = loop {
+            if pending.is_none()
+                && let Some(credit) = flow.pending_credit()
+            {
+                let mac2 = credit.mac2;
+                let body = EntryBody::PendingLoad(PendingLoad {
+                    aid: aid.clone(),
+                    credit: credit.clone(),
+                });
+                pending = Some((self.journal.append(body)?, mac2));
+            }
+            let step = step_name(&command);
+            let grey = pending.map(|(seq, _)| seq);
+            let Ok(response) = transmit(&command) else {
+                break unknown(grey, step, Err(()));
+            };
+            match flow.on_response(response) {
+                Ok(Step::Send(next)) => command = next,
+                Ok(Step::Done(record)) => {
+                    let seq = self.journal.append(EntryBody::Load {
+                        aid,
+                        record: record.clone(),
+                        mac2: pending.map(|(_, mac2)| mac2).unwrap_or_default(),
+                        origin: Origin::Direct,
+                        resolves: grey,
+                    })?;
+                    let record = Record::Load(record);
+                    break TapOutcome::Completed { seq, record };
+                }
+                Err(error) => break unknown(grey, step, Ok(error)),
+            }
+        };
+        Ok(Tap { recovered, outcome })
+    }
+
+    fn recover<E>(
+        &mut self,
+        aid: &[u8],
+        card: &CardIdentity,
+        verifier: &mut dyn ProofVerifier,
+        transmit: &mut impl FnMut(&CommandApdu) -> Result<ResponseApdu, E>,
+    ) -> Result<Recovery, JournalError<S::Error>> {
+        let Some((grey, pending)) = self.journal.open_grey_for(aid, &card.asn) else {
+            return Ok(Recovery::None);
+        };
+        let purchase = matches!(pending, GreyTransaction::Purchase(_));
+        let load_mac2 = match pending {
+            GreyTransaction::Load(l) => l.credit.mac2,
+            GreyTransaction::Purchase(_) => [0; 4],
+        };
+        let (mut flow, mut command) = RecoveryFlow::after_select(pending, verifier);
+        loop {
+            let step = step_name(&command);
+            let Ok(response) = transmit(&command) else {
+                return Ok(Recovery::Open(unknown(Some(grey), step, Err(()))));
+            };
+            match flow.on_response(response) {
+                Ok(Step::Send(next)) => command = next,
+                Ok(Step::Done(outcome)) => {
+                    let body = match &outcome {
+                        RecoveryOutcome::Purchase(record) => EntryBody::Purchase {
+                            aid: aid.to_vec(),
+                            record: record.clone(),
+                            origin: Origin::Recovered,
+                            resolves: Some(grey),
+                        },
+                        RecoveryOutcome::Load(record) => EntryBody::Load {
+                            aid: aid.to_vec(),
+                            record: record.clone(),
+                            mac2: load_mac2,
+                            origin: Origin::Recovered,
+                            resolves: Some(grey),
+                        },
+                        RecoveryOutcome::NotCharged => EntryBody::Resolution {
+                            grey,
+                            resolution: Resolution::NotCharged,
+                        },
+                        RecoveryOutcome::LeftGrey(reason) => EntryBody::Resolution {
+                            grey,
+                            resolution: Resolution::LeftGrey(*reason),
+                        },
+                        // After SELECT there is no card check left to fail; stay open.
+                        _ => {
+                            return Ok(Recovery::Open(TapOutcome::Grey {
+                                seq: grey,
+                                step,
+                                cause: GreyCause::Flow(FlowError::NotAPurse),
+                            }));
+                        }
+                    };
+                    let seq = self.journal.append(body)?;
+                    return Ok(Recovery::Resolved {
+                        grey,
+                        seq,
+                        outcome,
+                        purchase,
+                    });
+                }
+                Err(error) => return Ok(Recovery::Open(unknown(Some(grey), step, Ok(error)))),
+            }
+        }
+    }
+
+    /// The grey entries still open, oldest first (to upload flagged, e-purse.md §7).
+    pub fn open_grey(&self) -> Vec<u32> {
+        self.journal.open_grey().map(|(seq, _)| seq).collect()
+    }
+}
+
+fn select<E>(
+    aid: &[u8],
+    transmit: &mut impl FnMut(&CommandApdu) -> Result<ResponseApdu, E>,
+) -> Result<CardIdentity, TapOutcome> {
+    const STEP: &str = "SELECT";
+    let response =
+        transmit(&commands::select(aid)).map_err(|_| TapOutcome::CardRemoved { step: STEP })?;
+    if response.sw != StatusWord::SUCCESS {
+        return Err(TapOutcome::Refused {
+            step: STEP,
+            sw: response.sw,
+        });
+    }
+    CardIdentity::from_fci(&response.data).map_err(|error| TapOutcome::Failed { step: STEP, error })
+}
