@@ -5,6 +5,9 @@
 //!   LoadFlow::start ──► SELECT ──► INITIALIZE FOR LOAD ──► (LoadAuthority: MAC1 ok? → MAC2) ──► CREDIT FOR LOAD ──► LoadRecord
 //!   PurchaseFlow::start ──► SELECT ──► INITIALIZE [CAPP] PURCHASE ──► (PurchaseSam: MAC1)
 //!        ──► [UPDATE CAPP DATA CACHE …] ──► DEBIT ──► (PurchaseSam: MAC2 ok?) ──► PurchaseRecord
+//!   RecoveryFlow::start ──► SELECT ──► GET BALANCE ──► GET TRANSACTION PROVE ──► record / not charged / grey
+//!   Validator::purchase, ::load ──► recovery of the card's grey entry ──► flow, with the grey entry
+//!        journaled (NvStorage) before DEBIT / CREDIT and the completed record after ──► Tap
 //! ```
 //!
 //! A flow is a value: `start(..)` gives the flow and the first command, then every card response
@@ -16,8 +19,12 @@
 //! layouts shared with the back office ([`tac`]), and the two security roles a terminal talks to —
 //! the purchase SAM ([`sam::PurchaseSam`], in a real validator a PSAM) and the issuer load host
 //! ([`load_host::IssuerLoadHost`]).
-//! What it does not own: transports, clocks (the date and time of a transaction are arguments),
-//! record journals and grey-transaction recovery, PSAM card applets (all later work).
+//! It also owns the transaction journal ([`journal`]), grey-transaction recovery ([`recovery`]),
+//! the [`validator::Validator`] that ties them to the flows, and the settlement export
+//! ([`export`]).
+//! What it does not own: transports, storage devices (the journal writes through
+//! [`journal::NvStorage`]), clocks (the date and time of a transaction are arguments), PSAM card
+//! applets.
 #![no_std]
 
 extern crate alloc;

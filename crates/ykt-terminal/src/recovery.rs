@@ -148,7 +148,6 @@ pub enum RecoveryOutcome {
 
 /// The grey transaction being recovered (owned copy of the journal entry).
 #[derive(Debug, Clone)]
-#[allow(clippy::large_enum_variant)]
 enum Grey {
     Purchase(PendingPurchase),
     Load(PendingLoad),

@@ -164,18 +164,12 @@ pub fn step_name(command: &CommandApdu) -> &'static str {
     }
 }
 
-enum Recovery {
-    /// The card has no open grey entry.
-    None,
-    /// Recovery ended without a clear answer: the tap ends with this outcome.
-    Open(TapOutcome),
-    /// Recovery closed grey entry `grey` with entry `seq`.
-    Resolved {
-        grey: u32,
-        seq: u32,
-        outcome: RecoveryOutcome,
-        purchase: bool,
-    },
+/// What a tap does after recovering the card's grey entry (if it had one).
+enum Prelude {
+    /// Go on with the tap's own transaction; the grey entry recovered, if any.
+    Proceed(Option<(u32, RecoveryOutcome)>),
+    /// The tap ends here.
+    End(Tap),
 }
 
 fn before_money(step: &'static str, error: FlowError) -> TapOutcome {
@@ -185,20 +179,22 @@ fn before_money(step: &'static str, error: FlowError) -> TapOutcome {
     }
 }
 
-fn unknown(pending: Option<u32>, step: &'static str, cause: Result<FlowError, ()>) -> TapOutcome {
-    match (pending, cause) {
-        (Some(seq), Ok(error)) => TapOutcome::Grey {
+/// The outcome when `step` got no answer (`error` `None`) or a bad one: grey if grey entry
+/// `pending` guards it (money may have moved), else a plain failure.
+fn unknown(pending: Option<u32>, step: &'static str, error: Option<FlowError>) -> TapOutcome {
+    match (pending, error) {
+        (Some(seq), Some(error)) => TapOutcome::Grey {
             seq,
             step,
             cause: GreyCause::Flow(error),
         },
-        (Some(seq), Err(())) => TapOutcome::Grey {
+        (Some(seq), None) => TapOutcome::Grey {
             seq,
             step,
             cause: GreyCause::NoAnswer,
         },
-        (None, Ok(error)) => before_money(step, error),
-        (None, Err(())) => TapOutcome::CardRemoved { step },
+        (None, Some(error)) => before_money(step, error),
+        (None, None) => TapOutcome::CardRemoved { step },
     }
 }
 
@@ -241,35 +237,9 @@ impl<S: NvStorage> Validator<S> {
             Ok(card) => card,
             Err(outcome) => return Ok(Tap::only(outcome)),
         };
-        let recovered = match self.recover(&aid, &card, verifier, &mut transmit)? {
-            Recovery::None => None,
-            Recovery::Open(outcome) => return Ok(Tap::only(outcome)),
-            Recovery::Resolved {
-                grey,
-                seq,
-                outcome,
-                purchase,
-            } => match (purchase, &outcome) {
-                (true, RecoveryOutcome::Purchase(record)) => {
-                    let record = Record::Purchase(record.clone());
-                    let outcome_ = TapOutcome::Recovered { seq, record };
-                    return Ok(Tap {
-                        recovered: Some((grey, outcome)),
-                        outcome: outcome_,
-                    });
-                }
-                (true, RecoveryOutcome::LeftGrey(reason)) => {
-                    let outcome_ = TapOutcome::LeftGrey {
-                        seq: grey,
-                        reason: *reason,
-                    };
-                    return Ok(Tap {
-                        recovered: Some((grey, outcome)),
-                        outcome: outcome_,
-                    });
-                }
-                _ => Some((grey, outcome)),
-            },
+        let recovered = match self.recover(&aid, &card, verifier, &mut transmit, true)? {
+            Prelude::Proceed(recovered) => recovered,
+            Prelude::End(tap) => return Ok(tap),
         };
         let (mut flow, mut command) = PurchaseFlow::after_select(params, sam, card);
         let mut pending = None;
@@ -285,7 +255,7 @@ impl<S: NvStorage> Validator<S> {
             }
             let step = step_name(&command);
             let Ok(response) = transmit(&command) else {
-                break unknown(pending, step, Err(()));
+                break unknown(pending, step, None);
             };
             match flow.on_response(response) {
                 Ok(Step::Send(next)) => command = next,
@@ -299,7 +269,7 @@ impl<S: NvStorage> Validator<S> {
                     let record = Record::Purchase(record);
                     break TapOutcome::Completed { seq, record };
                 }
-                Err(error) => break unknown(pending, step, Ok(error)),
+                Err(error) => break unknown(pending, step, Some(error)),
             }
         };
         Ok(Tap { recovered, outcome })
@@ -320,35 +290,9 @@ impl<S: NvStorage> Validator<S> {
             Ok(card) => card,
             Err(outcome) => return Ok(Tap::only(outcome)),
         };
-        let recovered = match self.recover(&aid, &card, verifier, &mut transmit)? {
-            Recovery::None => None,
-            Recovery::Open(outcome) => return Ok(Tap::only(outcome)),
-            Recovery::Resolved {
-                grey,
-                seq,
-                outcome,
-                purchase,
-            } => match (purchase, &outcome) {
-                (false, RecoveryOutcome::Load(record)) => {
-                    let record = Record::Load(record.clone());
-                    let outcome_ = TapOutcome::Recovered { seq, record };
-                    return Ok(Tap {
-                        recovered: Some((grey, outcome)),
-                        outcome: outcome_,
-                    });
-                }
-                (false, RecoveryOutcome::LeftGrey(reason)) => {
-                    let outcome_ = TapOutcome::LeftGrey {
-                        seq: grey,
-                        reason: *reason,
-                    };
-                    return Ok(Tap {
-                        recovered: Some((grey, outcome)),
-                        outcome: outcome_,
-                    });
-                }
-                _ => Some((grey, outcome)),
-            },
+        let recovered = match self.recover(&aid, &card, verifier, &mut transmit, false)? {
+            Prelude::Proceed(recovered) => recovered,
+            Prelude::End(tap) => return Ok(tap),
         };
         let (mut flow, mut command) = LoadFlow::after_select(params, host, card);
         let mut pending: Option<(u32, [u8; 4])> = None;
@@ -366,7 +310,7 @@ impl<S: NvStorage> Validator<S> {
             let step = step_name(&command);
             let grey = pending.map(|(seq, _)| seq);
             let Ok(response) = transmit(&command) else {
-                break unknown(grey, step, Err(()));
+                break unknown(grey, step, None);
             };
             match flow.on_response(response) {
                 Ok(Step::Send(next)) => command = next,
@@ -381,21 +325,25 @@ impl<S: NvStorage> Validator<S> {
                     let record = Record::Load(record);
                     break TapOutcome::Completed { seq, record };
                 }
-                Err(error) => break unknown(grey, step, Ok(error)),
+                Err(error) => break unknown(grey, step, Some(error)),
             }
         };
         Ok(Tap { recovered, outcome })
     }
 
+    /// Recovers the card's open grey entry, if it has one. A purchase tap (`purchase_tap`) ends
+    /// when a grey purchase was completed or left grey, a load tap likewise for a grey load:
+    /// that transaction was this tap's, or may have been. Any other result lets the tap go on.
     fn recover<E>(
         &mut self,
         aid: &[u8],
         card: &CardIdentity,
         verifier: &mut dyn ProofVerifier,
         transmit: &mut impl FnMut(&CommandApdu) -> Result<ResponseApdu, E>,
-    ) -> Result<Recovery, JournalError<S::Error>> {
+        purchase_tap: bool,
+    ) -> Result<Prelude, JournalError<S::Error>> {
         let Some((grey, pending)) = self.journal.open_grey_for(aid, &card.asn) else {
-            return Ok(Recovery::None);
+            return Ok(Prelude::Proceed(None));
         };
         let purchase = matches!(pending, GreyTransaction::Purchase(_));
         let load_mac2 = match pending {
@@ -406,7 +354,7 @@ impl<S: NvStorage> Validator<S> {
         loop {
             let step = step_name(&command);
             let Ok(response) = transmit(&command) else {
-                return Ok(Recovery::Open(unknown(Some(grey), step, Err(()))));
+                return Ok(Prelude::End(Tap::only(unknown(Some(grey), step, None))));
             };
             match flow.on_response(response) {
                 Ok(Step::Send(next)) => command = next,
@@ -433,24 +381,45 @@ impl<S: NvStorage> Validator<S> {
                             grey,
                             resolution: Resolution::LeftGrey(*reason),
                         },
-                        // After SELECT there is no card check left to fail; stay open.
-                        _ => {
-                            return Ok(Recovery::Open(TapOutcome::Grey {
+                        // The caller matched the card before; a flow started after SELECT
+                        // never answers this. Stay open.
+                        RecoveryOutcome::DifferentCard => {
+                            return Ok(Prelude::End(Tap::only(TapOutcome::Grey {
                                 seq: grey,
                                 step,
                                 cause: GreyCause::Flow(FlowError::NotAPurse),
-                            }));
+                            })));
                         }
                     };
                     let seq = self.journal.append(body)?;
-                    return Ok(Recovery::Resolved {
-                        grey,
-                        seq,
-                        outcome,
-                        purchase,
+                    let ends = match (&outcome, purchase == purchase_tap) {
+                        (RecoveryOutcome::Purchase(r), true) => Some(TapOutcome::Recovered {
+                            seq,
+                            record: Record::Purchase(r.clone()),
+                        }),
+                        (RecoveryOutcome::Load(r), true) => Some(TapOutcome::Recovered {
+                            seq,
+                            record: Record::Load(r.clone()),
+                        }),
+                        (RecoveryOutcome::LeftGrey(reason), true) => Some(TapOutcome::LeftGrey {
+                            seq: grey,
+                            reason: *reason,
+                        }),
+                        _ => None,
+                    };
+                    let recovered = Some((grey, outcome));
+                    return Ok(match ends {
+                        Some(outcome) => Prelude::End(Tap { recovered, outcome }),
+                        None => Prelude::Proceed(recovered),
                     });
                 }
-                Err(error) => return Ok(Recovery::Open(unknown(Some(grey), step, Ok(error)))),
+                Err(error) => {
+                    return Ok(Prelude::End(Tap::only(unknown(
+                        Some(grey),
+                        step,
+                        Some(error),
+                    ))));
+                }
             }
         }
     }

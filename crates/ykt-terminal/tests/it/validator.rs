@@ -768,3 +768,169 @@ fn the_export_lists_completed_recovered_and_grey_records() {
         }
     )));
 }
+
+#[test]
+fn the_flows_tell_their_pending_debit_and_credit_exactly_while_that_command_is_out() {
+    use ykt_terminal::load::LoadFlow;
+    use ykt_terminal::purchase::PurchaseFlow;
+    use ykt_terminal::{Flow, Step};
+
+    let mut rig = Rig::new();
+    let (mut flow, mut command) = LoadFlow::start(load_params(10_000), &mut rig.host);
+    let mut t = link(&mut rig.card, Fault::None);
+    let record = loop {
+        let pending = flow.pending_credit().cloned();
+        assert_eq!(pending.is_some(), command.ins == 0x52, "{command:?}");
+        if let Some(p) = &pending {
+            assert_eq!((p.record.old_balance, p.record.new_balance), (0, 10_000));
+            assert_eq!(p.record.tac, [0; 4]);
+        }
+        match flow.on_response(t(&command).unwrap()).unwrap() {
+            Step::Send(next) => command = next,
+            Step::Done(record) => break record,
+        }
+    };
+    assert!(flow.pending_credit().is_none());
+    assert!(load_tac_ok(&record));
+
+    for composite in [false, true] {
+        let (mut flow, mut command) =
+            PurchaseFlow::start(purchase_params(200, composite), &mut rig.sam);
+        let record = loop {
+            let pending = flow.pending_debit().cloned();
+            assert_eq!(pending.is_some(), command.ins == 0x54, "{command:?}");
+            if let Some(p) = &pending {
+                assert_eq!(
+                    (p.record.amount, p.record.mac2, p.key_index),
+                    (200, [0; 4], 1)
+                );
+            }
+            match flow.on_response(t(&command).unwrap()).unwrap() {
+                Step::Send(next) => command = next,
+                Step::Done(record) => break record,
+            }
+        };
+        assert!(flow.pending_debit().is_none());
+        assert!(purchase_tac_ok(&record));
+    }
+}
+
+#[test]
+fn step_names_match_the_flows_errors() {
+    use ykt_terminal::commands as c;
+    use ykt_terminal::validator::step_name;
+    let names: Vec<&str> = [
+        c::select(&EP_AID),
+        c::initialize_for_load(1, 1, &TERMINAL),
+        c::credit_for_load(&TIME, &[0; 4]),
+        c::initialize_for_purchase(false, 1, 1, &TERMINAL),
+        c::initialize_for_purchase(true, 1, 1, &TERMINAL),
+        c::update_capp_data_cache(2, 0xD0, &[0; 128]),
+        c::debit_for_purchase(1, &TIME, &[0; 4]),
+        c::get_balance(),
+        c::get_transaction_prove(6, 0),
+        c::verify(&[0x12, 0x34]),
+    ]
+    .iter()
+    .map(step_name)
+    .collect();
+    assert_eq!(
+        names,
+        [
+            "SELECT",
+            "INITIALIZE FOR LOAD",
+            "CREDIT FOR LOAD",
+            "INITIALIZE FOR PURCHASE",
+            "INITIALIZE FOR PURCHASE",
+            "UPDATE CAPP DATA CACHE",
+            "DEBIT FOR PURCHASE",
+            "GET BALANCE",
+            "GET TRANSACTION PROVE",
+            "COMMAND",
+        ]
+    );
+}
+
+/// Reopens the validator's journal after its storage lost power, as a restarted terminal does.
+fn restart(rig: &mut Rig) {
+    let mut storage = std::mem::replace(
+        &mut rig.validator,
+        Validator::open(MemoryStorage::new()).unwrap(),
+    )
+    .into_storage();
+    storage.power_on();
+    rig.validator = Validator::open(storage).unwrap();
+}
+
+#[test]
+fn a_power_cut_at_every_card_write_of_a_debit_is_recovered_once() {
+    for composite in [false, true] {
+        let mut fired = 0;
+        for w in 1.. {
+            let mut rig = loaded();
+            let tap = rig.purchase(purchase_params(200, composite), Fault::Tear(w));
+            if matches!(tap.outcome, TapOutcome::Completed { .. }) {
+                break; // the debit needs fewer than `w` writes
+            }
+            assert!(
+                matches!(
+                    tap.outcome,
+                    TapOutcome::Grey {
+                        step: "DEBIT FOR PURCHASE",
+                        cause: GreyCause::NoAnswer,
+                        ..
+                    }
+                ),
+                "{tap:?}"
+            );
+            fired += 1;
+            let charged = rig.balance() == 9_800;
+            let tap = retap_purchase(&mut rig, 200, composite);
+            match (&tap.outcome, charged) {
+                (TapOutcome::Recovered { .. }, true) | (TapOutcome::Completed { .. }, false) => {}
+                other => panic!("write {w}: {other:?}"),
+            }
+            assert_eq!((rig.balance(), rig.journal_net()), (9_800, 9_800));
+            rig.assert_every_tac_verifies();
+        }
+        assert!(fired >= 4, "{fired}");
+    }
+}
+
+#[test]
+fn a_power_cut_at_every_journal_write_of_a_tap_never_charges_twice() {
+    // Writes of a plain tap: the grey entry, then the record. Of a re-tap after a lost answer:
+    // the recovered record. Each is cut, keeping several lengths of the torn write.
+    for (lost, writes) in [(false, 2), (true, 1)] {
+        for n in 1..=writes {
+            for keep in [0, 1, 9, 40, usize::MAX] {
+                let mut rig = loaded();
+                if lost {
+                    rig.purchase(purchase_params(200, false), Fault::LostAfter(3));
+                }
+                rig.validator.danger_storage_mut().arm_at_keeping(n, keep);
+                let result = rig.validator.purchase(
+                    purchase_params(200, false),
+                    &mut rig.sam,
+                    &mut rig.verifier,
+                    link(&mut rig.card, Fault::None),
+                );
+                assert!(
+                    matches!(result, Err(ykt_terminal::journal::JournalError::Storage(_))),
+                    "{result:?}"
+                );
+                restart(&mut rig);
+                let tap = retap_purchase(&mut rig, 200, false);
+                assert!(
+                    matches!(
+                        tap.outcome,
+                        TapOutcome::Completed { .. } | TapOutcome::Recovered { .. }
+                    ),
+                    "{tap:?}"
+                );
+                assert_eq!((rig.balance(), rig.journal_net()), (9_800, 9_800));
+                rig.assert_every_tac_verifies();
+            }
+        }
+    }
+}
