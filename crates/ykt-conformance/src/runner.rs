@@ -47,7 +47,7 @@ impl Target<'_> {
 pub struct RunConfig {
     /// The sample's declared profile.
     pub profile: Profile,
-    /// Only items matching this pattern (see [`matches`]); the others are NOT_RUN.
+    /// Only items matching this pattern (see [`matches()`]); the others are NOT_RUN.
     pub only: Option<String>,
 }
 

@@ -216,6 +216,101 @@ fn expect_alg(alg: &PurseAlgorithm, want: &str) -> Result<(), Stop> {
     })
 }
 
+/// Expected values of the e-purse brief's §8 worked example on a fresh test card.
+struct Section8 {
+    name: &'static str,
+    load_mac1: &'static str,
+    load_tac: &'static str,
+    purchase_mac1: &'static str,
+    purchase_mac2: &'static str,
+    purchase_tac: &'static str,
+}
+
+const SECTION8_3DES: Section8 = Section8 {
+    name: "§8.1/§8.2",
+    load_mac1: "4E903E9F",
+    load_tac: "643614FE",
+    purchase_mac1: "5878A361",
+    purchase_mac2: "2F0250C6",
+    purchase_tac: "787BD517",
+};
+const SECTION8_3DES_COMPOSITE: Section8 = Section8 {
+    name: "§8.1/§8.2 composite",
+    purchase_mac1: "D619B285",
+    purchase_tac: "3812A1E8",
+    ..SECTION8_3DES
+};
+const SECTION8_SM4: Section8 = Section8 {
+    name: "§8.3",
+    load_mac1: "3033E121",
+    load_tac: "EA50903C",
+    purchase_mac1: "316D3563",
+    purchase_mac2: "9DF2C9ED",
+    purchase_tac: "3E66EC34",
+};
+
+/// On a fresh §8 test card (balance 0, counter 0, first random `1A2B3C4D`: the simulator, or
+/// `ykt se serve` without a state file) the brief's worked example must reproduce byte for
+/// byte: the load of 100.00, then (`purchase` = `Some(composite)`) the purchase of 2.00. On any
+/// other card this does nothing. The caller's own relative checks follow either way.
+fn section8(s: &mut SeHarness<'_>, purchase: Option<bool>, sm4: bool) -> Result<String, Stop> {
+    s.select()?;
+    if s.balance()? != 0 {
+        return Ok(String::new());
+    }
+    let load = s.load(10_000)?;
+    if load.random != [0x1A, 0x2B, 0x3C, 0x4D] || load.counter != 0 {
+        return Ok(String::new());
+    }
+    let v = match (sm4, purchase == Some(true)) {
+        (false, false) => &SECTION8_3DES,
+        (false, true) => &SECTION8_3DES_COMPOSITE,
+        (true, _) => &SECTION8_SM4,
+    };
+    ensure(
+        load.mac1 == h(v.load_mac1)[..] && load.tac == h(v.load_tac)[..],
+        || {
+            format!(
+                "{} load: MAC1 {} TAC {}, the brief has {} / {}",
+                v.name,
+                hex(&load.mac1),
+                hex(&load.tac),
+                v.load_mac1,
+                v.load_tac
+            )
+        },
+    )?;
+    let Some(composite) = purchase else {
+        return Ok(format!("; fresh card: {} load reproduced", v.name));
+    };
+    let done = if composite {
+        s.composite(200, &[])?
+    } else {
+        s.purchase(200)?
+    };
+    ensure(
+        done.mac1 == h(v.purchase_mac1)[..]
+            && done.mac2 == h(v.purchase_mac2)[..]
+            && done.tac == h(v.purchase_tac)[..],
+        || {
+            format!(
+                "{} purchase: MAC1 {} MAC2 {} TAC {}, the brief has {} / {} / {}",
+                v.name,
+                hex(&done.mac1),
+                hex(&done.mac2),
+                hex(&done.tac),
+                v.purchase_mac1,
+                v.purchase_mac2,
+                v.purchase_tac
+            )
+        },
+    )?;
+    Ok(format!(
+        "; fresh card: {} load and purchase reproduced byte for byte",
+        v.name
+    ))
+}
+
 /// The load of SE-EP-LOAD-001 and SE-EP-SM4-001, with every state check.
 fn load_checked(s: &mut SeHarness<'_>, amount: u32, alg: &str) -> Result<(Done, String), Stop> {
     s.select()?;
@@ -260,22 +355,8 @@ fn load_checked(s: &mut SeHarness<'_>, amount: u32, alg: &str) -> Result<(Done, 
 /// SE-EP-LOAD-001.
 pub(super) fn load_ok(s: &mut SeHarness<'_>, p: Params<'_>) -> Result<String, Stop> {
     let amount = p.u32("amount", 10_000)?;
-    let (done, _) = load_checked(s, amount, "3des")?;
-    let mut extra = String::new();
-    if done.balance_before == 0 && done.counter == 0 && done.random == [0x1A, 0x2B, 0x3C, 0x4D] {
-        // The state of e-purse.md §8.1: the brief's example must reproduce byte for byte.
-        ensure(
-            amount != 10_000 || (done.mac1 == h("4E903E9F")[..] && done.tac == h("643614FE")[..]),
-            || {
-                format!(
-                    "§8.1 example: MAC1 {} TAC {}, expected 4E903E9F / 643614FE",
-                    hex(&done.mac1),
-                    hex(&done.tac)
-                )
-            },
-        )?;
-        extra = "; e-purse.md §8.1 example reproduced (MAC1 4E903E9F, TAC 643614FE)".into();
-    }
+    let extra = section8(s, None, false)?;
+    load_checked(s, amount, "3des")?;
     Ok(format!(
         "MAC1 and TAC verified; balance +{amount}; online counter +1; EF18 type 02; PROVE = MAC2‖TAC{extra}"
     ))
@@ -401,26 +482,9 @@ fn purchase_checked(s: &mut SeHarness<'_>, amount: u32) -> Result<Done, Stop> {
 /// SE-EP-PUR-001.
 pub(super) fn purchase_ok(s: &mut SeHarness<'_>, p: Params<'_>) -> Result<String, Stop> {
     let amount = p.u32("amount", 200)?;
-    let done = purchase_checked(s, amount)?;
+    let extra = section8(s, Some(false), false)?;
+    purchase_checked(s, amount)?;
     expect_alg(&s.purse_algorithm()?, "3des")?;
-    let mut extra = String::new();
-    if done.random == [0x5E, 0x6F, 0x7A, 0x8B] && done.counter == 0 && amount == 200 {
-        ensure(
-            done.mac1 == h("5878A361")[..]
-                && done.mac2 == h("2F0250C6")[..]
-                && done.tac == h("787BD517")[..],
-            || {
-                format!(
-                    "§8.2 example: MAC1 {} MAC2 {} TAC {}, expected 5878A361 / 2F0250C6 / 787BD517",
-                    hex(&done.mac1),
-                    hex(&done.mac2),
-                    hex(&done.tac)
-                )
-            },
-        )?;
-        extra = "; e-purse.md §8.2 example reproduced (MAC1 5878A361, MAC2 2F0250C6, TAC 787BD517)"
-            .into();
-    }
     Ok(format!(
         "MAC2 and TAC verified; balance −{amount}; offline counter +1; EF18 type 06{extra}"
     ))
@@ -558,6 +622,7 @@ pub(crate) fn ef1e_record(kind: u8, amount: u32) -> Vec<u8> {
 pub(super) fn composite_ok(s: &mut SeHarness<'_>, p: Params<'_>) -> Result<String, Stop> {
     let amount = p.u32("amount", 200)?;
     let id = p.u8("record", 0x02)?;
+    let extra = section8(s, Some(true), false)?;
     s.select()?;
     s.ensure_balance(amount)?;
     let before = s.snapshot()?;
@@ -591,21 +656,6 @@ pub(super) fn composite_ok(s: &mut SeHarness<'_>, p: Params<'_>) -> Result<Strin
         &done,
         "composite",
     )?;
-    let mut extra = String::new();
-    if done.random == [0x5E, 0x6F, 0x7A, 0x8B] && done.counter == 0 && amount == 200 {
-        ensure(
-            done.mac1 == h("D619B285")[..] && done.tac == h("3812A1E8")[..],
-            || {
-                format!(
-                    "§8.2 composite: MAC1 {} TAC {}",
-                    hex(&done.mac1),
-                    hex(&done.tac)
-                )
-            },
-        )?;
-        extra =
-            "; e-purse.md §8.2 composite values reproduced (MAC1 D619B285, TAC 3812A1E8)".into();
-    }
     Ok(format!(
         "80 50 03 02 → 80 DC (EF1A, EF1E) → 80 54: TAC (type 09) verified; EF1A and EF1E hold the cached bytes{extra}"
     ))
@@ -1003,49 +1053,17 @@ pub(super) fn bad_commands(s: &mut SeHarness<'_>, _p: Params<'_>) -> Result<Stri
 /// SE-EP-SM4-001 (fixture `sm4`).
 pub(super) fn sm4_load_purchase(s: &mut SeHarness<'_>, p: Params<'_>) -> Result<String, Stop> {
     let alg_id = p.u8("algorithm_id", Sm4Rules::BRIEF.algorithm_id)?;
+    let extra = section8(s, Some(false), true)?;
     s.select()?;
-    let init = s.init_purchase(0, false)?;
-    ensure(init.algorithm.algorithm_id() == alg_id, || {
+    let alg = s.purse_algorithm()?;
+    ensure(alg.algorithm_id() == alg_id, || {
         format!(
             "algorithm id {:02X}, expected {alg_id:02X}",
-            init.algorithm.algorithm_id()
+            alg.algorithm_id()
         )
     })?;
-    let (load, _) = load_checked(s, 10_000, "sm4")?;
-    let purchase = purchase_checked(s, 200)?;
-    let mut extra = String::new();
-    if load.balance_before == 0 && load.counter == 0 && load.random == [0x1A, 0x2B, 0x3C, 0x4D] {
-        ensure(
-            load.mac1 == h("3033E121")[..]
-                && load.mac2 == h("016D9243")[..]
-                && load.tac == h("EA50903C")[..],
-            || {
-                format!(
-                    "§8.3 load: MAC1 {} MAC2 {} TAC {}",
-                    hex(&load.mac1),
-                    hex(&load.mac2),
-                    hex(&load.tac)
-                )
-            },
-        )?;
-        extra.push_str("; §8.3 load reproduced");
-    }
-    if purchase.random == [0x5E, 0x6F, 0x7A, 0x8B] && purchase.counter == 0 {
-        ensure(
-            purchase.mac1 == h("316D3563")[..]
-                && purchase.mac2 == h("9DF2C9ED")[..]
-                && purchase.tac == h("3E66EC34")[..],
-            || {
-                format!(
-                    "§8.3 purchase: MAC1 {} MAC2 {} TAC {}",
-                    hex(&purchase.mac1),
-                    hex(&purchase.mac2),
-                    hex(&purchase.tac)
-                )
-            },
-        )?;
-        extra.push_str("; §8.3 purchase reproduced");
-    }
+    load_checked(s, 10_000, "sm4")?;
+    purchase_checked(s, 200)?;
     Ok(format!(
         "algorithm id {alg_id:02X}: load and purchase MAC/TAC verified under the brief's SM4 rules{extra}"
     ))

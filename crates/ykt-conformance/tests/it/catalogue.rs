@@ -1,1 +1,200 @@
+//! Catalogue validation: the embedded files load, and every kind of defect is a load error.
 
+use ykt_conformance::catalogue::{SE_TOML, TE_TOML, is_valid_id};
+use ykt_conformance::{Catalogue, CatalogueError, Registry};
+
+fn load(se: &str) -> Result<Catalogue, CatalogueError> {
+    Catalogue::load(
+        &[("se.toml", "SE", se), ("te.toml", "TE", TE_TOML)],
+        &Registry::builtin(),
+    )
+}
+
+/// The first item of the SE file, as text, for making defective variants.
+fn first_item() -> &'static str {
+    let start = SE_TOML.find("[[item]]").unwrap();
+    let end = SE_TOML[start + 8..].find("[[item]]").unwrap() + start + 8;
+    &SE_TOML[start..end]
+}
+
+#[test]
+fn builtin_catalogue_loads_with_the_brief_items() {
+    let c = Catalogue::builtin().unwrap();
+    for id in [
+        "SE-EP-SEL-001",
+        "SE-EP-SEL-002",
+        "SE-EP-FIL-001",
+        "SE-EP-FIL-002",
+        "SE-EP-BAL-001",
+        "SE-EP-LOAD-001",
+        "SE-EP-LOAD-002",
+        "SE-EP-LOAD-003",
+        "SE-EP-LOAD-004",
+        "SE-EP-LOAD-005",
+        "SE-EP-PUR-001",
+        "SE-EP-PUR-002",
+        "SE-EP-PUR-003",
+        "SE-EP-PUR-004",
+        "SE-EP-CMP-001",
+        "SE-EP-CMP-002",
+        "SE-EP-CMP-003",
+        "SE-EP-CTR-001",
+        "SE-EP-CTR-002",
+        "SE-EP-PRV-001",
+        "SE-EP-PRV-002",
+        "SE-EP-PIN-001",
+        "SE-EP-PIN-002",
+        "SE-EP-BLK-001",
+        "SE-EP-BLK-002",
+        "SE-EP-ERR-001",
+        "SE-EP-TEAR-001",
+        "SE-EP-SM4-001",
+        "SE-T2-SEL-001",
+        "SE-T2-PUR-001",
+        "SE-T2-PUR-002",
+        "SE-T2-REC-001",
+        "SE-T2-TEAR-001",
+        "TE-EP-PUR-001",
+        "TE-EP-PUR-002",
+        "TE-EP-CMP-001",
+        "TE-EP-GREY-001",
+        "TE-EP-BL-001",
+    ] {
+        assert!(c.get(id).is_some(), "{id} missing");
+    }
+    // conformance.md §4.1 marks these as resting on L facts.
+    for id in [
+        "SE-EP-CMP-002",
+        "SE-EP-CMP-003",
+        "SE-EP-PRV-002",
+        "SE-EP-PIN-002",
+        "SE-EP-BLK-002",
+        "SE-EP-SM4-001",
+        "SE-T2-SEL-001",
+    ] {
+        assert!(c.get(id).unwrap().provisional, "{id} must be provisional");
+    }
+    assert!(!c.get("SE-EP-PUR-001").unwrap().provisional);
+}
+
+#[test]
+fn id_pattern_of_conformance_md_section_2() {
+    for good in [
+        "SE-EP-LOAD-001",
+        "QT-STO-001",
+        "SE-EP-PUR-001a",
+        "TSM-DL-001",
+        "TE-T2-001",
+    ] {
+        assert!(is_valid_id(good), "{good}");
+    }
+    for bad in [
+        "se-EP-LOAD-001",
+        "SE-EP-LOAD-01",
+        "SE-EP-LOAD-0011",
+        "SE-EP-LOAD-001A",
+        "SEEP-001",
+        "SE-EPURSE-001",
+        "SE-E-001",
+        "S-EP-001",
+        "SE-EP-LO-AD-001",
+        "SE-EP-LOAD-001-",
+        "",
+    ] {
+        assert!(!is_valid_id(bad), "{bad}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_rejected() {
+    let text = first_item().replace("pass        =", "colour      = \"red\"\npass        =");
+    let err = load(&text).unwrap_err();
+    assert!(
+        matches!(&err, CatalogueError::Syntax { message, .. } if message.contains("colour")),
+        "{err}"
+    );
+    let text = format!("version = 2\n{}", first_item());
+    assert!(matches!(load(&text), Err(CatalogueError::Syntax { .. })));
+}
+
+#[test]
+fn bad_and_duplicate_ids_are_rejected() {
+    let text = first_item().replace("SE-EP-SEL-001", "SE-EP-SEL-1");
+    assert!(matches!(load(&text), Err(CatalogueError::BadId { .. })));
+    let text = first_item().replace("SE-EP-SEL-001", "TE-EP-SEL-001");
+    assert!(
+        matches!(load(&text), Err(CatalogueError::BadId { .. })),
+        "wrong object class"
+    );
+    let text = format!("{SE_TOML}\n{}", first_item());
+    assert_eq!(
+        load(&text).unwrap_err(),
+        CatalogueError::DuplicateId("SE-EP-SEL-001".into())
+    );
+}
+
+#[test]
+fn an_item_whose_checker_does_not_exist_is_a_load_error() {
+    let text = SE_TOML.replace(
+        "checker     = \"ep::balance\"",
+        "checker     = \"ep::no_such\"",
+    );
+    assert_eq!(
+        load(&text).unwrap_err(),
+        CatalogueError::UnknownChecker {
+            id: "SE-EP-BAL-001".into(),
+            checker: "ep::no_such".into()
+        }
+    );
+    let mut registry = Registry::builtin();
+    registry.unregister("t2::select");
+    let err = Catalogue::load(
+        &[("se.toml", "SE", SE_TOML), ("te.toml", "TE", TE_TOML)],
+        &registry,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, CatalogueError::UnknownChecker { .. }),
+        "{err}"
+    );
+    // A terminal checker named by an SE item.
+    let text = SE_TOML.replace(
+        "checker     = \"ep::balance\"",
+        "checker     = \"te::load_ok\"",
+    );
+    assert!(matches!(
+        load(&text),
+        Err(CatalogueError::CheckerKindMismatch { .. })
+    ));
+}
+
+#[test]
+fn a_registered_checker_with_no_item_is_a_load_error() {
+    let mut registry = Registry::builtin();
+    let check = registry.get("ep::balance").unwrap();
+    registry.register("ep::orphan", check);
+    let err = Catalogue::load(
+        &[("se.toml", "SE", SE_TOML), ("te.toml", "TE", TE_TOML)],
+        &registry,
+    )
+    .unwrap_err();
+    assert_eq!(err, CatalogueError::UnusedChecker("ep::orphan".into()));
+}
+
+#[test]
+fn profile_features_and_provisional_marks_are_checked() {
+    let text = SE_TOML.replacen(
+        "profile     = [\"ep\"]",
+        "profile     = [\"ep\", \"warp\"]",
+        1,
+    );
+    assert!(matches!(
+        load(&text),
+        Err(CatalogueError::UnknownFeature { .. })
+    ));
+    let text = SE_TOML.replacen("confidence  = \"H\"", "confidence  = \"L\"", 1);
+    assert_eq!(
+        load(&text).unwrap_err(),
+        CatalogueError::NotProvisional("SE-EP-SEL-001".into())
+    );
+}

@@ -76,3 +76,91 @@ fn terminal_items_pass_or_wait_for_their_module() {
         }
     }
 }
+
+/// The SE items on a card that cannot be made fresh: one simulated card behind `Target::Card`,
+/// run twice in a row with the sample profile of `ykt se serve`, as on a card in a reader.
+#[test]
+fn se_items_work_relative_to_the_state_of_one_card() {
+    use ykt_conformance::SimCard;
+    use ykt_conformance::profile::SAMPLE_SERVE_3DES;
+    let catalogue = Catalogue::builtin().unwrap();
+    let mut card = SimCard(ykt_purse::testing::danger_test_card_3des().unwrap());
+    // First, on the fresh card, the purchase item alone reproduces the brief's worked example.
+    let first = run(
+        &catalogue,
+        &Registry::builtin(),
+        Target::Card(&mut card),
+        &RunConfig {
+            profile: Profile::parse(SAMPLE_SERVE_3DES).unwrap(),
+            only: Some("SE-EP-PUR-001".into()),
+        },
+        RunInfo::default(),
+    );
+    let pur = first
+        .results
+        .iter()
+        .find(|r| r.item.id == "SE-EP-PUR-001")
+        .unwrap();
+    assert!(
+        pur.outcome.reason.contains("reproduced byte for byte"),
+        "{}",
+        pur.outcome.reason
+    );
+    for pass in 1..=2 {
+        let run = run(
+            &catalogue,
+            &Registry::builtin(),
+            Target::Card(&mut card),
+            &RunConfig {
+                profile: Profile::parse(SAMPLE_SERVE_3DES).unwrap(),
+                only: None,
+            },
+            RunInfo::default(),
+        );
+        assert!(run.is_success(), "pass {pass}:\n{}", show(&run));
+        for r in &run.results {
+            let sim_only = r
+                .item
+                .profile
+                .iter()
+                .any(|f| ["tearing", "fixture", "t2", "alg-sm4"].contains(&f.as_str()));
+            let expected = if sim_only {
+                Verdict::NotApplicable
+            } else {
+                Verdict::Pass
+            };
+            assert_eq!(
+                r.outcome.verdict, expected,
+                "pass {pass} {}: {}",
+                r.item.id, r.outcome.reason
+            );
+        }
+    }
+}
+
+#[test]
+fn profile_gates_and_only_filter() {
+    let run = sim_run("ep,alg-3des", Some("SE-EP-PUR"));
+    for r in &run.results {
+        let v = r.outcome.verdict;
+        if !r.item.id.starts_with("SE-EP-PUR") {
+            assert_eq!(v, Verdict::NotRun, "{}", r.item.id);
+        } else if r.item.profile.iter().any(|f| f == "fixture") {
+            assert_eq!(v, Verdict::NotApplicable, "{}", r.item.id);
+        } else {
+            assert_eq!(v, Verdict::Pass, "{}: {}", r.item.id, r.outcome.reason);
+        }
+    }
+    assert!(ykt_conformance::runner::matches(
+        "*-TEAR-*",
+        "SE-T2-TEAR-001"
+    ));
+    assert!(ykt_conformance::runner::matches(
+        "se-ep-pur",
+        "SE-EP-PUR-001a"
+    ));
+    assert!(!ykt_conformance::runner::matches(
+        "*-TEAR-*",
+        "SE-EP-PUR-001"
+    ));
+}
