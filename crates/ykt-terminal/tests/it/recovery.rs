@@ -439,14 +439,24 @@ fn torn_rides(rides: u64, seed: u64) -> Tally {
         tally.rides += 1;
         if ride % 50 == 49 || ride + 1 == rides {
             rig.assert_every_tac_verifies();
-            assert_no_duplicate_records(&rig);
+            assert_no_duplicate_records(&mut rig);
         }
     }
     tally
 }
 
-/// No transaction is recorded twice (same card counter and type).
-fn assert_no_duplicate_records(rig: &Rig) {
+/// No transaction is recorded twice (same card counter and type), and the card counted exactly
+/// the transactions the journal holds.
+fn assert_no_duplicate_records(rig: &mut Rig) {
+    let (mut loads, mut purchases) = (0u16, 0u16);
+    for e in rig.validator.journal().entries() {
+        match e.body {
+            EntryBody::Purchase { .. } => purchases += 1,
+            EntryBody::Load { .. } => loads += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(rig.counters(), (loads, purchases));
     let mut seen = std::collections::BTreeSet::new();
     for e in rig.validator.journal().entries() {
         let key = match &e.body {

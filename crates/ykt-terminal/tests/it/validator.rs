@@ -176,6 +176,22 @@ impl Rig {
         u32::from_be_bytes(r.data.try_into().unwrap())
     }
 
+    /// The card's (online, offline) counters, read from INITIALIZE FOR LOAD and FOR PURCHASE
+    /// (neither writes anything; the sessions they open are dropped by the next SELECT).
+    pub fn counters(&mut self) -> (u16, u16) {
+        use ykt_terminal::commands as c;
+        let mut t = link(&mut self.card, Fault::None);
+        let mut counter = |command: CommandApdu| {
+            t(&c::select(&EP_AID)).unwrap();
+            let r = t(&command).unwrap();
+            assert_eq!(r.sw, StatusWord::SUCCESS);
+            u16::from_be_bytes([r.data[4], r.data[5]])
+        };
+        let online = counter(c::initialize_for_load(1, 1, &TERMINAL));
+        let offline = counter(c::initialize_for_purchase(false, 1, 0, &TERMINAL));
+        (online, offline)
+    }
+
     /// Completed purchases and loads in the journal: (sum of loads) − (sum of purchases).
     pub fn journal_net(&self) -> i64 {
         self.validator
@@ -933,4 +949,38 @@ fn a_power_cut_at_every_journal_write_of_a_tap_never_charges_twice() {
             }
         }
     }
+}
+
+#[test]
+fn an_sm4_purchase_whose_answer_was_lost_is_recovered_with_a_valid_tac() {
+    let mut rig = Rig {
+        card: ykt_purse::testing::danger_test_card_sm4().unwrap(),
+        ..Rig::new()
+    };
+    assert!(matches!(
+        rig.load(10_000, Fault::None).outcome,
+        TapOutcome::Completed { .. }
+    ));
+    let tap = rig.purchase(purchase_params(200, false), Fault::LostAfter(3));
+    assert!(matches!(tap.outcome, TapOutcome::Grey { .. }), "{tap:?}");
+    let tap = rig.purchase(purchase_params(200, false), Fault::None);
+    let TapOutcome::Recovered {
+        record: Record::Purchase(p),
+        ..
+    } = &tap.outcome
+    else {
+        panic!("{tap:?}")
+    };
+    // e-purse.md §8.3: MAC2 9DF2C9ED, TAC 3E66EC34 (same inputs: second card random, TTSN 1).
+    assert_eq!((p.algorithm_id, p.mac2), (0x04, [0x9D, 0xF2, 0xC9, 0xED]));
+    assert_eq!(p.tac, [0x3E, 0x66, 0xEC, 0x34]);
+    let input = purchase_tac_input(p.amount, 0x06, &p.terminal_id, p.ttsn, &p.datetime);
+    assert!(verify_tac(
+        &PurseAlgorithm::Sm4(Sm4Rules::BRIEF),
+        &PurseKey::from_bytes(TEST_MASTER_DTK),
+        &p.card.diversifier(),
+        &input,
+        &p.tac,
+    ));
+    assert_eq!(rig.balance(), 9_800);
 }
