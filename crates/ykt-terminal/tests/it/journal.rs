@@ -313,3 +313,58 @@ fn writes_not_flushed_are_lost_at_a_power_cut() {
     storage.power_on();
     assert_eq!(storage.durable(), b"abc");
 }
+
+#[test]
+fn every_single_bit_flip_is_refused_or_drops_only_the_last_entry() {
+    let mut storage = MemoryStorage::new();
+    let mut journal = Journal::open(&mut storage).unwrap();
+    let entries: Vec<EntryBody> = (1..=8).map(sample_entry).collect();
+    for e in &entries {
+        journal.append(e.clone()).unwrap();
+    }
+    drop(journal);
+    let clean = storage.durable().to_vec();
+    let mut dropped = 0;
+    let mut refused = 0;
+    for at in 0..clean.len() {
+        for bit in 0..8 {
+            let mut damaged = MemoryStorage::from_bytes(clean.clone());
+            damaged.danger_corrupt(at, clean[at] ^ (1 << bit));
+            match Journal::open(&mut damaged) {
+                Ok(j) => {
+                    let got = bodies(&j);
+                    assert_eq!(got, entries[..got.len()], "flip {at}.{bit}");
+                    assert_eq!(got.len(), entries.len() - 1, "flip {at}.{bit}");
+                    dropped += 1;
+                }
+                Err(_) => refused += 1,
+            }
+        }
+    }
+    assert!(dropped > 0 && refused > 0);
+}
+
+#[test]
+fn opening_arbitrary_bytes_never_panics() {
+    let mut rng = Rng(0x4A52_4E4C);
+    let mut valid = MemoryStorage::new();
+    let mut journal = Journal::open(&mut valid).unwrap();
+    journal.append(sample_entry(1)).unwrap();
+    drop(journal);
+    let header = valid.durable()[..14].to_vec();
+    for _ in 0..2_000 {
+        let len = rng.below(200) as usize;
+        let mut bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        if rng.below(2) == 0 {
+            bytes.splice(0..0, header.iter().copied());
+            // Some well-formed frame starts, so the parser goes past the sync byte.
+            for _ in 0..rng.below(4) {
+                let at = 14 + rng.below(bytes.len() as u64 - 13) as usize;
+                if at < bytes.len() {
+                    bytes[at] = 0xE7;
+                }
+            }
+        }
+        let _ = Journal::open(MemoryStorage::from_bytes(bytes));
+    }
+}
