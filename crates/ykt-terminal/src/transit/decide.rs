@@ -96,7 +96,7 @@ fn decide_inner(
             let mut history = Vec::with_capacity(2);
             let mut after = balance;
             if penalty > 0 {
-                after -= penalty;
+                after = after.saturating_sub(penalty);
                 history.push(history_record(
                     HistoryType::EpMakeUp,
                     site,
@@ -106,7 +106,7 @@ fn decide_inner(
                     max_fare,
                 ));
             }
-            after -= config.entry_charge;
+            after = after.saturating_sub(config.entry_charge);
             history.push(history_record(
                 HistoryType::EpEntry,
                 site,
@@ -239,7 +239,7 @@ fn decide_inner(
             let mut history = Vec::with_capacity(2);
             let mut after = balance;
             if penalty > 0 {
-                after -= penalty;
+                after = after.saturating_sub(penalty);
                 history.push(history_record(
                     HistoryType::EpMakeUp,
                     site,
@@ -249,7 +249,7 @@ fn decide_inner(
                     max_fare,
                 ));
             }
-            after -= ride;
+            after = after.saturating_sub(ride);
             history.push(history_record(
                 HistoryType::EpSingle,
                 site,

@@ -755,3 +755,80 @@ fn entered_without_exit_on_the_test_card_pays_the_make_up_fare() {
     assert_eq!(ef1e(&mut card, 2).record_type, HistoryType::EpMakeUp);
     assert_eq!(ef1e(&mut card, 2).amount, 900);
 }
+
+fn random_time(rng: &mut Rng) -> BcdDateTime {
+    let bcd = |n: u64| (((n / 10) << 4) | (n % 10)) as u8;
+    let r = |rng: &mut Rng, n: u64| rng.next() % n;
+    let bytes = [
+        0x20,
+        bcd(24 + r(rng, 12)),
+        bcd(1 + r(rng, 12)),
+        bcd(1 + r(rng, 28)),
+        bcd(r(rng, 24)),
+        bcd(r(rng, 60)),
+        bcd(r(rng, 60)),
+    ];
+    BcdDateTime::new(bytes).unwrap()
+}
+
+#[test]
+fn property_decide_never_panics_and_its_charges_are_consistent() {
+    let mut rng = Rng(0x4445_4349_4445_0001);
+    let seeds: Vec<Ef1aRecord> = vectors()
+        .into_iter()
+        .filter(|v| v.record == "ef1a" && v.error.is_none())
+        .map(|v| Ef1aRecord::decode(&v.bytes).unwrap())
+        .collect();
+    let penalties = [Penalty::ChargeMaxFare, Penalty::Refuse];
+    for _ in 0..5_000 {
+        let mut record = seeds[(rng.next() as usize) % seeds.len()].clone();
+        record.state =
+            [TripState::Initial, TripState::Entered, TripState::Exited][(rng.next() % 3) as usize];
+        record.entry.datetime = Some(random_time(&mut rng)).filter(|_| rng.next() % 8 != 0);
+        record.exit.datetime = Some(random_time(&mut rng)).filter(|_| rng.next() % 8 != 0);
+        record.entry.line = [1, 2, 901, 7][(rng.next() % 4) as usize];
+        record.entry.station = (rng.next() % 7) as u8;
+        record.marked_max_fare = [0, 900, u32::MAX][(rng.next() % 3) as usize];
+        record.app_lock = u8::from(rng.next() % 16 == 0);
+        let c = TransitConfig {
+            entry_charge: [0, 100, u32::MAX][(rng.next() % 3) as usize],
+            min_entry_balance: [None, Some(0), Some(u32::MAX)][(rng.next() % 3) as usize],
+            open_trip_at_entry: penalties[(rng.next() % 2) as usize],
+            exit_without_entry: penalties[(rng.next() % 2) as usize],
+            unpriced_exit: penalties[(rng.next() % 2) as usize],
+            double_tap_minutes: (rng.next() % 60) as u32,
+            max_trip_minutes: [None, Some(0), Some(240)][(rng.next() % 3) as usize],
+            transfer: [
+                None,
+                Some(TransferRule {
+                    window_minutes: 30,
+                    discount: TransferDiscount::Free,
+                }),
+                Some(TransferRule {
+                    window_minutes: u32::MAX,
+                    discount: TransferDiscount::Amount(u32::MAX),
+                }),
+            ][(rng.next() % 3) as usize],
+            ..config()
+        };
+        let role = [GateRole::Entry, GateRole::Exit, GateRole::Single][(rng.next() % 3) as usize];
+        let line = [1, 2, 901, 7][(rng.next() % 4) as usize];
+        let site = site(line, (rng.next() % 7) as u8, role);
+        let balance = [0, 500, 10_000, u32::MAX][(rng.next() % 4) as usize];
+        let current = Some(&record).filter(|_| rng.next() % 5 != 0);
+        let d = decide(current, &card(), balance, &site, random_time(&mut rng), &c);
+        if let Some(charge) = d.charge() {
+            assert!(charge.amount <= balance, "{d:?}");
+            assert_eq!(
+                Ef1aRecord::decode(&charge.ef1a.encode()).unwrap(),
+                charge.ef1a
+            );
+            for h in &charge.history {
+                assert_eq!(&Ef1eRecord::decode(&h.encode()).unwrap(), h);
+            }
+            let records = charge.capp_records();
+            assert!(records.len() <= ykt_purse::status::CAPP_CACHE_LIMIT);
+            assert_eq!(records[0].data.len(), 128);
+        }
+    }
+}
