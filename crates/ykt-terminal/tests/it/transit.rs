@@ -784,12 +784,14 @@ fn property_decide_never_panics_and_its_charges_are_consistent() {
         let mut record = seeds[(rng.next() as usize) % seeds.len()].clone();
         record.state =
             [TripState::Initial, TripState::Entered, TripState::Exited][(rng.next() % 3) as usize];
-        record.entry.datetime = Some(random_time(&mut rng)).filter(|_| rng.next() % 8 != 0);
-        record.exit.datetime = Some(random_time(&mut rng)).filter(|_| rng.next() % 8 != 0);
+        record.entry.datetime =
+            Some(random_time(&mut rng)).filter(|_| !rng.next().is_multiple_of(8));
+        record.exit.datetime =
+            Some(random_time(&mut rng)).filter(|_| !rng.next().is_multiple_of(8));
         record.entry.line = [1, 2, 901, 7][(rng.next() % 4) as usize];
         record.entry.station = (rng.next() % 7) as u8;
         record.marked_max_fare = [0, 900, u32::MAX][(rng.next() % 3) as usize];
-        record.app_lock = u8::from(rng.next() % 16 == 0);
+        record.app_lock = u8::from(rng.next().is_multiple_of(16));
         let c = TransitConfig {
             entry_charge: [0, 100, u32::MAX][(rng.next() % 3) as usize],
             min_entry_balance: [None, Some(0), Some(u32::MAX)][(rng.next() % 3) as usize],
@@ -815,7 +817,7 @@ fn property_decide_never_panics_and_its_charges_are_consistent() {
         let line = [1, 2, 901, 7][(rng.next() % 4) as usize];
         let site = site(line, (rng.next() % 7) as u8, role);
         let balance = [0, 500, 10_000, u32::MAX][(rng.next() % 4) as usize];
-        let current = Some(&record).filter(|_| rng.next() % 5 != 0);
+        let current = Some(&record).filter(|_| !rng.next().is_multiple_of(5));
         let d = decide(current, &card(), balance, &site, random_time(&mut rng), &c);
         if let Some(charge) = d.charge() {
             assert!(charge.amount <= balance, "{d:?}");
