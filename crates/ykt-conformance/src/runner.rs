@@ -47,7 +47,8 @@ impl Target<'_> {
 pub struct RunConfig {
     /// The sample's declared profile.
     pub profile: Profile,
-    /// Only items matching this pattern (see [`matches()`]); the others are NOT_RUN.
+    /// Only items matching one of these comma-separated patterns (see [`matches()`]); the others
+    /// are NOT_RUN.
     pub only: Option<String>,
 }
 
@@ -150,7 +151,7 @@ pub fn run(
 
 fn gate(item: &Item, target: &Target<'_>, config: &RunConfig) -> Option<Outcome> {
     if let Some(only) = &config.only
-        && !matches(only, &item.id)
+        && !only.split(',').any(|p| matches(p.trim(), &item.id))
     {
         return Some(Outcome::new(
             Verdict::NotRun,

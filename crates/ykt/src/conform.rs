@@ -32,7 +32,8 @@ pub struct ConformArgs {
     #[arg(long, value_name = "FEATURES")]
     profile: Option<String>,
     /// Run only items whose ID starts with PATTERN, or matches it with `*` wildcards
-    /// (e.g. `SE-EP-PUR`, `*-TEAR-*`); the others are NOT_RUN.
+    /// (e.g. `SE-EP-PUR`, `*-TEAR-*`; several patterns separated by commas); the others are
+    /// NOT_RUN.
     #[arg(long, value_name = "PATTERN")]
     only: Option<String>,
     /// Write the HTML report (one self-contained page) to FILE.

@@ -18,7 +18,7 @@ fn algorithm(id: u8) -> Result<PurseAlgorithm, Stop> {
 }
 
 /// The back office's TAC check of a purchase record.
-fn purchase_tac_ok(r: &PurchaseRecord) -> Result<bool, Stop> {
+pub(super) fn purchase_tac_ok(r: &PurchaseRecord) -> Result<bool, Stop> {
     let input = purchase_tac_input(
         r.amount,
         r.transaction_type,

@@ -12,6 +12,7 @@
 //! refusal that should have stopped the flow.
 
 mod items;
+mod wired;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -40,6 +41,9 @@ pub(crate) const CHECKERS: &[(&str, TeCheck)] = &[
     ("te::composite_entry_exit", items::composite_entry_exit),
     ("te::load_ok", items::load_ok),
     ("te::record_integrity", items::record_integrity),
+    ("te::blacklist", wired::blacklist),
+    ("te::screening", wired::screening),
+    ("te::grey_recovery", wired::grey_recovery),
     ("te::pending", items::pending),
 ];
 
@@ -346,6 +350,28 @@ impl TeHarness {
         r
     }
 
+    /// Runs any flow of the terminal under test against the lower tester.
+    pub fn drive<F: ykt_terminal::Flow>(
+        &mut self,
+        flow: F,
+        first: CommandApdu,
+    ) -> TerminalResult<F::Outcome> {
+        let lt = &mut self.lt;
+        let r = drive(flow, first, |c| lt.transmit(c));
+        self.note(outcome_text(&r));
+        r
+    }
+
+    /// Hands the lower tester's transmit function to a terminal component (e.g. the validator).
+    pub fn with_card<T>(
+        &mut self,
+        f: impl FnOnce(&mut dyn FnMut(&CommandApdu) -> Result<ResponseApdu, CardRemoved>) -> T,
+    ) -> T {
+        let lt = &mut self.lt;
+        let mut transmit = |c: &CommandApdu| lt.transmit(c);
+        f(&mut transmit)
+    }
+
     /// Reads the card's state behind the lower tester's back (no script), as the SE harness does.
     pub fn inspect<T>(
         &mut self,
@@ -372,7 +398,7 @@ impl TeHarness {
     }
 }
 
-fn outcome_text<T: fmt::Debug>(r: &TerminalResult<T>) -> String {
+fn outcome_text<T>(r: &TerminalResult<T>) -> String {
     match r {
         Ok(_) => "terminal outcome: completed".into(),
         Err(e) => format!("terminal outcome: {e}"),

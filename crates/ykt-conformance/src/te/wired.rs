@@ -1,0 +1,225 @@
+//! Checkers of the terminal items that drive the validator modules of `ykt-terminal`: card
+//! screening and the blacklist (`tap`, `lists`, `block`), and grey-transaction recovery
+//! (`validator`, `journal`, `recovery`).
+
+use ykt_crypto::purse::{PurseAlgorithm, PurseKey, Sm4Rules};
+use ykt_purse::testing::{TEST_ASN, TEST_MASTER_DAMK, TEST_MASTER_DPK};
+use ykt_terminal::block::{BlockFlow, BlockMode};
+use ykt_terminal::commands;
+use ykt_terminal::journal::MemoryStorage;
+use ykt_terminal::lists::{CardBlacklist, IssuerWhitelist};
+use ykt_terminal::purchase::PurchaseParams;
+use ykt_terminal::recovery::{RecoveryOutcome, SoftwareProofVerifier};
+use ykt_terminal::sam::{MasterKey, SoftwareSam};
+use ykt_terminal::tap::{ScreenRefusal, Screening, TapFlow, screen};
+use ykt_terminal::validator::{Record, TapOutcome, Validator};
+
+use super::{Action, DATETIME, KEY_INDEX, Rule, TERMINAL, TeHarness};
+use crate::params::Params;
+use crate::verdict::{Stop, ensure};
+
+/// The §8 test card's issuer prefix (EF15 bytes 0–3), whitelisted by the terminal under test.
+const TEST_ISSUER: [u8; 4] = [0x01, 0x01, 0x10, 0x00];
+/// Offset of EF15 in the test card's FCI: `6F 31 84 08 <AID> A5 25 9F08 01 02 9F0C 1E`.
+const FCI_EF15: usize = 21;
+
+fn master(key: [u8; 16]) -> MasterKey {
+    MasterKey {
+        index: KEY_INDEX,
+        version: KEY_INDEX,
+        key: PurseKey::from_bytes(key),
+    }
+}
+
+fn whitelist(accept_test_issuer: bool) -> IssuerWhitelist {
+    let entries = if accept_test_issuer {
+        vec![TEST_ISSUER]
+    } else {
+        vec![[0x09, 0x09, 0x09, 0x09]]
+    };
+    IssuerWhitelist::from_unsorted(1, entries)
+}
+
+/// Taps the card (SELECT, EF1A, balance) and screens it; the terminal's decision.
+fn tap_and_screen(
+    t: &mut TeHarness,
+    whitelist: &IssuerWhitelist,
+    blacklist: &CardBlacklist,
+) -> Result<(Screening, ykt_terminal::tap::CardSnapshot), Stop> {
+    let (flow, first) = TapFlow::start(&commands::PURSE_AID);
+    let snapshot = t
+        .drive(flow, first)
+        .map_err(|e| Stop::Fail(format!("the tap failed: {e}")))?;
+    let screening = screen(&snapshot, whitelist, blacklist);
+    t.note(format!("terminal screening: {screening:?}"));
+    Ok((screening, snapshot))
+}
+
+/// TE-EP-BL-001.
+pub(super) fn blacklist(t: &mut TeHarness, _p: Params<'_>) -> Result<String, Stop> {
+    let listed = CardBlacklist::from_unsorted(7, vec![TEST_ASN.0]);
+    let (screening, _) = tap_and_screen(t, &whitelist(true), &CardBlacklist::empty(7))?;
+    ensure(screening == Screening::Admit, || {
+        format!("a card not on the blacklist was screened {screening:?}")
+    })?;
+    let (screening, snapshot) = tap_and_screen(t, &whitelist(true), &listed)?;
+    ensure(screening == Screening::Block, || {
+        format!("the blacklisted card was screened {screening:?}, not Block")
+    })?;
+    let mut sam = SoftwareSam::new(TERMINAL, 1, vec![master(TEST_MASTER_DPK)], Sm4Rules::BRIEF)
+        .with_maintenance_key(master(TEST_MASTER_DAMK), PurseAlgorithm::Tdes);
+    let (flow, first) = BlockFlow::start(snapshot.card, BlockMode::Temporary, &mut sam);
+    t.drive(flow, first)
+        .map_err(|e| Stop::Fail(format!("the block flow failed: {e}")))?;
+    ensure(t.sent_count(0x54) == 0 && t.sent_count(0x50) == 0, || {
+        "the terminal started a purchase on the blacklisted card".into()
+    })?;
+    // The lower tester: the card accepted the block MAC and its application is now blocked.
+    let select_sw = t.inspect(|s| s.sw(&commands::select(&commands::PURSE_AID)))?;
+    ensure(select_sw == 0x6A81, || {
+        format!("after the block, SELECT answers {select_sw:04X}, not 6A81")
+    })?;
+    Ok("not listed: admitted; listed: no purchase, APPLICATION BLOCK with a MAC the card accepts (SELECT → 6A81)".into())
+}
+
+/// TE-EP-BASE-002: issuer whitelist, application type, enabled flag.
+pub(super) fn screening(t: &mut TeHarness, _p: Params<'_>) -> Result<String, Stop> {
+    let none = CardBlacklist::empty(1);
+    let (s, _) = tap_and_screen(t, &whitelist(false), &none)?;
+    ensure(
+        s == Screening::Refuse(ScreenRefusal::IssuerNotAccepted),
+        || format!("an issuer off the whitelist was screened {s:?}"),
+    )?;
+    let mut seen = vec!["issuer off the whitelist"];
+    for (index, mask, what, expected) in [
+        (
+            FCI_EF15 + 8,
+            0x01,
+            "application type 03",
+            ScreenRefusal::NotAnEPurse(0x03),
+        ),
+        (
+            FCI_EF15 + 9,
+            0x01,
+            "application flag 00",
+            ScreenRefusal::NotEnabled(0x00),
+        ),
+    ] {
+        t.clear_script();
+        t.script(Rule {
+            ins: 0xA4,
+            nth: t.sent_count(0xA4) + 1,
+            action: Action::Corrupt { index, mask },
+        });
+        let (s, _) = tap_and_screen(t, &whitelist(true), &none)?;
+        ensure(s == Screening::Refuse(expected), || {
+            format!("a card with {what} was screened {s:?}")
+        })?;
+        seen.push(what);
+    }
+    ensure(t.sent_count(0x50) == 0 && t.sent_count(0x54) == 0, || {
+        "the terminal sent INITIALIZE or DEBIT to a refused card".into()
+    })?;
+    Ok(format!(
+        "refused before any INITIALIZE: {}",
+        seen.join(", ")
+    ))
+}
+
+/// TE-EP-GREY-001: the card leaves after DEBIT; the grey entry is journaled before DEBIT; the
+/// re-tap recovers with GET TRANSACTION PROVE and does not debit again.
+pub(super) fn grey_recovery(t: &mut TeHarness, p: Params<'_>) -> Result<String, Stop> {
+    let amount = p.u32("amount", 250)?;
+    t.inspect(|s| {
+        s.select()?;
+        s.ensure_balance(amount)
+    })?;
+    let before = t.inspect(|s| {
+        s.select()?;
+        s.balance()
+    })?;
+    let storage_fault = |e: ykt_terminal::journal::JournalError<_>| {
+        Stop::Inconclusive(format!("the terminal's journal failed: {e}"))
+    };
+    let mut validator = Validator::open(MemoryStorage::new()).map_err(storage_fault)?;
+    let mut sam = SoftwareSam::new(
+        TERMINAL,
+        0x200,
+        vec![master(TEST_MASTER_DPK)],
+        Sm4Rules::BRIEF,
+    );
+    let mut verifier = SoftwareProofVerifier::new(vec![master(TEST_MASTER_DPK)], Sm4Rules::BRIEF);
+    let params = PurchaseParams {
+        aid: commands::PURSE_AID.to_vec(),
+        key_index: KEY_INDEX,
+        amount,
+        datetime: DATETIME,
+        composite: None,
+    };
+    t.script(Rule {
+        ins: 0x54,
+        nth: 1,
+        action: Action::RemoveAfter,
+    });
+    let tap1 = t
+        .with_card(|transmit| validator.purchase(params.clone(), &mut sam, &mut verifier, transmit))
+        .map_err(storage_fault)?;
+    t.note(format!("tap 1: {:?}", tap1.outcome));
+    let TapOutcome::Grey { seq, .. } = tap1.outcome else {
+        return Err(Stop::Fail(format!(
+            "with the DEBIT answer lost the tap ended {:?}, not grey",
+            tap1.outcome
+        )));
+    };
+    ensure(validator.open_grey() == vec![seq], || {
+        "no open grey entry in the terminal's journal after the lost DEBIT".into()
+    })?;
+    t.clear_script();
+    t.retap()?;
+    let debits_before = t.sent_count(0x54);
+    let tap2 = t
+        .with_card(|transmit| validator.purchase(params, &mut sam, &mut verifier, transmit))
+        .map_err(storage_fault)?;
+    t.note(format!(
+        "tap 2: recovered {:?}, outcome {:?}",
+        tap2.recovered, tap2.outcome
+    ));
+    let Some((rseq, RecoveryOutcome::Purchase(record))) = &tap2.recovered else {
+        return Err(Stop::Fail(format!(
+            "the re-tap did not recover the purchase: {:?}",
+            tap2.recovered
+        )));
+    };
+    ensure(*rseq == seq, || "recovery resolved another entry".into())?;
+    ensure(
+        matches!(&tap2.outcome, TapOutcome::Recovered { record: Record::Purchase(r), .. } if r == record),
+        || {
+            format!(
+                "the re-tap ended {:?}, not with the recovered record",
+                tap2.outcome
+            )
+        },
+    )?;
+    ensure(t.sent_count(0x5A) >= 1, || {
+        "the re-tap sent no GET TRANSACTION PROVE".into()
+    })?;
+    ensure(t.sent_count(0x54) == debits_before, || {
+        "the re-tap debited again".into()
+    })?;
+    ensure(validator.open_grey().is_empty(), || {
+        "the grey entry stayed open".into()
+    })?;
+    let after = t.inspect(|s| {
+        s.select()?;
+        s.balance()
+    })?;
+    ensure(after == before - amount, || {
+        format!("card balance {before} → {after}: charged other than once")
+    })?;
+    ensure(super::items::purchase_tac_ok(record)?, || {
+        "the recovered record's TAC does not verify".into()
+    })?;
+    Ok(format!(
+        "grey entry {seq} open after the lost DEBIT answer; re-tap: PROVE, record completed with a TAC that verifies; one debit ({before} → {after})"
+    ))
+}
