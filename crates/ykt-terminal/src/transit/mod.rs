@@ -261,11 +261,21 @@ impl Charge {
     /// The composite purchase (type 09) that carries out this charge on the e-purse.
     pub fn purchase_params(&self, key_index: u8, now: BcdDateTime) -> PurchaseParams {
         PurchaseParams {
+            composite: Some(self.capp_records()),
+            ..self.plain_purchase_params(key_index, now)
+        }
+    }
+
+    /// A plain purchase (type 06) of the amount, writing no transit record: for a flat-fare
+    /// validator that keeps no trip state. The open-trip and transfer rules of a later tap then
+    /// see nothing of this ride.
+    pub fn plain_purchase_params(&self, key_index: u8, now: BcdDateTime) -> PurchaseParams {
+        PurchaseParams {
             aid: PURSE_AID.to_vec(),
             key_index,
             amount: self.amount,
             datetime: now.bytes(),
-            composite: Some(self.capp_records()),
+            composite: None,
         }
     }
 }

@@ -834,3 +834,19 @@ fn property_decide_never_panics_and_its_charges_are_consistent() {
         }
     }
 }
+
+#[test]
+fn a_flat_fare_can_also_be_a_plain_type_06_purchase_that_leaves_ef1a_alone() {
+    let c = config();
+    let mut card = card_with(1_000);
+    let now = dt("20260115093000");
+    let s = tap(&mut card).unwrap();
+    let d = s.decide(&site(901, 17, GateRole::Single), now, &c);
+    let params = d.charge().unwrap().plain_purchase_params(1, now);
+    let mut sam = sam();
+    let (flow, first) = PurchaseFlow::start(params, &mut sam);
+    let p = ykt_terminal::drive(flow, first, via(&mut card)).unwrap();
+    assert_eq!((p.transaction_type, p.amount), (0x06, 200));
+    let s = tap(&mut card).unwrap();
+    assert_eq!((s.balance, s.ef1a), (800, Ok(None)));
+}
