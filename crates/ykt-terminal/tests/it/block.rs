@@ -228,3 +228,44 @@ fn the_validator_sequence_refuses_blocks_or_charges() {
         })
     ));
 }
+
+const VALIDATOR_BLOCK: &str = include_str!("../data/validator_block.apdu");
+
+fn transcript_lines(prefix: &str) -> Vec<Vec<u8>> {
+    VALIDATOR_BLOCK
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .map(|l| hex::decode(l.replace(' ', "")).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_tap_and_block_flows_send_exactly_the_validator_block_transcript() {
+    // The transcript itself holds against a fresh card.
+    let mut card = ykt_purse::testing::danger_test_card_3des().unwrap();
+    assert_eq!(
+        ykt_card::testing::run_transcript(&mut card, VALIDATOR_BLOCK).unwrap(),
+        6
+    );
+
+    // And the flows produce it byte for byte, with the MAC of the independent host script.
+    let mut card = ykt_purse::testing::danger_test_card_3des().unwrap();
+    let mut trace: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut record = |c: &CommandApdu| {
+        let r = via(&mut card)(c)?;
+        trace.push((c.to_bytes(), r.to_bytes()));
+        Ok::<_, Lost>(r)
+    };
+    let (flow, first) = tap::TapFlow::start(&EP_AID);
+    let snapshot = drive(flow, first, &mut record).unwrap();
+    let black = CardBlacklist::from_unsorted(1, vec![TEST_ASN.0]);
+    let white = IssuerWhitelist::from_unsorted(1, vec![TEST_ISSUER_PREFIX]);
+    assert_eq!(tap::screen(&snapshot, &white, &black), Screening::Block);
+    let mut sam = maintenance_sam(TEST_MASTER_DAMK);
+    let (flow, first) = BlockFlow::start(snapshot.card, DEFAULT_BLOCK_MODE, &mut sam);
+    drive(flow, first, &mut record).unwrap();
+    record(&commands::select(&EP_AID)).unwrap();
+    let (commands, responses): (Vec<_>, Vec<_>) = trace.into_iter().unzip();
+    assert_eq!(commands, transcript_lines(">> "));
+    assert_eq!(responses, transcript_lines("<< "));
+}
