@@ -20,7 +20,7 @@
 //! | `counter` | the card counter the transaction used (offline for purchases, online for loads), decimal |
 //! | `key_version`, `algorithm_id` | 2 hex digits |
 //! | `datetime` | `YYYYMMDDhhmmss` |
-//! | `tac`, `mac2` | 8 hex digits; empty (JSON `null`) when unknown (an open grey record) |
+//! | `tac`, `mac2` | 8 hex digits; empty (JSON `null`) when unknown (an open grey record, or one whose card gave no proof) |
 //! | `grey` | `1`/`true` for grey records, else `0`/`false` |
 
 use alloc::collections::BTreeMap;
@@ -166,7 +166,9 @@ pub fn settlement_records(entries: &[Entry]) -> Vec<SettlementRecord> {
 
 fn proof(left: Option<&Option<GreyReason>>) -> Option<([u8; 4], [u8; 4])> {
     match left {
-        Some(Some(GreyReason::Mac2Invalid { mac2, tac })) => Some((*tac, *mac2)),
+        Some(Some(
+            GreyReason::Mac2Invalid { mac2, tac } | GreyReason::Unverified { mac2, tac },
+        )) => Some((*tac, *mac2)),
         _ => None,
     }
 }

@@ -15,7 +15,9 @@
 //! MAC2 verifies for *this* transaction (another terminal's purchase with the same counter
 //! gives a MAC2 under another session key). The balance decides only when the card has no proof.
 //!
-//! A purchase's MAC2 is checked by a [`ProofVerifier`]. The SAM session of the lost purchase is
+//! A purchase's MAC2 is checked first by the SAM itself when it still holds the session of the
+//! lost purchase (the [`Validator`](crate::validator::Validator) knows when: no purchase since,
+//! MAC2 never checked), then by a [`ProofVerifier`]. The SAM session of the lost purchase is
 //! gone by the next tap (the terminal may even have restarted), so [`SoftwareProofVerifier`]
 //! re-derives the session key from the journaled inputs (card random, offline counter, TTSN,
 //! key index and version) with `ykt_crypto::purse`, as the SAM did. A load's MAC2 is the one the
@@ -74,8 +76,11 @@ pub const NO_PROOF: [StatusWord; 4] = [
 
 /// Checks the MAC2 that GET TRANSACTION PROVE gives for a journaled purchase.
 pub trait ProofVerifier {
-    /// `Ok` when `mac2` is the MAC2 of `pending` (§5.4: MAC(SESPK, amount)); a MAC2 that does
-    /// not verify is [`SamError::Mac2Invalid`]; any other error leaves the grey entry open.
+    /// `Ok` when `mac2` is the MAC2 of `pending` (§5.4: MAC(SESPK, amount)).
+    ///
+    /// [`SamError::Mac2Invalid`] says the proof is not of this purchase; `UnknownKey`,
+    /// `UnknownAlgorithm` and `NoPurchaseInProgress` say it cannot be checked here (both leave
+    /// the entry grey for settlement); any other error leaves the entry open for the next tap.
     fn verify_proved_mac2(
         &mut self,
         pending: &PendingPurchase,
@@ -127,6 +132,23 @@ impl ProofVerifier for SoftwareProofVerifier {
         } else {
             Err(SamError::Mac2Invalid)
         }
+    }
+}
+
+/// A [`ProofVerifier`] for a terminal that holds no master purchase keys (its keys are in a
+/// PSAM): it checks nothing, so a proof is completed only through the SAM session of the lost
+/// purchase (see [`Validator`](crate::validator::Validator)) and is otherwise left grey with its
+/// TAC for settlement ([`GreyReason::Unverified`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoLocalVerifier;
+
+impl ProofVerifier for NoLocalVerifier {
+    fn verify_proved_mac2(
+        &mut self,
+        _pending: &PendingPurchase,
+        _mac2: &[u8; 4],
+    ) -> Result<(), SamError> {
+        Err(SamError::NoPurchaseInProgress)
     }
 }
 
@@ -266,6 +288,16 @@ impl<'v> RecoveryFlow<'v> {
                         tac,
                     }))
                 }
+                // Nothing here can check it, now or later: the TAC goes to settlement.
+                Err(
+                    SamError::UnknownKey { .. }
+                    | SamError::UnknownAlgorithm(_)
+                    | SamError::NoPurchaseInProgress,
+                ) => Ok(RecoveryOutcome::LeftGrey(GreyReason::Unverified {
+                    mac2,
+                    tac,
+                })),
+                // A SAM that failed (transport, refusal) may succeed at the next tap.
                 Err(e) => Err(FlowError::Sam(e)),
             },
             Grey::Load(l) => {

@@ -139,6 +139,9 @@ impl Tap {
 /// transmit function are passed per tap.
 pub struct Validator<S: NvStorage> {
     journal: Journal<S>,
+    /// TTSN of the purchase whose SAM session is still open: its DEBIT went out, its MAC2 was
+    /// never checked, and no purchase has started since.
+    sam_session: Option<u32>,
 }
 
 impl<S: NvStorage> core::fmt::Debug for Validator<S> {
@@ -203,6 +206,7 @@ impl<S: NvStorage> Validator<S> {
     pub fn open(storage: S) -> Result<Self, JournalError<S::Error>> {
         Ok(Self {
             journal: Journal::open(storage)?,
+            sam_session: None,
         })
     }
 
@@ -237,21 +241,26 @@ impl<S: NvStorage> Validator<S> {
             Ok(card) => card,
             Err(outcome) => return Ok(Tap::only(outcome)),
         };
-        let recovered = match self.recover(&aid, &card, verifier, &mut transmit, true)? {
-            Prelude::Proceed(recovered) => recovered,
-            Prelude::End(tap) => return Ok(tap),
-        };
+        let recovered =
+            match self.recover(&aid, &card, verifier, Some(&mut *sam), &mut transmit, true)? {
+                Prelude::Proceed(recovered) => recovered,
+                Prelude::End(tap) => return Ok(tap),
+            };
+        // The new purchase's MAC1 replaces whatever session the SAM held.
+        self.sam_session = None;
         let (mut flow, mut command) = PurchaseFlow::after_select(params, sam, card);
         let mut pending = None;
         let outcome = loop {
             if pending.is_none()
                 && let Some(debit) = flow.pending_debit()
             {
+                let ttsn = debit.record.ttsn;
                 let body = EntryBody::PendingPurchase(PendingPurchase {
                     aid: aid.clone(),
                     debit: debit.clone(),
                 });
                 pending = Some(self.journal.append(body)?);
+                self.sam_session = Some(ttsn);
             }
             let step = step_name(&command);
             let Ok(response) = transmit(&command) else {
@@ -260,6 +269,7 @@ impl<S: NvStorage> Validator<S> {
             match flow.on_response(response) {
                 Ok(Step::Send(next)) => command = next,
                 Ok(Step::Done(record)) => {
+                    self.sam_session = None;
                     let seq = self.journal.append(EntryBody::Purchase {
                         aid,
                         record: record.clone(),
@@ -269,7 +279,13 @@ impl<S: NvStorage> Validator<S> {
                     let record = Record::Purchase(record);
                     break TapOutcome::Completed { seq, record };
                 }
-                Err(error) => break unknown(pending, step, Some(error)),
+                Err(error) => {
+                    if let FlowError::Sam(_) = error {
+                        // The SAM was asked to check MAC2: that used its session up.
+                        self.sam_session = None;
+                    }
+                    break unknown(pending, step, Some(error));
+                }
             }
         };
         Ok(Tap { recovered, outcome })
@@ -290,7 +306,7 @@ impl<S: NvStorage> Validator<S> {
             Ok(card) => card,
             Err(outcome) => return Ok(Tap::only(outcome)),
         };
-        let recovered = match self.recover(&aid, &card, verifier, &mut transmit, false)? {
+        let recovered = match self.recover(&aid, &card, verifier, None, &mut transmit, false)? {
             Prelude::Proceed(recovered) => recovered,
             Prelude::End(tap) => return Ok(tap),
         };
@@ -339,6 +355,7 @@ impl<S: NvStorage> Validator<S> {
         aid: &[u8],
         card: &CardIdentity,
         verifier: &mut dyn ProofVerifier,
+        sam: Option<&mut dyn PurchaseSam>,
         transmit: &mut impl FnMut(&CommandApdu) -> Result<ResponseApdu, E>,
         purchase_tap: bool,
     ) -> Result<Prelude, JournalError<S::Error>> {
@@ -350,7 +367,37 @@ impl<S: NvStorage> Validator<S> {
             GreyTransaction::Load(l) => l.credit.mac2,
             GreyTransaction::Purchase(_) => [0; 4],
         };
-        let (mut flow, mut command) = RecoveryFlow::after_select(pending, verifier);
+        // The SAM still holds the session of this purchase when its MAC2 was never checked and
+        // no purchase started since (`sam_session`); then the SAM itself checks the proof.
+        let live = match pending {
+            GreyTransaction::Purchase(p) => self.sam_session == Some(p.debit.record.ttsn),
+            GreyTransaction::Load(_) => false,
+        };
+        let mut session = SessionFirst {
+            sam: if live { sam } else { None },
+            fallback: verifier,
+            asked: false,
+        };
+        let (flow, command) = RecoveryFlow::after_select(pending, &mut session);
+        let same_kind = purchase == purchase_tap;
+        let prelude = self.run_recovery(flow, command, grey, aid, same_kind, load_mac2, transmit);
+        if session.asked {
+            self.sam_session = None;
+        }
+        prelude
+    }
+
+    #[allow(clippy::too_many_arguments)] // the parts of one recovery, kept apart for borrowing
+    fn run_recovery<E>(
+        &mut self,
+        mut flow: RecoveryFlow<'_>,
+        mut command: CommandApdu,
+        grey: u32,
+        aid: &[u8],
+        same_kind: bool,
+        load_mac2: [u8; 4],
+        transmit: &mut impl FnMut(&CommandApdu) -> Result<ResponseApdu, E>,
+    ) -> Result<Prelude, JournalError<S::Error>> {
         loop {
             let step = step_name(&command);
             let Ok(response) = transmit(&command) else {
@@ -392,7 +439,7 @@ impl<S: NvStorage> Validator<S> {
                         }
                     };
                     let seq = self.journal.append(body)?;
-                    let ends = match (&outcome, purchase == purchase_tap) {
+                    let ends = match (&outcome, same_kind) {
                         (RecoveryOutcome::Purchase(r), true) => Some(TapOutcome::Recovered {
                             seq,
                             record: Record::Purchase(r.clone()),
@@ -427,6 +474,31 @@ impl<S: NvStorage> Validator<S> {
     /// The grey entries still open, oldest first (to upload flagged, e-purse.md §7).
     pub fn open_grey(&self) -> Vec<u32> {
         self.journal.open_grey().map(|(seq, _)| seq).collect()
+    }
+}
+
+/// Checks a proved MAC2 with the SAM's own session first (`80 72` on a PSAM), when it still
+/// holds the lost purchase's, then with the caller's verifier. The session can only confirm: a
+/// MAC2 it refuses goes to the verifier, since the PSAM may have dropped the session.
+struct SessionFirst<'a, 'b> {
+    sam: Option<&'a mut dyn PurchaseSam>,
+    fallback: &'b mut dyn ProofVerifier,
+    asked: bool,
+}
+
+impl ProofVerifier for SessionFirst<'_, '_> {
+    fn verify_proved_mac2(
+        &mut self,
+        pending: &PendingPurchase,
+        mac2: &[u8; 4],
+    ) -> Result<(), crate::SamError> {
+        if let Some(sam) = self.sam.take() {
+            self.asked = true;
+            if sam.verify_mac2(mac2).is_ok() {
+                return Ok(());
+            }
+        }
+        self.fallback.verify_proved_mac2(pending, mac2)
     }
 }
 

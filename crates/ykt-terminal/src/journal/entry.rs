@@ -15,6 +15,7 @@
 //!  load record      card · balance before 4 · amount 4 · balance after 4 · online counter 2
 //!                   · key version 1 · algorithm id 1 · terminal 6 · date-time 7 · TAC 4
 //!  reason           01 proof refused · SW 2  |  02 MAC2 invalid · MAC2 4 · TAC 4
+//!                   |  03 unverified · MAC2 4 · TAC 4
 //! ```
 
 use alloc::vec::Vec;
@@ -63,6 +64,14 @@ pub enum GreyReason {
     ProofRefused(StatusWord),
     /// The proof's MAC2 does not verify for this transaction.
     Mac2Invalid {
+        /// MAC2 the card gave.
+        mac2: [u8; 4],
+        /// TAC the card gave.
+        tac: [u8; 4],
+    },
+    /// The card gave a proof, but nothing at this terminal could check its MAC2 (no master
+    /// key, no SAM session of that purchase left): settlement checks its TAC.
+    Unverified {
         /// MAC2 the card gave.
         mac2: [u8; 4],
         /// TAC the card gave.
@@ -243,6 +252,11 @@ impl EntryBody {
                                 w.extend_from_slice(mac2);
                                 w.extend_from_slice(tac);
                             }
+                            GreyReason::Unverified { mac2, tac } => {
+                                w.push(0x03);
+                                w.extend_from_slice(mac2);
+                                w.extend_from_slice(tac);
+                            }
                         }
                     }
                 }
@@ -318,6 +332,10 @@ impl EntryBody {
                     0x02 => Resolution::LeftGrey(match r.u8()? {
                         0x01 => GreyReason::ProofRefused(StatusWord(r.u16()?)),
                         0x02 => GreyReason::Mac2Invalid {
+                            mac2: r.array()?,
+                            tac: r.array()?,
+                        },
+                        0x03 => GreyReason::Unverified {
                             mac2: r.array()?,
                             tac: r.array()?,
                         },

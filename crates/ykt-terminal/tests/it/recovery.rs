@@ -203,19 +203,70 @@ fn each_recovery_state_decides_precisely() {
     );
 }
 
+/// A verifier that always fails with `error`.
+struct Failing(ykt_terminal::SamError);
+
+impl ykt_terminal::recovery::ProofVerifier for Failing {
+    fn verify_proved_mac2(
+        &mut self,
+        _: &PendingPurchase,
+        _: &[u8; 4],
+    ) -> Result<(), ykt_terminal::SamError> {
+        Err(self.0)
+    }
+}
+
 #[test]
-fn a_verifier_without_the_key_leaves_the_entry_open() {
+fn a_proof_that_cannot_be_checked_here_is_left_grey_and_a_failing_sam_leaves_it_open() {
+    use ykt_terminal::SamError;
     let mut card = danger_test_card_3des().unwrap();
     let (identity, _) = card_identity(&mut card);
     let grey = brief_grey(identity);
+    let proof = "2F0250C6787BD517 9000";
+    let unverified = RecoveryOutcome::LeftGrey(GreyReason::Unverified {
+        mac2: [0x2F, 0x02, 0x50, 0xC6],
+        tac: [0x78, 0x7B, 0xD5, 0x17],
+    });
+    let cases = [
+        (
+            SamError::UnknownKey {
+                index: 1,
+                version: 1,
+            },
+            Some(&unverified),
+        ),
+        (SamError::UnknownAlgorithm(0), Some(&unverified)),
+        (SamError::NoPurchaseInProgress, Some(&unverified)),
+        (SamError::Transport, None),
+        (
+            SamError::MalformedResponse {
+                command: "80 72",
+                len: 1,
+            },
+            None,
+        ),
+    ];
+    for (error, expected) in cases {
+        let mut v = Failing(error);
+        let (mut flow, get_balance) =
+            RecoveryFlow::after_select(GreyTransaction::Purchase(&grey), &mut v);
+        assert_eq!(get_balance.ins, 0x5C);
+        flow.on_response(answer("00002648 9000")).unwrap();
+        match (flow.on_response(answer(proof)), expected) {
+            (Ok(Step::Done(outcome)), Some(expected)) => assert_eq!(&outcome, expected),
+            (Err(FlowError::Sam(e)), None) => assert_eq!(e, error),
+            (other, _) => panic!("{error:?}: {other:?}"),
+        }
+    }
+    // A verifier without the key, as a terminal with only a PSAM has.
     let mut v = SoftwareProofVerifier::new(vec![], Sm4Rules::BRIEF);
-    let (mut flow, get_balance) =
-        RecoveryFlow::after_select(GreyTransaction::Purchase(&grey), &mut v);
-    assert_eq!(get_balance.ins, 0x5C);
+    let (mut flow, _) = RecoveryFlow::after_select(GreyTransaction::Purchase(&grey), &mut v);
     flow.on_response(answer("00002648 9000")).unwrap();
     assert!(matches!(
-        flow.on_response(answer("2F0250C6787BD517 9000")),
-        Err(FlowError::Sam(ykt_terminal::SamError::UnknownKey { .. }))
+        flow.on_response(answer(proof)),
+        Ok(Step::Done(RecoveryOutcome::LeftGrey(
+            GreyReason::Unverified { .. }
+        )))
     ));
 }
 

@@ -984,3 +984,99 @@ fn an_sm4_purchase_whose_answer_was_lost_is_recovered_with_a_valid_tac() {
     ));
     assert_eq!(rig.balance(), 9_800);
 }
+
+type PsamLink<'a> = Box<dyn FnMut(&CommandApdu) -> Result<ResponseApdu, Lost> + 'a>;
+
+#[test]
+fn a_terminal_with_only_a_psam_recovers_through_the_psam_session() {
+    use ykt_terminal::recovery::NoLocalVerifier;
+    use ykt_terminal::sam::CardSam;
+
+    let mut rig = loaded();
+    let mut psam = ykt_purse::testing::danger_test_psam_3des().unwrap();
+    let mut sam = CardSam::open(Box::new(link(&mut psam, Fault::None)) as PsamLink<'_>).unwrap();
+    let tap = rig
+        .validator
+        .purchase(
+            purchase_params(200, false),
+            &mut sam,
+            &mut NoLocalVerifier,
+            link(&mut rig.card, Fault::LostAfter(3)),
+        )
+        .unwrap();
+    assert!(matches!(tap.outcome, TapOutcome::Grey { .. }), "{tap:?}");
+    // The re-tap: the PSAM still holds the lost purchase's session, and `80 72` checks the proof.
+    let tap = rig
+        .validator
+        .purchase(
+            purchase_params(200, false),
+            &mut sam,
+            &mut NoLocalVerifier,
+            link(&mut rig.card, Fault::None),
+        )
+        .unwrap();
+    let TapOutcome::Recovered {
+        record: Record::Purchase(p),
+        ..
+    } = &tap.outcome
+    else {
+        panic!("{tap:?}")
+    };
+    assert!(purchase_tac_ok(p));
+    assert_eq!(rig.balance(), 9_800);
+    assert_eq!(rig.journal_net(), 9_800);
+}
+
+#[test]
+fn a_proof_nothing_here_can_check_is_left_grey_with_its_tac_for_settlement() {
+    use ykt_terminal::recovery::NoLocalVerifier;
+
+    let mut rig = loaded();
+    rig.purchase(purchase_params(200, false), Fault::LostAfter(3));
+    // A restart loses the SAM session; this terminal holds no master keys.
+    restart(&mut rig);
+    let tap = rig
+        .validator
+        .purchase(
+            purchase_params(200, false),
+            &mut rig.sam,
+            &mut NoLocalVerifier,
+            link(&mut rig.card, Fault::None),
+        )
+        .unwrap();
+    let TapOutcome::LeftGrey {
+        seq: 3,
+        reason: GreyReason::Unverified { mac2, tac },
+    } = tap.outcome
+    else {
+        panic!("{tap:?}")
+    };
+    assert_eq!(
+        (mac2, tac),
+        ([0x2F, 0x02, 0x50, 0xC6], [0x78, 0x7B, 0xD5, 0x17])
+    );
+    assert_eq!(rig.balance(), 9_800, "not charged again");
+    let records = export::settlement_records(rig.validator.journal().entries());
+    let grey = records.last().unwrap();
+    assert_eq!(
+        (grey.status, grey.tac, grey.mac2),
+        (RecordStatus::Grey, Some(tac), Some(mac2))
+    );
+    // Settlement recomputes the TAC of the grey record and accepts it.
+    let entry = rig.validator.journal().entry(3).unwrap();
+    let EntryBody::PendingPurchase(pending) = &entry.body else {
+        panic!("{entry:?}")
+    };
+    let record = PurchaseRecord {
+        tac,
+        mac2,
+        ..pending.debit.record.clone()
+    };
+    assert!(purchase_tac_ok(&record));
+    // The next tap is a new ride.
+    let tap = rig.purchase(purchase_params(200, false), Fault::None);
+    assert!(
+        matches!(tap.outcome, TapOutcome::Completed { .. }),
+        "{tap:?}"
+    );
+}
