@@ -44,6 +44,7 @@ pub(crate) const CHECKERS: &[(&str, TeCheck)] = &[
     ("te::blacklist", wired::blacklist),
     ("te::screening", wired::screening),
     ("te::grey_recovery", wired::grey_recovery),
+    ("te::start_date", wired::start_date),
     ("te::pending", items::pending),
 ];
 

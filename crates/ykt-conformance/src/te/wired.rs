@@ -223,3 +223,94 @@ pub(super) fn grey_recovery(t: &mut TeHarness, p: Params<'_>) -> Result<String, 
         "grey entry {seq} open after the lost DEBIT answer; re-tap: PROVE, record completed with a TAC that verifies; one debit ({before} → {after})"
     ))
 }
+
+/// A flat-fare bus validator of line 1 (fare 2.00) at the terminal under test.
+fn bus_site() -> ykt_terminal::transit::Site {
+    use ykt_terminal::transit::{GateRole, Site, StationRef};
+    Site {
+        terminal_id: TERMINAL,
+        city: [0x10, 0x00],
+        institution: [0x01, 0x01, 0x10, 0x00, 0xFF, 0xFF, 0xFF, 0xFF],
+        operator: [0x00, 0x01],
+        station: StationRef::new(1, 1),
+        vehicle: *b"BUS00001",
+        direction: 0x00,
+        industry: ykt_terminal::transit::industry::BUS,
+        role: GateRole::Single,
+    }
+}
+
+/// TE-EP-BASE-001: the application start date (and expiry) at a validator. The §8 test card is
+/// valid 2024-01-01 to 2034-12-31.
+pub(super) fn start_date(t: &mut TeHarness, p: Params<'_>) -> Result<String, Stop> {
+    use ykt_terminal::transit::{BcdDateTime, Decision, FareTable, RefuseReason, TransitConfig};
+    let fare = p.u32("fare", 200)?;
+    let mut fares = FareTable::new();
+    fares
+        .flat(1, fare)
+        .map_err(|e| Stop::Inconclusive(format!("fare table: {e}")))?;
+    fares.set_max_fare(fare);
+    let config = TransitConfig::proposed(fares);
+    let site = bus_site();
+    let at = |bytes: [u8; 7]| {
+        BcdDateTime::new(bytes).map_err(|e| Stop::Inconclusive(format!("date-time: {e}")))
+    };
+    t.inspect(|s| {
+        s.select()?;
+        s.ensure_balance(fare)
+    })?;
+    let mut seen = Vec::new();
+    for (now, expected) in [
+        (
+            [0x20, 0x23, 0x12, 0x31, 0x23, 0x59, 0x00],
+            Some(RefuseReason::NotYetValid),
+        ),
+        (
+            [0x20, 0x35, 0x01, 0x01, 0x00, 0x00, 0x01],
+            Some(RefuseReason::Expired),
+        ),
+        ([0x20, 0x24, 0x01, 0x01, 0x06, 0x00, 0x00], None),
+    ] {
+        let now = at(now)?;
+        let (flow, first) = TapFlow::start(&commands::PURSE_AID);
+        let snapshot = t
+            .drive(flow, first)
+            .map_err(|e| Stop::Fail(format!("the tap failed: {e}")))?;
+        let decision = snapshot.decide(&site, now, &config);
+        t.note(format!("terminal decision at {now:?}: {decision:?}"));
+        match (expected, &decision) {
+            (Some(reason), Decision::Refuse(r)) if *r == reason => {
+                seen.push(format!("{reason:?}"));
+            }
+            (None, Decision::Single(charge)) => {
+                let params = charge.plain_purchase_params(KEY_INDEX, now);
+                let mut sam = SoftwareSam::new(
+                    TERMINAL,
+                    0x300,
+                    vec![master(TEST_MASTER_DPK)],
+                    Sm4Rules::BRIEF,
+                );
+                let (flow, first) = ykt_terminal::purchase::PurchaseFlow::start(params, &mut sam);
+                t.drive(flow, first).map_err(|e| {
+                    Stop::Fail(format!("the purchase on the start date failed: {e}"))
+                })?;
+                seen.push("accepted on the start date".into());
+            }
+            _ => {
+                return Err(Stop::Fail(format!(
+                    "at {now:?} the terminal decided {decision:?}, expected {expected:?}"
+                )));
+            }
+        }
+    }
+    ensure(t.sent_count(0x54) == 1, || {
+        format!(
+            "{} DEBITs sent, expected one (on the valid date only)",
+            t.sent_count(0x54)
+        )
+    })?;
+    Ok(format!(
+        "{}; no DEBIT for the refused taps",
+        seen.join(", ")
+    ))
+}
