@@ -227,8 +227,11 @@ impl<S: NvStorage> Validator<S> {
     }
 
     /// One purchase tap: recovery of the card's grey entry if it has one, then (unless that
-    /// recovered a purchase) the purchase of `params`. `Err` only when the journal failed; a
-    /// grey entry that could not be journaled means DEBIT was not sent.
+    /// completed a purchase or left one grey) the purchase of `params`. `Err` only when the
+    /// journal failed; a grey entry that could not be journaled means DEBIT was not sent.
+    ///
+    /// `sam` is the terminal's one purchase SAM, the same on every tap: the validator remembers
+    /// which purchase's session it still holds, and lets it check that purchase's proof.
     pub fn purchase<E>(
         &mut self,
         params: PurchaseParams,
@@ -292,7 +295,7 @@ impl<S: NvStorage> Validator<S> {
     }
 
     /// One load tap: recovery of the card's grey entry if it has one, then (unless that
-    /// recovered a load) the load of `params`. `Err` only when the journal failed; a grey
+    /// completed a load or left one grey) the load of `params`. `Err` only when the journal failed; a grey
     /// entry that could not be journaled means CREDIT FOR LOAD was not sent.
     pub fn load<E>(
         &mut self,
