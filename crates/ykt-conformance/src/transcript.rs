@@ -23,6 +23,8 @@ pub struct Transcript {
     entries: Vec<Entry>,
     /// When set, APDUs are not recorded (long loops record a summary instead).
     quiet: bool,
+    /// Card numbers (ASN hex) shown masked wherever they appear.
+    masked: Vec<(String, String)>,
 }
 
 /// Upper-case hex without separators.
@@ -90,12 +92,31 @@ impl Transcript {
         self.entries.push(Entry::Event(text.into()));
     }
 
+    /// Shows the card number `asn` masked (first and last 4 digits kept) wherever it appears,
+    /// as everywhere else in the project: reports never carry a full card number.
+    pub fn mask_card_number(&mut self, asn: &[u8; 10]) {
+        let full = hex(asn);
+        if self.masked.iter().any(|(f, _)| *f == full) {
+            return;
+        }
+        let masked = format!("{}{}{}", &full[..4], "*".repeat(12), &full[16..]);
+        self.masked.push((full, masked));
+    }
+
+    fn masked(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for (full, masked) in &self.masked {
+            out = out.replace(full.as_str(), masked);
+        }
+        out
+    }
+
     /// Stops (`true`) or resumes recording APDUs.
     pub fn set_quiet(&mut self, quiet: bool) {
         self.quiet = quiet;
     }
 
-    /// The entries, in order.
+    /// The entries, in order, as recorded (card numbers not yet masked: use `Display`).
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }
@@ -111,10 +132,10 @@ impl fmt::Display for Transcript {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for e in &self.entries {
             match e {
-                Entry::Command(c) => writeln!(f, ">> {c}")?,
-                Entry::Response(r) => writeln!(f, "<< {r}")?,
-                Entry::NoResponse(w) => writeln!(f, "!! no response: {w}")?,
-                Entry::Event(t) => writeln!(f, "# {t}")?,
+                Entry::Command(c) => writeln!(f, ">> {}", self.masked(c))?,
+                Entry::Response(r) => writeln!(f, "<< {}", self.masked(r))?,
+                Entry::NoResponse(w) => writeln!(f, "!! no response: {}", self.masked(w))?,
+                Entry::Event(t) => writeln!(f, "# {}", self.masked(t))?,
             }
         }
         Ok(())

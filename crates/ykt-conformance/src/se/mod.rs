@@ -343,6 +343,7 @@ impl<'a> SeHarness<'a> {
         let fci = self.ok(&commands::select(&aid), "SELECT")?;
         let id = CardIdentity::from_fci(&fci)
             .map_err(|_| Stop::Fail("the FCI carries no EF15 copy in 9F0C".into()))?;
+        self.transcript.mask_card_number(&id.asn);
         self.identity = Some(id.clone());
         Ok((id, fci))
     }

@@ -21,6 +21,7 @@ use std::rc::Rc;
 use ykt_apdu::{CommandApdu, ResponseApdu, StatusWord};
 use ykt_crypto::purse::{PurseKey, Sm4Rules};
 use ykt_purse::testing::{TEST_MASTER_DLK, TEST_MASTER_DPK};
+use ykt_terminal::card_data::CardIdentity;
 use ykt_terminal::load::{LoadFlow, LoadParams, LoadRecord};
 use ykt_terminal::load_host::IssuerLoadHost;
 use ykt_terminal::purchase::{CappRecord, PurchaseFlow, PurchaseParams, PurchaseRecord};
@@ -45,6 +46,7 @@ pub(crate) const CHECKERS: &[(&str, TeCheck)] = &[
     ("te::screening", wired::screening),
     ("te::grey_recovery", wired::grey_recovery),
     ("te::start_date", wired::start_date),
+    ("te::grey_elsewhere", wired::grey_elsewhere),
     ("te::pending", items::pending),
 ];
 
@@ -200,6 +202,12 @@ impl LowerTester {
             }
             Some(Action::Refuse(_) | Action::RemoveBefore) => answer,
         };
+        if command.ins == 0xA4
+            && let Ok(id) =
+                CardIdentity::from_fci(answer.get(..answer.len().saturating_sub(2)).unwrap_or(&[]))
+        {
+            self.log.borrow_mut().mask_card_number(&id.asn);
+        }
         self.log.borrow_mut().response(&answer);
         self.answers.push((command.ins, answer.clone()));
         ResponseApdu::parse(&answer).map_err(|_| CardRemoved)

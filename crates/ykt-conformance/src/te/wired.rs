@@ -314,3 +314,106 @@ pub(super) fn start_date(t: &mut TeHarness, p: Params<'_>) -> Result<String, Sto
         seen.join(", ")
     ))
 }
+
+/// TE-EP-GREY-002: the card leaves after DEBIT at terminal A, rides at terminal B (which knows
+/// nothing of A's grey entry), then comes back to A. A must not charge again, must leave its
+/// entry grey (the card's proof is now B's transaction), and must upload it flagged grey.
+pub(super) fn grey_elsewhere(t: &mut TeHarness, p: Params<'_>) -> Result<String, Stop> {
+    use ykt_terminal::export::{RecordStatus, settlement_records};
+    let amount = p.u32("amount", 250)?;
+    t.inspect(|s| {
+        s.select()?;
+        s.ensure_balance(3 * amount)
+    })?;
+    let before = t.inspect(|s| {
+        s.select()?;
+        s.balance()
+    })?;
+    let storage_fault = |e: ykt_terminal::journal::JournalError<_>| {
+        Stop::Inconclusive(format!("a terminal's journal failed: {e}"))
+    };
+    let params = PurchaseParams {
+        aid: commands::PURSE_AID.to_vec(),
+        key_index: KEY_INDEX,
+        amount,
+        datetime: DATETIME,
+        composite: None,
+    };
+    let keys = || vec![master(TEST_MASTER_DPK)];
+    let mut a = Validator::open(MemoryStorage::new()).map_err(storage_fault)?;
+    let mut sam_a = SoftwareSam::new(TERMINAL, 0x400, keys(), Sm4Rules::BRIEF);
+    let mut verifier_a = SoftwareProofVerifier::new(keys(), Sm4Rules::BRIEF);
+    let other = [0x00, 0x00, 0x00, 0x00, 0x20, 0x02];
+    let mut b = Validator::open(MemoryStorage::new()).map_err(storage_fault)?;
+    let mut sam_b = SoftwareSam::new(other, 0x900, keys(), Sm4Rules::BRIEF);
+    let mut verifier_b = SoftwareProofVerifier::new(keys(), Sm4Rules::BRIEF);
+
+    t.script(Rule {
+        ins: 0x54,
+        nth: 1,
+        action: Action::RemoveAfter,
+    });
+    t.note("terminal A: purchase, the card leaves after DEBIT");
+    let tap = t
+        .with_card(|tx| a.purchase(params.clone(), &mut sam_a, &mut verifier_a, tx))
+        .map_err(storage_fault)?;
+    let TapOutcome::Grey { seq, .. } = tap.outcome else {
+        return Err(Stop::Fail(format!(
+            "terminal A: {:?}, not grey",
+            tap.outcome
+        )));
+    };
+    t.clear_script();
+    t.retap()?;
+    t.note("terminal B: the next ride");
+    let tap = t
+        .with_card(|tx| b.purchase(params.clone(), &mut sam_b, &mut verifier_b, tx))
+        .map_err(storage_fault)?;
+    ensure(matches!(tap.outcome, TapOutcome::Completed { .. }), || {
+        format!("terminal B: {:?}, not completed", tap.outcome)
+    })?;
+    t.retap()?;
+    t.note("terminal A: the card comes back (late re-tap)");
+    let debits = t.sent_count(0x54);
+    let tap = t
+        .with_card(|tx| a.purchase(params.clone(), &mut sam_a, &mut verifier_a, tx))
+        .map_err(storage_fault)?;
+    t.note(format!(
+        "terminal A: recovered {:?}, outcome {:?}",
+        tap.recovered, tap.outcome
+    ));
+    ensure(
+        matches!(&tap.recovered, Some((s, RecoveryOutcome::LeftGrey(_))) if *s == seq),
+        || {
+            format!(
+                "terminal A did not leave its entry grey: {:?}",
+                tap.recovered
+            )
+        },
+    )?;
+    ensure(t.sent_count(0x54) == debits, || {
+        "terminal A charged again on the late re-tap".into()
+    })?;
+    let after = t.inspect(|s| {
+        s.select()?;
+        s.balance()
+    })?;
+    ensure(after == before - 2 * amount, || {
+        format!("card balance {before} → {after}, expected two rides")
+    })?;
+    let upload = settlement_records(a.journal().entries());
+    ensure(
+        upload
+            .iter()
+            .any(|r| r.seq == seq && r.status == RecordStatus::Grey && r.tac.is_none()),
+        || {
+            format!(
+                "terminal A's upload ({} records) does not flag entry {seq} grey",
+                upload.len()
+            )
+        },
+    )?;
+    Ok(format!(
+        "A: grey entry {seq}; B: completed; A on the late re-tap: left grey, no second charge; A's upload flags it grey (balance {before} → {after})"
+    ))
+}

@@ -119,3 +119,18 @@ fn junit_has_failure_error_and_skipped_and_parses() {
     }
     let _ = std::fs::remove_file(&path);
 }
+
+/// Transcripts never show a full card number: the harness masks the ASN it reads in the FCI.
+#[test]
+fn transcripts_mask_the_card_number() {
+    use ykt_conformance::SimCard;
+    use ykt_conformance::se::SeHarness;
+    let mut card = SimCard(ykt_purse::testing::danger_test_card_3des().unwrap());
+    let mut h = SeHarness::new(&mut card);
+    h.select().unwrap();
+    h.ok(&ykt_conformance::se::read_binary(0x15), "READ BINARY")
+        .unwrap();
+    let text = h.transcript().to_string();
+    assert!(!text.contains("31041000000012345678"), "{text}");
+    assert!(text.contains("3104************5678"), "{text}");
+}
