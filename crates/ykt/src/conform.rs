@@ -201,7 +201,12 @@ fn listing(catalogue: &Catalogue) -> String {
 
 fn summary(run: &Run) -> String {
     let mut o = String::new();
+    let mut unselected = 0;
     for r in &run.results {
+        if r.outcome.verdict == Verdict::NotRun && r.outcome.reason.starts_with("not selected") {
+            unselected += 1;
+            continue;
+        }
         let _ = writeln!(
             o,
             "{:<12} {:<15} {} — {}",
@@ -210,6 +215,9 @@ fn summary(run: &Run) -> String {
             r.item.title,
             r.outcome.reason
         );
+    }
+    if unselected > 0 {
+        let _ = writeln!(o, "({unselected} items not selected by --only: NOT_RUN)");
     }
     let counts: Vec<String> = Verdict::ALL
         .iter()

@@ -68,6 +68,7 @@ pub(crate) const CHECKERS: &[(&str, SeCheck)] = &[
     ("ep::unblock_and_bad_mac", ep::unblock_and_bad_mac),
     ("ep::bad_commands", ep::bad_commands),
     ("ep::tear_load_purchase", tear::tear_load_purchase),
+    ("ep::tear_recovery", tear::tear_recovery),
     ("ep::sm4_load_purchase", ep::sm4_load_purchase),
     ("t2::select", t2::select),
     ("t2::purchase", t2::purchase),

@@ -115,6 +115,102 @@ fn tear_every_write(
     )))
 }
 
+/// Cuts `op` at write `n`, then the recovery at power-on at each of its writes in turn; every
+/// recovered state must be the one before or after `op`. Returns the number of recovery cuts.
+fn tear_recovery_at(
+    base: &[u8],
+    n: u64,
+    aid: &[u8],
+    aids: &[&[u8]],
+    op: Op,
+    before: &[State],
+    after: &[State],
+) -> Result<Option<u64>, Stop> {
+    for m in 1..=MAX_CUTS {
+        let mut c = copy(base)?;
+        let mut h = SeHarness::new(&mut c);
+        h.set_quiet(true);
+        h.use_aid(aid);
+        h.select()?;
+        if let Some(card) = h.sim() {
+            card.tear().arm_at(n);
+        }
+        match op(&mut h) {
+            Ok(_) => return Ok(None),
+            Err(Stop::PowerLost) => {}
+            Err(other) => return Err(other),
+        }
+        let recovery_torn = match h.sim() {
+            Some(card) => {
+                card.tear().arm_at(m);
+                card.power_on();
+                let torn = !card.is_powered();
+                if !torn {
+                    card.tear().disarm();
+                    return Ok(Some(m - 1));
+                }
+                torn
+            }
+            None => return Err(Stop::Inconclusive("tearing needs the simulator".into())),
+        };
+        debug_assert!(recovery_torn);
+        h.reset()?;
+        let now = states(&mut h, aids)?;
+        ensure(now.as_slice() == before || now.as_slice() == after, || {
+            format!(
+                "cut at write {n}, then at recovery write {m}: the state is neither before nor after"
+            )
+        })?;
+    }
+    Err(Stop::Inconclusive(format!(
+        "recovery still writing after {MAX_CUTS} cuts"
+    )))
+}
+
+/// SE-EP-TEAR-002: a power cut during the recovery of a torn purchase.
+pub(super) fn tear_recovery(s: &mut SeHarness<'_>, _p: Params<'_>) -> Result<String, Stop> {
+    s.select()?;
+    s.ensure_balance(5_000)?;
+    let base = s
+        .sim()
+        .ok_or_else(|| Stop::Inconclusive("tearing needs the simulator".into()))?
+        .save_state();
+    let aids: [&[u8]; 1] = [&EP_AID];
+    let mut c = copy(&base)?;
+    let before = states(&mut SeHarness::new(&mut c), &aids)?;
+    let mut c = copy(&base)?;
+    let after = {
+        let mut h = SeHarness::new(&mut c);
+        run_op(&mut h, &EP_AID, purchase)?;
+        states(&mut h, &aids)?
+    };
+    let (mut points, mut cuts) = (0u64, 0u64);
+    for n in 1..=MAX_CUTS {
+        match tear_recovery_at(&base, n, &EP_AID, &aids, purchase, &before, &after)? {
+            None => {
+                s.note(format!(
+                    "{points} purchase cut points with a recovery to cut, {cuts} recovery cuts"
+                ));
+                ensure(points > 0, || {
+                    "no cut point left a journal to recover".into()
+                })?;
+                return Ok(format!(
+                    "{cuts} power cuts during the recovery of {points} torn purchases: always the old or the new state"
+                ));
+            }
+            Some(m) => {
+                if m > 0 {
+                    points += 1;
+                }
+                cuts += m;
+            }
+        }
+    }
+    Err(Stop::Inconclusive(format!(
+        "still cutting after {MAX_CUTS} writes"
+    )))
+}
+
 fn load(s: &mut SeHarness<'_>) -> Result<Done, Stop> {
     s.load(1000)
 }
