@@ -175,3 +175,33 @@ fn list_only_and_exit_codes() {
         assert_eq!(out.status.code(), Some(code), "{args:?}");
     }
 }
+
+/// `--target pcsc:READER` against `ykt se serve` behind pcscd (the §8 test card). Runs only when
+/// `YKT_CONFORM_READER` names the reader, e.g. with pcscd running and
+/// `ykt se serve --port 35964` connected: `YKT_CONFORM_READER="Virtual PCD 00 01"`.
+#[test]
+fn reader_target_runs_the_se_items_relative_to_the_card() {
+    let Ok(reader) = std::env::var("YKT_CONFORM_READER") else {
+        eprintln!("skipped: set YKT_CONFORM_READER to a reader with `ykt se serve` behind it");
+        return;
+    };
+    let dir = temp_dir("reader");
+    let junit = dir.join("conform.xml");
+    for pass in 1..=2 {
+        let out = Command::new(YKT)
+            .args(["conform", "--target"])
+            .arg(format!("pcsc:{reader}"))
+            .arg("--junit")
+            .arg(&junit)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "pass {pass}: {stdout}");
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        well_formed(&xml).unwrap();
+        // Tearing and fixture items cannot run on a reader: N/A, reported as skipped.
+        assert!(stdout.contains("N/A          SE-EP-TEAR-001"), "{stdout}");
+        assert!(stdout.contains("PASS         SE-EP-PUR-001 "), "{stdout}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
