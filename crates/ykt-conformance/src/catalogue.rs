@@ -166,6 +166,7 @@ impl Item {
     /// The reference shown in reports: the standard clause and the brief sections.
     pub fn reference(&self) -> String {
         let mut parts = vec![format!("{} {}", self.std_ref.doc, self.std_ref.clause)];
+        parts.extend(self.std_ref.alias.iter().map(|a| format!("alias {a}")));
         parts.extend(self.brief_ref.iter().cloned());
         parts.join("; ")
     }

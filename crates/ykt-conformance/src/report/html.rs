@@ -77,7 +77,7 @@ pub fn html(run: &Run) -> String {
         let items = &by_category[&key];
         let _ = writeln!(
             o,
-            "<h2>{} — {}</h2>\n<table>\n<tr><th>ID</th><th>Title</th><th>Reference</th><th>Requirement</th><th>Verdict</th><th>Reason</th></tr>",
+            "<h2>{} — {}</h2>\n<table>\n<tr><th>ID</th><th>Title</th><th>Reference</th><th>Requirement</th><th>Method, severity</th><th>Verdict</th><th>Reason</th></tr>",
             escape(&key.0),
             escape(&key.1)
         );
@@ -95,11 +95,12 @@ pub fn html(run: &Run) -> String {
             };
             let _ = writeln!(
                 o,
-                "<tr><td>{id}</td><td>{}{}</td><td>{}</td><td>{}</td><td class=\"v {}\">{}</td><td>{}{link}</td></tr>",
+                "<tr><td>{id}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"v {}\">{}</td><td>{}{link}</td></tr>",
                 escape(&r.item.title),
                 escape(prov),
                 escape(&r.item.reference()),
                 escape(&r.item.requirement),
+                escape(&format!("{:?}, {:?}", r.item.method, r.item.severity).to_lowercase()),
                 class(r.outcome.verdict),
                 escape(r.outcome.verdict.label()),
                 escape(&r.outcome.reason),
@@ -133,8 +134,17 @@ pub fn html(run: &Run) -> String {
         .iter()
         .filter(|r| matches!(r.outcome.verdict, Verdict::NotApplicable | Verdict::NotRun))
         .collect();
-    if !excluded.is_empty() {
+    let provisional: Vec<&ItemResult> = run.results.iter().filter(|r| r.item.provisional).collect();
+    if !excluded.is_empty() || !provisional.is_empty() {
         o.push_str("<h2>Deviations and exclusions</h2>\n<ul>\n");
+        for r in provisional {
+            let _ = writeln!(
+                o,
+                "<li>{} {}: provisional, rests on a fact the briefs mark L</li>",
+                escape(&r.item.id),
+                escape(r.outcome.verdict.label())
+            );
+        }
         for r in excluded {
             let _ = writeln!(
                 o,

@@ -260,7 +260,10 @@ impl TeHarness {
 
     /// Adds a script rule to the lower tester.
     pub fn script(&mut self, rule: Rule) {
-        self.note(format!("lower tester script: {rule:?}"));
+        self.note(format!(
+            "lower tester script: command INS {:02X} #{}: {:?}",
+            rule.ins, rule.nth, rule.action
+        ));
         self.lt.rules.push(rule);
     }
 
