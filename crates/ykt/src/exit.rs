@@ -7,6 +7,7 @@ use ykt_transport::TransportError;
 use crate::conform::NotConformant;
 use crate::se::CardRefused;
 use crate::state::StateFileError;
+use crate::terminal::{CardWentAway, GreyTransaction, Refused};
 
 /// Any other failure.
 pub const FAILURE: u8 = 1;
@@ -22,6 +23,9 @@ pub const CARD_REFUSED: u8 = 5;
 pub const NOT_CONFORMANT: u8 = 6;
 /// `ykt conform`: no item FAILed, but one was INCONCLUSIVE (harness or transport fault).
 pub const INCONCLUSIVE: u8 = 7;
+/// `ykt terminal`: money may have moved and the outcome is unknown; a grey entry is open in
+/// the terminal's journal, to be recovered at the next tap of the card.
+pub const GREY: u8 = 8;
 
 /// The exit code for `error`. The most specific cause anywhere in its chain decides: a state
 /// file that could not be saved from inside the vpcd loop is a state-file failure (3), even
@@ -39,9 +43,18 @@ pub fn code_for(error: &anyhow::Error) -> ExitCode {
         }
     } else if has(|e| e.is::<StateFileError>()) {
         STATE_FILE
-    } else if has(|e| e.is::<CardRefused>()) {
+    } else if has(|e| e.is::<GreyTransaction>()) {
+        GREY
+    } else if has(|e| {
+        e.is::<CardRefused>()
+            || e.is::<Refused>()
+            || matches!(
+                e.downcast_ref::<ykt_transport::Error>(),
+                Some(ykt_transport::Error::Card(_))
+            )
+    }) {
         CARD_REFUSED
-    } else if has(|e| e.is::<TransportError>()) {
+    } else if has(|e| e.is::<TransportError>() || e.is::<CardWentAway>()) {
         TRANSPORT
     } else {
         FAILURE

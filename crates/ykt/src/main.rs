@@ -1,12 +1,14 @@
 //! The `ykt` command: wiring only. Each subcommand lives in its own module; this file parses the
 //! command line, installs logging and maps errors to exit codes (see `exit`).
 
+mod clock;
 mod conform;
 mod demo;
 mod entropy;
 mod exit;
 mod se;
 mod state;
+mod terminal;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -31,6 +33,9 @@ enum Command {
     /// The conformance suite: catalogue items against the simulator, a PC/SC card or the
     /// terminal flows, with HTML and JUnit reports.
     Conform(conform::ConformArgs),
+    /// An acceptance terminal and load point: purchase, metro entry/exit, bus ride, load,
+    /// balance and records, with a PSAM, a journal and grey-transaction recovery.
+    Terminal(terminal::TerminalArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Se(args) => se::run(args),
         Command::Conform(args) => conform::run_conform(args),
+        Command::Terminal(args) => terminal::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

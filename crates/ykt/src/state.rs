@@ -4,8 +4,21 @@ use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
-use ykt_card::{Atr, Card, Entropy, StateError};
+use ykt_card::{Aid, Applet, AppletFactory, Atr, Card, Entropy, StateError};
 use ykt_purse::factory::PurseAppletFactory;
+use ykt_purse::psam::PsamAppletFactory;
+
+/// Every applet this build can re-create from a state file: the e-purse (and second ticket
+/// type) and the PSAM.
+struct BuiltinApplets;
+
+impl AppletFactory for BuiltinApplets {
+    fn create(&self, kind: &str, aid: &Aid, params: &[u8]) -> Option<Box<dyn Applet + Send>> {
+        PurseAppletFactory
+            .create(kind, aid, params)
+            .or_else(|| PsamAppletFactory.create(kind, aid, params))
+    }
+}
 
 /// A state file that exists but cannot be used. Mapped to its own exit code so scripts can tell
 /// "your file is broken" from other failures; the file is never replaced by a fresh card.
@@ -40,7 +53,7 @@ pub fn load_or_create(
 ) -> anyhow::Result<(Card, bool)> {
     match fs::read(path) {
         Ok(bytes) => {
-            let card = Card::load_state(&bytes, Atr::default_t1(), entropy, &PurseAppletFactory)
+            let card = Card::load_state(&bytes, Atr::default_t1(), entropy, &BuiltinApplets)
                 .map_err(|source| StateFileError::Invalid {
                     path: path.to_owned(),
                     source,

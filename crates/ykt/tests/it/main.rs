@@ -7,6 +7,7 @@
 mod cli;
 mod conform;
 mod pcsc;
+mod terminal;
 mod tidy;
 
 /// `(command, expected response)` pairs of a `tests/data/*.apdu` transcript.
