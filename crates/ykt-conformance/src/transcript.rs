@@ -36,6 +36,24 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Bytes from hex text; characters other than hex digits are skipped (catalogue parameters such
+/// as `"80 5C 00 02"`). A trailing odd digit counts as its own low nibble.
+pub fn unhex(text: &str) -> Vec<u8> {
+    let digits: Vec<u8> = text
+        .chars()
+        .filter_map(|c| c.to_digit(16))
+        .map(|d| d as u8)
+        .collect();
+    digits
+        .chunks(2)
+        .map(|c| match c {
+            [hi, lo] => (hi << 4) | lo,
+            [lo] => *lo,
+            _ => 0,
+        })
+        .collect()
+}
+
 /// INS codes whose data field is a PIN (VERIFY, CHANGE/RELOAD PIN, PIN UNBLOCK): never shown.
 const PIN_INS: [u8; 3] = [0x20, 0x5E, 0x24];
 

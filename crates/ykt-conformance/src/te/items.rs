@@ -125,21 +125,6 @@ pub(super) fn purchase_ok(t: &mut TeHarness, p: Params<'_>) -> Result<String, St
     ))
 }
 
-fn parse_hex(s: &str) -> Vec<u8> {
-    let clean: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
-    clean
-        .chunks(2)
-        .map(|c| {
-            let hi = (c[0] as char).to_digit(16).unwrap_or(0);
-            let lo = c
-                .get(1)
-                .and_then(|x| (*x as char).to_digit(16))
-                .unwrap_or(0);
-            (hi * 16 + lo) as u8
-        })
-        .collect()
-}
-
 fn action(p: Params<'_>) -> Result<Action, Stop> {
     Ok(match p.str("action", "")? {
         "corrupt" => Action::Corrupt {
@@ -147,7 +132,7 @@ fn action(p: Params<'_>) -> Result<Action, Stop> {
             mask: p.u8("mask", 0xFF)?,
         },
         "truncate" => Action::Truncate(p.u32("len", 0)? as usize),
-        "replace" => Action::Replace(parse_hex(p.str("response", "")?)),
+        "replace" => Action::Replace(crate::transcript::unhex(p.str("response", "")?)),
         "refuse" => Action::Refuse(p.u16("sw", 0x6F00)?),
         "remove-after" => Action::RemoveAfter,
         "remove-before" => Action::RemoveBefore,
