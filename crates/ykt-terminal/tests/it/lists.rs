@@ -29,8 +29,8 @@ fn a_blacklist_built_from_100k_unsorted_entries_finds_each_and_nothing_else() {
     let list = CardBlacklist::from_unsorted(7, entries.clone());
     assert_eq!(list.len(), 100_000);
     assert_eq!(list.version(), 7);
-    // 16384 buckets of about 6 entries: 4 index bytes per bucket.
-    assert_eq!(list.memory_bytes(), 100_000 * 10 + (16_384 + 1) * 4);
+    // 16384 buckets of about 6 entries: 8 index bytes per bucket.
+    assert_eq!(list.memory_bytes(), 100_000 * 10 + (16_384 + 1) * 8);
     let sorted = list.sorted_entries();
     assert!(sorted.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(sorted.len(), 100_000);
