@@ -20,6 +20,15 @@ use ykt_transport::{CardChannel, PcscChannel};
 /// 6 when an item FAILed; 7 when none FAILed but one was INCONCLUSIVE; 4 when the PC/SC reader
 /// cannot be reached; 1 for any other error (a report file that cannot be written).
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit codes: 0 nothing FAILED or INCONCLUSIVE (N/A and NOT_RUN are fine); \
+    6 an item FAILED; 7 none FAILED but one was INCONCLUSIVE; 4 the PC/SC reader cannot be \
+    reached; 2 usage; 1 any other error.\n\
+    Against `ykt se serve` behind pcscd (the e-purse.md §8 test card): \
+    ykt conform --target \"pcsc:Virtual PCD 00 00\" --profile ep,alg-3des \
+    (ep,alg-sm4 for `ykt se serve --sm4`). Items work relative to the card's state, so the \
+    same card can be tested again."
+)]
 pub struct ConformArgs {
     /// What to test: `sim` (the in-process simulator, a fresh test card per item),
     /// `pcsc:READER` (a card in that PC/SC reader, e.g. `ykt se serve` behind pcscd; `pcsc`
@@ -281,6 +290,20 @@ mod tests {
         ));
         assert!(super::parse_target("pcsc:").is_err());
         assert!(super::parse_target("card").is_err());
+    }
+
+    #[test]
+    fn fail_and_inconclusive_have_their_exit_codes() {
+        use std::process::ExitCode;
+        let code = |failed, inconclusive| {
+            crate::exit::code_for(&anyhow::Error::from(super::NotConformant {
+                failed,
+                inconclusive,
+            }))
+        };
+        assert_eq!(code(1, 0), ExitCode::from(crate::exit::NOT_CONFORMANT));
+        assert_eq!(code(2, 3), ExitCode::from(crate::exit::NOT_CONFORMANT));
+        assert_eq!(code(0, 1), ExitCode::from(crate::exit::INCONCLUSIVE));
     }
 
     #[test]
