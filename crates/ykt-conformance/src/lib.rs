@@ -22,6 +22,14 @@
 //! simulator (`ykt-card`, `ykt-purse`) and the terminal flows (`ykt-terminal`) are used as they
 //! are.
 //!
+//! # Checkers
+//!
+//! conformance.md §5 sketches a passive checker fed with events. Most items here must *drive*
+//! the target (send a wrong MAC, cut the power, script a bad card answer), so a checker is a
+//! function registered by name ([`registry`]) that gets a harness and the item's parameters; the
+//! harness records every APDU and event in the item's [`Transcript`], which the reports show, and
+//! the checker returns the reason of a PASS or a [`Stop`] (FAIL or INCONCLUSIVE).
+//!
 //! # Declared profiles
 //!
 //! An item lists the features it needs ([`profile::FEATURES`]); it runs only when the sample
