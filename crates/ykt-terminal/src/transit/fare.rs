@@ -26,6 +26,9 @@
 //! fare 1 1 2 5 350             # explicit pair fare, either direction
 //! flat 901 200                 # bus line 901: 2.00 whatever the stops
 //! ```
+//!
+//! The same file may also carry the rules of [`TransitConfig`](super::TransitConfig), read by
+//! [`TransitConfig::parse`](super::TransitConfig::parse); `FareTable::parse` refuses them.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -212,6 +215,15 @@ impl FareTable {
 
     /// Parses the text format of the module docs.
     pub fn parse(text: &str) -> Result<Self, FareParseError> {
+        Self::parse_with(text, |_, _| None)
+    }
+
+    /// Parses the text format, handing statements it does not know to `other` first (`None` =
+    /// not known there either).
+    pub(super) fn parse_with<'t>(
+        text: &'t str,
+        mut other: impl FnMut(&str, &mut Fields<'t>) -> Option<Result<(), FareParseError>>,
+    ) -> Result<Self, FareParseError> {
         let mut table = FareTable::new();
         let mut header = false;
         for (index, raw) in text.lines().enumerate() {
@@ -267,7 +279,13 @@ impl FareTable {
                     p.end()?;
                     table.flat(l, f)
                 }
-                _ => return Err(err(FareParseErrorKind::UnknownStatement)),
+                _ => match other(keyword, &mut p) {
+                    Some(result) => {
+                        result?;
+                        Ok(())
+                    }
+                    None => return Err(err(FareParseErrorKind::UnknownStatement)),
+                },
             };
             built.map_err(|e| err(FareParseErrorKind::Table(e)))?;
         }
@@ -304,6 +322,8 @@ pub enum FareParseErrorKind {
     MissingField(&'static str),
     /// A field is not a decimal number in range.
     BadNumber(&'static str),
+    /// A field is not one of the words the statement takes.
+    BadWord(&'static str),
     /// More fields than the statement takes.
     ExtraField,
     /// The statement is well formed but conflicts with the table.
@@ -319,6 +339,7 @@ impl fmt::Display for FareParseError {
             FareParseErrorKind::UnknownStatement => f.write_str("unknown statement"),
             FareParseErrorKind::MissingField(n) => write!(f, "missing {n}"),
             FareParseErrorKind::BadNumber(n) => write!(f, "{n} is not a number in range"),
+            FareParseErrorKind::BadWord(n) => write!(f, "{n} is not one of the words allowed"),
             FareParseErrorKind::ExtraField => f.write_str("extra field"),
             FareParseErrorKind::Table(e) => fmt::Display::fmt(&e, f),
         }
@@ -327,20 +348,31 @@ impl fmt::Display for FareParseError {
 
 impl core::error::Error for FareParseError {}
 
-struct Fields<'a, I: Iterator<Item = &'a str>> {
-    fields: I,
+/// The fields of one statement after its keyword.
+pub(super) struct Fields<'a> {
+    fields: core::str::SplitWhitespace<'a>,
     line: usize,
 }
 
-impl<'a, I: Iterator<Item = &'a str>> Fields<'a, I> {
-    fn error(&self, kind: FareParseErrorKind) -> FareParseError {
+impl<'a> Fields<'a> {
+    pub(super) fn error(&self, kind: FareParseErrorKind) -> FareParseError {
         FareParseError {
             line: self.line,
             kind,
         }
     }
 
-    fn number<T: core::str::FromStr>(&mut self, name: &'static str) -> Result<T, FareParseError> {
+    /// The next field, as a word.
+    pub(super) fn word(&mut self, name: &'static str) -> Result<&'a str, FareParseError> {
+        self.fields
+            .next()
+            .ok_or(self.error(FareParseErrorKind::MissingField(name)))
+    }
+
+    pub(super) fn number<T: core::str::FromStr>(
+        &mut self,
+        name: &'static str,
+    ) -> Result<T, FareParseError> {
         let field = self
             .fields
             .next()
@@ -361,7 +393,7 @@ impl<'a, I: Iterator<Item = &'a str>> Fields<'a, I> {
         ))
     }
 
-    fn end(&mut self) -> Result<(), FareParseError> {
+    pub(super) fn end(&mut self) -> Result<(), FareParseError> {
         match self.fields.next() {
             None => Ok(()),
             Some(_) => Err(self.error(FareParseErrorKind::ExtraField)),

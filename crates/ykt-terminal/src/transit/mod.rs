@@ -166,6 +166,108 @@ impl TransitConfig {
     }
 }
 
+impl TransitConfig {
+    /// Reads a fare file (see [`FareTable`]'s text format) whose rule statements override
+    /// [`TransitConfig::proposed`]; each rule at most once:
+    ///
+    /// ```text
+    /// entry-charge 0                   # fen deducted at entry
+    /// min-entry-balance max            # fen, or `max` (the maximum fare)
+    /// open-trip-at-entry charge        # charge | refuse
+    /// double-tap-minutes 20
+    /// exit-without-entry refuse        # charge | refuse
+    /// unpriced-exit charge             # charge | refuse
+    /// max-trip-minutes 240             # minutes, or `none`
+    /// transfer 30 100                  # window minutes, then `free` or fen off; or `transfer none`
+    /// ```
+    pub fn parse(text: &str) -> Result<Self, FareParseError> {
+        let mut c = TransitConfig::proposed(FareTable::new());
+        let mut seen: Vec<&'static str> = Vec::new();
+        let fares = FareTable::parse_with(text, |keyword, p| {
+            let rule = RULES.iter().find(|r| **r == keyword)?;
+            Some(parse_rule(rule, p, &mut c, &mut seen))
+        })?;
+        c.fares = fares;
+        Ok(c)
+    }
+}
+
+const RULES: [&str; 8] = [
+    "entry-charge",
+    "min-entry-balance",
+    "open-trip-at-entry",
+    "double-tap-minutes",
+    "exit-without-entry",
+    "unpriced-exit",
+    "max-trip-minutes",
+    "transfer",
+];
+
+fn parse_rule(
+    rule: &'static str,
+    p: &mut fare::Fields<'_>,
+    c: &mut TransitConfig,
+    seen: &mut Vec<&'static str>,
+) -> Result<(), FareParseError> {
+    if seen.contains(&rule) {
+        return Err(p.error(FareParseErrorKind::Table(FareError::Duplicate)));
+    }
+    seen.push(rule);
+    let penalty = |p: &mut fare::Fields<'_>| match p.word("penalty")? {
+        "charge" => Ok(Penalty::ChargeMaxFare),
+        "refuse" => Ok(Penalty::Refuse),
+        _ => Err(p.error(FareParseErrorKind::BadWord("penalty"))),
+    };
+    match rule {
+        "entry-charge" => c.entry_charge = p.number("fare")?,
+        "min-entry-balance" => {
+            c.min_entry_balance = match p.word("balance")? {
+                "max" => None,
+                w => Some(digits(w).ok_or(p.error(FareParseErrorKind::BadNumber("balance")))?),
+            }
+        }
+        "open-trip-at-entry" => c.open_trip_at_entry = penalty(p)?,
+        "double-tap-minutes" => c.double_tap_minutes = p.number("minutes")?,
+        "exit-without-entry" => c.exit_without_entry = penalty(p)?,
+        "unpriced-exit" => c.unpriced_exit = penalty(p)?,
+        "max-trip-minutes" => {
+            c.max_trip_minutes = match p.word("minutes")? {
+                "none" => None,
+                w => Some(digits(w).ok_or(p.error(FareParseErrorKind::BadNumber("minutes")))?),
+            }
+        }
+        _ => {
+            let window = p.word("minutes")?;
+            c.transfer = if window == "none" {
+                None
+            } else {
+                let window_minutes =
+                    digits(window).ok_or(p.error(FareParseErrorKind::BadNumber("minutes")))?;
+                let discount = match p.word("discount")? {
+                    "free" => TransferDiscount::Free,
+                    w => TransferDiscount::Amount(
+                        digits(w).ok_or(p.error(FareParseErrorKind::BadNumber("discount")))?,
+                    ),
+                };
+                Some(TransferRule {
+                    window_minutes,
+                    discount,
+                })
+            };
+        }
+    }
+    p.end()
+}
+
+/// A decimal u32 of plain digits.
+fn digits(w: &str) -> Option<u32> {
+    if w.bytes().all(|b| b.is_ascii_digit()) {
+        w.parse().ok()
+    } else {
+        None
+    }
+}
+
 /// Why a tap is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -850,3 +850,84 @@ fn a_flat_fare_can_also_be_a_plain_type_06_purchase_that_leaves_ef1a_alone() {
     let s = tap(&mut card).unwrap();
     assert_eq!((s.balance, s.ef1a), (800, Ok(None)));
 }
+
+#[test]
+fn transit_rules_parse_from_the_fare_file() {
+    let c = TransitConfig::parse(include_str!("../data/transit_rules.txt")).unwrap();
+    assert_eq!(c.entry_charge, 100);
+    assert_eq!(c.min_entry_balance, Some(500));
+    assert_eq!(c.open_trip_at_entry, Penalty::Refuse);
+    assert_eq!(c.double_tap_minutes, 5);
+    assert_eq!(c.exit_without_entry, Penalty::ChargeMaxFare);
+    assert_eq!(c.unpriced_exit, Penalty::Refuse);
+    assert_eq!(c.max_trip_minutes, None);
+    assert_eq!(
+        c.transfer,
+        Some(TransferRule {
+            window_minutes: 45,
+            discount: TransferDiscount::Free
+        })
+    );
+    assert_eq!(
+        (c.fares.max_fare(), c.fares.flat_fare(901)),
+        (900, Some(200))
+    );
+    // Without rule statements: the proposals.
+    assert_eq!(TransitConfig::parse(FARES).unwrap(), config());
+    // The fare table alone refuses rules.
+    let e = FareTable::parse(include_str!("../data/transit_rules.txt")).unwrap_err();
+    assert_eq!((e.line, e.kind), (6, FareParseErrorKind::UnknownStatement));
+    let c = TransitConfig::parse(
+        "ykt-fares 1\ntransfer none\nmin-entry-balance max\nmax-trip-minutes 9\n",
+    )
+    .unwrap();
+    assert_eq!(
+        (c.transfer, c.min_entry_balance, c.max_trip_minutes),
+        (None, None, Some(9))
+    );
+}
+
+#[test]
+fn transit_rule_errors_name_the_line_and_the_fault() {
+    use FareParseErrorKind as K;
+    let cases: &[(&str, usize, FareParseErrorKind)] = &[
+        (
+            "ykt-fares 1\nopen-trip-at-entry maybe\n",
+            2,
+            K::BadWord("penalty"),
+        ),
+        (
+            "ykt-fares 1\nunpriced-exit\n",
+            2,
+            K::MissingField("penalty"),
+        ),
+        ("ykt-fares 1\nentry-charge x\n", 2, K::BadNumber("fare")),
+        (
+            "ykt-fares 1\nmin-entry-balance +5\n",
+            2,
+            K::BadNumber("balance"),
+        ),
+        (
+            "ykt-fares 1\nmax-trip-minutes soon\n",
+            2,
+            K::BadNumber("minutes"),
+        ),
+        ("ykt-fares 1\ntransfer 30\n", 2, K::MissingField("discount")),
+        (
+            "ykt-fares 1\ntransfer 30 half\n",
+            2,
+            K::BadNumber("discount"),
+        ),
+        ("ykt-fares 1\ntransfer none 5\n", 2, K::ExtraField),
+        (
+            "ykt-fares 1\nentry-charge 1\n\nentry-charge 2\n",
+            4,
+            K::Table(ykt_terminal::transit::FareError::Duplicate),
+        ),
+        ("ykt-fares 1\nentry-fee 1\n", 2, K::UnknownStatement),
+    ];
+    for (text, line, kind) in cases {
+        let e = TransitConfig::parse(text).unwrap_err();
+        assert_eq!((e.line, e.kind), (*line, *kind), "{text:?}");
+    }
+}
