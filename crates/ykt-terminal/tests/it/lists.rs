@@ -223,3 +223,39 @@ fn debug_output_shows_no_entries() {
     let s = format!("{list:?}");
     assert!(!s.contains("49") && s.contains("len: 1"), "{s}");
 }
+
+#[test]
+fn property_the_list_readers_never_panic() {
+    let mut x: u64 = 0x4C49_5354_0000_0001;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let good = CardBlacklist::from_unsorted(3, asns(40, 5)).to_binary();
+    let alphabet = b"ykt-list card-blacklist issuer-whitelist version 0123456789ABCDEFx#\n \t";
+    for i in 0..5_000 {
+        // Binary: a good list with random bytes changed or cut, or noise.
+        let mut bytes = if i % 3 == 0 {
+            (0..next() % 64).map(|_| next() as u8).collect::<Vec<u8>>()
+        } else {
+            good.clone()
+        };
+        if !bytes.is_empty() {
+            for _ in 0..1 + next() % 3 {
+                let at = (next() as usize) % bytes.len();
+                bytes[at] = next() as u8;
+            }
+            bytes.truncate((next() as usize) % (bytes.len() + 1));
+        }
+        let _ = CardBlacklist::from_binary(&bytes);
+        let _ = IssuerWhitelist::from_binary(&bytes);
+        // Text from a small alphabet, so headers and entries sometimes nearly parse.
+        let text: String = (0..next() % 120)
+            .map(|_| alphabet[(next() as usize) % alphabet.len()] as char)
+            .collect();
+        let _ = CardBlacklist::parse(&format!("ykt-list card-blacklist 1\nversion 1\n{text}"));
+        let _ = IssuerWhitelist::parse(&text);
+    }
+}
