@@ -38,8 +38,40 @@ pub fn html(run: &Run) -> String {
         o,
         "<h1>Conformance test report — JT/T 1059.8-2025 model</h1>\n<table class=\"meta\">\n"
     );
+    let report_id: String = format!("ykt-conform-{}-{}", info.date, info.target)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let areas: Vec<String> = {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for r in &run.results {
+            let mut parts = r.item.id.split('-');
+            let area = format!(
+                "{}-{}",
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or("")
+            );
+            *counts.entry(area).or_insert(0) += 1;
+        }
+        counts.iter().map(|(a, n)| format!("{a} {n}")).collect()
+    };
     for (k, v) in [
+        ("Report ID", report_id),
         ("Tool", format!("ykt conform {}", info.version)),
+        (
+            "Catalogue",
+            format!(
+                "ykt-conformance {} (conformance.md item scheme): {}",
+                info.version,
+                areas.join(", ")
+            ),
+        ),
         ("Target", info.target.clone()),
         ("Declared profile", info.profile.clone()),
         ("Date", info.date.clone()),
