@@ -16,7 +16,24 @@
 //!
 //! Every rule the brief leaves open is a field of [`TransitConfig`], with its proposal (P) in
 //! [`TransitConfig::proposed`]; the uncertain record facts (L) are [`EF1A_RECORD_ID`] and
-//! [`MILEAGE_UNIT_METRES`].
+//! [`MILEAGE_UNIT_METRES`]. In one table:
+//!
+//! | choice | one place | proposal |
+//! |---|---|---|
+//! | EF1A record identifier / P1 (L) | [`EF1A_RECORD_ID`] | `02` |
+//! | EF1A record number read at a tap (L) | `crate::tap::EF1A_RECORD_NUMBER` | 2 |
+//! | EF1A mileage unit (L) | [`MILEAGE_UNIT_METRES`] | 100 m |
+//! | EF1A transaction serial (P) | [`trip_serial`] | `00` ‖ entry date-time |
+//! | fare lookup order (P) | [`FareTable::fare`] | pair, distance band, flat |
+//! | deducted at entry (P) | [`TransitConfig::entry_charge`] | 0, max fare marked |
+//! | balance needed to enter (P) | [`TransitConfig::min_entry_balance`] | the max fare |
+//! | entered without exit (P) | [`TransitConfig::open_trip_at_entry`] | charge the marked max fare |
+//! | double tap at entry (P) | [`TransitConfig::double_tap_minutes`] | 20 min, refused |
+//! | exit without entry (P) | [`TransitConfig::exit_without_entry`] | refuse |
+//! | exit elsewhere / unpriced / overtime (P) | [`TransitConfig::unpriced_exit`], [`TransitConfig::max_trip_minutes`] | charge the marked max fare; 240 min |
+//! | transfer window (P) | [`TransitConfig::transfer`], [`TransferRule`] | 30 min from the previous exit on another line, inclusive; 1.00 off |
+//! | where the previous exit is kept (P) | [`decide`] | the exit block of EF1A, kept by the entry |
+//! | block P2 for a blacklisted card (P) | `crate::block::DEFAULT_BLOCK_MODE` | temporary (`00`) |
 
 mod decide;
 mod fare;
