@@ -1,89 +1,176 @@
 //! `ykt demo`: the system end to end on embedded defaults.
 //!
-//! An issuer personalises two cards (3DES, and SM4 with a second ticket type); a load point loads
-//! them through the issuer load host; a bus validator and a metro gate take fares through a
-//! purchase SAM; power is cut in the middle of a debit and the card proves what happened; the back
-//! office checks every TAC; the card is saved to a state file and read back. Every step talks to
-//! the cards in APDUs through `ykt_transport::InProcess`.
+//! An issuer personalises two cards (3DES with a second ticket type, and SM4); a load point loads
+//! them through the issuer load host; a bus validator and metro gates, each with its own PSAM card
+//! and transaction journal, take fares (flat bus fare, metro entry/exit priced from the fare table,
+//! a transfer discount); power is cut at every persistent write of a debit and the next tap
+//! recovers each cut; a blacklisted card is blocked; the back office checks every TAC from the
+//! journals' upload and that no fen was created or lost; the conformance suite runs against the
+//! simulated SE and the terminal, with HTML and JUnit reports; a card survives a state file round
+//! trip. Every step talks to the cards in APDUs through `ykt_transport::InProcess`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail, ensure};
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 use ykt_apdu::{CommandApdu, ResponseApdu, StatusWord};
 use ykt_card::{Atr, Card};
+use ykt_conformance::profile::{self, Profile};
+use ykt_conformance::report::{html, junit};
+use ykt_conformance::{Catalogue, Registry, Run, RunConfig, RunInfo, Target, Verdict};
 use ykt_crypto::purse::{PurseAlgorithm, PurseKey, Sm4Rules};
 use ykt_purse::testing::{
-    TEST_ASN, TEST_MASTER_DLK, TEST_MASTER_DPK, TEST_MASTER_DTK, TEST_SECOND_TICKET_ASN,
+    TEST_ASN, TEST_KEY_INDEX, TEST_MASTER_DLK, TEST_MASTER_DTK, TEST_SECOND_TICKET_ASN,
     test_card_data, test_issuer,
 };
 use ykt_purse::{Asn, EP_AID, PurseProfile, SECOND_TICKET_AID};
+use ykt_terminal::block::{BlockFlow, BlockMode};
 use ykt_terminal::card_data::CardIdentity;
-use ykt_terminal::load::{LoadFlow, LoadParams, LoadRecord};
+use ykt_terminal::export::{self, RecordStatus, SettlementRecord};
+use ykt_terminal::lists::{CardBlacklist, IssuerWhitelist};
+use ykt_terminal::load::LoadParams;
 use ykt_terminal::load_host::IssuerLoadHost;
-use ykt_terminal::purchase::{CappRecord, PurchaseFlow, PurchaseParams, PurchaseRecord};
-use ykt_terminal::sam::{MasterKey, PurchaseSam, SoftwareSam};
-use ykt_terminal::tac::{load_tac_input, purchase_tac_input, verify_tac};
-use ykt_terminal::{DriveError, commands, drive};
+use ykt_terminal::purchase::PurchaseParams;
+use ykt_terminal::recovery::NoLocalVerifier;
+use ykt_terminal::sam::{CardSam, MasterKey, PurchaseSam};
+use ykt_terminal::tac::{TacVerifier, load_tac_input, purchase_tac_input};
+use ykt_terminal::tap::{CardSnapshot, Screening, TapFlow, screen};
+use ykt_terminal::transit::{
+    BcdDateTime, Decision, FareTable, GateRole, StationRef, TransitConfig,
+};
+use ykt_terminal::validator::{Record, TapOutcome, Validator};
+use ykt_terminal::{commands, drive};
+use ykt_transport::nv::FileStorage;
 use ykt_transport::{CardChannel, InProcess, TransportError};
 
+use crate::clock::yuan;
 use crate::entropy::OsEntropy;
+use crate::terminal::{BUILTIN_FARES, maintenance_key, psam_card, site};
 
 /// Options of `ykt demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Where to save the 3DES card's state at the end (default: a file in the system's temp dir).
+    /// Where to save card A's state at the end (default: a file in the run directory).
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
+    /// Where the terminals keep their journals and the conformance reports are written
+    /// (default: a new directory in the system's temp dir).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
 }
 
 const LOAD_POINT: [u8; 6] = [0x00, 0x00, 0x00, 0x00, 0x10, 0x01];
 const BUS: [u8; 6] = [0x00, 0x00, 0x00, 0x00, 0x20, 0x01];
 const METRO: [u8; 6] = [0x00, 0x00, 0x00, 0x00, 0x30, 0x01];
-const KEY_INDEX: u8 = 0x01;
 /// Card B's number: the test card's with another serial.
 const CARD_B_ASN: Asn = Asn([0x31, 0x04, 0x10, 0x00, 0x00, 0x00, 0x87, 0x65, 0x43, 0x21]);
-// Transactions carry the terminal's clock; the demo uses a fixed day so its output is stable.
-const DAY: [u8; 4] = [0x20, 0x26, 0x11, 0x25];
+/// Transactions carry the terminal's clock; the demo uses a fixed day so its output is stable.
+const DAY: [u8; 4] = [0x20, 0x26, 0x12, 0x01];
+/// The bus line of the built-in fare table (flat 2.00).
+const BUS_LINE: u16 = 901;
 
-fn at(hour: u8, minute: u8) -> [u8; 7] {
-    [DAY[0], DAY[1], DAY[2], DAY[3], hour, minute, 0x00]
+fn at(hour: u8, minute: u8, second: u8) -> BcdDateTime {
+    let bcd = |v: u8| ((v / 10) << 4) | (v % 10);
+    let bytes = [
+        DAY[0],
+        DAY[1],
+        DAY[2],
+        DAY[3],
+        bcd(hour),
+        bcd(minute),
+        bcd(second),
+    ];
+    // Hours, minutes and seconds below are all in range.
+    BcdDateTime::new(bytes).unwrap_or_else(|_| unreachable_time())
 }
 
-fn yuan(fen: u32) -> String {
-    format!("¥{}.{:02}", fen / 100, fen % 100)
+#[allow(clippy::panic)] // Only reachable through a wrong literal in this file.
+fn unreachable_time() -> ! {
+    panic!("a demo time literal is not a valid time")
 }
 
-fn masters(key: [u8; 16]) -> Vec<MasterKey> {
-    vec![MasterKey {
-        index: KEY_INDEX,
-        version: KEY_INDEX,
-        key: PurseKey::from_bytes(key),
-    }]
+fn step(text: &str) {
+    println!("\n▸ {text}");
 }
 
-/// What the back office keeps of every transaction, to check its TAC.
-enum Cleared {
-    Load(PurseAlgorithm, LoadRecord),
-    Purchase(PurseAlgorithm, PurchaseRecord),
+type Transmit<'a> = Box<dyn FnMut(&CommandApdu) -> Result<ResponseApdu, TransportError> + 'a>;
+
+fn transmit(channel: &mut InProcess) -> Transmit<'_> {
+    Box::new(move |command| channel.transmit(command))
+}
+
+/// A transmit function that owns its card: a PSAM card inside its terminal.
+type Owned = Box<dyn FnMut(&CommandApdu) -> Result<ResponseApdu, TransportError>>;
+
+/// A validator: its PSAM (one SAM session for the life of the terminal, so that a lost debit's
+/// MAC2 can still be checked by the PSAM at the re-tap) and its journal.
+struct Station {
+    name: &'static str,
+    sam: CardSam<Owned, TransportError>,
+    validator: Validator<FileStorage>,
+}
+
+impl Station {
+    /// `maintenance` is the algorithm of the cards whose applications this terminal may have to
+    /// block (the PSAM's maintenance key it asks for).
+    fn open(
+        name: &'static str,
+        terminal_id: [u8; 6],
+        maintenance: PurseAlgorithm,
+        dir: &Path,
+    ) -> anyhow::Result<Self> {
+        let path = dir.join(format!("{name}.ykj"));
+        let storage = FileStorage::open(&path)
+            .with_context(|| format!("opening the journal {}", path.display()))?;
+        let mut psam = InProcess::new(psam_card(terminal_id)?);
+        let owned: Owned = Box::new(move |command| psam.transmit(command));
+        Ok(Self {
+            name,
+            sam: {
+                let (version, algorithm) = maintenance_key(maintenance);
+                CardSam::open(owned)
+                    .context("opening the PSAM")?
+                    .with_maintenance_key(version, algorithm)
+            },
+            validator: Validator::open(storage)
+                .with_context(|| format!("the journal {} is unusable", path.display()))?,
+        })
+    }
+
+    /// A purchase through this station's PSAM and journal.
+    fn purchase(
+        &mut self,
+        card: &mut InProcess,
+        params: PurchaseParams,
+    ) -> anyhow::Result<TapOutcome> {
+        let tap =
+            self.validator
+                .purchase(params, &mut self.sam, &mut NoLocalVerifier, transmit(card))?;
+        Ok(tap.outcome)
+    }
+
+    fn records(&self) -> Vec<SettlementRecord> {
+        export::settlement_records(self.validator.journal().entries())
+    }
 }
 
 struct Demo {
     host: IssuerLoadHost,
-    bus: SoftwareSam,
-    metro: SoftwareSam,
-    cleared: Vec<Cleared>,
+    load_point: Validator<FileStorage>,
+    bus: Station,
+    metro: Station,
+    transit: TransitConfig,
+    whitelist: IssuerWhitelist,
+    blacklist: CardBlacklist,
 }
 
-fn transmit<'a>(
-    channel: &'a mut InProcess,
-) -> impl FnMut(&CommandApdu) -> Result<ResponseApdu, TransportError> + 'a {
-    move |command| channel.transmit(command)
-}
-
-fn algorithm_of(id: u8) -> anyhow::Result<PurseAlgorithm> {
-    PurseAlgorithm::from_algorithm_id(id, Sm4Rules::BRIEF)
-        .with_context(|| format!("unknown algorithm id {id:02X}"))
+fn completed(what: &str, outcome: TapOutcome) -> anyhow::Result<Record> {
+    match outcome {
+        TapOutcome::Completed { record, .. } => Ok(record),
+        other => bail!("{what}: {other:?}"),
+    }
 }
 
 impl Demo {
@@ -92,52 +179,78 @@ impl Demo {
         card: &mut InProcess,
         aid: &[u8],
         amount: u32,
-        time: [u8; 7],
-    ) -> anyhow::Result<LoadRecord> {
+        time: BcdDateTime,
+    ) -> anyhow::Result<(u32, u32, [u8; 4])> {
         let params = LoadParams {
             aid: aid.to_vec(),
-            key_index: KEY_INDEX,
+            key_index: TEST_KEY_INDEX,
             amount,
             terminal_id: LOAD_POINT,
-            datetime: time,
+            datetime: time.bytes(),
         };
-        let (flow, first) = LoadFlow::start(params, &mut self.host);
-        let record = drive(flow, first, transmit(card)).context("load")?;
-        self.cleared.push(Cleared::Load(
-            algorithm_of(record.algorithm_id)?,
-            record.clone(),
-        ));
-        Ok(record)
+        let tap =
+            self.load_point
+                .load(params, &mut self.host, &mut NoLocalVerifier, transmit(card))?;
+        match completed("load", tap.outcome)? {
+            Record::Load(r) => Ok((r.old_balance, r.new_balance, r.tac)),
+            other => bail!("load gave {other:?}"),
+        }
     }
 
-    fn purchase(
+    /// A transit tap at a bus validator (single) or metro gate (entry/exit): read the card,
+    /// screen it, price the tap, and run the composite purchase.
+    fn ride(
         &mut self,
         card: &mut InProcess,
-        metro: bool,
-        aid: &[u8],
-        amount: u32,
-        time: [u8; 7],
-        composite: Option<Vec<CappRecord>>,
-    ) -> Result<PurchaseRecord, DriveError<TransportError>> {
-        let params = PurchaseParams {
-            aid: aid.to_vec(),
-            key_index: KEY_INDEX,
-            amount,
-            datetime: time,
-            composite,
-        };
-        let sam = if metro {
-            &mut self.metro
-        } else {
-            &mut self.bus
-        };
-        let (flow, first) = PurchaseFlow::start(params, sam);
-        let record = drive(flow, first, transmit(card))?;
-        if let Ok(alg) = algorithm_of(record.algorithm_id) {
-            self.cleared.push(Cleared::Purchase(alg, record.clone()));
+        role: GateRole,
+        station: StationRef,
+        time: BcdDateTime,
+    ) -> anyhow::Result<String> {
+        let snapshot = tap(card)?;
+        if screen(&snapshot, &self.whitelist, &self.blacklist) != Screening::Admit {
+            bail!(
+                "card {} refused at screening",
+                snapshot.card.masked_number()
+            );
         }
-        Ok(record)
+        let gate = if role == GateRole::Single {
+            &mut self.bus
+        } else {
+            &mut self.metro
+        };
+        let terminal_id = gate.sam.terminal_id();
+        let charge = match snapshot.decide(&site(terminal_id, role, station), time, &self.transit) {
+            Decision::Refuse(reason) => bail!("tap refused: {reason}"),
+            d => d.charge().cloned().context("no charge")?,
+        };
+        let outcome = gate.purchase(
+            card,
+            charge.purchase_params(gate.sam.purchase_key_index(), time),
+        )?;
+        let Record::Purchase(r) = completed(gate.name, outcome)? else {
+            bail!("a ride gave a load record");
+        };
+        let mut text = format!(
+            "{} → {}, TTSN {}, TAC {}",
+            yuan(r.balance_before),
+            yuan(r.balance_after()),
+            r.ttsn,
+            hex::encode_upper(r.tac)
+        );
+        if let Some(fare) = charge.fare {
+            text.push_str(&format!(" (fare {}", yuan(fare.amount)));
+            if charge.transfer_discount > 0 {
+                text.push_str(&format!(", transfer −{}", yuan(charge.transfer_discount)));
+            }
+            text.push(')');
+        }
+        Ok(text)
     }
+}
+
+fn tap(card: &mut InProcess) -> anyhow::Result<CardSnapshot> {
+    let (flow, first) = TapFlow::start(&EP_AID);
+    drive(flow, first, transmit(card)).map_err(|e| anyhow::anyhow!("reading the card: {e}"))
 }
 
 fn balance(card: &mut InProcess, aid: &[u8]) -> anyhow::Result<u32> {
@@ -151,15 +264,6 @@ fn balance(card: &mut InProcess, aid: &[u8]) -> anyhow::Result<u32> {
         .try_into()
         .context("GET BALANCE answered a wrong length")?;
     Ok(u32::from_be_bytes(bytes))
-}
-
-/// The metro entry record of EF1A (e-purse.md §2): tag 27 02, length 7D, valid, composite, entered.
-fn metro_entry_record() -> Vec<u8> {
-    let mut r = vec![0u8; 128];
-    r[..5].copy_from_slice(&[0x27, 0x02, 0x7D, 0x01, 0x01]);
-    r[14] = 0x01;
-    r[38..44].copy_from_slice(&METRO);
-    r
 }
 
 fn issue(alg: PurseAlgorithm, asn: Asn, second_ticket: bool) -> anyhow::Result<Card> {
@@ -192,197 +296,275 @@ fn identity(card: &mut InProcess) -> anyhow::Result<CardIdentity> {
     CardIdentity::from_fci(&fci).context("FCI")
 }
 
-fn step(text: &str) {
-    println!("\n▸ {text}");
+fn progress(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template("  {msg} [{bar:30}] {pos}/{len}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar
 }
 
 /// Runs the demo.
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!(
-        "ykt demo — transit e-purse cards, load point, validators and back office, in-process"
+        "ykt demo — transit e-purse cards, load point, validators with PSAMs, back office, conformance"
     );
-    let mut demo = Demo {
-        host: IssuerLoadHost::new(masters(TEST_MASTER_DLK), Sm4Rules::BRIEF),
-        bus: SoftwareSam::new(BUS, 1, masters(TEST_MASTER_DPK), Sm4Rules::BRIEF),
-        metro: SoftwareSam::new(METRO, 1, masters(TEST_MASTER_DPK), Sm4Rules::BRIEF),
-        cleared: Vec::new(),
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("ykt-demo-{}", std::process::id())),
     };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    for stale in ["load-point.ykj", "bus.ykj", "metro.ykj"] {
+        match std::fs::remove_file(dir.join(stale)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("clearing {}", dir.display())),
+        }
+    }
+
+    let load_point_path = dir.join("load-point.ykj");
+    let whitelist_issuer = {
+        let ef15 = test_card_data(TEST_ASN).ef15.encode();
+        [ef15[0], ef15[1], ef15[2], ef15[3]]
+    };
+    let mut demo = Demo {
+        host: IssuerLoadHost::new(
+            vec![MasterKey {
+                index: TEST_KEY_INDEX,
+                version: TEST_KEY_INDEX,
+                key: PurseKey::from_bytes(TEST_MASTER_DLK),
+            }],
+            Sm4Rules::BRIEF,
+        ),
+        load_point: Validator::open(FileStorage::open(&load_point_path)?)
+            .context("the load point's journal")?,
+        // The bus blocks card B (SM4) below; the metro would block 3DES cards.
+        bus: Station::open("bus", BUS, PurseAlgorithm::Sm4(Sm4Rules::BRIEF), &dir)?,
+        metro: Station::open("metro", METRO, PurseAlgorithm::Tdes, &dir)?,
+        transit: TransitConfig::proposed(
+            FareTable::parse(BUILTIN_FARES).context("the built-in fare table")?,
+        ),
+        whitelist: IssuerWhitelist::from_unsorted(1, vec![whitelist_issuer]),
+        blacklist: CardBlacklist::empty(1),
+    };
+    let tdes = PurseAlgorithm::Tdes;
+    let sm4 = PurseAlgorithm::Sm4(Sm4Rules::BRIEF);
 
     step(
         "Issuer personalises two cards (keys diversified from the master keys by the card number)",
     );
-    let mut tdes = InProcess::new(issue(PurseAlgorithm::Tdes, TEST_ASN, true)?);
-    let mut sm4 = InProcess::new(issue(
-        PurseAlgorithm::Sm4(Sm4Rules::BRIEF),
-        CARD_B_ASN,
-        false,
-    )?);
-    let card_a = identity(&mut tdes)?;
+    let mut card_a = InProcess::new(issue(tdes, TEST_ASN, true)?);
+    let mut card_b = InProcess::new(issue(sm4, CARD_B_ASN, false)?);
+    let id_a = identity(&mut card_a)?;
+    let id_b = identity(&mut card_b)?;
     println!(
         "  card A: 3DES e-purse + second ticket type, number {}",
-        card_a.masked_number()
+        id_a.masked_number()
     );
     println!(
         "  card B: SM4 e-purse (SM4 rules: e-purse brief §5.7, uncertain), number {}",
-        identity(&mut sm4)?.masked_number()
+        id_b.masked_number()
     );
 
     step(
         "Load point: ¥50.00 onto each card (MAC1 checked by the issuer load host, MAC2 back to the card)",
     );
-    for (name, card) in [("A", &mut tdes), ("B", &mut sm4)] {
-        let r = demo.load(card, &EP_AID, 5_000, at(0x08, 0x00))?;
+    for (name, card) in [("A", &mut card_a), ("B", &mut card_b)] {
+        let (old, new, tac) = demo.load(card, &EP_AID, 5_000, at(8, 0, 0))?;
         println!(
             "  card {name}: {} → {}, TAC {}",
-            yuan(r.old_balance),
-            yuan(r.new_balance),
-            hex::encode_upper(r.tac)
+            yuan(old),
+            yuan(new),
+            hex::encode_upper(tac)
         );
     }
-    let r = demo.load(&mut tdes, &SECOND_TICKET_AID, 10, at(0x08, 0x01))?;
-    println!(
-        "  card A second ticket: {} rides → {} rides",
-        r.old_balance, r.new_balance
-    );
+    let (old, new, _) = demo.load(&mut card_a, &SECOND_TICKET_AID, 10, at(8, 1, 0))?;
+    println!("  card A second ticket: {old} rides → {new} rides");
 
     step(
-        "Bus validator: ¥2.00 fare (MAC1 from the purchase SAM, MAC2 checked by it, TAC from the card)",
+        "Bus 901 (flat fare): the validator's PSAM makes MAC1 and checks MAC2; the card writes the trip records",
     );
-    for (name, card) in [("A", &mut tdes), ("B", &mut sm4)] {
-        let r = demo.purchase(card, false, &EP_AID, 200, at(0x08, 0x30), None)?;
-        println!(
-            "  card {name}: {} → {}, TTSN {}, TAC {}",
-            yuan(r.balance_before),
-            yuan(r.balance_after()),
-            r.ttsn,
-            hex::encode_upper(r.tac)
-        );
+    for (name, card) in [("A", &mut card_a), ("B", &mut card_b)] {
+        let text = demo.ride(
+            card,
+            GateRole::Single,
+            StationRef::new(BUS_LINE, 0),
+            at(8, 30, 0),
+        )?;
+        println!("  card {name}: {text}");
     }
-    let r = demo.purchase(
-        &mut tdes,
-        false,
-        &SECOND_TICKET_AID,
-        1,
-        at(0x08, 0x31),
-        None,
-    )?;
-    println!(
-        "  card A pays a ride with its second ticket: {} → {} rides, e-purse untouched",
-        r.balance_before,
-        r.balance_after()
-    );
+    let params = PurchaseParams {
+        aid: SECOND_TICKET_AID.to_vec(),
+        key_index: TEST_KEY_INDEX,
+        amount: 1,
+        datetime: at(8, 31, 0).bytes(),
+        composite: None,
+    };
+    match completed("second ticket", demo.bus.purchase(&mut card_a, params)?)? {
+        Record::Purchase(r) => println!(
+            "  card A pays a ride with its second ticket: {} → {} rides, e-purse untouched",
+            r.balance_before,
+            r.balance_after()
+        ),
+        other => bail!("second ticket ride gave {other:?}"),
+    }
 
     step(
-        "Metro gate: composite purchase with the entry record cached and committed with the debit",
+        "Metro: entry and exit gates, the fare from the fare table by distance, a transfer discount",
     );
-    let r = demo.purchase(
-        &mut tdes,
-        true,
-        &EP_AID,
-        0,
-        at(0x09, 0x00),
-        Some(vec![CappRecord {
-            p1: 0x02,
-            p2: 0xD0,
-            data: metro_entry_record(),
-        }]),
+    let text = demo.ride(
+        &mut card_a,
+        GateRole::Entry,
+        StationRef::new(1, 1),
+        at(9, 0, 0),
     )?;
-    println!(
-        "  entry: type {:02X}, {} → {}, TAC {}",
-        r.transaction_type,
-        yuan(r.balance_before),
-        yuan(r.balance_after()),
-        hex::encode_upper(r.tac)
-    );
-    let r = demo.purchase(
-        &mut tdes,
-        true,
-        &EP_AID,
-        400,
-        at(0x09, 0x25),
-        Some(vec![CappRecord {
-            p1: 0x02,
-            p2: 0xD0,
-            data: metro_entry_record(),
-        }]),
+    println!("  card A enters line 1 station 1: {text}");
+    let text = demo.ride(
+        &mut card_a,
+        GateRole::Exit,
+        StationRef::new(1, 6),
+        at(9, 25, 0),
     )?;
-    println!(
-        "  exit:  type {:02X}, {} → {}, TAC {}",
-        r.transaction_type,
-        yuan(r.balance_before),
-        yuan(r.balance_after()),
-        hex::encode_upper(r.tac)
+    println!("  card A leaves at line 1 station 6: {text}");
+    let text = demo.ride(
+        &mut card_b,
+        GateRole::Entry,
+        StationRef::new(2, 1),
+        at(9, 5, 0),
+    )?;
+    println!("  card B enters line 2 station 1: {text}");
+    let text = demo.ride(
+        &mut card_b,
+        GateRole::Exit,
+        StationRef::new(2, 3),
+        at(9, 15, 0),
+    )?;
+    println!("  card B leaves at line 2 station 3: {text}");
+    let text = demo.ride(
+        &mut card_b,
+        GateRole::Single,
+        StationRef::new(BUS_LINE, 0),
+        at(9, 30, 0),
+    )?;
+    println!("  card B takes bus 901 within 30 minutes: {text}");
+
+    step(
+        "Power cut in the middle of a debit, at every persistent write of it; each cut is followed by a re-tap",
     );
+    torn_purchases(&mut demo, &mut card_a)?;
 
-    step("Power cut in the middle of a debit, at every persistent write of it");
-    torn_purchases(&mut demo, &mut tdes)?;
-
-    step("Back office: every TAC recomputed from the master TAC key");
-    let dtk = PurseKey::from_bytes(TEST_MASTER_DTK);
-    let mut good = 0;
-    for c in &demo.cleared {
-        let ok = match c {
-            Cleared::Load(alg, r) => verify_tac(
-                alg,
-                &dtk,
-                &r.card.diversifier(),
-                &load_tac_input(
-                    r.new_balance,
-                    r.online_counter,
-                    r.amount,
-                    0x02,
-                    &r.terminal_id,
-                    &r.datetime,
-                ),
-                &r.tac,
-            ),
-            Cleared::Purchase(alg, r) => verify_tac(
-                alg,
-                &dtk,
-                &r.card.diversifier(),
-                &purchase_tac_input(
-                    r.amount,
-                    r.transaction_type,
-                    &r.terminal_id,
-                    r.ttsn,
-                    &r.datetime,
-                ),
-                &r.tac,
-            ),
-        };
-        ensure!(ok, "a TAC did not verify");
-        good += 1;
-    }
-    println!("  {good} of {} TACs verified", demo.cleared.len());
-
-    step("No fen created or lost: card A's balance is its cleared loads minus its cleared fares");
-    let (mut loaded, mut fares) = (0u32, 0u32);
-    for c in &demo.cleared {
-        match c {
-            Cleared::Load(_, r) if r.card == card_a => loaded += r.amount,
-            Cleared::Purchase(_, r) if r.card == card_a => fares += r.amount,
-            _ => {}
-        }
-    }
-    let actual = balance(&mut tdes, &EP_AID)?;
+    step(
+        "Blacklist: card B is listed (version 2); the bus validator blocks it with a PSAM-made MAC",
+    );
+    demo.blacklist = CardBlacklist::from_unsorted(2, vec![CARD_B_ASN.0]);
+    let snapshot = tap(&mut card_b)?;
     ensure!(
-        loaded.checked_sub(fares) == Some(actual),
-        "card A holds {actual} fen, its cleared transactions say {loaded} − {fares}"
+        screen(&snapshot, &demo.whitelist, &demo.blacklist) == Screening::Block,
+        "card B was not screened as blacklisted"
     );
+    let (flow, first) = BlockFlow::start(
+        snapshot.card.clone(),
+        BlockMode::Temporary,
+        &mut demo.bus.sam,
+    );
+    drive(flow, first, transmit(&mut card_b)).map_err(|e| anyhow::anyhow!("blocking: {e}"))?;
+    let answer = card_b.transmit(&commands::select(&EP_AID))?;
+    ensure!(
+        answer.sw == StatusWord(0x6A81),
+        "a blocked card answered SELECT with {:?}",
+        answer.sw
+    );
+    println!("  card B blocked: SELECT now answers 6A81, no fare can be taken from it");
+
+    step("Back office: the terminals' uploads, every TAC recomputed from the master TAC key");
+    let uploads: Vec<SettlementRecord> = [
+        export::settlement_records(demo.load_point.journal().entries()),
+        demo.bus.records(),
+        demo.metro.records(),
+    ]
+    .concat();
+    let (checked, grey) = clear(&uploads)?;
     println!(
-        "  {} on the card = {} loaded − {} in fares",
-        yuan(actual),
-        yuan(loaded),
-        yuan(fares)
+        "  {} records uploaded (upload.jsonl), {checked} TACs verified, {grey} grey",
+        uploads.len()
+    );
+
+    step(
+        "No fen created or lost: each card's balance is its cleared loads minus its cleared fares",
+    );
+    for (name, card, asn) in [("A", &mut card_a, TEST_ASN), ("B", &mut card_b, CARD_B_ASN)] {
+        let (mut loaded, mut fares) = (0u64, 0u64);
+        for r in uploads.iter().filter(|r| r.asn == asn.0 && r.aid == EP_AID) {
+            if r.transaction_type == 0x02 {
+                loaded += u64::from(r.amount);
+            } else {
+                fares += u64::from(r.amount);
+            }
+        }
+        let actual = if name == "B" {
+            // Blocked: the back office knows its balance from its latest record.
+            uploads
+                .iter()
+                .filter(|r| r.asn == asn.0 && r.aid == EP_AID)
+                .max_by_key(|r| r.datetime)
+                .map(|r| r.balance_after)
+                .context("no record of card B")?
+        } else {
+            balance(card, &EP_AID)?
+        };
+        ensure!(
+            loaded.checked_sub(fares) == Some(u64::from(actual)),
+            "card {name} holds {actual} fen, its cleared transactions say {loaded} − {fares}"
+        );
+        println!(
+            "  card {name}: {} = {} loaded − {} in fares",
+            yuan(actual),
+            yuan(loaded as u32),
+            yuan(fares as u32)
+        );
+    }
+    let upload = dir.join("upload.jsonl");
+    std::fs::write(&upload, export::json_lines(&uploads))
+        .with_context(|| format!("writing {}", upload.display()))?;
+
+    step("Conformance suite (JT/T 1059.8 style): the simulated SE, then the terminal");
+    let mut reports = Vec::new();
+    let mut totals = (0, 0);
+    for (target, features) in [
+        ("sim", profile::SAMPLE_SIM),
+        ("terminal", profile::SAMPLE_TERMINAL),
+    ] {
+        let result = conformance(target, features)?;
+        let pass = result.count(Verdict::Pass);
+        let bad = result.count(Verdict::Fail) + result.count(Verdict::Inconclusive);
+        println!(
+            "  {target}: {pass} PASS, {} N/A, {} FAIL, {} INCONCLUSIVE of {} items",
+            result.count(Verdict::NotApplicable),
+            result.count(Verdict::Fail),
+            result.count(Verdict::Inconclusive),
+            result.results.len()
+        );
+        let html_path = dir.join(format!("conformance-{target}.html"));
+        let junit_path = dir.join(format!("conformance-{target}.xml"));
+        std::fs::write(&html_path, html(&result))
+            .with_context(|| format!("writing {}", html_path.display()))?;
+        std::fs::write(&junit_path, junit(&result))
+            .with_context(|| format!("writing {}", junit_path.display()))?;
+        reports.push(html_path);
+        totals.0 += pass;
+        totals.1 += bad;
+    }
+    ensure!(
+        totals.1 == 0,
+        "{} conformance items FAILED or were INCONCLUSIVE",
+        totals.1
     );
 
     step("The card survives the process: state saved, read back, same balance");
-    let keep = args.state.is_some();
-    let path = args.state.unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("ykt-demo-{}.ykt", std::process::id()))
-    });
-    let before = balance(&mut tdes, &EP_AID)?;
-    let card = tdes.into_card();
+    let path = args.state.clone().unwrap_or_else(|| dir.join("card-a.ykt"));
+    let before = balance(&mut card_a, &EP_AID)?;
+    let card = card_a.into_card();
     crate::state::save(&path, &card)?;
     let (restored, _) = crate::state::load_or_create(&path, Box::new(OsEntropy::new()?), || {
         bail!("the state file {} vanished", path.display())
@@ -393,95 +575,179 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         before == after,
         "balance changed across save and load: {before} → {after}"
     );
-    if keep {
-        println!(
-            "  {} → {} (file {})",
-            yuan(before),
-            yuan(after),
-            path.display()
-        );
-    } else {
-        std::fs::remove_file(&path).with_context(|| format!("remove {}", path.display()))?;
-        println!(
-            "  {} → {} (through a temporary state file)",
-            yuan(before),
-            yuan(after)
-        );
-    }
+    println!(
+        "  {} → {} (file {})",
+        yuan(before),
+        yuan(after),
+        path.display()
+    );
 
     println!(
-        "\nDone: 2 cards, {} transactions, every TAC verified, no fen created or lost.",
-        demo.cleared.len()
+        "\nDone: 2 cards, {} records, {checked} TACs verified, no fen created or lost, {} conformance items passed.",
+        uploads.len(),
+        totals.0
+    );
+    println!("  journals and the settlement upload: {}", dir.display());
+    for r in &reports {
+        println!("  conformance report: {}", r.display());
+    }
+    Ok(())
+}
+
+/// Cuts power at each persistent write of a ¥1.00 bus fare in turn. After each cut the card is
+/// tapped again: the validator finds its grey entry and recovers it (GET BALANCE, GET
+/// TRANSACTION PROVE, MAC2 checked by the PSAM that still holds the session), or, if the card
+/// was not charged, runs the purchase again. Each cut and re-tap costs exactly one fare.
+fn torn_purchases(demo: &mut Demo, card: &mut InProcess) -> anyhow::Result<()> {
+    let (mut rolled_back, mut recovered) = (0u32, 0u32);
+    let bar = progress(20, "cuts");
+    for cut in 1u64.. {
+        let before = balance(card, &EP_AID)?;
+        let params = |second: u8| PurchaseParams {
+            aid: EP_AID.to_vec(),
+            key_index: TEST_KEY_INDEX,
+            amount: 100,
+            datetime: at(10, 0, second).bytes(),
+            composite: None,
+        };
+        card.card_mut().tear().arm_at(cut);
+        let outcome = demo.bus.purchase(card, params(0));
+        let fired = !card.card_mut().tear().is_armed();
+        card.card_mut().tear().disarm();
+        match outcome? {
+            TapOutcome::Completed { .. } if !fired => break, // every write has been cut once
+            TapOutcome::Grey { .. } => {}
+            other => bail!("torn purchase at write {cut}: {other:?}"),
+        }
+        card.card_mut().power_on();
+        let torn = balance(card, &EP_AID)?;
+        match demo.bus.purchase(card, params(30))? {
+            TapOutcome::Recovered { .. } => {
+                ensure!(
+                    torn + 100 == before,
+                    "recovered a debit the card did not make"
+                );
+                recovered += 1;
+            }
+            TapOutcome::Completed { .. } => {
+                ensure!(
+                    torn == before,
+                    "charged again after a debit that went through"
+                );
+                rolled_back += 1;
+            }
+            other => bail!("re-tap after the cut at write {cut}: {other:?}"),
+        }
+        let after = balance(card, &EP_AID)?;
+        ensure!(
+            after + 100 == before,
+            "cut at write {cut}: the balance moved by {} fen over the cut and the re-tap",
+            i64::from(before) - i64::from(after)
+        );
+        bar.set_length(bar.length().unwrap_or(0).max(cut + 1));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    println!(
+        "  {} cuts: {rolled_back} left the card as before (the re-tap paid the fare), {recovered} had debited it (the re-tap recovered the proof, nothing charged twice)",
+        rolled_back + recovered
     );
     Ok(())
 }
 
-/// Cuts power at each persistent write of a ¥1.00 debit in turn; after each cut the card powers up,
-/// the terminal compares the balance, and where the debit went through, GET TRANSACTION PROVE gives
-/// its MAC2 (checked by the SAM) and TAC (checked by the back office), so the fare is neither lost
-/// nor charged twice.
-fn torn_purchases(demo: &mut Demo, card: &mut InProcess) -> anyhow::Result<()> {
-    let (mut rolled_back, mut proven) = (0u32, 0u32);
-    for cut in 1u64.. {
-        let before = balance(card, &EP_AID)?;
-        card.card_mut().tear().arm_at(cut);
-        let time = at(0x10, 0x00);
-        let outcome = demo.purchase(card, false, &EP_AID, 100, time, None);
-        card.card_mut().tear().disarm();
-        match outcome {
-            Ok(_) => break, // the debit needed fewer writes than `cut`: every write has been cut once
-            Err(DriveError::Transport(_)) => {}
-            Err(other) => bail!("torn purchase: {other}"),
+/// Settlement's first check: every record's TAC, recomputed from the master TAC key.
+fn clear(records: &[SettlementRecord]) -> anyhow::Result<(usize, usize)> {
+    let master = PurseKey::from_bytes(TEST_MASTER_DTK);
+    let verifiers = [
+        TacVerifier::new(PurseAlgorithm::Tdes, &master),
+        TacVerifier::new(PurseAlgorithm::Sm4(Sm4Rules::BRIEF), &master),
+    ];
+    let (mut checked, mut grey) = (0, 0);
+    for r in records {
+        if r.status == RecordStatus::Grey {
+            grey += 1;
         }
-        card.card_mut().power_on();
-        let after = balance(card, &EP_AID)?;
-        if after == before {
-            rolled_back += 1;
+        let Some(tac) = r.tac else {
             continue;
-        }
+        };
+        let verifier = match r.algorithm_id {
+            0x00 => &verifiers[0],
+            id if id == Sm4Rules::BRIEF.algorithm_id => &verifiers[1],
+            other => bail!("record #{}: unknown algorithm id {other:02X}", r.seq),
+        };
+        let input = if r.transaction_type == 0x02 {
+            load_tac_input(
+                r.balance_after,
+                r.counter,
+                r.amount,
+                r.transaction_type,
+                &r.terminal_id,
+                &r.datetime,
+            )
+        } else {
+            purchase_tac_input(
+                r.amount,
+                r.transaction_type,
+                &r.terminal_id,
+                r.ttsn.context("a purchase record without a TTSN")?,
+                &r.datetime,
+            )
+        };
+        let mut div = [0u8; 8];
+        div.copy_from_slice(&r.asn[2..]);
         ensure!(
-            after + 100 == before,
-            "torn debit changed the balance by {} fen",
-            i64::from(before) - i64::from(after)
+            verifier.verify(&div, &input, &tac),
+            "record #{} ({}): the TAC does not verify",
+            r.seq,
+            r.kind()
         );
-        // EF18 record 1 is the newest: its counter is the one the debit used (e-purse.md §4.8).
-        let record = card
-            .transmit_checked(&CommandApdu::new(0x00, 0xB2, 0x01, 0xC4).with_le(0x17))
-            .context("READ RECORD")?;
-        let counter = u16::from_be_bytes([record[0], record[1]]);
-        let prove = card.transmit(&commands::get_transaction_prove(0x06, counter))?;
-        ensure!(
-            prove.sw == StatusWord::SUCCESS && prove.data.len() == 8,
-            "GET TRANSACTION PROVE: {:?}",
-            prove.sw
-        );
-        let mac2: [u8; 4] = prove.data[0..4].try_into()?;
-        demo.bus
-            .verify_mac2(&mac2)
-            .context("MAC2 from the transaction proof")?;
-        let alg = PurseAlgorithm::Tdes;
-        demo.cleared.push(Cleared::Purchase(
-            alg,
-            PurchaseRecord {
-                card: identity(card)?,
-                transaction_type: 0x06,
-                balance_before: before,
-                amount: 100,
-                offline_counter: counter,
-                ttsn: demo.bus.next_ttsn() - 1,
-                key_version: KEY_INDEX,
-                algorithm_id: alg.algorithm_id(),
-                terminal_id: BUS,
-                datetime: time,
-                tac: prove.data[4..8].try_into()?,
-                mac2,
-            },
-        ));
-        proven += 1;
+        checked += 1;
     }
-    println!(
-        "  {} cuts: {rolled_back} left the card as before (fare retried), {proven} completed the debit (proved by GET TRANSACTION PROVE)",
-        rolled_back + proven
-    );
-    Ok(())
+    Ok((checked, grey))
+}
+
+fn conformance(target: &str, features: &str) -> anyhow::Result<Run> {
+    let catalogue = Catalogue::builtin().context("loading the conformance catalogue")?;
+    let registry = Registry::builtin();
+    let config = RunConfig {
+        profile: Profile::parse(features)?,
+        only: None,
+    };
+    let info = RunInfo {
+        target: target.to_owned(),
+        profile: features.to_owned(),
+        date: run_date(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_message(format!("running the {target} items"));
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    let result = match target {
+        "sim" => ykt_conformance::run(&catalogue, &registry, Target::Sim, &config, info),
+        _ => ykt_conformance::run(&catalogue, &registry, Target::Terminal, &config, info),
+    };
+    spinner.finish_and_clear();
+    Ok(result)
+}
+
+fn run_date() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    match crate::clock::from_unix(secs) {
+        Ok(t) => {
+            let h = hex::encode(t.bytes());
+            format!(
+                "{}-{}-{}T{}:{}:{}Z",
+                &h[0..4],
+                &h[4..6],
+                &h[6..8],
+                &h[8..10],
+                &h[10..12],
+                &h[12..14]
+            )
+        }
+        Err(_) => "unknown".to_owned(),
+    }
 }

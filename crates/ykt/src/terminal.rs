@@ -28,7 +28,7 @@ use ykt_purse::testing::{
     TEST_ASN, TEST_FIRST_TTSN, TEST_KEY_INDEX, TEST_MASTER_DLK, TEST_TERMINAL_ID, test_card_data,
     test_psam_master_keys,
 };
-use ykt_purse::{EP_AID, SECOND_TICKET_AID};
+use ykt_purse::{EP_AID, KeyUsage, SECOND_TICKET_AID};
 use ykt_terminal::block::{BlockFlow, BlockMode};
 use ykt_terminal::card_data::CardIdentity;
 use ykt_terminal::export;
@@ -52,6 +52,18 @@ use ykt_transport::{CardChannel, InProcess, PcscChannel, TransportError};
 use crate::clock::{self, yuan};
 use crate::entropy::OsEntropy;
 use crate::state;
+
+/// Version of the test PSAM's SM4 maintenance master key (the 3DES one is version 01).
+pub const SM4_MAINTENANCE_VERSION: u8 = 0x02;
+
+/// The maintenance key (version, algorithm) a terminal asks its PSAM for when it blocks a card
+/// of `algorithm`.
+pub fn maintenance_key(algorithm: PurseAlgorithm) -> (u8, PurseAlgorithm) {
+    match algorithm {
+        PurseAlgorithm::Tdes => (TEST_KEY_INDEX, algorithm),
+        PurseAlgorithm::Sm4(_) => (SM4_MAINTENANCE_VERSION, algorithm),
+    }
+}
 
 /// The built-in fare table (an example network).
 pub const BUILTIN_FARES: &str = include_str!("../data/fares.txt");
@@ -232,17 +244,17 @@ fn on_card(
         }
         TerminalCommand::Purchase { amount } => {
             let amount = clock::parse_yuan(amount)?;
-            with_sam(opts, |sam, opts| {
+            with_sam(opts, |sam, key_index, opts| {
                 let now = now(opts)?;
-                let snapshot = tap_and_screen(opts, aid, sam, card)?;
+                tap_and_screen(opts, aid, sam, card)?;
                 let params = PurchaseParams {
                     aid: aid.to_vec(),
-                    key_index: TEST_KEY_INDEX,
+                    key_index,
                     amount,
                     datetime: now.bytes(),
                     composite: None,
                 };
-                purchase(opts, params, &snapshot, "purchase", sam, card)
+                purchase(opts, params, "purchase", sam, card)
             })
         }
         TerminalCommand::Entry { line, station } => transit_tap(
@@ -362,12 +374,31 @@ fn test_card(sm4: bool) -> anyhow::Result<Card> {
 
 /// The test PSAM of the terminal: terminal id 112233445566, purchase key index 01, the e-purse
 /// brief's test master purchase and maintenance keys for both 3DES and SM4.
-pub fn test_psam_card() -> anyhow::Result<Card> {
+fn test_psam_card() -> anyhow::Result<Card> {
+    psam_card(TEST_TERMINAL_ID)
+}
+
+/// A PSAM card for terminal `terminal_id`, first TTSN 1, purchase key index 01, holding the
+/// e-purse brief's test master purchase and maintenance keys for both 3DES and SM4 (published
+/// keys: for the test cards only).
+pub fn psam_card(terminal_id: [u8; 6]) -> anyhow::Result<Card> {
     let mut keys = test_psam_master_keys(PurseAlgorithm::Tdes);
-    keys.extend(test_psam_master_keys(PurseAlgorithm::Sm4(Sm4Rules::BRIEF)));
+    keys.extend(
+        test_psam_master_keys(PurseAlgorithm::Sm4(Sm4Rules::BRIEF))
+            .into_iter()
+            .map(|mut k| {
+                // `80 1A` names a master key by usage and version only, so the SM4 maintenance
+                // key needs a version of its own; `80 70` also names the algorithm, so the
+                // purchase keys keep the cards' version 01.
+                if k.usage == KeyUsage::Maintenance {
+                    k.version = SM4_MAINTENANCE_VERSION;
+                }
+                k
+            }),
+    );
     let psam = IssuedPsam::new(
         &ykt_purse::psam::PSAM_AID,
-        PsamData::new(TEST_TERMINAL_ID, TEST_KEY_INDEX, TEST_FIRST_TTSN),
+        PsamData::new(terminal_id, TEST_KEY_INDEX, TEST_FIRST_TTSN),
         &keys,
     )
     .context("personalising the test PSAM")?;
@@ -397,7 +428,7 @@ fn open_sam(psam: &mut dyn CardChannel) -> anyhow::Result<CardSam<Transmit<'_>, 
 /// (its TTSN moved).
 fn with_sam<T>(
     opts: &Opts,
-    f: impl FnOnce(&mut dyn PurchaseSam, &Opts) -> anyhow::Result<T>,
+    f: impl FnOnce(&mut dyn PurchaseSam, u8, &Opts) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let mut psam = Device::psam(opts)?;
     let result = {
@@ -406,8 +437,11 @@ fn with_sam<T>(
         } else {
             PurseAlgorithm::Tdes
         };
-        let mut sam = open_sam(psam.channel())?.with_maintenance_key(TEST_KEY_INDEX, algorithm);
-        f(&mut sam, opts)
+        let (version, algorithm) = maintenance_key(algorithm);
+        let mut sam = open_sam(psam.channel())?.with_maintenance_key(version, algorithm);
+        // e-purse.md §6: the PSAM's EF17 byte 0 is the key index for INITIALIZE FOR PURCHASE.
+        let key_index = sam.purchase_key_index();
+        f(&mut sam, key_index, opts)
     };
     let saved = psam.save();
     let value = result?;
@@ -627,24 +661,10 @@ fn transit_tap(
     card: &mut dyn CardChannel,
 ) -> anyhow::Result<()> {
     let config = TransitConfig::proposed(fares(opts)?);
-    with_sam(opts, |sam, opts| {
+    with_sam(opts, |sam, key_index, opts| {
         let now = now(opts)?;
         let snapshot = tap_and_screen(opts, &EP_AID, sam, card)?;
-        let site = Site {
-            terminal_id: sam.terminal_id(),
-            city: CITY,
-            institution: INSTITUTION,
-            operator: OPERATOR,
-            station,
-            vehicle: [0; 8],
-            direction: 0,
-            industry: if role == GateRole::Single {
-                industry::BUS
-            } else {
-                industry::METRO
-            },
-            role,
-        };
+        let site = site(sam.terminal_id(), role, station);
         let charge = match snapshot.decide(&site, now, &config) {
             Decision::Refuse(reason) => bail!(Refused(format!(
                 "card {}: {reason}",
@@ -672,26 +692,39 @@ fn transit_tap(
                 yuan(charge.penalty)
             );
         }
-        let params = charge.purchase_params(sam_key_index(), now);
-        purchase(opts, params, &snapshot, what, sam, card)
+        let params = charge.purchase_params(key_index, now);
+        purchase(opts, params, what, sam, card)
     })
 }
 
-/// The purchase key index sent in INITIALIZE FOR PURCHASE: the test PSAM's EF17 byte 0.
-fn sam_key_index() -> u8 {
-    TEST_KEY_INDEX
+/// A gate or validator of the example network: metro gates for entry and exit, buses for single
+/// taps.
+pub fn site(terminal_id: [u8; 6], role: GateRole, station: StationRef) -> Site {
+    Site {
+        terminal_id,
+        city: CITY,
+        institution: INSTITUTION,
+        operator: OPERATOR,
+        station,
+        vehicle: [0; 8],
+        direction: 0,
+        industry: if role == GateRole::Single {
+            industry::BUS
+        } else {
+            industry::METRO
+        },
+        role,
+    }
 }
 
 fn purchase(
     opts: &Opts,
     params: PurchaseParams,
-    snapshot: &CardSnapshot,
     what: &str,
     sam: &mut dyn PurchaseSam,
     card: &mut dyn CardChannel,
 ) -> anyhow::Result<()> {
     let mut validator = validator(opts)?;
-    let _ = snapshot;
     let tap = validator.purchase(params, sam, &mut NoLocalVerifier, transmit(card))?;
     report(tap.recovered, tap.outcome, what)
 }

@@ -152,6 +152,8 @@ fn demo_runs_end_to_end_and_keeps_its_state_file_when_asked() {
         .arg("demo")
         .arg("--state")
         .arg(&state)
+        .arg("--dir")
+        .arg(dir.join("run"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -163,8 +165,11 @@ fn demo_runs_end_to_end_and_keeps_its_state_file_when_asked() {
     for expected in [
         "TACs verified",
         "no fen created or lost",
-        "completed the debit",
+        "had debited it (the re-tap recovered the proof",
         "left the card as before",
+        "card B blocked: SELECT now answers 6A81",
+        "0 FAIL, 0 INCONCLUSIVE",
+        "transfer −¥1.00",
     ] {
         assert!(
             stdout.contains(expected),
@@ -174,6 +179,30 @@ fn demo_runs_end_to_end_and_keeps_its_state_file_when_asked() {
     // The kept state file is a card that `se serve --state` accepts (the same loader).
     let bytes = std::fs::read(&state).unwrap();
     assert!(bytes.starts_with(b"YKTCARD\0"));
+    // The reports and the settlement upload are where the summary says.
+    for file in [
+        "conformance-sim.html",
+        "conformance-sim.xml",
+        "conformance-terminal.xml",
+        "upload.jsonl",
+    ] {
+        let path = dir.join("run").join(file);
+        assert!(path.exists(), "{} is missing", path.display());
+        assert!(stdout.contains("conformance-sim.html"));
+    }
+    let upload = std::fs::read_to_string(dir.join("run/upload.jsonl")).unwrap();
+    assert!(upload.lines().count() >= 20, "{upload}");
+    // Running again in the same directory starts afresh.
+    let again = Command::new(YKT)
+        .args(["demo", "--dir"])
+        .arg(dir.join("run"))
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     // The full card number never reaches the output.
     assert!(!stdout.contains("31041000000012345678"));
 }
