@@ -14,7 +14,7 @@ th,td{border:1px solid #ccc;padding:.3em .5em;text-align:left;vertical-align:top
 th{background:#f0f0f0}.v{font-weight:bold;white-space:nowrap}\
 .PASS{color:#176f2c}.FAIL{color:#b00020}.INCONCLUSIVE{color:#a05a00}.NA,.NOT_RUN{color:#666}\
 pre{background:#f7f7f7;border:1px solid #ddd;padding:.5em;overflow-x:auto;font-size:.8em}\
-.meta td:first-child{font-weight:bold;width:12em}";
+.meta td:first-child{font-weight:bold;width:12em}.items td:first-child{white-space:nowrap}";
 
 fn class(v: Verdict) -> &'static str {
     match v {
@@ -109,7 +109,7 @@ pub fn html(run: &Run) -> String {
         let items = &by_category[&key];
         let _ = writeln!(
             o,
-            "<h2>{} — {}</h2>\n<table>\n<tr><th>ID</th><th>Title</th><th>Reference</th><th>Requirement</th><th>Method, severity</th><th>Verdict</th><th>Reason</th></tr>",
+            "<h2>{} — {}</h2>\n<table class=\"items\">\n<tr><th>ID</th><th>Title</th><th>Reference</th><th>Requirement</th><th>Method, severity</th><th>Verdict</th><th>Reason</th></tr>",
             escape(&key.0),
             escape(&key.1)
         );
