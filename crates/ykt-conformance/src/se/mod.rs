@@ -67,6 +67,12 @@ pub(crate) const CHECKERS: &[(&str, SeCheck)] = &[
     ("ep::block", ep::block),
     ("ep::unblock_and_bad_mac", ep::unblock_and_bad_mac),
     ("ep::bad_commands", ep::bad_commands),
+    (
+        "ep::secure_messaging_and_writes",
+        ep::secure_messaging_and_writes,
+    ),
+    ("ep::pin_unblock", ep::pin_unblock_item),
+    ("ep::permanent_and_card_block", ep::permanent_and_card_block),
     ("ep::tear_load_purchase", tear::tear_load_purchase),
     ("ep::tear_recovery", tear::tear_recovery),
     ("ep::sm4_load_purchase", ep::sm4_load_purchase),

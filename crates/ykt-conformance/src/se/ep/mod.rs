@@ -22,12 +22,14 @@ fn h(s: &str) -> Vec<u8> {
 
 mod composite;
 mod files;
+mod lifecycle;
 mod load;
 mod purchase;
 mod security;
 
 pub(super) use composite::*;
 pub(super) use files::*;
+pub(super) use lifecycle::*;
 pub(super) use load::*;
 pub(super) use purchase::*;
 pub(super) use security::*;
