@@ -17,14 +17,16 @@
 //!
 //! What it owns: the command sequences, the parsing of card responses, the MAC1/MAC2/TAC input
 //! layouts shared with the back office ([`tac`]), and the two security roles a terminal talks to —
-//! the purchase SAM ([`sam::PurchaseSam`], in a real validator a PSAM) and the issuer load host
-//! ([`load_host::IssuerLoadHost`]).
-//! It also owns the transaction journal ([`journal`]), grey-transaction recovery ([`recovery`]),
+//! the purchase SAM ([`sam::PurchaseSam`]: [`sam::CardSam`] over a PSAM card, or
+//! [`sam::SoftwareSam`]) and the issuer load host ([`load_host::IssuerLoadHost`]).
+//! It also owns what a validator decides at a tap: reading the card ([`tap`]), the issuer
+//! whitelist and card blacklist ([`lists`]), blocking a blacklisted card ([`block`]) and pricing
+//! metro and bus trips ([`transit`]); and the transaction journal ([`journal`]), grey-transaction recovery ([`recovery`]),
 //! the [`validator::Validator`] that ties them to the flows, and the settlement export
 //! ([`export`]).
 //! What it does not own: transports, storage devices (the journal writes through
-//! [`journal::NvStorage`]), clocks (the date and time of a transaction are arguments), PSAM card
-//! applets.
+//! [`journal::NvStorage`]), clocks (the date and time of a transaction are arguments), the PSAM
+//! card applet itself (`ykt-purse`).
 #![no_std]
 
 extern crate alloc;

@@ -37,9 +37,7 @@ use ykt_terminal::recovery::NoLocalVerifier;
 use ykt_terminal::sam::{CardSam, MasterKey, PurchaseSam};
 use ykt_terminal::tac::{TacVerifier, load_tac_input, purchase_tac_input};
 use ykt_terminal::tap::{CardSnapshot, Screening, TapFlow, screen};
-use ykt_terminal::transit::{
-    BcdDateTime, Decision, FareTable, GateRole, StationRef, TransitConfig,
-};
+use ykt_terminal::transit::{BcdDateTime, Decision, GateRole, StationRef, TransitConfig};
 use ykt_terminal::validator::{Record, TapOutcome, Validator};
 use ykt_terminal::{commands, drive};
 use ykt_transport::nv::FileStorage;
@@ -342,9 +340,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         // The bus blocks card B (SM4) below; the metro would block 3DES cards.
         bus: Station::open("bus", BUS, PurseAlgorithm::Sm4(Sm4Rules::BRIEF), &dir)?,
         metro: Station::open("metro", METRO, PurseAlgorithm::Tdes, &dir)?,
-        transit: TransitConfig::proposed(
-            FareTable::parse(BUILTIN_FARES).context("the built-in fare table")?,
-        ),
+        transit: TransitConfig::parse(BUILTIN_FARES).context("the built-in fare table")?,
         whitelist: IssuerWhitelist::from_unsorted(1, vec![whitelist_issuer]),
         blacklist: CardBlacklist::empty(1),
     };

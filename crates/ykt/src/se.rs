@@ -57,6 +57,11 @@ struct ServeArgs {
     /// created, not when it is loaded from --state).
     #[arg(long)]
     sm4: bool,
+    /// Present the test PSAM instead (terminal id 112233445566, the test master purchase and
+    /// maintenance keys for 3DES and SM4), e.g. on port 35964 as a validator's second reader
+    /// for `ykt terminal --psam-reader "Virtual PCD 00 01"`.
+    #[arg(long, conflicts_with = "sm4")]
+    psam: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,6 +96,15 @@ pub fn run(args: SeArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The card a fresh `se serve` presents.
+fn fresh_card(args: &ServeArgs) -> anyhow::Result<Card> {
+    if args.psam {
+        crate::terminal::psam_card(ykt_purse::testing::TEST_TERMINAL_ID)
+    } else {
+        test_card(args.sm4)
+    }
+}
+
 fn test_card(sm4: bool) -> anyhow::Result<Card> {
     let card = if sm4 {
         danger_test_card_sm4()
@@ -112,17 +126,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let mut card = match &args.state {
         None => {
-            info!(
-                sm4 = args.sm4,
-                "fresh e-purse.md §8 test card (scripted randomness)"
-            );
-            test_card(args.sm4)?
+            if args.psam {
+                info!("fresh test PSAM");
+            } else {
+                info!(
+                    sm4 = args.sm4,
+                    "fresh e-purse.md §8 test card (scripted randomness)"
+                );
+            }
+            fresh_card(&args)?
         }
         Some(path) => {
             let (card, created) =
-                state::load_or_create(path, Box::new(OsEntropy::new()?), || test_card(args.sm4))?;
+                state::load_or_create(path, Box::new(OsEntropy::new()?), || fresh_card(&args))?;
             if created {
-                info!(path = %path.display(), sm4 = args.sm4, "created the e-purse.md §8 test card");
+                info!(path = %path.display(), sm4 = args.sm4, psam = args.psam, "created the test card");
             } else {
                 if args.sm4 {
                     warn!("--sm4 ignored: the card comes from the state file");

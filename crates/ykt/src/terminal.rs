@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `journal.ykj` | the transaction journal (`ykt_terminal::journal`): grey entries written before every DEBIT / CREDIT FOR LOAD, completed records; exported with `ykt terminal journal` |
 //! | `psam.ykt` | the simulated PSAM (created as the test PSAM when missing; not used with `--psam-reader`) |
-//! | `fares.txt` | the fare table (optional; the built-in example network otherwise) |
+//! | `fares.txt` | the fare table and transit rules (optional; the built-in example network otherwise) |
 //! | `whitelist.txt`, `blacklist.txt` | issuer whitelist and card blacklist in the `ykt-list` text form (optional: the test issuer is accepted and no card is listed otherwise) |
 //!
 //! Every tap first recovers the card's grey transaction, if the journal holds one (e-purse.md §7).
@@ -41,8 +41,8 @@ use ykt_terminal::recovery::{NoLocalVerifier, RecoveryOutcome};
 use ykt_terminal::sam::{CardSam, MasterKey, PurchaseSam};
 use ykt_terminal::tap::{CardSnapshot, Screening, TapFlow, screen};
 use ykt_terminal::transit::{
-    BcdDateTime, Decision, Ef1aRecord, FareTable, GateRole, Site, StationRef, TransitConfig,
-    TripState, industry,
+    BcdDateTime, Decision, Ef1aRecord, GateRole, Site, StationRef, TransitConfig, TripState,
+    industry,
 };
 use ykt_terminal::validator::{Record, TapOutcome, Validator};
 use ykt_terminal::{DriveError, drive};
@@ -642,13 +642,15 @@ fn read_list<T, E: std::error::Error + Send + Sync + 'static>(
     }
 }
 
-fn fares(opts: &Opts) -> anyhow::Result<FareTable> {
+/// The fares and rules: DIR/fares.txt when present (`ykt-fares 1` with optional rule
+/// statements, see `TransitConfig::parse`), else the built-in example network.
+fn transit_config(opts: &Opts) -> anyhow::Result<TransitConfig> {
     let path = opts.dir.join("fares.txt");
     match fs::read_to_string(&path) {
-        Ok(text) => FareTable::parse(&text)
+        Ok(text) => TransitConfig::parse(&text)
             .with_context(|| format!("{} is not a fare table", path.display())),
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            FareTable::parse(BUILTIN_FARES).context("the built-in fare table")
+            TransitConfig::parse(BUILTIN_FARES).context("the built-in fare table")
         }
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
@@ -660,7 +662,7 @@ fn transit_tap(
     station: StationRef,
     card: &mut dyn CardChannel,
 ) -> anyhow::Result<()> {
-    let config = TransitConfig::proposed(fares(opts)?);
+    let config = transit_config(opts)?;
     with_sam(opts, |sam, key_index, opts| {
         let now = now(opts)?;
         let snapshot = tap_and_screen(opts, &EP_AID, sam, card)?;

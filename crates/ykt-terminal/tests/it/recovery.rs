@@ -1,8 +1,8 @@
 //! Grey-transaction recovery: each state of `RecoveryFlow` on its own, and the randomised torn
 //! purchases (power cuts in the card, lost and damaged answers, power cuts of the journal).
 //!
-//! `YKT_TORN_PURCHASES=10000 cargo test -p ykt-terminal --release torn` runs the soak; the normal
-//! run has 1,000 rides.
+//! `bash scripts/soak-torn --count 10000 [--seed S]` runs the soak (it sets `YKT_TORN_PURCHASES`
+//! and `YKT_TORN_SEED` for this test); the normal run has 1,000 rides.
 
 use ykt_apdu::{ResponseApdu, StatusWord};
 use ykt_card::Card;
@@ -525,7 +525,11 @@ fn torn_purchases_never_charge_twice_and_every_recovered_tac_verifies() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000);
-    let tally = torn_rides(rides, 0x594B_5454_4F52_4E31);
+    let seed = std::env::var("YKT_TORN_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x594B_5454_4F52_4E31);
+    let tally = torn_rides(rides, seed);
     eprintln!("{tally:?}");
     assert_eq!(tally.rides, rides);
     // The faults did happen: grey entries, recoveries both ways, cuts of the card and journal.
