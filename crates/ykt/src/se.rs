@@ -140,7 +140,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let (card, created) =
                 state::load_or_create(path, Box::new(OsEntropy::new()?), || fresh_card(&args))?;
             if created {
-                info!(path = %path.display(), sm4 = args.sm4, psam = args.psam, "created the test card");
+                if args.psam {
+                    info!(path = %path.display(), "created the test PSAM");
+                } else {
+                    info!(path = %path.display(), sm4 = args.sm4, "created the e-purse.md §8 test card");
+                }
             } else {
                 if args.sm4 {
                     warn!("--sm4 ignored: the card comes from the state file");
