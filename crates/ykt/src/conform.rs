@@ -254,29 +254,27 @@ fn summary(run: &Run) -> String {
 }
 
 /// The current UTC time as `YYYY-MM-DDThh:mm:ssZ` (the report's run date).
-fn utc_now() -> String {
+pub(crate) fn utc_now() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
         .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (proleptic Gregorian calendar).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    )
+    match crate::clock::from_unix(secs) {
+        Ok(t) => {
+            let h: String = t.bytes().iter().map(|b| format!("{b:02X}")).collect();
+            format!(
+                "{}-{}-{}T{}:{}:{}Z",
+                &h[0..4],
+                &h[4..6],
+                &h[6..8],
+                &h[8..10],
+                &h[10..12],
+                &h[12..14]
+            )
+        }
+        Err(_) => "unknown".to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! trip. Every step talks to the cards in APDUs through `ykt_transport::InProcess`.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use clap::Args;
@@ -712,7 +712,7 @@ fn conformance(target: &str, features: &str) -> anyhow::Result<Run> {
     let info = RunInfo {
         target: target.to_owned(),
         profile: features.to_owned(),
-        date: run_date(),
+        date: crate::conform::utc_now(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
     };
     let spinner = ProgressBar::new_spinner();
@@ -724,26 +724,4 @@ fn conformance(target: &str, features: &str) -> anyhow::Result<Run> {
     };
     spinner.finish_and_clear();
     Ok(result)
-}
-
-fn run_date() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    match crate::clock::from_unix(secs) {
-        Ok(t) => {
-            let h = hex::encode(t.bytes());
-            format!(
-                "{}-{}-{}T{}:{}:{}Z",
-                &h[0..4],
-                &h[4..6],
-                &h[6..8],
-                &h[8..10],
-                &h[10..12],
-                &h[12..14]
-            )
-        }
-        Err(_) => "unknown".to_owned(),
-    }
 }
