@@ -11,9 +11,10 @@
 
 use alloc::vec::Vec;
 
-use ykt_apdu::{CommandApdu, ResponseApdu, StatusWord};
+use ykt_apdu::{CommandApdu, ResponseApdu};
 
 use crate::card_data::CardIdentity;
+use crate::load::expect_success;
 use crate::sam::PurchaseSam;
 use crate::{Flow, FlowError, Step};
 
@@ -99,17 +100,6 @@ impl<'s> BlockFlow<'s> {
             state: State::Challenging,
         };
         (flow, get_challenge(CHALLENGE_LEN))
-    }
-}
-
-fn expect_success(step: &'static str, response: &ResponseApdu) -> Result<(), FlowError> {
-    if response.sw == StatusWord::SUCCESS {
-        Ok(())
-    } else {
-        Err(FlowError::CardRefused {
-            step,
-            sw: response.sw,
-        })
     }
 }
 

@@ -9,11 +9,12 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use ykt_apdu::{CommandApdu, ResponseApdu, StatusWord};
+use ykt_apdu::{CommandApdu, ResponseApdu};
 
 use crate::card_data::CardIdentity;
 use crate::commands;
 use crate::lists::{CardBlacklist, IssuerWhitelist};
+use crate::load::expect_success;
 use crate::transit::{self, BcdDateTime, Decision, Ef1aRecord, RecordError, Site, TransitConfig};
 use crate::{Flow, FlowError, Step};
 
@@ -83,17 +84,6 @@ impl TapFlow {
             },
             commands::select(aid),
         )
-    }
-}
-
-fn expect_success(step: &'static str, response: &ResponseApdu) -> Result<(), FlowError> {
-    if response.sw == StatusWord::SUCCESS {
-        Ok(())
-    } else {
-        Err(FlowError::CardRefused {
-            step,
-            sw: response.sw,
-        })
     }
 }
 
