@@ -75,6 +75,12 @@ const OPERATOR: [u8; 2] = [0x00, 0x01];
 
 /// `ykt terminal …`
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit codes: 0 done; 1 other failure (bad input, unusable files); \
+2 usage; 3 unusable card state file; 4 the card or reader went away before any money moved; \
+5 refused by the card or by the terminal's rules (fare, lists, balance); 8 outcome unknown: a grey \
+entry is open in the journal and the next tap of the card recovers it."
+)]
 pub struct TerminalArgs {
     #[command(flatten)]
     opts: Opts,
