@@ -1,7 +1,8 @@
 //! Cryptography for ykt: the national algorithms (SM2 signatures and encryption, SM3, SM4) and
 //! DES / 3DES / AES, glued into what transit cards need: PBOC MACs, the ISO/IEC 9797-1 retail
 //! MAC, CMAC, PBOC key diversification and the e-purse session keys, MACs and TAC
-//! ([`purse`], e-purse.md §3.2 and §5).
+//! ([`purse`], e-purse.md §3.2 and §5), and the GlobalPlatform SCP02/SCP03 session-key
+//! derivations ([`scp`]).
 //!
 //! What it owns: byte-exact algorithm choices (padding, truncation, key splits) and key types
 //! that wipe themselves on drop and never print their bytes.
@@ -23,6 +24,7 @@ mod keys;
 mod mac;
 mod modes;
 pub mod purse;
+pub mod scp;
 mod sm2;
 
 pub use crate::diversify::{diversify_sm4, diversify_tdes};

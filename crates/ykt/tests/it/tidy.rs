@@ -15,6 +15,7 @@ const CORES: &[&str] = &[
     "ykt-apdu",
     "ykt-crypto",
     "ykt-card",
+    "ykt-scp",
     "ykt-purse",
     "ykt-terminal",
 ];
@@ -50,6 +51,7 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     ("ykt-apdu", &[]),
     ("ykt-crypto", &[]),
     ("ykt-card", &["ykt-apdu"]),
+    ("ykt-scp", &["ykt-apdu", "ykt-crypto"]),
     ("ykt-purse", &["ykt-apdu", "ykt-card", "ykt-crypto"]),
     ("ykt-terminal", &["ykt-apdu", "ykt-crypto"]),
     ("ykt-transport", &["ykt-apdu", "ykt-card", "ykt-terminal"]),
