@@ -18,6 +18,7 @@ const CORES: &[&str] = &[
     "ykt-scp",
     "ykt-purse",
     "ykt-terminal",
+    "ykt-qr",
 ];
 
 /// Crates that do no I/O but use `std` (so are not `#![no_std]`): the conformance harness parses
@@ -54,6 +55,7 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     ("ykt-scp", &["ykt-apdu", "ykt-crypto"]),
     ("ykt-purse", &["ykt-apdu", "ykt-card", "ykt-crypto"]),
     ("ykt-terminal", &["ykt-apdu", "ykt-crypto"]),
+    ("ykt-qr", &["ykt-crypto"]),
     ("ykt-transport", &["ykt-apdu", "ykt-card", "ykt-terminal"]),
     (
         "ykt-conformance",
