@@ -274,7 +274,7 @@ impl Authorisation {
         out
     }
 
-    /// Fields 1–15 as the back end returns them (267 + N bytes). Field 2 already counts the
+    /// Fields 1–15 as the back end returns them (263 + N bytes). Field 2 already counts the
     /// whole code that the wallet will complete (329 + N, §4.1 step 2).
     pub fn encode(&self) -> Vec<u8> {
         let n = self.body.issuer_data_len();
@@ -286,9 +286,9 @@ impl Authorisation {
         out
     }
 
-    /// Decodes the blob of fields 1–15 (267 + N bytes).
+    /// Decodes the blob of fields 1–15 (263 + N bytes).
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        decode_prefix(bytes, Structure::Authorisation, 267)
+        decode_prefix(bytes, Structure::Authorisation, 263)
     }
 }
 

@@ -8,7 +8,7 @@ use crate::code::Field;
 pub enum Structure {
     /// The whole code, fields 1–17 (332 + N bytes).
     Code,
-    /// The issuer's authorisation blob, fields 1–15 (267 + N bytes).
+    /// The issuer's authorisation blob, fields 1–15 (263 + N bytes).
     Authorisation,
     /// The issuer certificate, field 3 (117 bytes, §2.2).
     Certificate,
