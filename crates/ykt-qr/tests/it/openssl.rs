@@ -88,6 +88,9 @@ fn openssl_verifies(dir: &Path, key: &Sm2PublicKey, id: &[u8], msg: &[u8], sig: 
     ok
 }
 
+/// A signature to check: key, user ID, message, r ‖ s.
+type Signed<'a> = (&'a Sm2PublicKey, Vec<u8>, Vec<u8>, [u8; 64]);
+
 /// Checks A, B and C of `bytes` with OpenSSL under the version's IDs, and that each fails
 /// under a wrong ID.
 fn check_chain(dir: &Path, bytes: &[u8], root: &Sm2PublicKey) {
@@ -96,7 +99,7 @@ fn check_chain(dir: &Path, bytes: &[u8], root: &Sm2PublicKey) {
     let v = a.version;
     let issuer = a.certificate.issuer_key().unwrap();
     let user = Sm2PublicKey::from_sec1_bytes(&a.body.user_public_key).unwrap();
-    let sigs: [(&Sm2PublicKey, Vec<u8>, Vec<u8>, [u8; 64]); 3] = [
+    let sigs: [Signed<'_>; 3] = [
         (
             root,
             ids::certificate_id(v, &a.certificate),
