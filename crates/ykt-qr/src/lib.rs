@@ -18,9 +18,11 @@
 //! What it owns: the byte layout of the code ([`code`]), the certificate and root key record
 //! ([`cert`]), the SM2 user IDs of each signature ([`ids`]), generation ([`ca`], [`issuer`],
 //! [`wallet`]) and the verification rules of §3.1 ([`verify`]) with the replay cache
-//! ([`replay`]) and a model of a drifting terminal clock ([`clock`]).
+//! ([`replay`]), a model of a drifting terminal clock ([`clock`]), and the records of accepted
+//! codes with their upload as signed batches of JSON lines ([`record`], §5).
 //! What it does not own: the primitives (SM2 and SM3 come from `ykt-crypto`), QR symbol
-//! rendering and scanning, transport of the blob (HTTP), record storage and upload.
+//! rendering and scanning, transport of the blob and of uploads (HTTP), and the terminal's
+//! storage of records across power loss.
 //! No I/O, no clock and no randomness of its own: times and RNGs are arguments.
 //! `#![no_std]` + `alloc`.
 //!
@@ -37,6 +39,7 @@ pub mod code;
 mod error;
 pub mod ids;
 pub mod issuer;
+pub mod record;
 pub mod replay;
 pub mod testing;
 pub mod verify;

@@ -12,5 +12,6 @@ mod lists;
 mod openssl;
 mod replay;
 mod roundtrip;
+mod upload;
 mod vectors;
 mod window;

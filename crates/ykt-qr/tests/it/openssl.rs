@@ -182,3 +182,44 @@ fn openssl_verifies_our_codes() {
         }
     }
 }
+
+#[test]
+fn openssl_verifies_a_batch_signature() {
+    if !available() {
+        return;
+    }
+    let dir = scratch();
+    let ex = example(Version::INTEROPERABLE);
+    let mut v = crate::common::verifier(&ex);
+    let a = v
+        .verify(
+            &code(&ex, GENERATION_TIME).encode(),
+            100,
+            u64::from(GENERATION_TIME),
+        )
+        .unwrap();
+    let rec = ykt_qr::record::Record::new(
+        &a,
+        1,
+        [0; 6],
+        u64::from(GENERATION_TIME),
+        ykt_qr::record::Mode::Single,
+        ykt_qr::record::ParameterVersions::default(),
+    );
+    let key = ykt_crypto::Sm2PrivateKey::from_bytes(&ykt_crypto::sm3(b"terminal")).unwrap();
+    let batch = ykt_qr::record::seal(&[rec], &key, &mut testing::TestRng::new(8)).unwrap();
+    let text = String::from_utf8(batch).unwrap();
+    let (body, last) = text.trim_end().rsplit_once('\n').unwrap();
+    let sig_hex = last
+        .trim_start_matches("{\"batch_signature\":\"")
+        .trim_end_matches("\"}");
+    let sig: [u8; 64] = hex::decode(sig_hex).unwrap().try_into().unwrap();
+    let body = format!("{body}\n");
+    assert!(openssl_verifies(
+        &dir,
+        key.public_key(),
+        ykt_qr::record::BATCH_SIGNATURE_ID,
+        body.as_bytes(),
+        &sig
+    ));
+}
