@@ -40,12 +40,22 @@ pub struct CardConfig {
     pub minimum_level: SecurityLevel,
 }
 
+/// The host cryptogram the card expects; whoever reads it can answer the challenge, so `Debug`
+/// does not print it.
+struct Expected(Vec<u8>);
+
+impl core::fmt::Debug for Expected {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
 #[derive(Debug)]
 enum State {
     Idle,
     Initialized {
         channel: Channel,
-        host_cryptogram: Vec<u8>,
+        host_cryptogram: Expected,
     },
     Open(Channel),
 }
@@ -178,7 +188,7 @@ impl CardSession {
         }
         self.state = State::Initialized {
             channel: Channel::new(protocol, hs.keys),
-            host_cryptogram: hs.host_cryptogram,
+            host_cryptogram: Expected(hs.host_cryptogram),
         };
         Ok(out)
     }
@@ -216,7 +226,7 @@ impl CardSession {
         let plain = channel
             .unwrap_command(cmd)
             .map_err(|_| WRONG_HOST_CRYPTOGRAM)?;
-        if !ct_eq(&plain.data, &host_cryptogram) {
+        if !ct_eq(&plain.data, &host_cryptogram.0) {
             return Err(WRONG_HOST_CRYPTOGRAM);
         }
         channel.open(level);

@@ -37,6 +37,8 @@ pub mod card;
 mod channel;
 mod cipher;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handshake;
 mod host;
 mod keys;

@@ -128,3 +128,41 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn fuzzing_entry_point_answers_a_status_word(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let sw = fuzzing::scp_unwrap(&data);
+        prop_assert!(sw == StatusWord::SUCCESS || is_error_sw(sw), "{sw:?}");
+    }
+}
+
+/// Sessions print no key, session key or expected cryptogram.
+#[test]
+fn debug_output_shows_no_secrets() {
+    for (protocol, len) in all_protocols() {
+        let keys = keys(protocol, 0x30, len);
+        let mut card = CardSession::new(card_config(protocol));
+        let hc = random(protocol_challenge_len(protocol), 0x21);
+        let (mut host, iu) = HostSession::initialize_update(
+            host_config(keys.clone(), protocol, SecurityLevel::C_MAC),
+            &hc,
+        )
+        .unwrap();
+        let resp = card_transmit(&mut card, &keys, 5, &iu, echo);
+        let ea = host.on_initialize_update_response(&resp).unwrap();
+        let texts = [
+            format!("{host:?}"),
+            format!("{card:?}"),
+            format!("{keys:?}"),
+        ];
+        let cryptogram = format!("{:?}", &ea.data[..ea.data.len() / 2]);
+        for text in &texts {
+            assert!(text.contains("[redacted]"), "{text}");
+            assert!(
+                !text.contains(&cryptogram[1..cryptogram.len() - 1]),
+                "{text}"
+            );
+        }
+    }
+}
