@@ -16,6 +16,8 @@ pub enum Structure {
     RootKeyRecord,
     /// A terminal parameter 4026 entry: medium, version, key record, RFU (160 bytes, §2.3).
     RootKeyEntry,
+    /// A terminal parameter 4020 record: issuer whitelist and ticket-type map (16 bytes, §2.3).
+    WhitelistRecord,
 }
 
 /// A field of the issuer certificate (§2.2) whose value the format fixes.

@@ -166,6 +166,60 @@ impl WhitelistEntry {
     }
 }
 
+/// One 16-byte record of the terminal parameter 4020 (§2.3, M): issuer field(8) ‖ platform
+/// field(4) ‖ card type(1) ‖ RFU(2) ‖ ticket type(1). The terminal compares the first 4 bytes
+/// of the first two fields with (org code, platform id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WhitelistRecord {
+    /// Bytes 0–7; bytes 0–3 are matched against field 6.
+    pub issuer: [u8; 8],
+    /// Bytes 8–11; matched against field 7.
+    pub platform: [u8; 4],
+    /// Byte 12, the card type.
+    pub card_type: u8,
+    /// Byte 15, the local ticket type the match yields.
+    pub ticket_type: u8,
+}
+
+impl WhitelistRecord {
+    /// The encoded length.
+    pub const LEN: usize = 16;
+
+    /// Decodes the 16 bytes (the RFU bytes are ignored).
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let b: &[u8; Self::LEN] = bytes.try_into().map_err(|_| DecodeError::Length {
+            structure: crate::error::Structure::WhitelistRecord,
+            expected: Self::LEN,
+            actual: bytes.len(),
+        })?;
+        Ok(Self {
+            issuer: crate::cert::arr(&b[..8]),
+            platform: crate::cert::arr(&b[8..12]),
+            card_type: b[12],
+            ticket_type: b[15],
+        })
+    }
+
+    /// The 16 encoded bytes (RFU zero).
+    pub fn encode(&self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        out[..8].copy_from_slice(&self.issuer);
+        out[8..12].copy_from_slice(&self.platform);
+        out[12] = self.card_type;
+        out[15] = self.ticket_type;
+        out
+    }
+
+    /// The entry the verifier matches with.
+    pub fn entry(&self) -> WhitelistEntry {
+        WhitelistEntry {
+            org_code: crate::cert::arr(&self.issuer[..4]),
+            platform_id: self.platform,
+            ticket_type: self.ticket_type,
+        }
+    }
+}
+
 /// The terminal's verification settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifierConfig {

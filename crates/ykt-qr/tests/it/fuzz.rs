@@ -16,6 +16,7 @@ fn all_decoders(bytes: &[u8]) {
     let _ = IssuerCertificate::decode(bytes);
     let _ = RootKeyRecord::decode(bytes);
     let _ = RootKeyEntry::decode(bytes);
+    let _ = ykt_qr::verify::WhitelistRecord::decode(bytes);
     if bytes.len() >= 2 {
         let _ = Expiry::from_bcd([bytes[0], bytes[1]]);
     }

@@ -175,3 +175,32 @@ fn versions_are_accepted_by_configuration() {
         Err(ykt_qr::Rejection::UnsupportedVersion(0x81))
     );
 }
+
+#[test]
+fn whitelist_records_of_parameter_4020() {
+    use ykt_qr::verify::WhitelistRecord;
+    let bytes = unhex("99990001ffffffff 99990002 01 0000 05");
+    let record = WhitelistRecord::decode(&bytes).unwrap();
+    assert_eq!(record.encode().to_vec(), bytes);
+    assert_eq!(
+        record.entry(),
+        WhitelistEntry {
+            org_code: testing::ORG_CODE,
+            platform_id: testing::PLATFORM_ID,
+            ticket_type: 5
+        }
+    );
+    assert!(WhitelistRecord::decode(&bytes[..15]).is_err());
+    let ex = example(Version::INTEROPERABLE);
+    let mut v = Verifier::new(VerifierConfig::default());
+    v.add_root_key(
+        Version::INTEROPERABLE,
+        &ex.root.record(&mut TestRng::new(1)).unwrap(),
+    )
+    .unwrap();
+    v.allow_issuer(record.entry());
+    let accepted = v
+        .verify(&code(&ex, GENERATION_TIME).encode(), 1, NOW)
+        .unwrap();
+    assert_eq!(accepted.ticket_type, Some(5));
+}
