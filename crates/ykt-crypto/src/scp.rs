@@ -89,3 +89,34 @@ pub fn scp02_session_key(key: &TdesKey, constant: [u8; 2], sequence_counter: [u8
     bytes.zeroize();
     session
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex16(s: &str) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap_or(0);
+        }
+        out
+    }
+
+    /// tsm-gp.md §9.1 (kaoh/globalplatform `scp03Test.c`): S-ENC from K-ENC and the challenges.
+    #[test]
+    fn scp03_session_key_of_the_kaoh_vector() {
+        let enc = AesKey::from_slice(&hex16("F995D0A069335C7DF42E590317FFEA6D")).unwrap();
+        // Host challenge ‖ card challenge.
+        let context = hex16("9BD6BF878FB8E9913C80C2CC87EB3A35");
+        let s_enc = scp03_session_key_aes(&enc, 0x04, &context);
+        assert_eq!(s_enc.expose(), &hex16("D83EE38C9954C8078987A5E9EE6AB13C"));
+    }
+
+    /// tsm-gp.md §9.3 (pysim): the SCP02 S-ENC of sequence counter 0001.
+    #[test]
+    fn scp02_session_key_of_the_pysim_vector() {
+        let enc = TdesKey::two_key(hex16("100102030405060708090A0B0C0D0E0F"));
+        let s_enc = scp02_session_key(&enc, [0x01, 0x82], [0x00, 0x01]);
+        assert_eq!(s_enc.expose(), &hex16("1BA074B31F72A6C44FE8F5D9AFE4DA2F"));
+    }
+}
