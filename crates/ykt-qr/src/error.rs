@@ -146,6 +146,14 @@ pub enum Error {
     /// A root key record's self-signature does not verify, or its key is not a curve point.
     #[error("root key record does not verify: {0}")]
     RootKeySelfSignature(ykt_crypto::Error),
+    /// A parameter download is not newer than the table the terminal holds.
+    #[error("parameter version {offered} is not newer than {current}")]
+    StaleParameters {
+        /// The version held.
+        current: u32,
+        /// The version offered.
+        offered: u32,
+    },
     /// An SM2 operation failed.
     #[error(transparent)]
     Crypto(ykt_crypto::Error),

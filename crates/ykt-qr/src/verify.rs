@@ -18,6 +18,7 @@ use crate::cert::{Expiry, RootKeyEntry, RootKeyRecord};
 use crate::code::{QrCode, Version};
 use crate::error::{DecodeError, Error};
 use crate::ids;
+use crate::record::ParameterVersions;
 use crate::replay::{self, ReplayCache};
 
 /// The default clock skew the terminal tolerates, in seconds, both ways.
@@ -139,6 +140,8 @@ pub struct Accepted {
     pub ticket_type: Option<u8>,
     /// The fare charged, in fen.
     pub fare: u32,
+    /// The parameter versions in force.
+    pub parameters: ParameterVersions,
 }
 
 /// One whitelist (parameter 4020) entry: the issuer pair it admits and the ticket type it maps
@@ -262,6 +265,34 @@ pub struct Verifier {
     payment_blacklist: BTreeSet<[u8; 16]>,
     revoked: BTreeSet<(u8, [u8; 3])>,
     replay: ReplayCache,
+    versions: ParameterVersions,
+}
+
+/// A parameter download: a whole table with its version, replacing the one held (§3.1, §5).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum ParameterUpdate<'a> {
+    /// Root CA keys (4026).
+    RootKeys {
+        /// The table's version.
+        version: u32,
+        /// Its entries.
+        entries: &'a [RootKeyEntry],
+    },
+    /// The issuer whitelist (4020).
+    Whitelist {
+        /// The table's version.
+        version: u32,
+        /// Its entries.
+        entries: &'a [WhitelistEntry],
+    },
+    /// The account blacklist.
+    Blacklist {
+        /// The table's version.
+        version: u32,
+        /// The blacklisted user accounts (field 5).
+        accounts: &'a [[u8; 10]],
+    },
 }
 
 impl Verifier {
@@ -277,7 +308,54 @@ impl Verifier {
             payment_blacklist: BTreeSet::new(),
             revoked: BTreeSet::new(),
             replay,
+            versions: ParameterVersions::default(),
         }
+    }
+
+    /// Applies a downloaded table, replacing the one held, if its version is newer; a root key
+    /// table is applied whole or not at all (every self-signature must verify).
+    pub fn apply(&mut self, update: ParameterUpdate<'_>) -> Result<(), Error> {
+        let newer = |current: u32, offered: u32| {
+            if offered > current {
+                Ok(())
+            } else {
+                Err(Error::StaleParameters { current, offered })
+            }
+        };
+        match update {
+            ParameterUpdate::RootKeys { version, entries } => {
+                newer(self.versions.root_keys, version)?;
+                let mut keys = BTreeMap::new();
+                for e in entries {
+                    let key = e.record.public_key_checked()?;
+                    keys.insert(
+                        (e.version, e.record.index),
+                        RootKey {
+                            key,
+                            expiry: e.record.expiry,
+                        },
+                    );
+                }
+                self.root_keys = keys;
+                self.versions.root_keys = version;
+            }
+            ParameterUpdate::Whitelist { version, entries } => {
+                newer(self.versions.whitelist, version)?;
+                self.whitelist = entries.to_vec();
+                self.versions.whitelist = version;
+            }
+            ParameterUpdate::Blacklist { version, accounts } => {
+                newer(self.versions.blacklist, version)?;
+                self.account_blacklist = accounts.iter().copied().collect();
+                self.versions.blacklist = version;
+            }
+        }
+        Ok(())
+    }
+
+    /// The versions of the downloaded tables held (0 before the first download).
+    pub fn parameter_versions(&self) -> ParameterVersions {
+        self.versions
     }
 
     /// The settings.
@@ -462,6 +540,7 @@ impl Verifier {
                 code,
                 ticket_type,
                 fare,
+                parameters: self.versions,
             },
             key,
             last + 1,

@@ -204,3 +204,87 @@ fn whitelist_records_of_parameter_4020() {
         .unwrap();
     assert_eq!(accepted.ticket_type, Some(5));
 }
+
+#[test]
+fn parameter_downloads_replace_tables_by_version() {
+    use ykt_qr::verify::ParameterUpdate;
+    let ex = example(Version::INTEROPERABLE);
+    let bytes = code(&ex, GENERATION_TIME).encode();
+    let entries = [RootKeyEntry {
+        version: Version::INTEROPERABLE,
+        record: ex.root.record(&mut TestRng::new(1)).unwrap(),
+    }];
+    let whitelist = [WhitelistEntry {
+        org_code: testing::ORG_CODE,
+        platform_id: testing::PLATFORM_ID,
+        ticket_type: 2,
+    }];
+    let mut v = Verifier::new(VerifierConfig::default());
+    v.apply(ParameterUpdate::RootKeys {
+        version: 3,
+        entries: &entries,
+    })
+    .unwrap();
+    v.apply(ParameterUpdate::Whitelist {
+        version: 7,
+        entries: &whitelist,
+    })
+    .unwrap();
+    v.apply(ParameterUpdate::Blacklist {
+        version: 1,
+        accounts: &[testing::USER_ACCOUNT],
+    })
+    .unwrap();
+    assert_eq!(
+        v.verify(&bytes, 1, NOW),
+        Err(ykt_qr::Rejection::AccountBlacklisted)
+    );
+    // An older or equal version is refused and changes nothing.
+    assert_eq!(
+        v.apply(ParameterUpdate::Blacklist {
+            version: 1,
+            accounts: &[],
+        }),
+        Err(Error::StaleParameters {
+            current: 1,
+            offered: 1
+        })
+    );
+    v.apply(ParameterUpdate::Blacklist {
+        version: 2,
+        accounts: &[],
+    })
+    .unwrap();
+    let accepted = v.verify(&bytes, 1, NOW).unwrap();
+    assert_eq!(accepted.ticket_type, Some(2));
+    let versions = v.parameter_versions();
+    assert_eq!(
+        (versions.root_keys, versions.whitelist, versions.blacklist),
+        (3, 7, 2)
+    );
+    assert_eq!(accepted.parameters, versions);
+    // A root key table with one bad record is refused whole.
+    let mut bad = entries[0].clone();
+    bad.record.signature[63] ^= 1;
+    let two = [entries[0].clone(), bad];
+    assert!(matches!(
+        v.apply(ParameterUpdate::RootKeys {
+            version: 4,
+            entries: &two,
+        }),
+        Err(Error::RootKeySelfSignature(_))
+    ));
+    assert_eq!(v.parameter_versions().root_keys, 3);
+    v.verify(&code(&ex, GENERATION_TIME + 1).encode(), 1, NOW)
+        .unwrap();
+    // An empty root key table leaves the terminal with no keys.
+    v.apply(ParameterUpdate::RootKeys {
+        version: 5,
+        entries: &[],
+    })
+    .unwrap();
+    assert!(matches!(
+        v.verify(&code(&ex, GENERATION_TIME + 2).encode(), 1, NOW),
+        Err(ykt_qr::Rejection::UnknownRootKey { .. })
+    ));
+}
