@@ -20,6 +20,48 @@
 //!  unwrap(resp) ◀── R-MAC, R-ENC ──  wrap_response ◀─ applet
 //! ```
 //!
+//! A whole session in memory (a card manager routes INS `50` and `82` to the handshake and every
+//! other command through `unwrap_command` and `wrap_response`):
+//!
+//! ```
+//! use ykt_apdu::{CommandApdu, ResponseApdu, StatusWord};
+//! use ykt_crypto::AesKey;
+//! use ykt_scp::*;
+//!
+//! let key = |b: u8| AesKey::from_slice(&[b; 16]).unwrap();
+//! let keys = KeySet::aes(0x30, key(0x40), key(0x41), key(0x42));
+//! let protocol = Protocol::scp03(0x70).unwrap();
+//! let aid = vec![0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00];
+//! let mut card = CardSession::new(CardConfig {
+//!     protocol,
+//!     aid: aid.clone(),
+//!     key_diversification_data: [0; 10],
+//!     minimum_level: SecurityLevel::C_MAC,
+//! });
+//! let config = HostConfig {
+//!     keys: keys.clone(),
+//!     protocol,
+//!     level: SecurityLevel::ALL,
+//!     security_domain_aid: Some(aid),
+//! };
+//! let host_challenge = [0x11; 8]; // the host's randomness
+//! let (mut host, iu) = HostSession::initialize_update(config, &host_challenge).unwrap();
+//! let data = card.on_initialize_update(&iu, &keys, 1, &[]).unwrap(); // sequence counter 1
+//! let ea = host
+//!     .on_initialize_update_response(&ResponseApdu::new(data, StatusWord::SUCCESS))
+//!     .unwrap();
+//! card.on_external_authenticate(&ea).unwrap();
+//! host.on_external_authenticate_response(&ResponseApdu::status(StatusWord::SUCCESS))
+//!     .unwrap();
+//!
+//! let cmd = CommandApdu::new(0x80, 0xCA, 0x00, 0x66).with_le(256);
+//! let plain = card.unwrap_command(&host.wrap(&cmd).unwrap()).unwrap();
+//! assert_eq!(plain, cmd);
+//! let reply = ResponseApdu::new(vec![0x66, 0x00], StatusWord::SUCCESS);
+//! let wrapped = card.wrap_response(&reply);
+//! assert_eq!(host.unwrap(&wrapped).unwrap(), reply);
+//! ```
+//!
 //! Errors: the card side answers with status words ([`card::WRONG_HOST_CRYPTOGRAM`],
 //! [`card::WRONG_MAC`], [`card::BELOW_SECURITY_LEVEL`], `6700`, `6A86`, ...), and never panics on
 //! any command; the host side has [`ScpError`], which keeps "the card said no"
