@@ -361,7 +361,8 @@ fn decode_prefix(
     if usize::from(declared) != MIN_LEN - 3 + n {
         return Err(DecodeError::DataLength {
             declared,
-            actual: bytes.len() - 3,
+            // For the blob: the length the completed code will have after field 2.
+            actual: bytes.len() + (MIN_LEN - base) - 3,
         });
     }
     let certificate = IssuerCertificate::decode(&bytes[Field::Certificate.range(n)])?;

@@ -255,3 +255,19 @@ fn secrets_do_not_print() {
     }
     assert!(debug.contains("[redacted]"));
 }
+
+#[test]
+fn the_blob_counts_the_completed_code() {
+    let ex = example(Version::INTEROPERABLE);
+    let mut blob = ex.authorisation.encode();
+    assert_eq!(blob.len(), 263 + 32);
+    assert_eq!(u16::from_be_bytes([blob[1], blob[2]]), 329 + 32);
+    blob[2] ^= 0x01;
+    assert_eq!(
+        Authorisation::decode(&blob),
+        Err(ykt_qr::DecodeError::DataLength {
+            declared: 360,
+            actual: 361
+        })
+    );
+}
