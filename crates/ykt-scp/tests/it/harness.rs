@@ -20,6 +20,11 @@ impl Case {
             .unwrap_or_else(|| panic!("{}: missing field {key}", self.location))
     }
 
+    /// A hex field as bytes, if the case has it.
+    pub fn optional_bytes(&self, key: &str) -> Option<Vec<u8>> {
+        self.fields.contains_key(key).then(|| self.bytes(key))
+    }
+
     /// A field as bytes: the contents of a quoted string, or hex with spaces removed.
     pub fn bytes(&self, key: &str) -> Vec<u8> {
         let v = self.text(key);
