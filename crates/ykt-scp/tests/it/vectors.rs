@@ -344,3 +344,93 @@ fn scp02_kaoh_sessions_both_roles() {
         }
     }
 }
+
+/// kaoh/globalplatform's SCP03 sessions against real cards, on both roles: the card gives the
+/// same INITIALIZE UPDATE response (its pseudo-random challenge from the AID and counter),
+/// accepts EXTERNAL AUTHENTICATE and unwraps every command to the plain command; the host
+/// reproduces every wrapped command and unwraps every response; and the card, given the plain
+/// response, reproduces the card's wrapped response (R-MAC and R-ENC at level 33).
+#[test]
+fn scp03_kaoh_sessions_both_roles() {
+    for c in cases("scp03_kaoh-sessions.txt") {
+        let at = |what: &str| format!("{} ({}) {what}", c.location, c.text("name"));
+        let resp = c.bytes("initialize_update_response");
+        let iu = c.command("initialize_update");
+        let protocol = Protocol::scp03(resp[12]).unwrap();
+        let level = SecurityLevel::from_byte(c.byte("level")).unwrap();
+        let card_keys = aes_keys(&c, resp[10]);
+        if let Some(want) = c.optional_bytes("s_enc") {
+            let context = [&iu.data[..], &resp[13..21]].concat();
+            let enc = AesKey::from_slice(&c.bytes("enc")).unwrap();
+            let mac = AesKey::from_slice(&c.bytes("mac")).unwrap();
+            let s_enc = scp03_session_key_aes(&enc, 0x04, &context);
+            assert_eq!(hx(s_enc.expose()), hx(&want));
+            let s_mac = scp03_session_key_aes(&mac, 0x06, &context);
+            assert_eq!(hx(s_mac.expose()), hx(&c.bytes("s_mac")));
+            let s_rmac = scp03_session_key_aes(&mac, 0x07, &context);
+            assert_eq!(hx(s_rmac.expose()), hx(&c.bytes("s_rmac")));
+        }
+        let aid = c.optional_bytes("aid");
+        let mut card = CardSession::new(CardConfig {
+            protocol,
+            aid: aid.clone().unwrap_or_default(),
+            key_diversification_data: resp[..10].try_into().unwrap(),
+            minimum_level: SecurityLevel::C_MAC,
+        });
+        let n = resp.len();
+        let seq = u32::from_be_bytes([0, resp[n - 3], resp[n - 2], resp[n - 1]]);
+        let answer = if aid.is_some() {
+            card.on_initialize_update(&iu, &card_keys, seq, &[])
+        } else {
+            card.danger_on_initialize_update_with_challenge(&iu, &card_keys, seq, &resp[13..21])
+        }
+        .unwrap();
+        assert_eq!(hx(&answer), hx(&resp), "{}", at("IU response"));
+        card.on_external_authenticate(&c.command("external_authenticate"))
+            .unwrap_or_else(|sw| panic!("{}: {sw:?}", at("EA")));
+
+        let config = HostConfig {
+            keys: aes_keys(&c, iu.p1),
+            protocol,
+            level,
+            security_domain_aid: aid,
+        };
+        let (mut host, cmd) = HostSession::initialize_update(config, &iu.data).unwrap();
+        assert_eq!(cmd, iu);
+        let ea = host.on_initialize_update_response(&ok(resp)).unwrap();
+        assert_eq!(
+            hx(&ea.to_bytes()),
+            hx(&c.bytes("external_authenticate")),
+            "{}",
+            at("EA")
+        );
+        host.on_external_authenticate_response(&ResponseApdu::status(StatusWord::SUCCESS))
+            .unwrap();
+
+        let count: usize = c.text("commands").parse().unwrap();
+        for i in 1..=count {
+            let wire = c.command(&format!("command{i}"));
+            let plain = card
+                .unwrap_command(&wire)
+                .unwrap_or_else(|sw| panic!("{}: {sw:?}", at(&format!("command{i}"))));
+            assert_eq!(
+                plain,
+                c.command(&format!("command{i}_plain")),
+                "{}",
+                at("plain")
+            );
+            let wrapped = host.wrap(&plain).unwrap();
+            assert_eq!(
+                hx(&wrapped.to_bytes()),
+                hx(&wire.to_bytes()),
+                "{}",
+                at("wrap")
+            );
+            let recorded = ResponseApdu::parse(&c.bytes(&format!("response{i}"))).unwrap();
+            let unwrapped = host
+                .unwrap(&recorded)
+                .unwrap_or_else(|e| panic!("{}: {e:?}", at(&format!("response{i}"))));
+            assert_eq!(card.wrap_response(&unwrapped), recorded, "{}", at("R-MAC"));
+        }
+    }
+}
