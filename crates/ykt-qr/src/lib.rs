@@ -19,10 +19,11 @@
 //! ([`cert`]), the SM2 user IDs of each signature ([`ids`]), generation ([`ca`], [`issuer`],
 //! [`wallet`]) and the verification rules of §3.1 ([`verify`]) with the replay cache
 //! ([`replay`]), a model of a drifting terminal clock ([`clock`]), and the records of accepted
-//! codes with their upload as signed batches of JSON lines ([`record`], §5).
+//! codes with their upload as signed batches of JSON lines ([`record`], §5), kept across power
+//! loss in an append-only log over a [`store::Storage`] ([`store`]).
 //! What it does not own: the primitives (SM2 and SM3 come from `ykt-crypto`), QR symbol
-//! rendering and scanning, transport of the blob and of uploads (HTTP), and the terminal's
-//! storage of records across power loss.
+//! rendering and scanning, transport of the blob and of uploads (HTTP), and files (a
+//! [`store::Storage`] on a file belongs to an adapter crate).
 //! No I/O, no clock and no randomness of its own: times and RNGs are arguments.
 //! `#![no_std]` + `alloc`.
 //!
@@ -41,6 +42,7 @@ pub mod ids;
 pub mod issuer;
 pub mod record;
 pub mod replay;
+pub mod store;
 pub mod testing;
 pub mod verify;
 pub mod wallet;

@@ -12,6 +12,7 @@ mod lists;
 mod openssl;
 mod replay;
 mod roundtrip;
+mod store;
 mod upload;
 mod vectors;
 mod window;
