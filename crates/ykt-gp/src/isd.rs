@@ -1,0 +1,285 @@
+//! The ISD applet, its set-up on a card and its factory for state files.
+//!
+//! The ISD learns of the applications the card runtime already holds at set-up:
+//! [`install_isd`] registers every AID of [`Card::applets`] (SELECTABLE, no privileges) next to
+//! the entries [`IsdSetup::applications`] names explicitly. Persistent layout: `state` module
+//! docs (card life cycle, sequence counter, key slots, registry, identity).
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use ykt_apdu::{CommandApdu, ResponseApdu, StatusWord};
+use ykt_card::{Aid, Applet, AppletFactory, Card, CardError, Context, Selected};
+use ykt_scp::{CardConfig, CardSession, KeySet, Protocol, SecurityLevel};
+
+use crate::life_cycle::{ApplicationState, CardState};
+pub use crate::state::ApplicationEntry;
+use crate::state::{
+    self, CPLC_LEN, ENTRY_LEN, KEY_SLOTS, OBJ_IDENTITY, OBJ_KEYS, OBJ_LIFE_CYCLE, OBJ_REGISTRY,
+    OBJ_SEQUENCE, REGISTRY_SLOTS, SLOT_LEN,
+};
+
+/// The GP issuer security domain's AID (GP §H.1.3, the card manager of GP 2.1.1 and later).
+pub const ISD_AID: [u8; 8] = [0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00];
+
+/// The applet kind persisted in state files.
+pub const KIND: &str = "ykt.gp.isd";
+
+/// The ISD's privileges as GET STATUS reports them (tsm-gp.md §3.8 "ISD ≈ 9E FE 80").
+pub const ISD_PRIVILEGES: [u8; 3] = [0x9E, 0xFE, 0x80];
+
+/// How the ISD is set up on a card.
+#[derive(Clone, Debug)]
+pub struct IsdSetup {
+    /// The secure channel the ISD runs (SCP03 `i` = `70` by default).
+    pub protocol: Protocol,
+    /// The lowest level EXTERNAL AUTHENTICATE accepts.
+    pub minimum_level: SecurityLevel,
+    /// The initial key set; its type must suit `protocol`.
+    pub keys: KeySet,
+    /// Key diversification data returned by INITIALIZE UPDATE.
+    pub key_diversification_data: [u8; 10],
+    /// Issuer identification number (GET DATA `42`), at most 16 bytes; empty = absent.
+    pub iin: Vec<u8>,
+    /// Card image number (GET DATA `45`), at most 16 bytes; empty = absent.
+    pub cin: Vec<u8>,
+    /// Card production life cycle data (GET DATA `9F7F`).
+    pub cplc: [u8; CPLC_LEN],
+    /// The card life cycle state to start in.
+    pub state: CardState,
+    /// Registry entries with their own state and privileges; every other applet on the card
+    /// is registered SELECTABLE with privileges `00 00 00`.
+    pub applications: Vec<ApplicationEntry>,
+}
+
+impl IsdSetup {
+    /// SCP03 `i` = `70` with `keys` (AES), C-MAC minimum, state SECURED, no identifiers.
+    pub fn new(protocol: Protocol, keys: KeySet) -> Self {
+        Self {
+            protocol,
+            minimum_level: SecurityLevel::C_MAC,
+            keys,
+            key_diversification_data: [0; 10],
+            iin: Vec::new(),
+            cin: Vec::new(),
+            cplc: [0; CPLC_LEN],
+            state: CardState::Secured,
+            applications: Vec::new(),
+        }
+    }
+}
+
+/// Installs the ISD on `card` at [`ISD_AID`] and registers the card's applets.
+///
+/// Refused with [`CardError::InstallRejected`] when the key set does not suit the protocol,
+/// an identifier is too long, or there are more applications than registry slots.
+pub fn install_isd(card: &mut Card, setup: &IsdSetup) -> Result<(), CardError> {
+    let mut entries = setup.applications.clone();
+    for aid in card.applets() {
+        if !entries.iter().any(|e| &e.aid == aid) {
+            entries.push(ApplicationEntry {
+                aid: aid.clone(),
+                state: ApplicationState::SELECTABLE,
+                privileges: [0; 3],
+            });
+        }
+    }
+    let isd = Isd::new(setup.protocol, setup.minimum_level);
+    card.install(Box::new(isd), |ctx| {
+        if entries.len() > REGISTRY_SLOTS
+            || state::key_type(&setup.keys) != key_type_for(setup.protocol)
+        {
+            return Err(StatusWord::WRONG_DATA);
+        }
+        ctx.create(OBJ_LIFE_CYCLE, &[setup.state.to_byte()])?;
+        ctx.create(OBJ_SEQUENCE, &[0; 4])?;
+        let mut keys = [0u8; KEY_SLOTS * SLOT_LEN];
+        keys[..SLOT_LEN].copy_from_slice(&state::encode_slot(&setup.keys)?);
+        ctx.create(OBJ_KEYS, &keys)?;
+        let mut registry = [0u8; REGISTRY_SLOTS * ENTRY_LEN];
+        for (slot, e) in registry.chunks_exact_mut(ENTRY_LEN).zip(&entries) {
+            slot.copy_from_slice(&state::encode_entry(e));
+        }
+        ctx.create(OBJ_REGISTRY, &registry)?;
+        let identity = state::encode_identity(
+            &setup.key_diversification_data,
+            &setup.iin,
+            &setup.cin,
+            &setup.cplc,
+        )?;
+        ctx.create(OBJ_IDENTITY, &identity)
+    })
+}
+
+/// The PUT KEY key type that suits a protocol.
+pub(crate) fn key_type_for(protocol: Protocol) -> u8 {
+    match protocol {
+        Protocol::Scp02(_) => state::KEY_TYPE_DES,
+        Protocol::Scp03(_) => state::KEY_TYPE_AES,
+        Protocol::Sm4(_) => state::KEY_TYPE_SM4,
+        #[allow(unreachable_patterns)]
+        _ => 0,
+    }
+}
+
+/// An open (or opening) secure channel and the key set it was opened with (PUT KEY needs its
+/// static K-DEK).
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub(crate) channel: CardSession,
+    pub(crate) keys: KeySet,
+}
+
+/// The issuer security domain applet.
+#[derive(Debug)]
+pub struct Isd {
+    aid: Aid,
+    protocol: Protocol,
+    minimum_level: SecurityLevel,
+    session: Option<Session>,
+}
+
+impl Isd {
+    /// The ISD code for `protocol` (its persistent objects come from [`install_isd`] or a state
+    /// file).
+    pub fn new(protocol: Protocol, minimum_level: SecurityLevel) -> Self {
+        // ISD_AID has 8 bytes, within 5..=16.
+        #[allow(clippy::unwrap_used)]
+        let aid = Aid::new(&ISD_AID).unwrap();
+        Self {
+            aid,
+            protocol,
+            minimum_level,
+            session: None,
+        }
+    }
+
+    fn initialize_update(
+        &mut self,
+        ctx: &mut Context<'_>,
+        cmd: &CommandApdu,
+    ) -> Result<Vec<u8>, StatusWord> {
+        self.session = None;
+        if cmd.cla != 0x80 {
+            return Err(StatusWord::CLA_NOT_SUPPORTED);
+        }
+        if state::card_state(ctx)? == CardState::Terminated {
+            return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
+        }
+        let keys = state::key_slots(ctx)?
+            .into_iter()
+            .flatten()
+            .find(|k| cmd.p1 == 0 || k.version == cmd.p1)
+            .ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
+        let next = state::sequence_counter(ctx)?
+            .checked_add(1)
+            .ok_or(StatusWord::CONDITIONS_NOT_SATISFIED)?;
+        let identity = state::identity(ctx)?;
+        let mut channel = CardSession::new(CardConfig {
+            protocol: self.protocol,
+            aid: self.aid.as_bytes().to_vec(),
+            key_diversification_data: identity.kdd,
+            minimum_level: self.minimum_level,
+        });
+        let mut random = [0u8; 16];
+        ctx.random(&mut random);
+        let data = channel.on_initialize_update(cmd, &keys, next, &random)?;
+        ctx.write(OBJ_SEQUENCE, 0, &next.to_be_bytes())?;
+        self.session = Some(Session { channel, keys });
+        Ok(data)
+    }
+}
+
+impl Applet for Isd {
+    fn aid(&self) -> &Aid {
+        &self.aid
+    }
+
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn install_params(&self) -> Vec<u8> {
+        let family = match self.protocol {
+            Protocol::Scp02(_) => 0x02,
+            Protocol::Scp03(_) => 0x03,
+            Protocol::Sm4(_) => 0x04,
+            #[allow(unreachable_patterns)]
+            _ => 0x00,
+        };
+        alloc::vec![family, self.protocol.i(), self.minimum_level.to_byte()]
+    }
+
+    fn select(&mut self, _ctx: &mut Context<'_>) -> Result<Selected, StatusWord> {
+        self.session = None;
+        // FCI: 6F { 84 AID, A5 { 9F65 01 FF (largest command data field) } }.
+        let mut fci = alloc::vec![0x6F, 0x10, 0x84, 0x08];
+        fci.extend_from_slice(&ISD_AID);
+        fci.extend_from_slice(&[0xA5, 0x04, 0x9F, 0x65, 0x01, 0xFF]);
+        Ok(Selected::ok(fci))
+    }
+
+    fn deselect(&mut self) {
+        self.session = None;
+    }
+
+    fn process(&mut self, ctx: &mut Context<'_>, cmd: &CommandApdu) -> Result<Vec<u8>, StatusWord> {
+        match cmd.ins {
+            0x50 => return self.initialize_update(ctx, cmd),
+            0x82 => {
+                let session = self
+                    .session
+                    .as_mut()
+                    .ok_or(StatusWord::CONDITIONS_NOT_SATISFIED)?;
+                return session
+                    .channel
+                    .on_external_authenticate(cmd)
+                    .map(|()| Vec::new());
+            }
+            _ => {}
+        }
+        let plain = match &mut self.session {
+            Some(s) => s.channel.unwrap_command(cmd)?,
+            None if cmd.cla & 0x04 != 0 => return Err(ykt_scp::card::BELOW_SECURITY_LEVEL),
+            None => cmd.clone(),
+        };
+        let data = crate::commands::dispatch(ctx, self.protocol, self.session.as_ref(), &plain)?;
+        Ok(match &mut self.session {
+            Some(s) => {
+                s.channel
+                    .wrap_response(&ResponseApdu::new(data, StatusWord::SUCCESS))
+                    .data
+            }
+            None => data,
+        })
+    }
+
+    fn reset_volatile(&mut self) {
+        self.session = None;
+    }
+}
+
+/// Re-creates the ISD from a state file (kind [`KIND`]; install parameters: protocol family
+/// `02` SCP02, `03` SCP03, `04` SM4 · `i` · minimum level).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IsdFactory;
+
+impl AppletFactory for IsdFactory {
+    fn create(&self, kind: &str, aid: &Aid, params: &[u8]) -> Option<Box<dyn Applet + Send>> {
+        if kind != KIND || aid.as_bytes() != ISD_AID {
+            return None;
+        }
+        let [family, i, level] = params else {
+            return None;
+        };
+        let protocol = match family {
+            0x02 => Protocol::scp02(*i),
+            0x03 => Protocol::scp03(*i),
+            0x04 => Protocol::sm4(*i),
+            _ => return None,
+        }
+        .ok()?;
+        let level = SecurityLevel::from_byte(*level).ok()?;
+        Some(Box::new(Isd::new(protocol, level)))
+    }
+}
