@@ -31,7 +31,7 @@ pub const ISD_PRIVILEGES: [u8; 3] = [0x9E, 0xFE, 0x80];
 /// How the ISD is set up on a card.
 #[derive(Clone, Debug)]
 pub struct IsdSetup {
-    /// The secure channel the ISD runs (SCP03 `i` = `70` by default).
+    /// The secure channel the ISD runs (the project's default is SCP03 `i` = `70`).
     pub protocol: Protocol,
     /// The lowest level EXTERNAL AUTHENTICATE accepts.
     pub minimum_level: SecurityLevel,
@@ -53,7 +53,8 @@ pub struct IsdSetup {
 }
 
 impl IsdSetup {
-    /// SCP03 `i` = `70` with `keys` (AES), C-MAC minimum, state SECURED, no identifiers.
+    /// `protocol` with `keys`: C-MAC minimum, state SECURED, no IIN or CIN, a zero CPLC and
+    /// key diversification data, no explicit registry entries.
     pub fn new(protocol: Protocol, keys: KeySet) -> Self {
         Self {
             protocol,

@@ -21,7 +21,8 @@
 //! ```
 //!
 //! Persistent state lives in the card's store (one transaction per command, so a torn
-//! PUT KEY or SET STATUS leaves the old state or the new one); see [`isd`] for the layout.
+//! PUT KEY or SET STATUS leaves the old state or the new one); the layout of the objects is
+//! documented in the private `state` module.
 //! Errors are status words; no host input makes the applet panic.
 #![no_std]
 #![warn(missing_docs)]

@@ -126,3 +126,20 @@ fn a_session_ends_with_reselection_and_reset() {
     select_isd(&mut card);
     assert_eq!(host.send(&mut card, &get_status_isd()).1, 0x6982);
 }
+
+#[test]
+fn a_session_without_c_mac_does_not_reach_card_management() {
+    let (p, k) = scp03();
+    let mut s = setup(p, k.clone());
+    s.minimum_level = SecurityLevel::NONE;
+    let mut card = card_with(&s);
+    let _host = open(&mut card, p, &k, SecurityLevel::NONE).unwrap();
+    assert_eq!(sw(&mut card, &h("80F28002024F0000")), 0x6982);
+    assert_eq!(sw(&mut card, &h("80CA004500")), 0x9000);
+    // With the default minimum, level 00 is refused at EXTERNAL AUTHENTICATE.
+    let mut card = crate::support::card();
+    assert_eq!(
+        open(&mut card, p, &k, SecurityLevel::NONE).err(),
+        Some(0x6982)
+    );
+}

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use ykt_apdu::CommandApdu;
 use ykt_card::testing::check_transcript;
 use ykt_gp::commands::put_key::{KeyEncryption, encode_key_set};
-use ykt_scp::SecurityLevel;
+use ykt_scp::{KeySet, Protocol, SecurityLevel};
 
 use crate::support::*;
 
@@ -24,10 +24,13 @@ fn path(name: &str) -> PathBuf {
 }
 
 /// Records a session: each step is (comment, plain command).
-fn record(steps: &[(&str, CommandApdu)], level: SecurityLevel) -> String {
-    let mut card = card();
+fn record(
+    (p, k): (Protocol, KeySet),
+    steps: &[(&str, CommandApdu)],
+    level: SecurityLevel,
+) -> String {
+    let mut card = card_with(&setup(p, k.clone()));
     let mut out = String::new();
-    let (p, k) = scp03();
     let _ = writeln!(
         out,
         "!power_on\n# SELECT the ISD\n>> 00A4040008A000000151000000"
@@ -47,7 +50,10 @@ fn record(steps: &[(&str, CommandApdu)], level: SecurityLevel) -> String {
     };
     let r = exchange(
         &mut out,
-        "INITIALIZE UPDATE KVN 30, host challenge 11..11",
+        &format!(
+            "INITIALIZE UPDATE KVN {:02X}, host challenge 11..11",
+            k.version
+        ),
         iu.to_bytes(),
     );
     let ea = session
@@ -81,12 +87,9 @@ fn c(hex: &str) -> CommandApdu {
     CommandApdu::parse(&h(hex)).unwrap()
 }
 
-fn session_steps() -> Vec<(&'static str, CommandApdu)> {
-    let old = scp03().1;
-    let add = encode_key_set(&aes_keys(0x31, 0x60), &KeyEncryption::Static(&old.keys)).unwrap();
-    let mut bad_kcv = add.clone();
-    bad_kcv[22] ^= 0x01;
-    vec![
+/// The steps of a session; PUT KEY when `put_key` gives the new key set and the current one.
+fn session_steps(put_key: Option<(KeySet, KeySet)>) -> Vec<(&'static str, CommandApdu)> {
+    let mut steps = vec![
         ("GET STATUS ISD", c("80F28002024F0000")),
         ("GET STATUS applications", c("80F24002024F0000")),
         (
@@ -115,6 +118,14 @@ fn session_steps() -> Vec<(&'static str, CommandApdu)> {
         ("SET STATUS card state 03: 6A80", c("80F0800300")),
         ("SET STATUS lock the card", c("80F0807F00")),
         ("SET STATUS unlock the card", c("80F0800F00")),
+    ];
+    let Some((new, old)) = put_key else {
+        return steps;
+    };
+    let add = encode_key_set(&new, &KeyEncryption::Static(&old.keys)).unwrap();
+    let mut bad_kcv = add.clone();
+    bad_kcv[22] ^= 0x01;
+    steps.extend([
         (
             "PUT KEY wrong KCV: 6A80",
             CommandApdu::new(0x80, 0xD8, 0x00, 0x81).with_data(bad_kcv),
@@ -124,13 +135,14 @@ fn session_steps() -> Vec<(&'static str, CommandApdu)> {
             CommandApdu::new(0x80, 0xD8, 0x35, 0x81).with_data(add.clone()),
         ),
         (
-            "PUT KEY add KVN 31 (AES-128 keys 60.., 61.., 62..)",
+            "PUT KEY add KVN 31 (keys 60.., 61.., 62..)",
             CommandApdu::new(0x80, 0xD8, 0x00, 0x81)
                 .with_data(add)
                 .with_le(256),
         ),
         ("GET DATA key information: KVN 30 and 31", c("80CA00E000")),
-    ]
+    ]);
+    steps
 }
 
 #[test]
@@ -138,18 +150,38 @@ fn transcripts() {
     if std::env::var_os("YKT_GP_WRITE_TRANSCRIPTS").is_some() {
         let header = "# The ISD in a session at level 33 (C-MAC, C-DEC, R-MAC, R-ENC), SCP03 i=70.\n\
                       # Each command's plain form is in its comment; see README.md.\n";
-        let body = record(&session_steps(), SecurityLevel::ALL);
+        let aes = Some((aes_keys(0x31, 0x60), scp03().1));
+        let body = record(scp03(), &session_steps(aes.clone()), SecurityLevel::ALL);
         std::fs::write(path("isd_session_scp03.apdu"), format!("{header}{body}")).unwrap();
         let header = "# The ISD in a session at level 01 (C-MAC only), SCP03 i=70.\n";
-        let body = record(&session_steps(), SecurityLevel::C_MAC);
+        let body = record(scp03(), &session_steps(aes), SecurityLevel::C_MAC);
         std::fs::write(path("isd_session_cmac.apdu"), format!("{header}{body}")).unwrap();
+        let header =
+            "# The ISD with SCP02 i=55 (3DES keys 40.., 41.., 42.. at KVN 20), level 03.\n";
+        let scp02 = (Protocol::scp02(0x55).unwrap(), tdes_keys(0x20, 0x40));
+        let body = record(scp02, &session_steps(None), SecurityLevel::C_DEC_C_MAC);
+        std::fs::write(path("isd_session_scp02.apdu"), format!("{header}{body}")).unwrap();
+        let header = "# The ISD with the SM4 channel i=70 (SM4 keys 40.., 41.., 42.. at KVN 30), \
+                      level 33; PUT KEY with key type 89.\n";
+        let sm4 = (Protocol::sm4(0x70).unwrap(), sm4_keys(0x30, 0x40));
+        let put = Some((sm4_keys(0x31, 0x60), sm4.1.clone()));
+        let body = record(sm4, &session_steps(put), SecurityLevel::ALL);
+        std::fs::write(path("isd_session_sm4.apdu"), format!("{header}{body}")).unwrap();
     }
-    for name in [
-        "isd_plain.apdu",
-        "isd_session_scp03.apdu",
-        "isd_session_cmac.apdu",
+    for (name, (p, k)) in [
+        ("isd_plain.apdu", scp03()),
+        ("isd_session_scp03.apdu", scp03()),
+        ("isd_session_cmac.apdu", scp03()),
+        (
+            "isd_session_scp02.apdu",
+            (Protocol::scp02(0x55).unwrap(), tdes_keys(0x20, 0x40)),
+        ),
+        (
+            "isd_session_sm4.apdu",
+            (Protocol::sm4(0x70).unwrap(), sm4_keys(0x30, 0x40)),
+        ),
     ] {
-        let mut card = card();
+        let mut card = card_with(&setup(p, k));
         card.power_off();
         assert!(check_transcript(&mut card, path(name)) > 5, "{name}");
     }
