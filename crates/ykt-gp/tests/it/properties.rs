@@ -71,3 +71,49 @@ proptest! {
         }
     }
 }
+
+fn management_command() -> impl Strategy<Value = CommandApdu> {
+    (
+        prop::sample::select(vec![0xD8u8, 0xF0]),
+        prop::sample::select(vec![0x00u8, 0x30, 0x31, 0x40, 0x80, 0x7F, 0x0F]),
+        prop::sample::select(vec![0x00u8, 0x81, 0x80, 0x07, 0x0F, 0x7F, 0xFF, 0x01]),
+        prop::collection::vec(any::<u8>(), 0..120),
+    )
+        .prop_map(|(ins, p1, p2, data)| CommandApdu::new(0x80, ins, p1, p2).with_data(data))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A refused PUT KEY or SET STATUS writes nothing: the whole persistent image is unchanged.
+    #[test]
+    fn refused_management_commands_change_nothing(cmd in management_command()) {
+        let mut card = card();
+        let mut host = open_scp03(&mut card);
+        let before = card.save_state();
+        let (_, sw) = host.send(&mut card, &cmd);
+        if sw != 0x9000 {
+            prop_assert_eq!(card.save_state(), before);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// A bit flip anywhere in a PUT KEY key block (type, lengths, key, KCV) is refused with
+    /// `6A80` and changes nothing; only the new KVN byte may change and still succeed.
+    #[test]
+    fn bit_flipped_key_blocks_are_refused(bit in 8usize..(70 * 8)) {
+        use ykt_gp::commands::put_key::{KeyEncryption, encode_key_set};
+        let mut data =
+            encode_key_set(&aes_keys(0x31, 0x60), &KeyEncryption::Static(&scp03().1.keys)).unwrap();
+        data[bit / 8] ^= 1 << (bit % 8);
+        let mut card = card();
+        let mut host = open_scp03(&mut card);
+        let before = card.save_state();
+        let cmd = CommandApdu::new(0x80, 0xD8, 0x00, 0x81).with_data(data);
+        prop_assert_eq!(host.send(&mut card, &cmd).1, 0x6A80);
+        prop_assert_eq!(card.save_state(), before);
+    }
+}
