@@ -111,7 +111,7 @@ pub(crate) fn put_key(
     if card_state == CardState::CardLocked {
         return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
     }
-    if cmd.p1 & 0x80 != 0 || cmd.p1 == 0x7F || cmd.p2 != 0x81 {
+    if cmd.p1 & 0x80 != 0 || cmd.p2 != 0x81 {
         return Err(StatusWord::INCORRECT_P1P2);
     }
     let bad = StatusWord::WRONG_DATA;

@@ -142,3 +142,54 @@ fn application_lock_unlock_and_specific_states() {
         assert_eq!(app_state(&mut host, &mut card), after, "{cmd}");
     }
 }
+
+#[test]
+fn the_card_life_cycle_matrix_is_gps() {
+    use ykt_gp::CardState::*;
+    let states = [OpReady, Initialized, Secured, CardLocked, Terminated];
+    let allowed = [
+        (OpReady, Initialized),
+        (OpReady, Secured),
+        (Initialized, Secured),
+        (Secured, CardLocked),
+        (CardLocked, Secured),
+        (OpReady, Terminated),
+        (Initialized, Terminated),
+        (Secured, Terminated),
+        (CardLocked, Terminated),
+    ];
+    for from in states {
+        assert_eq!(ykt_gp::CardState::from_byte(from.to_byte()), Some(from));
+        for to in states {
+            assert_eq!(
+                from.may_become(to),
+                allowed.contains(&(from, to)),
+                "{from:?} → {to:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_forbidden_card_transition_is_refused_over_the_wire() {
+    use ykt_gp::CardState::*;
+    let states = [OpReady, Initialized, Secured, CardLocked, Terminated];
+    for from in [OpReady, Initialized, Secured, CardLocked] {
+        for to in states {
+            let (p, k) = scp03();
+            let mut s = setup(p, k);
+            s.state = from;
+            let mut card = card_with(&s);
+            let mut host = open_scp03(&mut card);
+            let before = card.save_state();
+            let cmd = format!("80F080{:02X}00", to.to_byte());
+            let (_, sw) = host.send_hex(&mut card, &cmd);
+            if from.may_become(to) {
+                assert_eq!(sw, 0x9000, "{from:?} → {to:?}");
+            } else {
+                assert_eq!(sw, 0x6985, "{from:?} → {to:?}");
+                assert_eq!(card.save_state(), before);
+            }
+        }
+    }
+}
