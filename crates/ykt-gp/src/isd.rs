@@ -118,8 +118,6 @@ pub(crate) fn key_type_for(protocol: Protocol) -> u8 {
         Protocol::Scp02(_) => state::KEY_TYPE_DES,
         Protocol::Scp03(_) => state::KEY_TYPE_AES,
         Protocol::Sm4(_) => state::KEY_TYPE_SM4,
-        #[allow(unreachable_patterns)]
-        _ => 0,
     }
 }
 
@@ -205,8 +203,6 @@ impl Applet for Isd {
             Protocol::Scp02(_) => 0x02,
             Protocol::Scp03(_) => 0x03,
             Protocol::Sm4(_) => 0x04,
-            #[allow(unreachable_patterns)]
-            _ => 0x00,
         };
         alloc::vec![family, self.protocol.i(), self.minimum_level.to_byte()]
     }
