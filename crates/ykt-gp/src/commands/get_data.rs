@@ -20,7 +20,9 @@ pub const TAG_KEY_INFORMATION: u16 = 0x00E0;
 pub const TAG_IIN: u16 = 0x0042;
 /// Tag `45`: card image number.
 pub const TAG_CIN: u16 = 0x0045;
-/// Tag `C1`: sequence counter of the default key version.
+/// Tag `C1`: the SCP sequence counter (2 bytes for SCP02, 3 otherwise): the value the last
+/// INITIALIZE UPDATE used, so the next one uses `C1 + 1` (a host pre-computing a pseudo-random
+/// card challenge adds one).
 pub const TAG_SEQUENCE_COUNTER: u16 = 0x00C1;
 
 /// The GP OID prefix `{1 2 840 114283}` of card recognition data.
