@@ -21,7 +21,8 @@
 //! [`sam::SoftwareSam`]) and the issuer load host ([`load_host::IssuerLoadHost`]).
 //! It also owns what a validator decides at a tap: reading the card ([`tap`]), the issuer
 //! whitelist and card blacklist ([`lists`]), blocking a blacklisted card ([`block`]) and pricing
-//! metro and bus trips ([`transit`]); and the transaction journal ([`journal`]), grey-transaction recovery ([`recovery`]),
+//! metro and bus trips ([`transit`]), which product pays a ride, the second ticket type or the
+//! e-purse ([`ticket`]); and the transaction journal ([`journal`]), grey-transaction recovery ([`recovery`]),
 //! the [`validator::Validator`] that ties them to the flows, and the settlement export
 //! ([`export`]).
 //! What it does not own: transports, storage devices (the journal writes through
@@ -45,6 +46,7 @@ pub mod recovery;
 pub mod sam;
 pub mod tac;
 pub mod tap;
+pub mod ticket;
 pub mod transit;
 pub mod validator;
 

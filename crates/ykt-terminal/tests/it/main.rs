@@ -9,5 +9,6 @@ mod lists;
 mod recovery;
 mod sam_card;
 mod tap;
+mod ticket;
 mod transit;
 mod validator;
