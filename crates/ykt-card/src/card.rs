@@ -25,6 +25,10 @@
 //!   [`Files`](crate::fs::Files) first, then to [`Applet::process`].
 //! * **Faults**: an applet error that looks like success (`9000`, `61xx`) or has an SW1 outside
 //!   `62`–`6F`/`90`–`9F` becomes `6F00`. No code path panics.
+//! * **Data with a warning**: `Ok(data)` from [`Applet::process`] (or
+//!   [`Applet::process_mf`]) after [`Context::set_warning`]`(sw)` answers `data || sw` when `sw`
+//!   is a warning (`62xx`, `63xx`, e.g. GP's `6310` "more data available"); the staged writes
+//!   commit as for `9000`. Any other `sw` there is a fault: writes discarded, `6F00`.
 //!
 //! # Response length: `61xx` and `6Cxx`
 //!
@@ -40,11 +44,17 @@
 //!   the next min(Ne, remaining) bytes, with `61xx` again while data remains. Any other command
 //!   drops the remaining data. GET RESPONSE with nothing pending → `6985`; P1P2 ≠ `0000` →
 //!   `6A86`.
+//! * **With a warning**: the same two rules. `6Cxx` wins over the warning (the command counts
+//!   as not executed, so the warning is not sent); data longer than Ne is chained with `61xx`
+//!   and the warning ends the last part (the GET RESPONSE that empties the pending data
+//!   answers `rest || 62xx/63xx` instead of `rest || 9000`). SELECT's own status
+//!   ([`Selected::sw`] other than `9000`) is sent with the whole FCI, unchained.
 //!
 //! # Transactions
 //!
-//! Writes an applet stages during one command commit all together when it returns `Ok`
-//! (before the response is built) and are discarded when it returns `Err`.
+//! Writes an applet stages during one command commit all together when it returns `Ok` — with
+//! or without a warning — (before the response is built) and are discarded when it returns
+//! `Err`, sets a non-warning status through [`Context::set_warning`], or gets `6Cxx`.
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -87,6 +97,8 @@ pub struct Card {
     current_ef: Option<u16>,
     /// Response data waiting for GET RESPONSE.
     pending: Vec<u8>,
+    /// The status word that ends the pending data: `9000`, or the command's warning.
+    pending_sw: StatusWord,
 }
 
 impl fmt::Debug for Card {
@@ -161,6 +173,7 @@ impl Card {
             selected: None,
             current_ef: None,
             pending: Vec::new(),
+            pending_sw: StatusWord::SUCCESS,
         }
     }
 
@@ -307,7 +320,8 @@ impl Card {
             return Err(CardError::NotPowered);
         }
         let pending = core::mem::take(&mut self.pending);
-        let response = self.dispatch(command, pending);
+        let pending_sw = core::mem::replace(&mut self.pending_sw, StatusWord::SUCCESS);
+        let response = self.dispatch(command, pending, pending_sw);
         if response.is_err() || self.store.is_torn() {
             self.lose_power();
             return Err(CardError::PowerLost);
@@ -319,6 +333,7 @@ impl Card {
         self.selected = None;
         self.current_ef = None;
         self.pending.clear();
+        self.pending_sw = StatusWord::SUCCESS;
         for inst in &mut self.instances {
             inst.applet.reset_volatile();
         }
@@ -329,9 +344,15 @@ impl Card {
         self.selected = None;
         self.current_ef = None;
         self.pending.clear();
+        self.pending_sw = StatusWord::SUCCESS;
     }
 
-    fn dispatch(&mut self, raw: &[u8], pending: Vec<u8>) -> Result<Vec<u8>, CardError> {
+    fn dispatch(
+        &mut self,
+        raw: &[u8],
+        pending: Vec<u8>,
+        pending_sw: StatusWord,
+    ) -> Result<Vec<u8>, CardError> {
         let Ok(cmd) = CommandApdu::parse(raw) else {
             return Ok(sw_only(StatusWord::WRONG_LENGTH));
         };
@@ -344,7 +365,7 @@ impl Card {
         let interindustry = cmd.cla & 0x80 == 0;
         if interindustry {
             match cmd.ins {
-                0xC0 => return Ok(self.get_response(&cmd, pending)),
+                0xC0 => return Ok(self.get_response(&cmd, pending, pending_sw)),
                 0x70 => return Ok(sw_only(StatusWord::LOGICAL_CHANNEL_NOT_SUPPORTED)),
                 0xA4 if cmd.p1 == 0x04 => return self.select_by_name(&cmd, ne(&cmd, raw)),
                 0xA4 if cmd.p1 == 0x00 && matches!(cmd.data.as_slice(), [] | [0x3F, 0x00]) => {
@@ -369,7 +390,8 @@ impl Card {
             Some(r) => r,
             None => inst.applet.process(&mut ctx, &cmd),
         };
-        self.finish(&cmd, raw, result)
+        let warning = ctx.warning();
+        self.finish(&cmd, raw, result, warning)
     }
 
     /// A command with the MF current: the first applet whose [`Applet::process_mf`] answers it,
@@ -384,7 +406,8 @@ impl Card {
                 &mut current_ef,
             );
             if let Some(result) = inst.applet.process_mf(&mut ctx, cmd) {
-                return self.finish(cmd, raw, result);
+                let warning = ctx.warning();
+                return self.finish(cmd, raw, result, warning);
             }
             if self.store.is_torn() {
                 return Err(CardError::PowerLost);
@@ -396,12 +419,13 @@ impl Card {
         Ok(sw_only(mf_command(cmd)))
     }
 
-    /// Commits or discards, applies the `6Cxx` and `61xx` rules.
+    /// Commits or discards, applies the warning, `6Cxx` and `61xx` rules.
     fn finish(
         &mut self,
         cmd: &CommandApdu,
         raw: &[u8],
         result: Result<Vec<u8>, StatusWord>,
+        warning: Option<StatusWord>,
     ) -> Result<Vec<u8>, CardError> {
         if self.store.is_torn() {
             return Err(CardError::PowerLost);
@@ -413,6 +437,14 @@ impl Card {
                 return Ok(sw_only(sanitize(sw)));
             }
         };
+        let sw = match warning {
+            None => StatusWord::SUCCESS,
+            Some(sw) if sw.is_warning() => sw,
+            Some(_) => {
+                self.store.discard();
+                return Ok(sw_only(StatusWord::UNKNOWN));
+            }
+        };
         if let &[_, _, _, _, le] = raw
             && le != 0
             && !data.is_empty()
@@ -422,7 +454,7 @@ impl Card {
             return Ok(sw_only(StatusWord::wrong_le(len_byte(data.len()))));
         }
         self.commit_or_fault()?.map_or_else(
-            || Ok(self.respond(ne(cmd, raw), data, StatusWord::SUCCESS)),
+            || Ok(self.respond_chained(ne(cmd, raw), data, sw)),
             |sw| Ok(sw_only(sw)),
         )
     }
@@ -440,27 +472,46 @@ impl Card {
         }
     }
 
-    /// `data || sw`, cut after Ne bytes with `61xx` when longer (success only).
+    /// `data || sw`, cut after Ne bytes with `61xx` when longer and `sw` is `9000`; any other
+    /// status word goes out with all the data (SELECT with a warning or error FCI).
     fn respond(&mut self, ne: usize, mut data: Vec<u8>, sw: StatusWord) -> Vec<u8> {
-        if sw != StatusWord::SUCCESS || data.len() <= ne {
+        if sw != StatusWord::SUCCESS {
             data.extend_from_slice(&sw.to_bytes());
+            return data;
+        }
+        self.respond_chained(ne, data, sw)
+    }
+
+    /// `data || last` when it fits Ne; else the first Ne bytes with `61xx`, the rest waiting
+    /// for GET RESPONSE, whose final part ends with `last` (`9000` or a warning).
+    fn respond_chained(&mut self, ne: usize, mut data: Vec<u8>, last: StatusWord) -> Vec<u8> {
+        if data.len() <= ne {
+            data.extend_from_slice(&last.to_bytes());
             return data;
         }
         let rest = data.split_off(ne);
         data.extend_from_slice(&StatusWord::bytes_remaining(len_byte(rest.len())).to_bytes());
         self.pending = rest;
+        self.pending_sw = last;
         data
     }
 
     /// GET RESPONSE (ISO/IEC 7816-4 §11.7.1).
-    fn get_response(&mut self, cmd: &CommandApdu, mut pending: Vec<u8>) -> Vec<u8> {
-        if cmd.p1 != 0 || cmd.p2 != 0 {
+    fn get_response(
+        &mut self,
+        cmd: &CommandApdu,
+        mut pending: Vec<u8>,
+        pending_sw: StatusWord,
+    ) -> Vec<u8> {
+        if cmd.p1 != 0 || cmd.p2 != 0 || !cmd.data.is_empty() {
+            let sw = if cmd.p1 != 0 || cmd.p2 != 0 {
+                StatusWord::INCORRECT_P1P2
+            } else {
+                StatusWord::WRONG_LENGTH
+            };
             self.pending = pending;
-            return sw_only(StatusWord::INCORRECT_P1P2);
-        }
-        if !cmd.data.is_empty() {
-            self.pending = pending;
-            return sw_only(StatusWord::WRONG_LENGTH);
+            self.pending_sw = pending_sw;
+            return sw_only(sw);
         }
         if pending.is_empty() {
             return sw_only(StatusWord::CONDITIONS_NOT_SATISFIED);
@@ -469,8 +520,9 @@ impl Card {
         let n = ne.min(pending.len());
         let rest = pending.split_off(n);
         let sw = if rest.is_empty() {
-            StatusWord::SUCCESS
+            pending_sw
         } else {
+            self.pending_sw = pending_sw;
             StatusWord::bytes_remaining(len_byte(rest.len()))
         };
         self.pending = rest;

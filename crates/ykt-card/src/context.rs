@@ -17,12 +17,18 @@ pub struct ObjectId(pub u16);
 /// Store errors map to status words: absent object `6A88`, existing object `6A89`, write
 /// past the object's end `6700`, no room `6A84`, power lost `6F00` (the dispatcher then
 /// reports the power loss instead of any status word).
+///
+/// A command that succeeds with a warning (ISO/IEC 7816-4 `62xx`/`63xx`, e.g. GP's `6310`
+/// "more data available") calls [`set_warning`](Context::set_warning) and returns `Ok(data)`:
+/// the dispatcher sends `data || warning` and commits as for `9000` (rules in the
+/// [`card`](crate::card) documentation).
 pub struct Context<'a> {
     store: &'a mut Store,
     ns: u16,
     entropy: &'a mut (dyn Entropy + Send),
     channel: u8,
     current_ef: &'a mut Option<u16>,
+    warning: Option<StatusWord>,
 }
 
 impl core::fmt::Debug for Context<'_> {
@@ -57,6 +63,7 @@ impl<'a> Context<'a> {
             entropy,
             channel: 0,
             current_ef,
+            warning: None,
         }
     }
 
@@ -97,6 +104,25 @@ impl<'a> Context<'a> {
     /// later `Err` from the command no longer undoes these writes.
     pub fn commit(&mut self) -> Result<(), StatusWord> {
         self.store.commit().map_err(store_sw)
+    }
+
+    /// Answers this command's `Ok(data)` with `sw` instead of `9000`. Only a warning (`62xx`,
+    /// `63xx`) is a valid answer: any other `sw` makes the dispatcher discard the staged writes
+    /// and answer `6F00` (a fault, as for an error that looks like success). The last call
+    /// wins; an `Err` from the command ignores it. Honoured for [`Applet::process`] and
+    /// [`Applet::process_mf`], ignored in SELECT (which has [`Selected::sw`]) and installation.
+    ///
+    /// [`Applet::process`]: crate::Applet::process
+    /// [`Applet::process_mf`]: crate::Applet::process_mf
+    /// [`Selected::sw`]: crate::Selected::sw
+    pub fn set_warning(&mut self, sw: StatusWord) {
+        self.warning = Some(sw);
+    }
+
+    /// The status word set by [`set_warning`](Context::set_warning) in this command, if any
+    /// (e.g. for a secure channel that MACs the status word with the response).
+    pub fn warning(&self) -> Option<StatusWord> {
+        self.warning
     }
 
     /// Fills `buf` from the card's entropy source.

@@ -11,3 +11,4 @@ mod state;
 mod support;
 mod tearing;
 mod transcripts;
+mod warning;

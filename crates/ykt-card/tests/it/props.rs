@@ -35,6 +35,7 @@ fn apdu() -> impl Strategy<Value = Vec<u8>> {
         Just(0x18),
         Just(0x1C),
         Just(0x20),
+        Just(0x42),
         any::<u8>()
     ];
     let body = prop_oneof![

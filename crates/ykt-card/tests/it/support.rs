@@ -28,6 +28,8 @@ const FLAGS: ObjectId = ObjectId(5);
 /// * `18` counter += 1, commit early, blob := FF, then fails with 6985;
 /// * `1C` fails with 9000 (a fault), `1E` fails with 1234 (no status word);
 /// * `30 00 00 Lc (obj offset len byte)*` writes `len` times `byte` at `offset` of each object;
+/// * `42 sw1 sw2 02 nnnn` multi-write with k = 40, then `ctx.set_warning(sw1 sw2)` and returns
+///   nnnn bytes 00 01 02 ... (mod 256); without data (case 2) nnnn is 4;
 /// * `20 f 00` sets the select flags: 01 = answer SELECT with FCI + 6A81, 02 = refuse SELECT with 6985.
 ///
 /// Interindustry `00 84 00 00` returns 8 random bytes (GET CHALLENGE shape).
@@ -220,6 +222,18 @@ impl Applet for TestApplet {
                     )?;
                 }
                 Ok(Vec::new())
+            }
+            (0x80, 0x42) => {
+                let [hi, lo] = match cmd.data[..] {
+                    [] => [0, 4],
+                    [hi, lo] => [hi, lo],
+                    _ => return Err(StatusWord::WRONG_LENGTH),
+                };
+                Self::multi_write(ctx, 0x40)?;
+                ctx.set_warning(StatusWord::new(cmd.p1, cmd.p2));
+                Ok((0..u16::from_be_bytes([hi, lo]))
+                    .map(|i| (i & 0xFF) as u8)
+                    .collect())
             }
             (0x80, 0x1C) => Err(StatusWord::SUCCESS),
             (0x80, 0x1E) => Err(StatusWord(0x1234)),
