@@ -30,8 +30,9 @@ pub const FEATURES: &[(&str, &str)] = &[
 pub const SAMPLE_SERVE_3DES: &str = "ep,alg-3des";
 /// Everything the in-process simulator offers.
 pub const SAMPLE_SIM: &str = "ep,alg-3des,alg-sm4,t2,tearing,fixture";
-/// The terminal target.
-pub const SAMPLE_TERMINAL: &str = "te";
+/// The terminal target: the `ykt_terminal` flows, with the second-ticket priority rule
+/// (`ykt_terminal::ticket`).
+pub const SAMPLE_TERMINAL: &str = "te,t2";
 
 /// A set of feature tags.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

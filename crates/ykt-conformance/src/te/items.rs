@@ -391,10 +391,3 @@ pub(super) fn record_integrity(t: &mut TeHarness, p: Params<'_>) -> Result<Strin
         "{n} records: TTSN {first:08X}.. contiguous, TACs verify, a tampered amount is detected"
     ))
 }
-
-/// Items whose terminal module is not wired yet (they are NOT_RUN before this is called).
-pub(super) fn pending(_t: &mut TeHarness, _p: Params<'_>) -> Result<String, Stop> {
-    Err(Stop::Inconclusive(
-        "this item's terminal module is not wired into the harness yet".into(),
-    ))
-}

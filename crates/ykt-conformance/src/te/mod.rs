@@ -47,7 +47,7 @@ pub(crate) const CHECKERS: &[(&str, TeCheck)] = &[
     ("te::grey_recovery", wired::grey_recovery),
     ("te::start_date", wired::start_date),
     ("te::grey_elsewhere", wired::grey_elsewhere),
-    ("te::pending", items::pending),
+    ("te::second_ticket", wired::second_ticket),
 ];
 
 /// Terminal id of the terminal under test (its PSAM's number).

@@ -1,6 +1,6 @@
 //! Checkers of the terminal items that drive the validator modules of `ykt-terminal`: card
-//! screening and the blacklist (`tap`, `lists`, `block`), and grey-transaction recovery
-//! (`validator`, `journal`, `recovery`).
+//! screening and the blacklist (`tap`, `lists`, `block`), grey-transaction recovery
+//! (`validator`, `journal`, `recovery`), and the second-ticket priority rule (`ticket`).
 
 use ykt_crypto::purse::{PurseAlgorithm, PurseKey, Sm4Rules};
 use ykt_purse::testing::{TEST_ASN, TEST_MASTER_DAMK, TEST_MASTER_DPK};
@@ -416,4 +416,155 @@ pub(super) fn grey_elsewhere(t: &mut TeHarness, p: Params<'_>) -> Result<String,
     Ok(format!(
         "A: grey entry {seq}; B: completed; A on the late re-tap: left grey, no second charge; A's upload flags it grey (balance {before} → {after})"
     ))
+}
+
+/// What the terminal sent in one ride, from the lower tester's log: the AIDs it selected, in
+/// order, and the amount of its INITIALIZE FOR PURCHASE.
+fn ride_commands(sent: &[ykt_apdu::CommandApdu]) -> (Vec<Vec<u8>>, Option<u32>) {
+    let selects = sent
+        .iter()
+        .filter(|c| c.ins == 0xA4)
+        .map(|c| c.data.clone())
+        .collect();
+    let amount = sent
+        .iter()
+        .find(|c| c.ins == 0x50 && c.p1 == 0x01)
+        .and_then(|c| c.data.get(1..5))
+        .and_then(|a| <[u8; 4]>::try_from(a).ok())
+        .map(u32::from_be_bytes);
+    (selects, amount)
+}
+
+/// The ticket-type byte (2, L) of the newest EF18 record of the application `aid`.
+fn last_ticket_type(t: &mut TeHarness, aid: &[u8]) -> Result<u8, Stop> {
+    t.inspect(|s| {
+        s.use_aid(aid);
+        s.select()?;
+        let r = s.ok(
+            &ykt_terminal::tap::read_record(0x18, 1, 23),
+            "READ RECORD EF18 #1",
+        )?;
+        r.get(2)
+            .copied()
+            .ok_or_else(|| Stop::Fail(format!("EF18 record of {} bytes", r.len())))
+    })
+}
+
+/// TE-T2-001: the terminal's second-ticket priority rule (`ykt_terminal::ticket`, L) on a card
+/// with both products: `rides` rides from the second ticket, then the fare from the e-purse.
+pub(super) fn second_ticket(t: &mut TeHarness, p: Params<'_>) -> Result<String, Stop> {
+    use ykt_purse::{EP_AID, SECOND_TICKET_AID, TICKET_TYPE_EPURSE, TICKET_TYPE_SECOND};
+    use ykt_terminal::ticket::{Choice, ChoiceFlow, RIDE};
+
+    let fare = p.u32("fare", 200)?;
+    let rides = p.u32("rides", 2)?;
+    let ep_before = t.inspect(|s| {
+        s.use_aid(&EP_AID);
+        s.select()?;
+        s.ensure_balance(fare)?;
+        s.balance()
+    })?;
+    t.inspect(|s| {
+        s.use_aid(&SECOND_TICKET_AID);
+        s.set_max_balance(ykt_purse::PurseProfile::SECOND_TICKET.max_balance);
+        s.select()?;
+        let b = s.balance()?;
+        ensure(b <= rides, || {
+            format!("the fresh second ticket already holds {b} rides")
+        })?;
+        if b < rides {
+            s.load(rides - b)?;
+        }
+        Ok(())
+    })?;
+    let storage_fault = |e: ykt_terminal::journal::JournalError<_>| {
+        Stop::Inconclusive(format!("the terminal's journal failed: {e}"))
+    };
+    let mut validator = Validator::open(MemoryStorage::new()).map_err(storage_fault)?;
+    let mut sam = SoftwareSam::new(
+        TERMINAL,
+        0x300,
+        vec![master(TEST_MASTER_DPK)],
+        Sm4Rules::BRIEF,
+    );
+    let mut verifier = SoftwareProofVerifier::new(vec![master(TEST_MASTER_DPK)], Sm4Rules::BRIEF);
+    for ride in 0..=rides {
+        let on_t2 = ride < rides;
+        let mark = t.sent().len();
+        let (flow, first) = ChoiceFlow::start();
+        let choice = t
+            .drive(flow, first)
+            .map_err(|e| Stop::Fail(format!("ride {ride}: the choice failed: {e}")))?;
+        t.note(format!("ride {ride}: terminal chose {choice:?}"));
+        let params = choice.purchase_params(fare, KEY_INDEX, DATETIME, None);
+        let tap = t
+            .with_card(|transmit| validator.purchase(params, &mut sam, &mut verifier, transmit))
+            .map_err(storage_fault)?;
+        t.note(format!("ride {ride}: {:?}", tap.outcome));
+        let TapOutcome::Completed {
+            record: Record::Purchase(record),
+            ..
+        } = &tap.outcome
+        else {
+            return Err(Stop::Fail(format!(
+                "ride {ride} did not complete: {:?}",
+                tap.outcome
+            )));
+        };
+        ensure(super::items::purchase_tac_ok(record)?, || {
+            format!("ride {ride}: the record's TAC does not verify")
+        })?;
+        let (selects, amount) = ride_commands(t.sent().get(mark..).unwrap_or_default());
+        ensure(
+            selects.first().map(Vec::as_slice) == Some(&SECOND_TICKET_AID[..]),
+            || format!("ride {ride}: the first SELECT was not of the second ticket"),
+        )?;
+        let (paid_by, want_amount): (&[u8], u32) = if on_t2 {
+            (&SECOND_TICKET_AID, RIDE)
+        } else {
+            (&EP_AID, fare)
+        };
+        ensure(
+            matches!(choice, Choice::SecondTicket { .. }) == on_t2,
+            || format!("ride {ride}: the terminal chose {choice:?}"),
+        )?;
+        ensure(selects.last().map(Vec::as_slice) == Some(paid_by), || {
+            format!(
+                "ride {ride}: the purchase ran on {}",
+                hex_aid(selects.last())
+            )
+        })?;
+        ensure(amount == Some(want_amount), || {
+            format!("ride {ride}: INITIALIZE FOR PURCHASE of {amount:?}, not {want_amount}")
+        })?;
+        let ticket_type = last_ticket_type(t, paid_by)?;
+        let want_type = if on_t2 {
+            TICKET_TYPE_SECOND
+        } else {
+            TICKET_TYPE_EPURSE
+        };
+        ensure(ticket_type == want_type, || {
+            format!("ride {ride}: EF18 ticket type {ticket_type:02X}, not {want_type:02X}")
+        })?;
+    }
+    let (ep_after, t2_after) = t.inspect(|s| {
+        s.use_aid(&EP_AID);
+        s.select()?;
+        let ep = s.balance()?;
+        s.use_aid(&SECOND_TICKET_AID);
+        s.select()?;
+        Ok((ep, s.balance()?))
+    })?;
+    ensure(ep_after == ep_before - fare && t2_after == 0, || {
+        format!(
+            "balances after: e-purse {ep_before} → {ep_after}, second ticket {rides} → {t2_after}"
+        )
+    })?;
+    Ok(format!(
+        "{rides} rides from the second ticket (SELECT of it first, INITIALIZE of {RIDE}, EF18 ticket type {TICKET_TYPE_SECOND:02X}, e-purse untouched), then with none left the fallback SELECT of the e-purse and {fare} from it (ticket type {TICKET_TYPE_EPURSE:02X}); every TAC verifies"
+    ))
+}
+
+fn hex_aid(aid: Option<&Vec<u8>>) -> String {
+    aid.map_or_else(|| "nothing".into(), |a| crate::transcript::hex(a))
 }
