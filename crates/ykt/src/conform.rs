@@ -37,7 +37,7 @@ pub struct ConformArgs {
     #[arg(long, default_value = "sim", value_name = "TARGET")]
     target: String,
     /// The sample's declared features, comma-separated (see --list). Default: everything for
-    /// `sim`, `ep,alg-3des` (what `ykt se serve` presents) for `pcsc`, `te` for `terminal`.
+    /// `sim`, `ep,alg-3des` (what `ykt se serve` presents) for `pcsc`, `te,t2` for `terminal`.
     #[arg(long, value_name = "FEATURES")]
     profile: Option<String>,
     /// Run only items whose ID starts with PATTERN, or matches it with `*` wildcards
