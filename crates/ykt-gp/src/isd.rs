@@ -12,6 +12,7 @@ use ykt_apdu::{CommandApdu, ResponseApdu, StatusWord};
 use ykt_card::{Aid, Applet, AppletFactory, Card, CardError, Context, Selected};
 use ykt_scp::{CardConfig, CardSession, KeySet, Protocol, SecurityLevel};
 
+use crate::commands::get_status::Listing;
 use crate::life_cycle::{ApplicationState, CardState};
 pub use crate::state::ApplicationEntry;
 use crate::state::{
@@ -136,6 +137,8 @@ pub struct Isd {
     protocol: Protocol,
     minimum_level: SecurityLevel,
     session: Option<Session>,
+    /// GET STATUS paging cursor (volatile, `commands::get_status` docs).
+    listing: Option<Listing>,
 }
 
 impl Isd {
@@ -150,6 +153,7 @@ impl Isd {
             protocol,
             minimum_level,
             session: None,
+            listing: None,
         }
     }
 
@@ -209,6 +213,7 @@ impl Applet for Isd {
 
     fn select(&mut self, _ctx: &mut Context<'_>) -> Result<Selected, StatusWord> {
         self.session = None;
+        self.listing = None;
         // FCI: 6F { 84 AID, A5 { 9F65 01 FF (largest command data field) } }.
         let mut fci = alloc::vec![0x6F, 0x10, 0x84, 0x08];
         fci.extend_from_slice(&ISD_AID);
@@ -218,6 +223,7 @@ impl Applet for Isd {
 
     fn deselect(&mut self) {
         self.session = None;
+        self.listing = None;
     }
 
     fn process(&mut self, ctx: &mut Context<'_>, cmd: &CommandApdu) -> Result<Vec<u8>, StatusWord> {
@@ -240,19 +246,24 @@ impl Applet for Isd {
             None if cmd.cla & 0x04 != 0 => return Err(ykt_scp::card::BELOW_SECURITY_LEVEL),
             None => cmd.clone(),
         };
-        let data = crate::commands::dispatch(ctx, self.protocol, self.session.as_ref(), &plain)?;
+        let data = crate::commands::dispatch(
+            ctx,
+            self.protocol,
+            self.session.as_ref(),
+            &mut self.listing,
+            &plain,
+        )?;
+        // A warning (GET STATUS `6310`) is sent with the data and covered by the R-MAC.
+        let sw = ctx.warning().unwrap_or(StatusWord::SUCCESS);
         Ok(match &mut self.session {
-            Some(s) => {
-                s.channel
-                    .wrap_response(&ResponseApdu::new(data, StatusWord::SUCCESS))
-                    .data
-            }
+            Some(s) => s.channel.wrap_response(&ResponseApdu::new(data, sw)).data,
             None => data,
         })
     }
 
     fn reset_volatile(&mut self) {
         self.session = None;
+        self.listing = None;
     }
 }
 

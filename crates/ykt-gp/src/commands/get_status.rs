@@ -1,4 +1,15 @@
 //! GET STATUS (`80 F2`, GP §11.4; tsm-gp.md §3.4).
+//!
+//! # Paging
+//!
+//! One response carries at most [`MAX_RESPONSE_DATA`] bytes of entries, whole entries only.
+//! When more match, the response ends with `6310` ([`MORE_DATA`]) and the ISD keeps a
+//! volatile cursor (a [`Listing`]): the request's P1, P2 format and data, and the first entry
+//! not yet sent. A "next occurrence" request (P2 b1 set) with the same P1, P2 format and data
+//! continues from the cursor (`6310` again while entries remain, `9000` with the last part);
+//! with no pending listing, or with other criteria, it gets `6A88` and the cursor stays.
+//! Any "first occurrence" GET STATUS drops the cursor (and starts a new one if it pages), as do
+//! deselection (SELECT of any application, the ISD included) and power loss or reset.
 
 use alloc::vec::Vec;
 
@@ -18,6 +29,23 @@ pub const P1_APPLICATIONS: u8 = 0x40;
 pub const P1_LOAD_FILES: u8 = 0x20;
 /// P1 `10`: executable load files and their modules.
 pub const P1_LOAD_FILES_AND_MODULES: u8 = 0x10;
+
+/// `6310`: more data available (GP §11.4.3), sent with every part of a listing but the last.
+pub const MORE_DATA: StatusWord = StatusWord::new(0x63, 0x10);
+
+/// The most entry bytes one GET STATUS response carries: 255 bytes of response data (one
+/// short response) less the worst secure-channel wrap, 16 bytes of R-ENC padding and a
+/// 16-byte R-MAC, so every part fits one short response at any security level.
+pub const MAX_RESPONSE_DATA: usize = 255 - 16 - 16;
+
+/// A listing sent in part: what was asked and where the next part starts (volatile).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listing {
+    p1: u8,
+    format: u8,
+    data: Vec<u8>,
+    next: usize,
+}
 
 /// One registry entry as GET STATUS reports it.
 struct Row<'a> {
@@ -81,14 +109,19 @@ fn entry_tlv(row: &Row<'_>, tags: &TagList) -> Vec<u8> {
     tlv(&[0xE3], &body)
 }
 
-/// GET STATUS: P2 `02` (TLV format) or `00` (legacy format), first occurrence. All matching
-/// entries come back in one response; "next occurrence" (P2 b1) therefore finds none (`6A88`).
+/// GET STATUS: P2 `02` (TLV format) or `00` (legacy format), b1 for the next occurrence;
+/// the paging rules of the module documentation, with `cursor` the ISD's pending listing.
 /// Load files (P1 `20`, `10`) do not exist until LOAD does: `6A88`.
 pub fn get_status(
     ctx: &mut Context<'_>,
     card_state: CardState,
     cmd: &CommandApdu,
+    cursor: &mut Option<Listing>,
 ) -> Result<Vec<u8>, StatusWord> {
+    let next = cmd.p2 & 0x01 != 0;
+    if !next {
+        *cursor = None;
+    }
     if !matches!(
         cmd.p1,
         P1_ISD | P1_APPLICATIONS | P1_LOAD_FILES | P1_LOAD_FILES_AND_MODULES
@@ -104,9 +137,15 @@ pub fn get_status(
     if !tlv_format && tags.is_some() {
         return Err(StatusWord::WRONG_DATA);
     }
-    if cmd.p2 & 0x01 != 0 {
-        return Err(StatusWord::REFERENCED_DATA_NOT_FOUND);
-    }
+    let format = cmd.p2 & !0x01;
+    let start = if next {
+        match cursor {
+            Some(l) if l.p1 == cmd.p1 && l.format == format && l.data == cmd.data => l.next,
+            _ => return Err(StatusWord::REFERENCED_DATA_NOT_FOUND),
+        }
+    } else {
+        0
+    };
     let registry = state::registry(ctx)?;
     let mut rows = Vec::new();
     match cmd.p1 {
@@ -129,19 +168,40 @@ pub fn get_status(
         _ => {}
     }
     rows.retain(|r| r.aid.starts_with(prefix));
-    if rows.is_empty() {
+    if start >= rows.len() {
+        *cursor = None;
         return Err(StatusWord::REFERENCED_DATA_NOT_FOUND);
     }
     let mut out = Vec::new();
-    for row in &rows {
-        if tlv_format {
-            out.extend(entry_tlv(row, &tags));
+    let mut end = start;
+    for row in rows.iter().skip(start) {
+        let entry = if tlv_format {
+            entry_tlv(row, &tags)
         } else {
-            out.push(row.aid.len() as u8);
-            out.extend_from_slice(row.aid);
-            out.push(row.state);
-            out.push(row.privileges[0]);
+            let mut e = Vec::with_capacity(row.aid.len() + 3);
+            e.push(row.aid.len() as u8);
+            e.extend_from_slice(row.aid);
+            e.push(row.state);
+            e.push(row.privileges[0]);
+            e
+        };
+        // An entry is at most 39 bytes, so the first one always fits.
+        if end > start && out.len() + entry.len() > MAX_RESPONSE_DATA {
+            break;
         }
+        out.extend(entry);
+        end += 1;
     }
+    *cursor = if end < rows.len() {
+        ctx.set_warning(MORE_DATA);
+        Some(Listing {
+            p1: cmd.p1,
+            format,
+            data: cmd.data.clone(),
+            next: end,
+        })
+    } else {
+        None
+    };
     Ok(out)
 }

@@ -45,6 +45,7 @@ pub(crate) fn dispatch(
     ctx: &mut Context<'_>,
     protocol: Protocol,
     session: Option<&Session>,
+    listing: &mut Option<get_status::Listing>,
     cmd: &CommandApdu,
 ) -> Result<Vec<u8>, StatusWord> {
     let card_state = state::card_state(ctx)?;
@@ -66,7 +67,7 @@ pub(crate) fn dispatch(
     }
     match cmd.ins {
         0xCA => get_data::get_data(ctx, protocol, card_state, cmd),
-        0xF2 => get_status::get_status(ctx, card_state, cmd),
+        0xF2 => get_status::get_status(ctx, card_state, cmd, listing),
         0xF0 => set_status::set_status(ctx, card_state, cmd),
         _ => match session {
             Some(s) => put_key::put_key(ctx, protocol, s, card_state, cmd),

@@ -150,13 +150,13 @@ pub fn open_scp03(card: &mut Card) -> Host {
 }
 
 impl Host {
-    /// Wraps, sends, unwraps; returns (plain data, SW).
+    /// Wraps, sends, unwraps (a success or a warning, e.g. `6310`); returns (plain data, SW).
     pub fn send(&mut self, card: &mut Card, cmd: &CommandApdu) -> (Vec<u8>, u16) {
         let wrapped = self.session.wrap(cmd).unwrap();
         let r = card.transmit(&wrapped.to_bytes()).unwrap();
         let resp = ResponseApdu::parse(&r).unwrap();
         let sw = u16::from_be_bytes(resp.sw.to_bytes());
-        if resp.is_success() {
+        if resp.is_success() || resp.sw.is_warning() {
             let plain = self.session.unwrap(&resp).unwrap();
             (plain.data, sw)
         } else {
