@@ -93,28 +93,15 @@ fn decide_inner(
                 amount,
                 ..previous
             };
-            let mut history = Vec::with_capacity(2);
-            let mut after = balance;
-            if penalty > 0 {
-                after = after.saturating_sub(penalty);
-                history.push(history_record(
-                    HistoryType::EpMakeUp,
-                    site,
-                    now,
-                    penalty,
-                    after,
-                    max_fare,
-                ));
-            }
-            after = after.saturating_sub(config.entry_charge);
-            history.push(history_record(
+            let history = tap_history(
                 HistoryType::EpEntry,
+                config.entry_charge,
+                penalty,
+                balance,
                 site,
                 now,
-                config.entry_charge,
-                after,
                 max_fare,
-            ));
+            );
             Ok(Decision::Entry(Charge {
                 amount,
                 fare: None,
@@ -236,28 +223,15 @@ fn decide_inner(
                     .cloned()
                     .unwrap_or_else(|| blank_record(TripState::Initial))
             };
-            let mut history = Vec::with_capacity(2);
-            let mut after = balance;
-            if penalty > 0 {
-                after = after.saturating_sub(penalty);
-                history.push(history_record(
-                    HistoryType::EpMakeUp,
-                    site,
-                    now,
-                    penalty,
-                    after,
-                    max_fare,
-                ));
-            }
-            after = after.saturating_sub(ride);
-            history.push(history_record(
+            let history = tap_history(
                 HistoryType::EpSingle,
+                ride,
+                penalty,
+                balance,
                 site,
                 now,
-                ride,
-                after,
                 max_fare,
-            ));
+            );
             Ok(Decision::Single(Charge {
                 amount,
                 fare: Some(fare),
@@ -426,6 +400,36 @@ fn blank_record(state: TripState) -> Ef1aRecord {
         mileage: 0,
         city_defined: [0; 26],
     }
+}
+
+/// The EF1E records of a tap that opens a trip or pays a single ride: the make-up record for a
+/// `penalty` (if any), then the tap's own record of `charge`, each with the balance after it.
+#[allow(clippy::too_many_arguments)]
+fn tap_history(
+    kind: HistoryType,
+    charge: u32,
+    penalty: u32,
+    balance: u32,
+    site: &Site,
+    now: BcdDateTime,
+    max_fare: u32,
+) -> Vec<Ef1eRecord> {
+    let mut history = Vec::with_capacity(2);
+    let mut after = balance;
+    if penalty > 0 {
+        after = after.saturating_sub(penalty);
+        history.push(history_record(
+            HistoryType::EpMakeUp,
+            site,
+            now,
+            penalty,
+            after,
+            max_fare,
+        ));
+    }
+    after = after.saturating_sub(charge);
+    history.push(history_record(kind, site, now, charge, after, max_fare));
+    history
 }
 
 fn history_record(
