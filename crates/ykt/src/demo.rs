@@ -22,8 +22,7 @@ use ykt_conformance::report::{html, junit};
 use ykt_conformance::{Catalogue, Registry, Run, RunConfig, RunInfo, Target, Verdict};
 use ykt_crypto::purse::{PurseAlgorithm, PurseKey, Sm4Rules};
 use ykt_purse::testing::{
-    TEST_ASN, TEST_KEY_INDEX, TEST_MASTER_DLK, TEST_MASTER_DTK, TEST_SECOND_TICKET_ASN,
-    test_card_data, test_issuer,
+    TEST_ASN, TEST_KEY_INDEX, TEST_MASTER_DTK, TEST_SECOND_TICKET_ASN, test_card_data, test_issuer,
 };
 use ykt_purse::{Asn, EP_AID, PurseProfile, SECOND_TICKET_AID};
 use ykt_terminal::block::{BlockFlow, BlockMode};
@@ -34,7 +33,7 @@ use ykt_terminal::load::LoadParams;
 use ykt_terminal::load_host::IssuerLoadHost;
 use ykt_terminal::purchase::PurchaseParams;
 use ykt_terminal::recovery::NoLocalVerifier;
-use ykt_terminal::sam::{CardSam, MasterKey, PurchaseSam};
+use ykt_terminal::sam::{CardSam, PurchaseSam};
 use ykt_terminal::tac::{TacVerifier, load_tac_input, purchase_tac_input};
 use ykt_terminal::tap::{CardSnapshot, Screening, TapFlow, screen};
 use ykt_terminal::transit::{BcdDateTime, Decision, GateRole, StationRef, TransitConfig};
@@ -45,7 +44,9 @@ use ykt_transport::{CardChannel, InProcess, TransportError};
 
 use crate::clock::yuan;
 use crate::entropy::OsEntropy;
-use crate::terminal::{BUILTIN_FARES, maintenance_key, psam_card, site};
+use crate::terminal::{
+    BUILTIN_FARES, maintenance_key, psam_card, site, test_issuer_whitelist, test_load_host,
+};
 
 /// Options of `ykt demo`.
 #[derive(Debug, Args)]
@@ -322,26 +323,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
 
     let load_point_path = dir.join("load-point.ykj");
-    let whitelist_issuer = {
-        let ef15 = test_card_data(TEST_ASN).ef15.encode();
-        [ef15[0], ef15[1], ef15[2], ef15[3]]
-    };
     let mut demo = Demo {
-        host: IssuerLoadHost::new(
-            vec![MasterKey {
-                index: TEST_KEY_INDEX,
-                version: TEST_KEY_INDEX,
-                key: PurseKey::from_bytes(TEST_MASTER_DLK),
-            }],
-            Sm4Rules::BRIEF,
-        ),
+        host: test_load_host(),
         load_point: Validator::open(FileStorage::open(&load_point_path)?)
             .context("the load point's journal")?,
         // The bus blocks card B (SM4) below; the metro would block 3DES cards.
         bus: Station::open("bus", BUS, PurseAlgorithm::Sm4(Sm4Rules::BRIEF), &dir)?,
         metro: Station::open("metro", METRO, PurseAlgorithm::Tdes, &dir)?,
         transit: TransitConfig::parse(BUILTIN_FARES).context("the built-in fare table")?,
-        whitelist: IssuerWhitelist::from_unsorted(1, vec![whitelist_issuer]),
+        whitelist: test_issuer_whitelist(1),
         blacklist: CardBlacklist::empty(1),
     };
     let tdes = PurseAlgorithm::Tdes;

@@ -568,14 +568,7 @@ fn load(
     now: BcdDateTime,
     card: &mut dyn CardChannel,
 ) -> anyhow::Result<()> {
-    let mut host = IssuerLoadHost::new(
-        vec![MasterKey {
-            index: TEST_KEY_INDEX,
-            version: TEST_KEY_INDEX,
-            key: PurseKey::from_bytes(TEST_MASTER_DLK),
-        }],
-        Sm4Rules::BRIEF,
-    );
+    let mut host = test_load_host();
     let params = LoadParams {
         aid: aid.to_vec(),
         key_index: TEST_KEY_INDEX,
@@ -603,7 +596,7 @@ fn tap_and_screen(
         Err(e) => return Err(anyhow::anyhow!("reading the card: {e}")),
     };
     let whitelist = read_list(&opts.dir.join("whitelist.txt"), IssuerWhitelist::parse)?
-        .unwrap_or_else(test_issuer_whitelist);
+        .unwrap_or_else(|| test_issuer_whitelist(0));
     let blacklist = read_list(&opts.dir.join("blacklist.txt"), CardBlacklist::parse)?
         .unwrap_or_else(|| CardBlacklist::empty(0));
     match screen(&snapshot, &whitelist, &blacklist) {
@@ -629,10 +622,24 @@ fn tap_and_screen(
     }
 }
 
-/// The issuer whitelist when the terminal has none: the test cards' issuer (EF15 bytes 0–3).
-fn test_issuer_whitelist() -> IssuerWhitelist {
+/// The issuer whitelist when the terminal has none: the test cards' issuer (EF15 bytes 0–3), at
+/// `version`.
+pub fn test_issuer_whitelist(version: u32) -> IssuerWhitelist {
     let ef15 = test_card_data(TEST_ASN).ef15.encode();
-    IssuerWhitelist::from_unsorted(0, vec![[ef15[0], ef15[1], ef15[2], ef15[3]]])
+    IssuerWhitelist::from_unsorted(version, vec![[ef15[0], ef15[1], ef15[2], ef15[3]]])
+}
+
+/// The issuer load host of the test cards: the e-purse brief's §8 master load key, index and
+/// version 01 (published key: for the test cards only).
+pub fn test_load_host() -> IssuerLoadHost {
+    IssuerLoadHost::new(
+        vec![MasterKey {
+            index: TEST_KEY_INDEX,
+            version: TEST_KEY_INDEX,
+            key: PurseKey::from_bytes(TEST_MASTER_DLK),
+        }],
+        Sm4Rules::BRIEF,
+    )
 }
 
 fn read_list<T, E: std::error::Error + Send + Sync + 'static>(
