@@ -55,6 +55,25 @@ pub trait Applet {
         None
     }
 
+    /// GP install(): called once when a card manager creates this instance
+    /// ([`Context::install_instance`]), in the new instance's namespace and in the card
+    /// manager's transaction, to create the applet's persistent objects. The default creates
+    /// none.
+    fn install(&mut self, _ctx: &mut Context<'_>) -> Result<(), StatusWord> {
+        Ok(())
+    }
+
+    /// Data a card manager hands over ([`Context::deliver`]): GP's STORE DATA forwarded by
+    /// the security domain after INSTALL [for personalization] (GP Card Specification v2.3.1
+    /// §11.11; the Personalization interface). The default refuses with `6D00`.
+    fn process_data(
+        &mut self,
+        _ctx: &mut Context<'_>,
+        _cmd: &CommandApdu,
+    ) -> Result<Vec<u8>, StatusWord> {
+        Err(StatusWord::INS_NOT_SUPPORTED)
+    }
+
     /// Power off/on/reset: drop every volatile value (session keys, INITIALIZE state,
     /// challenges).
     fn reset_volatile(&mut self);

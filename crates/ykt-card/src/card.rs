@@ -13,7 +13,8 @@
 //! * **INS** `6X` and `9X` (T=0 procedure bytes) → `6D00`.
 //! * **Owned by the dispatcher** (interindustry class only): SELECT by DF name (P1 `04`; P2
 //!   occurrence `00` first/only or `02` next, control `00`/`04`/`08` FCI or `0C` no data;
-//!   partial names match as prefixes over installed AIDs in install order; no match → `6A82`
+//!   partial names match as prefixes over the selectable AIDs in install order (a card manager
+//!   can make an instance unselectable, [`crate::manage`]); no match → `6A82`
 //!   and the previous selection stays); SELECT of the MF (P1 `00`, data `3F00` or empty):
 //!   deselects the applet and answers the minimal FCI `6F 04 83 02 3F 00`; GET RESPONSE
 //!   (`C0`); MANAGE CHANNEL (`70`) → `6881` (only the basic channel exists).
@@ -67,6 +68,7 @@ use crate::applet::{Applet, AppletFactory, Selected};
 use crate::context::{Context, store_sw};
 use crate::entropy::Entropy;
 use crate::error::{CardError, StateError};
+use crate::manage::{Changes, Runtime, Vacant};
 use crate::store::{Store, StoreError, TearSwitch};
 use crate::{Aid, Atr};
 
@@ -80,6 +82,10 @@ pub(crate) struct Instance {
     pub(crate) aid: Aid,
     pub(crate) params: Vec<u8>,
     pub(crate) ns: u16,
+    /// SELECT reaches it ([`crate::manage`]).
+    pub(crate) selectable: bool,
+    /// It may manage the card's content ([`crate::manage`]).
+    pub(crate) manager: bool,
 }
 
 /// A simulated contact/contactless CPU card: ATR, applets, persistent store, dispatcher.
@@ -99,6 +105,10 @@ pub struct Card {
     pending: Vec<u8>,
     /// The status word that ends the pending data: `9000`, or the command's warning.
     pending_sw: StatusWord,
+    /// Applet code card managers install from.
+    pub(crate) library: Option<Box<dyn AppletFactory + Send>>,
+    /// Content changes staged by the current command.
+    changes: Changes,
 }
 
 impl fmt::Debug for Card {
@@ -174,6 +184,8 @@ impl Card {
             current_ef: None,
             pending: Vec::new(),
             pending_sw: StatusWord::SUCCESS,
+            library: None,
+            changes: Changes::default(),
         }
     }
 
@@ -211,25 +223,32 @@ impl Card {
             self.store.discard();
             return Err(CardError::InstallRejected(sw));
         }
-        match self.store.commit() {
-            Ok(()) => {}
-            Err(StoreError::PowerLost) => {
-                self.lose_power();
-                return Err(CardError::PowerLost);
-            }
-            Err(e) => {
-                self.store.discard();
-                return Err(CardError::InstallRejected(store_sw(e)));
-            }
-        }
+        self.commit_install()?;
         self.instances.push(Instance {
             kind: String::from(applet.kind()),
             params: applet.install_params(),
             aid,
             ns,
             applet,
+            selectable: true,
+            manager: false,
         });
         Ok(())
+    }
+
+    /// Commits a host-side installation or grant.
+    pub(crate) fn commit_install(&mut self) -> Result<(), CardError> {
+        match self.store.commit() {
+            Ok(()) => Ok(()),
+            Err(StoreError::PowerLost) => {
+                self.lose_power();
+                Err(CardError::PowerLost)
+            }
+            Err(e) => {
+                self.store.discard();
+                Err(CardError::InstallRejected(store_sw(e)))
+            }
+        }
     }
 
     /// Cold reset: runs journal recovery, clears every volatile state (selection, GET RESPONSE
@@ -240,6 +259,11 @@ impl Card {
     pub fn power_on(&mut self) -> Atr {
         self.clear_volatile();
         self.powered = self.store.power_up().is_ok();
+        if self.powered {
+            let library = self.library.take();
+            self.reconcile(library.as_deref().map(|l| l as &dyn AppletFactory));
+            self.library = library;
+        }
         self.atr.clone()
     }
 
@@ -340,6 +364,7 @@ impl Card {
     }
 
     fn lose_power(&mut self) {
+        self.changes.clear();
         self.powered = false;
         self.selected = None;
         self.current_ef = None;
@@ -380,6 +405,9 @@ impl Card {
         let Some(inst) = self.instances.get_mut(index) else {
             return Ok(sw_only(StatusWord::UNKNOWN));
         };
+        if inst.manager {
+            return self.dispatch_manager(index, &cmd, raw);
+        }
         let mut ctx = Context::new(
             &mut self.store,
             inst.ns,
@@ -392,6 +420,79 @@ impl Card {
         };
         let warning = ctx.warning();
         self.finish(&cmd, raw, result, warning)
+    }
+
+    /// A command to a card manager: its code is lent out of the instance list for the command
+    /// so its [`Context`] can reach the other instances ([`crate::manage`]).
+    fn dispatch_manager(
+        &mut self,
+        index: usize,
+        cmd: &CommandApdu,
+        raw: &[u8],
+    ) -> Result<Vec<u8>, CardError> {
+        let Some(inst) = self.instances.get_mut(index) else {
+            return Ok(sw_only(StatusWord::UNKNOWN));
+        };
+        let ns = inst.ns;
+        let vacant = Box::new(Vacant(inst.aid.clone()));
+        let mut applet = core::mem::replace(&mut inst.applet, vacant);
+        self.changes.clear();
+        let (result, warning) = {
+            let runtime = Runtime {
+                instances: &mut self.instances,
+                changes: &mut self.changes,
+                library: self.library.as_deref(),
+                next_namespace: &mut self.next_namespace,
+            };
+            let mut ctx = Context::new(
+                &mut self.store,
+                ns,
+                &mut *self.entropy,
+                &mut self.current_ef,
+            )
+            .with_runtime(runtime);
+            let result = match ctx.files().process(cmd) {
+                Some(r) => r,
+                None => applet.process(&mut ctx, cmd),
+            };
+            (result, ctx.warning())
+        };
+        if let Some(inst) = self.instances.get_mut(index) {
+            inst.applet = applet;
+        }
+        self.finish(cmd, raw, result, warning)
+    }
+
+    /// Drops this command's staged writes and content changes.
+    fn discard(&mut self) {
+        self.store.discard();
+        self.changes.clear();
+    }
+
+    /// Applies the content changes of a command that committed.
+    fn apply_changes(&mut self) {
+        if self.changes.installs.is_empty()
+            && self.changes.deletes.is_empty()
+            && self.changes.selectable.is_empty()
+        {
+            return;
+        }
+        let selected = self
+            .selected
+            .and_then(|i| self.instances.get(i))
+            .map(|i| i.ns);
+        let deletes = core::mem::take(&mut self.changes.deletes);
+        self.instances.retain(|i| !deletes.contains(&i.ns));
+        for (ns, selectable) in core::mem::take(&mut self.changes.selectable) {
+            if let Some(inst) = self.instances.iter_mut().find(|i| i.ns == ns) {
+                inst.selectable = selectable;
+            }
+        }
+        self.instances.append(&mut self.changes.installs);
+        self.selected = selected.and_then(|ns| self.instances.iter().position(|i| i.ns == ns));
+        if self.selected.is_none() {
+            self.current_ef = None;
+        }
     }
 
     /// A command with the MF current: the first applet whose [`Applet::process_mf`] answers it,
@@ -433,7 +534,7 @@ impl Card {
         let data = match result {
             Ok(data) => data,
             Err(sw) => {
-                self.store.discard();
+                self.discard();
                 return Ok(sw_only(sanitize(sw)));
             }
         };
@@ -441,7 +542,7 @@ impl Card {
             None => StatusWord::SUCCESS,
             Some(sw) if sw.is_warning() => sw,
             Some(_) => {
-                self.store.discard();
+                self.discard();
                 return Ok(sw_only(StatusWord::UNKNOWN));
             }
         };
@@ -450,7 +551,7 @@ impl Card {
             && !data.is_empty()
             && data.len() != usize::from(le)
         {
-            self.store.discard();
+            self.discard();
             return Ok(sw_only(StatusWord::wrong_le(len_byte(data.len()))));
         }
         self.commit_or_fault()?.map_or_else(
@@ -463,10 +564,13 @@ impl Card {
     /// `Err` on power loss.
     fn commit_or_fault(&mut self) -> Result<Option<StatusWord>, CardError> {
         match self.store.commit() {
-            Ok(()) => Ok(None),
+            Ok(()) => {
+                self.apply_changes();
+                Ok(None)
+            }
             Err(StoreError::PowerLost) => Err(CardError::PowerLost),
             Err(e) => {
-                self.store.discard();
+                self.discard();
                 Ok(Some(store_sw(e)))
             }
         }
@@ -561,7 +665,7 @@ impl Card {
             .instances
             .iter()
             .enumerate()
-            .filter(|(_, inst)| inst.aid.starts_with(&cmd.data))
+            .filter(|(_, inst)| inst.selectable && inst.aid.starts_with(&cmd.data))
             .map(|(i, _)| i)
             .collect();
         let target = match (occurrence, self.selected) {

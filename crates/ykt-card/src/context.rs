@@ -4,6 +4,7 @@ use ykt_apdu::StatusWord;
 
 use crate::entropy::Entropy;
 use crate::fs::Files;
+use crate::manage::Runtime;
 use crate::store::{Key, Space, Store, StoreError};
 
 /// Identifier of a persistent object, local to one applet instance (the runtime namespaces it
@@ -23,12 +24,14 @@ pub struct ObjectId(pub u16);
 /// the dispatcher sends `data || warning` and commits as for `9000` (rules in the
 /// [`card`](crate::card) documentation).
 pub struct Context<'a> {
-    store: &'a mut Store,
+    pub(crate) store: &'a mut Store,
     ns: u16,
-    entropy: &'a mut (dyn Entropy + Send),
+    pub(crate) entropy: &'a mut (dyn Entropy + Send),
     channel: u8,
     current_ef: &'a mut Option<u16>,
     warning: Option<StatusWord>,
+    /// Content management, for a card manager only ([`crate::manage`]).
+    pub(crate) runtime: Option<Runtime<'a>>,
 }
 
 impl core::fmt::Debug for Context<'_> {
@@ -64,7 +67,13 @@ impl<'a> Context<'a> {
             channel: 0,
             current_ef,
             warning: None,
+            runtime: None,
         }
+    }
+
+    pub(crate) fn with_runtime(mut self, runtime: Runtime<'a>) -> Self {
+        self.runtime = Some(runtime);
+        self
     }
 
     fn key(&self, obj: ObjectId) -> Key {

@@ -39,6 +39,7 @@ mod context;
 mod entropy;
 mod error;
 pub mod fs;
+pub mod manage;
 mod state;
 pub mod store;
 #[doc(hidden)]
@@ -52,5 +53,6 @@ pub use context::{Context, ObjectId};
 pub use entropy::{Entropy, SeededRandom, danger};
 pub use error::{CardError, MalformedState, StateError};
 pub use fs::{Access, EfSpec, EfStructure, Files};
+pub use manage::{InstanceInfo, ManageError};
 pub use state::{MAGIC as STATE_MAGIC, VERSION as STATE_VERSION};
 pub use store::{PAGE, TearSwitch};

@@ -193,13 +193,13 @@ pub(crate) fn decode(
             aid,
             params,
             ns,
+            selectable: true,
+            manager: false,
         });
     }
-    Ok(Card::from_parts(
-        atr,
-        entropy,
-        store,
-        instances,
-        next_namespace,
-    ))
+    let mut card = Card::from_parts(atr, entropy, store, instances, next_namespace);
+    // Flags and content changes a torn command left committed come from the store's records
+    // (the `manage` module); a pending journal is recovered, and reconciled again, at power-on.
+    card.reconcile(Some(factory));
+    Ok(card)
 }

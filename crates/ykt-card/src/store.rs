@@ -127,6 +127,9 @@ pub(crate) enum Space {
     FileMeta = 1,
     /// ISO 7816-4 EF bodies (by FID).
     FileData = 2,
+    /// The runtime's own record of an instance (id 0: its [`manage`](crate::manage) record),
+    /// in the instance's namespace.
+    Runtime = 3,
 }
 
 impl Space {
@@ -135,6 +138,7 @@ impl Space {
             0 => Some(Space::Applet),
             1 => Some(Space::FileMeta),
             2 => Some(Space::FileData),
+            3 => Some(Space::Runtime),
             _ => None,
         }
     }
@@ -404,6 +408,11 @@ impl Store {
             id: u16::MAX,
         };
         self.index.range(lo..=hi).map(|(k, _)| *k)
+    }
+
+    /// Keys of `space` in every namespace, in namespace order.
+    pub(crate) fn keys_of_space(&self, space: Space) -> impl Iterator<Item = Key> + '_ {
+        self.index.keys().filter(move |k| k.space == space).copied()
     }
 
     fn stage(&mut self, addr: usize, bytes: &[u8]) -> Result<(), StoreError> {

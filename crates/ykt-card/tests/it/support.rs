@@ -242,6 +242,24 @@ impl Applet for TestApplet {
         }
     }
 
+    fn install(&mut self, ctx: &mut Context<'_>) -> Result<(), StatusWord> {
+        Self::init(&self.aid)(ctx)
+    }
+
+    /// Data from a card manager: `k`: multi-write with k, returns the new counter; empty data
+    /// refused with 6A80.
+    fn process_data(
+        &mut self,
+        ctx: &mut Context<'_>,
+        cmd: &CommandApdu,
+    ) -> Result<Vec<u8>, StatusWord> {
+        let [k] = cmd.data[..] else {
+            return Err(StatusWord::WRONG_DATA);
+        };
+        Self::multi_write(ctx, k)?;
+        Ok(ctx.read(COUNTER)?.to_vec())
+    }
+
     fn reset_volatile(&mut self) {
         self.challenge = None;
     }
