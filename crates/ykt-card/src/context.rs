@@ -28,7 +28,7 @@ pub struct Context<'a> {
     ns: u16,
     pub(crate) entropy: &'a mut (dyn Entropy + Send),
     channel: u8,
-    current_ef: &'a mut Option<u16>,
+    pub(crate) current_ef: &'a mut Option<u16>,
     warning: Option<StatusWord>,
     /// Content management, for a card manager only ([`crate::manage`]).
     pub(crate) runtime: Option<Runtime<'a>>,

@@ -15,6 +15,10 @@
 //!   EEPROM as garbage: the heap is never compacted, see the [`store`](crate::store) docs);
 //! * [`set_selectable`](Context::set_selectable): make an instance selectable by SELECT or not
 //!   (GP's INSTALLED vs SELECTABLE, and LOCKED);
+//! * [`install_manager_instance`](Context::install_manager_instance): the same for a new
+//!   card manager (a supplementary security domain);
+//! * [`card_objects`](Context::card_objects): objects shared by all card managers (namespace
+//!   0, e.g. GlobalPlatform's registry);
 //! * [`deliver`](Context::deliver): hand a command to another instance's
 //!   [`Applet::process_data`] (GP's STORE DATA forwarded by the security domain).
 //!
@@ -344,6 +348,44 @@ impl Context<'_> {
             manager: false,
         });
         Ok(())
+    }
+
+    /// Like [`install_instance`](Context::install_instance), and the new instance is a card
+    /// manager too (a GlobalPlatform security domain the caller creates).
+    pub fn install_manager_instance(
+        &mut self,
+        kind: &str,
+        aid: &Aid,
+        params: &[u8],
+        selectable: bool,
+    ) -> Result<(), ManageError> {
+        self.install_instance(kind, aid, params, selectable)?;
+        let rt = self.runtime.as_mut().ok_or(ManageError::NotManager)?;
+        let inst = rt
+            .changes
+            .installs
+            .last_mut()
+            .ok_or(ManageError::NoSuchInstance)?;
+        inst.manager = true;
+        let flags = flags_of(inst);
+        self.store
+            .write(record_key(inst.ns), 1, &[flags])
+            .map_err(|e| ManageError::Store(store_sw(e)))
+    }
+
+    /// The card-global objects every card manager shares (namespace 0, never an instance's),
+    /// e.g. GlobalPlatform's registry, as a context of their own in this command's
+    /// transaction.
+    pub fn card_objects(&mut self) -> Result<Context<'_>, ManageError> {
+        if self.runtime.is_none() {
+            return Err(ManageError::NotManager);
+        }
+        Ok(Context::new(
+            &mut *self.store,
+            0,
+            &mut *self.entropy,
+            &mut *self.current_ef,
+        ))
     }
 
     /// Deletes the instance at `aid` (one installed in this same command included).

@@ -11,6 +11,8 @@ use crate::support::{self, AID_A, AID_B, KIND, dump, ok, select, send};
 const MANAGER_KIND: &str = "ykt.test.manager";
 const MANAGER_AID: &str = "A000000151000000";
 const NEW_AID: &str = "A0000006320101050001";
+const SSD_AID: &str = "A000000151535041AA01";
+const SHARED: ykt_card::ObjectId = ykt_card::ObjectId(1);
 
 /// A card manager for tests. CLA 80:
 /// * `E6 p1 00 Lc AID`: install a test applet at AID (p1 bit 08: selectable);
@@ -71,6 +73,20 @@ impl Applet for Manager {
                 let inner = CommandApdu::new(0x80, 0xE2, 0x80, 0x00).with_data(data.to_vec());
                 ctx.deliver(&a, &inner)
             }
+            0xE8 => ctx
+                .install_manager_instance(MANAGER_KIND, &target()?, &[], true)
+                .map_err(sw)
+                .map(|()| Vec::new()),
+            0xEA => {
+                let mut shared = ctx.card_objects().map_err(sw)?;
+                if shared.exists(SHARED) {
+                    shared.write(SHARED, 0, &cmd.data)?;
+                } else {
+                    shared.create(SHARED, &cmd.data)?;
+                }
+                Ok(Vec::new())
+            }
+            0xEC => Ok(ctx.card_objects().map_err(sw)?.read(SHARED)?.to_vec()),
             0xF2 => {
                 let mut out = Vec::new();
                 for i in ctx.instances().map_err(sw)? {
@@ -305,4 +321,22 @@ fn torn_management_commands_are_atomic() {
             }
         }
     }
+}
+
+#[test]
+fn a_manager_creates_a_manager_and_they_share_card_objects() {
+    let mut card = card();
+    assert_eq!(manage(&mut card, 0xE8, 0, SSD_AID), [0x90, 0x00]);
+    assert_eq!(manage(&mut card, 0xEA, 0, "05"), [0x90, 0x00]);
+    select(&mut card, SSD_AID);
+    assert_eq!(send(&mut card, "80EC000000"), [0x05, 0x90, 0x00]);
+    // The new manager manages: it installs an applet of its own.
+    assert_eq!(send(&mut card, &apdu(0xE6, 0x0C, NEW_AID)), [0x90, 0x00]);
+    let mut again = reload(&card);
+    select(&mut again, SSD_AID);
+    assert_eq!(send(&mut again, "80EC000000"), [0x05, 0x90, 0x00]);
+    assert!(applets(&again).contains(&NEW_AID.to_string()));
+    // An ordinary applet reaches no card objects.
+    select(&mut again, AID_A);
+    assert_eq!(send(&mut again, "80EC000000"), [0x6D, 0x00]);
 }
