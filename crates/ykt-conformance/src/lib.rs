@@ -34,8 +34,9 @@
 //!
 //! An item lists the features it needs ([`profile::FEATURES`]); it runs only when the sample
 //! declares them all, else N/A. `tearing` and `fixture` are simulator-only. The sample profiles:
-//! `ykt se serve` (the e-purse.md §8 3DES test card) is [`profile::SAMPLE_SERVE_3DES`]
-//! (`ep,alg-3des`; `ep,alg-sm4` with `--sm4`), the simulator is [`profile::SAMPLE_SIM`].
+//! `ykt se serve` (the e-purse.md §8 3DES test card and the test ISD of [`isd`]) is
+//! [`profile::SAMPLE_SERVE_3DES`] (`ep,alg-3des,gp,isd-scp03`; `ep,alg-sm4,…` with `--sm4`,
+//! `isd-scp02` / `isd-sm4` with `--isd`), the simulator is [`profile::SAMPLE_SIM`].
 //!
 //! # Items on a real card
 //!
@@ -47,6 +48,7 @@
 #![warn(missing_docs)]
 
 pub mod catalogue;
+pub mod isd;
 pub mod params;
 pub mod profile;
 pub mod registry;

@@ -23,13 +23,23 @@ pub const FEATURES: &[(&str, &str)] = &[
         "a card can be personalised per item, e.g. with counters near FFFF (simulator only)",
     ),
     ("te", "a terminal under test with the e-purse flows"),
+    (
+        "gp",
+        "the GP issuer security domain at A000000151000000 with the public GP test keys 40..4F at KVN 30",
+    ),
+    (
+        "isd-scp03",
+        "the ISD's channel is SCP03 i=70, AES-128 (the default with gp)",
+    ),
+    ("isd-scp02", "the ISD's channel is SCP02 i=55, 3DES"),
+    ("isd-sm4", "the ISD's channel is the SM4 channel, i=70 (L)"),
 ];
 
-/// The profile `ykt se serve` presents (the §8 3DES test card) and that `--target pcsc:..`
-/// assumes unless `--profile` says otherwise.
-pub const SAMPLE_SERVE_3DES: &str = "ep,alg-3des";
+/// The profile `ykt se serve` presents (the §8 3DES test card with the test ISD, SCP03) and
+/// that `--target pcsc:..` assumes unless `--profile` says otherwise.
+pub const SAMPLE_SERVE_3DES: &str = "ep,alg-3des,gp,isd-scp03";
 /// Everything the in-process simulator offers.
-pub const SAMPLE_SIM: &str = "ep,alg-3des,alg-sm4,t2,tearing,fixture";
+pub const SAMPLE_SIM: &str = "ep,alg-3des,alg-sm4,t2,tearing,fixture,gp,isd-scp03";
 /// The terminal target: the `ykt_terminal` flows, with the second-ticket priority rule
 /// (`ykt_terminal::ticket`).
 pub const SAMPLE_TERMINAL: &str = "te,t2";

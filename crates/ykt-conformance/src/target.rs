@@ -4,13 +4,15 @@
 use std::fmt;
 
 use ykt_card::danger::ScriptedRandom;
-use ykt_card::{Atr, Card, CardError, SeededRandom};
+use ykt_card::{Aid, Applet, AppletFactory, Atr, Card, CardError, SeededRandom};
 use ykt_crypto::purse::{PurseAlgorithm, PurseKey};
 use ykt_purse::testing::{
     TEST_ASN, TEST_PIN, danger_card_with_entropy, danger_test_card_3des, danger_test_card_sm4,
     danger_test_card_with_second_ticket, test_card_data, test_issuer,
 };
 use ykt_purse::{EP_AID, IssueError, IssuedPurse, KeyEntry, KeyUsage, PurseProfile};
+
+use crate::isd::{IsdChannel, IsdError, danger_install_test_isd};
 
 /// No response from the card.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,7 +111,9 @@ pub mod vector54 {
     pub const MAC2: [u8; 4] = [0x56, 0x98, 0x8A, 0x13];
 }
 
-/// A fresh simulated card for one item. `name` is the item's `fixture` parameter:
+/// A fresh simulated card for one item. `name` is the item's `fixture` parameter; every card also
+/// carries the test ISD ([`crate::isd`], SCP03 with the public GP test keys; `isd-scp02` and
+/// `isd-sm4` pick another channel), installed after the purses:
 ///
 /// | name | card |
 /// |---|---|
@@ -118,8 +122,15 @@ pub mod vector54 {
 /// | `t2` | the 3DES test card with the second ticket type installed after it |
 /// | `counters-fffe` | the 3DES test card with both counters at `FFFE` and balance 50.00 |
 /// | `vector54` | a card whose DPK is the §5.4 published key and whose first random is `11223344` |
+/// | `isd-scp02`, `isd-sm4` | the 3DES test card with the test ISD on SCP02 / the SM4 channel |
 pub fn sim_fixture(name: &str) -> Result<Card, FixtureError> {
-    let card = match name {
+    let channel = match name {
+        "isd-scp02" => IsdChannel::Scp02,
+        "isd-sm4" => IsdChannel::Sm4,
+        _ => IsdChannel::Scp03,
+    };
+    let mut card = match name {
+        "isd-scp02" | "isd-sm4" => danger_test_card_3des()?,
         "3des" => danger_test_card_3des()?,
         "sm4" => danger_test_card_sm4()?,
         "t2" => danger_test_card_with_second_ticket()?,
@@ -149,7 +160,21 @@ pub fn sim_fixture(name: &str) -> Result<Card, FixtureError> {
         }
         other => return Err(FixtureError::Unknown(other.to_owned())),
     };
+    danger_install_test_isd(&mut card, channel)?;
     Ok(card)
+}
+
+/// Every applet a simulated card's state copy may hold: the e-purse, the PSAM and the ISD.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SimApplets;
+
+impl AppletFactory for SimApplets {
+    fn create(&self, kind: &str, aid: &Aid, params: &[u8]) -> Option<Box<dyn Applet + Send>> {
+        ykt_purse::PurseAppletFactory
+            .create(kind, aid, params)
+            .or_else(|| ykt_purse::psam::PsamAppletFactory.create(kind, aid, params))
+            .or_else(|| ykt_gp::IsdFactory.create(kind, aid, params))
+    }
 }
 
 /// A simulated card re-created from `state` (a `Card::save_state` copy), with seeded entropy,
@@ -159,7 +184,7 @@ pub fn sim_from_state(state: &[u8], seed: u64) -> Result<Card, FixtureError> {
         state,
         Atr::default_t1(),
         Box::new(SeededRandom::new(seed)),
-        &ykt_purse::PurseAppletFactory,
+        &SimApplets,
     )
     .map_err(|e| FixtureError::State(e.to_string()))?;
     card.power_on();
@@ -176,6 +201,14 @@ pub enum FixtureError {
     Issue(IssueError),
     /// A state copy did not load.
     State(String),
+    /// The test ISD could not be installed.
+    Isd(IsdError),
+}
+
+impl From<IsdError> for FixtureError {
+    fn from(e: IsdError) -> Self {
+        FixtureError::Isd(e)
+    }
 }
 
 impl From<IssueError> for FixtureError {
@@ -190,6 +223,7 @@ impl fmt::Display for FixtureError {
             FixtureError::Unknown(n) => write!(f, "no fixture named {n:?}"),
             FixtureError::Issue(e) => write!(f, "issuing the fixture card: {e}"),
             FixtureError::State(e) => write!(f, "loading a card state copy: {e}"),
+            FixtureError::Isd(e) => write!(f, "{e}"),
         }
     }
 }

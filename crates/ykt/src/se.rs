@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use tracing::{debug, info, warn};
 use ykt_apdu::CommandApdu;
 use ykt_card::Card;
+use ykt_conformance::isd::{IsdChannel, danger_install_test_isd};
 use ykt_purse::testing::{danger_test_card_3des, danger_test_card_sm4};
 use ykt_transport::redact::Hex;
 use ykt_transport::vpcd::{self, ServeOptions};
@@ -29,7 +30,10 @@ enum SeCommand {
     /// Present the simulated card to pcscd as a vpcd card ("Virtual PCD 00 00" on port 35963).
     ///
     /// Without --state the card is the fresh e-purse.md §8 test card with scripted randomness, so
-    /// the brief's load and purchase traces reproduce byte for byte. With --state FILE the card is
+    /// the brief's load and purchase traces reproduce byte for byte. The test card also carries
+    /// the GlobalPlatform card manager (ISD, A000000151000000): SCP03 i=70 with the PUBLIC GP
+    /// test keys 40 41 .. 4F (K-ENC = K-MAC = K-DEK) at KVN 30 (--isd picks another channel);
+    /// it draws randomness only for INITIALIZE UPDATE. With --state FILE the card is
     /// loaded from FILE (or created there as the test card when FILE does not exist) and saved
     /// after every command that changed its persistent memory, and on exit; a loaded card draws
     /// its randomness from the OS. Stop with SIGINT or SIGTERM.
@@ -60,8 +64,17 @@ struct ServeArgs {
     /// Present the test PSAM instead (terminal id 112233445566, the test master purchase and
     /// maintenance keys for 3DES and SM4), e.g. on port 35964 as a validator's second reader
     /// for `ykt terminal --psam-reader "Virtual PCD 00 01"`.
-    #[arg(long, conflicts_with = "sm4")]
+    #[arg(long, conflicts_with_all = ["sm4", "isd"])]
     psam: bool,
+    /// Secure channel of the test card's card manager (ISD): scp03 (i=70, AES-128), scp02
+    /// (i=55, 3DES) or sm4 (the SM4 channel, i=70). Its keys are always the public GP test keys
+    /// 40 41 .. 4F at KVN 30: a test card only. Only when the card is created.
+    #[arg(long, value_name = "CHANNEL", value_parser = parse_isd_channel)]
+    isd: Option<IsdChannel>,
+}
+
+fn parse_isd_channel(text: &str) -> Result<IsdChannel, String> {
+    IsdChannel::parse(text).ok_or_else(|| format!("{text:?} is not scp03, scp02 or sm4"))
 }
 
 #[derive(Debug, clap::Args)]
@@ -101,17 +114,21 @@ fn fresh_card(args: &ServeArgs) -> anyhow::Result<Card> {
     if args.psam {
         crate::terminal::psam_card(ykt_purse::testing::TEST_TERMINAL_ID)
     } else {
-        test_card(args.sm4)
+        test_card(args.sm4, args.isd.unwrap_or(IsdChannel::Scp03))
     }
 }
 
-fn test_card(sm4: bool) -> anyhow::Result<Card> {
+/// The e-purse.md §8 test card (3DES, or SM4 with `sm4`) with the test ISD on `isd`
+/// (`ykt_conformance::isd`: public GP test keys, fixed KDD, IIN, CIN and CPLC).
+fn test_card(sm4: bool, isd: IsdChannel) -> anyhow::Result<Card> {
     let card = if sm4 {
         danger_test_card_sm4()
     } else {
         danger_test_card_3des()
     };
-    card.context("issuing the e-purse.md §8 test card")
+    let mut card = card.context("issuing the e-purse.md §8 test card")?;
+    danger_install_test_isd(&mut card, isd).context("installing the test card manager (ISD)")?;
+    Ok(card)
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -131,7 +148,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             } else {
                 info!(
                     sm4 = args.sm4,
-                    "fresh e-purse.md §8 test card (scripted randomness)"
+                    isd = args.isd.unwrap_or(IsdChannel::Scp03).name(),
+                    "fresh e-purse.md §8 test card (scripted randomness) with the test ISD (public GP test keys)"
                 );
             }
             fresh_card(&args)?
@@ -148,6 +166,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             } else {
                 if args.sm4 {
                     warn!("--sm4 ignored: the card comes from the state file");
+                }
+                if args.isd.is_some() {
+                    warn!("--isd ignored: the card comes from the state file");
                 }
                 info!(path = %path.display(), "loaded the card");
             }
@@ -228,6 +249,8 @@ mod tests {
     use ykt_apdu::CommandApdu;
     use ykt_transport::{CardChannel, InProcess};
 
+    use ykt_conformance::isd::IsdChannel;
+
     use super::test_card;
 
     /// `--sm4` picks the SM4 card: INITIALIZE FOR LOAD answers algorithm id 04 and the §8.3 MAC1;
@@ -238,7 +261,7 @@ mod tests {
             (false, "00000000 0000 01 00 1A2B3C4D 4E903E9F"),
             (true, "00000000 0000 01 04 1A2B3C4D 3033E121"),
         ] {
-            let mut channel = InProcess::new(test_card(sm4).unwrap());
+            let mut channel = InProcess::new(test_card(sm4, IsdChannel::Scp03).unwrap());
             let select = hex::decode("00A4040008A000000632010105").unwrap();
             channel
                 .transmit_checked(&CommandApdu::parse(&select).unwrap())

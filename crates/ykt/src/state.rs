@@ -5,11 +5,12 @@ use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 use ykt_card::{Aid, Applet, AppletFactory, Atr, Card, Entropy, StateError};
+use ykt_gp::IsdFactory;
 use ykt_purse::factory::PurseAppletFactory;
 use ykt_purse::psam::PsamAppletFactory;
 
 /// Every applet this build can re-create from a state file: the e-purse (and second ticket
-/// type) and the PSAM.
+/// type), the PSAM and the GP issuer security domain.
 struct BuiltinApplets;
 
 impl AppletFactory for BuiltinApplets {
@@ -17,6 +18,7 @@ impl AppletFactory for BuiltinApplets {
         PurseAppletFactory
             .create(kind, aid, params)
             .or_else(|| PsamAppletFactory.create(kind, aid, params))
+            .or_else(|| IsdFactory.create(kind, aid, params))
     }
 }
 
@@ -101,4 +103,44 @@ pub fn save(path: &Path, card: &Card) -> Result<(), StateFileError> {
         let _ = fs::remove_file(&tmp);
     }
     result.map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use ykt_card::{Atr, Card, SeededRandom};
+    use ykt_conformance::isd::{IsdChannel, TEST_CPLC, danger_install_test_isd};
+
+    use super::BuiltinApplets;
+
+    fn get_cplc(card: &mut Card) -> Vec<u8> {
+        let select = hex::decode("00A4040008A000000151000000").unwrap();
+        let r = card.transmit(&select).unwrap();
+        assert_eq!(r[r.len() - 2..], [0x90, 0x00]);
+        card.transmit(&hex::decode("80CA9F7F00").unwrap()).unwrap()
+    }
+
+    /// The test card's ISD survives a state file: same kind, channel and persistent objects.
+    #[test]
+    fn the_isd_round_trips_through_a_state_file() {
+        for channel in [IsdChannel::Scp03, IsdChannel::Scp02, IsdChannel::Sm4] {
+            let mut card = ykt_purse::testing::danger_test_card_3des().unwrap();
+            danger_install_test_isd(&mut card, channel).unwrap();
+            let before = get_cplc(&mut card);
+            let mut expected = vec![0x9F, 0x7F, 42];
+            expected.extend_from_slice(&TEST_CPLC);
+            expected.extend_from_slice(&[0x90, 0x00]);
+            assert_eq!(before, expected);
+            let bytes = card.save_state();
+            let mut loaded = Card::load_state(
+                &bytes,
+                Atr::default_t1(),
+                Box::new(SeededRandom::new(1)),
+                &BuiltinApplets,
+            )
+            .unwrap();
+            loaded.power_on();
+            assert_eq!(get_cplc(&mut loaded), before, "{channel:?}");
+            assert_eq!(loaded.save_state(), bytes, "{channel:?}");
+        }
+    }
 }
