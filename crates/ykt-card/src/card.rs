@@ -202,6 +202,26 @@ impl Card {
         applet: Box<dyn Applet + Send>,
         init: impl FnOnce(&mut Context<'_>) -> Result<(), StatusWord>,
     ) -> Result<(), CardError> {
+        self.install_with(applet, init, false)
+    }
+
+    /// Installs a card manager ([`crate::manage`]): as [`install`](Card::install), and `init`'s
+    /// context is a card manager's, so it can set up the card-global objects
+    /// ([`Context::card_objects`]) in the same transaction.
+    pub fn install_card_manager(
+        &mut self,
+        applet: Box<dyn Applet + Send>,
+        init: impl FnOnce(&mut Context<'_>) -> Result<(), StatusWord>,
+    ) -> Result<(), CardError> {
+        self.install_with(applet, init, true)
+    }
+
+    fn install_with(
+        &mut self,
+        applet: Box<dyn Applet + Send>,
+        init: impl FnOnce(&mut Context<'_>) -> Result<(), StatusWord>,
+        manager: bool,
+    ) -> Result<(), CardError> {
         if self.store.is_torn() || self.store.journal_pending() {
             return Err(CardError::NotPowered);
         }
@@ -212,27 +232,49 @@ impl Card {
         let ns = self.next_namespace;
         self.next_namespace = ns.checked_add(1).ok_or(CardError::NamespacesExhausted)?;
         self.store.discard();
+        self.changes.clear();
         let mut current_ef = None;
-        let mut ctx = Context::new(&mut self.store, ns, &mut *self.entropy, &mut current_ef);
-        let result = init(&mut ctx);
+        let result = if manager {
+            let runtime = Runtime {
+                instances: &mut self.instances,
+                changes: &mut self.changes,
+                library: self.library.as_deref(),
+                next_namespace: &mut self.next_namespace,
+            };
+            let mut ctx = Context::new(&mut self.store, ns, &mut *self.entropy, &mut current_ef)
+                .with_runtime(runtime);
+            init(&mut ctx)
+        } else {
+            let mut ctx = Context::new(&mut self.store, ns, &mut *self.entropy, &mut current_ef);
+            init(&mut ctx)
+        };
         if self.store.is_torn() {
             self.lose_power();
             return Err(CardError::PowerLost);
         }
         if let Err(sw) = result {
-            self.store.discard();
+            self.discard();
             return Err(CardError::InstallRejected(sw));
         }
-        self.commit_install()?;
-        self.instances.push(Instance {
+        let inst = Instance {
             kind: String::from(applet.kind()),
             params: applet.install_params(),
             aid,
             ns,
             applet,
             selectable: true,
-            manager: false,
-        });
+            manager,
+        };
+        if manager && let Err(e) = crate::manage::stage_record(&mut self.store, &inst) {
+            self.discard();
+            return Err(CardError::InstallRejected(e.status_word()));
+        }
+        if let Err(e) = self.commit_install() {
+            self.changes.clear();
+            return Err(e);
+        }
+        self.instances.push(inst);
+        self.apply_changes();
         Ok(())
     }
 

@@ -251,6 +251,11 @@ fn stage_flags(store: &mut Store, inst: &Instance, flags: u8) -> Result<(), Mana
     }
 }
 
+/// Writes the record of `inst` with its current flags (creating it when absent).
+pub(crate) fn stage_record(store: &mut Store, inst: &Instance) -> Result<(), ManageError> {
+    stage_flags(store, inst, flags_of(inst))
+}
+
 pub(crate) fn flags_of(inst: &Instance) -> u8 {
     ALIVE | if inst.selectable { SELECTABLE } else { 0 } | if inst.manager { MANAGER } else { 0 }
 }
