@@ -14,8 +14,9 @@ use ykt_card::{Aid, Applet, Context, Selected};
 use ykt_crypto::purse::{PurseAlgorithm, SessionKey};
 
 use crate::commands;
+use crate::commands::store_data::{ALREADY_PERSONALISED, NOT_PERSONALISED, PersoSession};
 use crate::profile::PurseProfile;
-use crate::state::{AppStatus, Lifecycle};
+use crate::state::{AppStatus, Lifecycle, OBJ_STATUS};
 
 /// Applet kind persisted in the card state file (`Card::load_state` re-creates the instance from it).
 pub const KIND: &str = "ykt.purse";
@@ -26,6 +27,8 @@ pub struct PurseApplet {
     aid: Aid,
     profile: PurseProfile,
     volatile: Volatile,
+    /// The STORE DATA sequence in progress (volatile; kept across SELECTs, lost on power loss).
+    perso: Option<PersoSession>,
 }
 
 impl core::fmt::Debug for PurseApplet {
@@ -161,6 +164,7 @@ impl PurseApplet {
             aid,
             profile,
             volatile: Volatile::default(),
+            perso: None,
         }
     }
 
@@ -179,6 +183,11 @@ impl PurseApplet {
         let session = self.volatile.session.take();
         let challenge = self.volatile.challenge.take();
         let command = Command::classify(cmd)?;
+        // docs/purse-dgi.md: an instance a card manager created answers nothing but SELECT until
+        // its personalisation completes (its status object is written by the last block).
+        if !ctx.exists(OBJ_STATUS) {
+            return Err(NOT_PERSONALISED);
+        }
         let status = AppStatus::load(ctx)?;
         command.gate(status.lifecycle)?;
         let profile = self.profile;
@@ -250,7 +259,27 @@ impl Applet for PurseApplet {
         self.dispatch(ctx, cmd)
     }
 
+    /// GP install() (tsm-gp.md §3.1, INSTALL [for install]): an empty purse needs no persistent
+    /// object; "awaiting personalisation" is the absence of its status object, which the last
+    /// STORE DATA block creates with everything else.
+    fn install(&mut self, ctx: &mut Context<'_>) -> Result<(), StatusWord> {
+        if ctx.exists(OBJ_STATUS) {
+            return Err(ALREADY_PERSONALISED);
+        }
+        Ok(())
+    }
+
+    // tsm-gp.md §3.7; docs/purse-dgi.md
+    fn process_data(
+        &mut self,
+        ctx: &mut Context<'_>,
+        cmd: &CommandApdu,
+    ) -> Result<Vec<u8>, StatusWord> {
+        commands::store_data::store_data(ctx, cmd, &self.profile, &mut self.perso)
+    }
+
     fn reset_volatile(&mut self) {
         self.volatile = Volatile::default();
+        self.perso = None;
     }
 }

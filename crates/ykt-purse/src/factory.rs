@@ -19,8 +19,8 @@ use zeroize::Zeroizing;
 
 use crate::applet::{KIND, PurseApplet};
 use crate::files::{
-    EF1A_RECORDS, EF15_LEN, EF16_LEN, EF17_LEN, SFI_EF1A, SFI_EF15, SFI_EF16, SFI_EF17, ef_specs,
-    ef1a_initial_record,
+    EF1A_RECORD_LEN, EF1A_RECORDS, EF15_LEN, EF16_LEN, EF17_LEN, SFI_EF1A, SFI_EF15, SFI_EF16,
+    SFI_EF17, ef_specs, ef1a_initial_record,
 };
 use crate::keys::{self, KeyEntry, KeyUsage};
 use crate::profile::PurseProfile;
@@ -55,6 +55,12 @@ pub enum IssueError {
     /// The initial balance is above the profile's maximum.
     #[error("initial balance above the profile's maximum")]
     BalanceAboveLimit,
+    /// An EF1A record number outside 1..=[`crate::files::EF1A_RECORDS`].
+    #[error("no EF1A record {0}")]
+    InvalidRecordNumber(u8),
+    /// A STORE DATA block cannot hold the largest DGI, or the DGIs need more than 256 blocks.
+    #[error("STORE DATA blocks too small for the DGIs")]
+    BlockTooSmall,
     /// The runtime refused the installation.
     #[error("installation refused by the card runtime")]
     Install(#[source] CardError),
@@ -120,6 +126,23 @@ pub struct Ef15 {
 }
 
 impl Ef15 {
+    /// The fields of the 30 file bytes (every byte string of that length is an EF15).
+    pub fn decode(b: &[u8; EF15_LEN]) -> Ef15 {
+        let mut issuer_id = [0u8; 8];
+        issuer_id.copy_from_slice(&b[0..8]);
+        let mut asn = [0u8; 10];
+        asn.copy_from_slice(&b[10..20]);
+        Ef15 {
+            issuer_id,
+            application_type: b[8],
+            application_version: b[9],
+            asn: Asn(asn),
+            start_date: [b[20], b[21], b[22], b[23]],
+            expiry_date: [b[24], b[25], b[26], b[27]],
+            fci_data: [b[28], b[29]],
+        }
+    }
+
     /// The 30 file bytes.
     pub fn encode(&self) -> [u8; EF15_LEN] {
         let mut b = [0u8; EF15_LEN];
@@ -206,9 +229,14 @@ impl IssuerFactory {
         profile: PurseProfile,
         card: &CardData,
     ) -> Result<IssuedPurse, IssueError> {
-        let div = card.ef15.asn.diversifier();
-        let entries: Vec<KeyEntry> = self
-            .master_keys
+        IssuedPurse::from_card_keys(aid, profile, card, &self.card_keys(&card.ef15.asn))
+    }
+
+    /// The card keys of the application with `asn`: every master key diversified with the ASN
+    /// (e-purse.md §3.2), with its usage, index, version and algorithm.
+    pub fn card_keys(&self, asn: &Asn) -> Vec<KeyEntry> {
+        let div = asn.diversifier();
+        self.master_keys
             .iter()
             .map(|m| KeyEntry {
                 usage: m.usage,
@@ -217,65 +245,32 @@ impl IssuerFactory {
                 algorithm: m.algorithm,
                 key: diversify(&m.algorithm, &m.key, &div),
             })
-            .collect();
-        IssuedPurse::from_card_keys(aid, profile, card, &entries)
+            .collect()
     }
 }
 
-/// The persistent content of a freshly issued instance, written at installation.
-struct PersonalisationImage {
+/// The persistent content of a freshly issued instance, written at installation (by the
+/// factory) or in the transaction of the last STORE DATA block (GlobalPlatform personalisation,
+/// [`crate::perso`]).
+pub(crate) struct PersonalisationImage {
     key_table: Zeroizing<Vec<u8>>,
     status: Zeroizing<Vec<u8>>,
     purse: [u8; crate::state::PURSE_LEN],
     ef15: [u8; EF15_LEN],
     ef16: [u8; EF16_LEN],
     ef17: [u8; EF17_LEN],
+    /// EF1A records 1..=[`EF1A_RECORDS`]; `None` = [`ef1a_initial_record`].
+    ef1a: [Option<[u8; EF1A_RECORD_LEN]>; EF1A_RECORDS as usize],
 }
 
 impl PersonalisationImage {
-    /// Creates the objects and files inside the installation transaction.
-    fn write(&self, ctx: &mut Context<'_>) -> Result<(), StatusWord> {
-        ctx.create(OBJ_KEYS, &self.key_table)?;
-        ctx.create(OBJ_STATUS, &self.status)?;
-        ctx.create(OBJ_PURSE, &self.purse)?;
-        for spec in ef_specs() {
-            ctx.files().create_ef(spec)?;
-        }
-        let mut files = ctx.files();
-        files.write_binary(SFI_EF15, 0, &self.ef15)?;
-        files.write_binary(SFI_EF16, 0, &self.ef16)?;
-        files.write_binary(SFI_EF17, 0, &self.ef17)?;
-        for n in 1..=EF1A_RECORDS {
-            files.append_record(SFI_EF1A, &ef1a_initial_record(n))?;
-        }
-        Ok(())
-    }
-}
-
-/// A personalised purse instance, ready to install on a [`Card`].
-pub struct IssuedPurse {
-    applet: PurseApplet,
-    image: PersonalisationImage,
-}
-
-impl fmt::Debug for IssuedPurse {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IssuedPurse")
-            .field("applet", &self.applet)
-            .finish_non_exhaustive()
-    }
-}
-
-impl IssuedPurse {
-    /// Personalises one instance with card keys that are already diversified (e.g. by the
-    /// issuer's key management system, or a published vector's card key).
-    pub fn from_card_keys(
-        aid: &[u8],
-        profile: PurseProfile,
+    /// Checks the card data and keys as [`IssuedPurse::from_card_keys`] does and encodes the
+    /// persistent objects.
+    pub(crate) fn new(
+        profile: &PurseProfile,
         card: &CardData,
         keys: &[KeyEntry],
-    ) -> Result<IssuedPurse, IssueError> {
-        let aid = Aid::new(aid).map_err(|_| IssueError::InvalidAid)?;
+    ) -> Result<PersonalisationImage, IssueError> {
         if !valid_pin(&card.pin) {
             return Err(IssueError::InvalidPin);
         }
@@ -305,16 +300,76 @@ impl IssuedPurse {
             offline_counter: card.offline_counter,
             last: None::<LastTransaction>,
         };
+        Ok(PersonalisationImage {
+            key_table,
+            status: Zeroizing::new(status.encode().to_vec()),
+            purse: purse.encode(),
+            ef15: card.ef15.encode(),
+            ef16: card.ef16,
+            ef17: card.ef17,
+            ef1a: [None; EF1A_RECORDS as usize],
+        })
+    }
+
+    /// Replaces the initial content of EF1A records (index 0 = record 1).
+    pub(crate) fn with_ef1a(
+        mut self,
+        ef1a: [Option<[u8; EF1A_RECORD_LEN]>; EF1A_RECORDS as usize],
+    ) -> PersonalisationImage {
+        self.ef1a = ef1a;
+        self
+    }
+
+    /// Creates the objects and files inside the installation transaction.
+    pub(crate) fn write(&self, ctx: &mut Context<'_>) -> Result<(), StatusWord> {
+        ctx.create(OBJ_KEYS, &self.key_table)?;
+        ctx.create(OBJ_STATUS, &self.status)?;
+        ctx.create(OBJ_PURSE, &self.purse)?;
+        for spec in ef_specs() {
+            ctx.files().create_ef(spec)?;
+        }
+        let mut files = ctx.files();
+        files.write_binary(SFI_EF15, 0, &self.ef15)?;
+        files.write_binary(SFI_EF16, 0, &self.ef16)?;
+        files.write_binary(SFI_EF17, 0, &self.ef17)?;
+        for (n, record) in (1..=EF1A_RECORDS).zip(&self.ef1a) {
+            match record {
+                Some(record) => files.append_record(SFI_EF1A, record)?,
+                None => files.append_record(SFI_EF1A, &ef1a_initial_record(n))?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A personalised purse instance, ready to install on a [`Card`].
+pub struct IssuedPurse {
+    applet: PurseApplet,
+    image: PersonalisationImage,
+}
+
+impl fmt::Debug for IssuedPurse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedPurse")
+            .field("applet", &self.applet)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IssuedPurse {
+    /// Personalises one instance with card keys that are already diversified (e.g. by the
+    /// issuer's key management system, or a published vector's card key).
+    pub fn from_card_keys(
+        aid: &[u8],
+        profile: PurseProfile,
+        card: &CardData,
+        keys: &[KeyEntry],
+    ) -> Result<IssuedPurse, IssueError> {
+        let aid = Aid::new(aid).map_err(|_| IssueError::InvalidAid)?;
+        let image = PersonalisationImage::new(&profile, card, keys)?;
         Ok(IssuedPurse {
             applet: PurseApplet::new(aid, profile),
-            image: PersonalisationImage {
-                key_table,
-                status: Zeroizing::new(status.encode().to_vec()),
-                purse: purse.encode(),
-                ef15: card.ef15.encode(),
-                ef16: card.ef16,
-                ef17: card.ef17,
-            },
+            image,
         })
     }
 
@@ -331,7 +386,47 @@ impl IssuedPurse {
     }
 }
 
-/// Re-creates purse instances (kind [`KIND`]) from a card state file: `Card::load_state(.., &PurseAppletFactory)`.
+/// The profile of an instance created from its install parameters, in one of three forms:
+///
+/// * empty: the default profile of the AID ([`PurseProfile::SECOND_TICKET`] at
+///   [`crate::SECOND_TICKET_AID`], [`PurseProfile::EPURSE`] at any other AID);
+/// * the profile encoding of [`PurseProfile::to_params`] (what the runtime stores and hands back);
+/// * GP's install parameters field, `C9 L value` (tsm-gp.md §3.1; `C9 00` mandatory when empty)
+///   with `value` in one of the two forms above; TLVs after `C9` (e.g. `EF`) are ignored.
+///
+/// L (the public material defines no purse install parameters): these forms are our choice.
+fn profile_from_install_params(aid: &Aid, params: &[u8]) -> Option<PurseProfile> {
+    match params.split_first() {
+        None => Some(if aid.as_bytes() == crate::SECOND_TICKET_AID {
+            PurseProfile::SECOND_TICKET
+        } else {
+            PurseProfile::EPURSE
+        }),
+        Some((&0xC9, rest)) => {
+            let (len, rest) = match rest.split_first()? {
+                (&0x81, rest) => {
+                    let (&len, rest) = rest.split_first()?;
+                    (len, rest)
+                }
+                (&len, rest) if len < 0x80 => (len, rest),
+                _ => return None,
+            };
+            let value = rest.get(..usize::from(len))?;
+            if value.first() == Some(&0xC9) {
+                return None;
+            }
+            profile_from_install_params(aid, value)
+        }
+        Some(_) => PurseProfile::from_params(params),
+    }
+}
+
+/// Creates purse instances (kind [`KIND`]): re-creates them from a card state file
+/// (`Card::load_state(.., &PurseAppletFactory)`), and is the library code a card manager
+/// installs from (`Card::set_library`, `Context::install_instance`). Install parameters: empty
+/// (the AID's default profile), the [`PurseProfile::to_params`] encoding, or GP's `C9 L value`
+/// holding one of those (L: our choice, see `docs/purse-dgi.md`). An instance created by a card manager is empty
+/// until personalised through STORE DATA ([`crate::perso`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PurseAppletFactory;
 
@@ -340,7 +435,7 @@ impl AppletFactory for PurseAppletFactory {
         if kind != KIND {
             return None;
         }
-        let profile = PurseProfile::from_params(params)?;
+        let profile = profile_from_install_params(aid, params)?;
         Some(Box::new(PurseApplet::new(aid.clone(), profile)))
     }
 }

@@ -87,7 +87,7 @@ impl fmt::Debug for KeyEntry {
 }
 
 /// Encoded length of one algorithm description.
-const ALGORITHM_LEN: usize = 6;
+pub(crate) const ALGORITHM_LEN: usize = 6;
 /// Encoded length of one key entry: usage, index, version, algorithm, key.
 pub(crate) const ENTRY_LEN: usize = 3 + ALGORITHM_LEN + 16;
 

@@ -88,6 +88,7 @@ mod commands;
 pub mod factory;
 pub mod files;
 pub mod keys;
+pub mod perso;
 pub mod profile;
 pub mod psam;
 mod state;
@@ -106,6 +107,10 @@ pub mod status {
     pub use crate::commands::block::{CHALLENGE_MISSING, SECURE_MESSAGING_MAC_INVALID};
     pub use crate::commands::prove::PROVE_NOT_AVAILABLE;
     pub use crate::commands::purchase::CAPP_CACHE_LIMIT;
+    pub use crate::commands::store_data::{
+        ALREADY_PERSONALISED, BAD_BLOCK_PARAMETERS, DGI_INVALID, DGI_NOT_ENCRYPTED, DGI_STRUCTURE,
+        DGI_UNKNOWN, NOT_PERSONALISED, NOT_PERSONALISED_SELECT, PERSONALISATION_INCOMPLETE,
+    };
     pub use crate::commands::transaction_type;
     pub use crate::profile::LOAD_LIMIT_EXCEEDED;
 }

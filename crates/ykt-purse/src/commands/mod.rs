@@ -7,6 +7,7 @@ pub(crate) mod pin;
 pub(crate) mod prove;
 pub(crate) mod purchase;
 pub(crate) mod select;
+pub(crate) mod store_data;
 
 use ykt_apdu::{CommandApdu, StatusWord};
 use ykt_card::Context;
