@@ -82,7 +82,11 @@ fn refusals_with_a_key() {
     refused(&mut card, &code_cmd(GENERATION_TIME, false), 0x6A88);
     refused(&mut card, &reset_cmd(&[1; 64]), 0x6A88);
     refused(&mut card, &store_cmd(&blob_80()[..200]), 0x6A80);
-    refused(&mut card, &store_cmd(&[blob_80(), vec![0]].concat()), 0x6700);
+    refused(
+        &mut card,
+        &store_cmd(&[blob_80(), vec![0]].concat()),
+        0x6700,
+    );
     refused(&mut card, &h("80E2000301 00"), 0x6A86);
     assert_eq!(status(&mut card)[0], STATE_KEY);
 }
@@ -91,7 +95,11 @@ fn refusals_with_a_key() {
 fn authorisation_for_another_key() {
     let mut card = with_key(NfcQrProfile::default());
     let other = Sm2PrivateKey::from_bytes(&[0x42; 32]).unwrap();
-    let blob = authorise(Version::INTEROPERABLE, &terms(), &other.public_key().to_bytes());
+    let blob = authorise(
+        Version::INTEROPERABLE,
+        &terms(),
+        &other.public_key().to_bytes(),
+    );
     refused(&mut card, &store_cmd(&blob), 0x6984);
     assert_eq!(status(&mut card)[0], STATE_KEY);
 }
@@ -120,15 +128,15 @@ fn certificate_must_chain_to_a_held_root_key() {
         0x01,
         Expiry::new(12, 30).unwrap(),
     );
-    let issuer_key = self::issuer_key();
+    let iss_key = issuer_key();
     let cert = other_root
         .certify(
             &mut TestRng::new(4),
-            issuer_key.public_key(),
+            iss_key.public_key(),
             &testing::certificate_request(Version::INTEROPERABLE),
         )
         .unwrap();
-    let iss = issuer::Issuer::new(issuer_key, cert, Version::INTEROPERABLE).unwrap();
+    let iss = issuer::Issuer::new(iss_key, cert, Version::INTEROPERABLE).unwrap();
     let user = ykt_crypto::Sm2PublicKey::from_sec1_bytes(&user_public()).unwrap();
     let blob = issuer::authorise(&iss, &user, &terms(), &mut TestRng::new(5))
         .unwrap()
@@ -148,7 +156,7 @@ fn certificate_must_chain_to_a_held_root_key() {
             &testing::certificate_request(Version::INTEROPERABLE),
         )
         .unwrap();
-    let iss_02 = issuer::Issuer::new(self::issuer_key(), cert, Version::INTEROPERABLE).unwrap();
+    let iss_02 = issuer::Issuer::new(issuer_key(), cert, Version::INTEROPERABLE).unwrap();
     let blob_02 = issuer::authorise(&iss_02, &user, &terms(), &mut TestRng::new(5))
         .unwrap()
         .encode();
@@ -182,24 +190,46 @@ fn expiry_rules_for_a_new_blob() {
     let stale = authorise(Version::INTEROPERABLE, &terms_expiring(t + 99), &user);
     refused(&mut card, &store_cmd(&stale), 0x6985);
     // Valid at the last time, but not later than the stored blob's expiry.
-    let same = authorise(Version::INTEROPERABLE, &terms_expiring(AUTHORISATION_EXPIRY), &user);
+    let same = authorise(
+        Version::INTEROPERABLE,
+        &terms_expiring(AUTHORISATION_EXPIRY),
+        &user,
+    );
     assert_ne!(same, blob_80());
     refused(&mut card, &store_cmd(&same), 0x6985);
     let earlier = authorise(Version::INTEROPERABLE, &terms_expiring(t + 1000), &user);
     refused(&mut card, &store_cmd(&earlier), 0x6985);
     // A later expiry replaces the blob and starts its counter at 0.
-    let later = authorise(Version::INTEROPERABLE, &terms_expiring(AUTHORISATION_EXPIRY + 86_400), &user);
+    let later = authorise(
+        Version::INTEROPERABLE,
+        &terms_expiring(AUTHORISATION_EXPIRY + 86_400),
+        &user,
+    );
     assert_eq!(sw(&mut card, &store_cmd(&later)), 0x9000);
     let st = status(&mut card);
     assert_eq!(st[0], STATE_AUTHORISED);
-    assert_eq!(u32::from_be_bytes(st[1..5].try_into().unwrap()), AUTHORISATION_EXPIRY + 86_400);
+    assert_eq!(
+        u32::from_be_bytes(st[1..5].try_into().unwrap()),
+        AUTHORISATION_EXPIRY + 86_400
+    );
     assert_eq!(codes_under_authorisation(&mut card), 0);
-    assert_eq!(u32::from_be_bytes(st[13..17].try_into().unwrap()), 1, "codes in all");
-    assert_eq!(u16::from_be_bytes([st[21], st[22]]), 2, "authorisations stored");
+    assert_eq!(
+        u32::from_be_bytes(st[13..17].try_into().unwrap()),
+        1,
+        "codes in all"
+    );
+    assert_eq!(
+        u16::from_be_bytes([st[21], st[22]]),
+        2,
+        "authorisations stored"
+    );
     // The old blob cannot come back.
     refused(&mut card, &store_cmd(&blob_80()), 0x6985);
     // Codes now run to the new expiry.
-    assert_eq!(sw(&mut card, &code_cmd(AUTHORISATION_EXPIRY + 10, false)), 0x9000);
+    assert_eq!(
+        sw(&mut card, &code_cmd(AUTHORISATION_EXPIRY + 10, false)),
+        0x9000
+    );
 }
 
 #[test]
@@ -209,13 +239,20 @@ fn code_limit_per_authorisation() {
     };
     let mut card = authorised(profile, &blob_80());
     for i in 0..3 {
-        assert_eq!(send_all(&mut card, &code_cmd(GENERATION_TIME + i, i % 2 == 0)).1, 0x9000);
+        assert_eq!(
+            send_all(&mut card, &code_cmd(GENERATION_TIME + i, i % 2 == 0)).1,
+            0x9000
+        );
     }
     refused(&mut card, &code_cmd(GENERATION_TIME + 3, false), 0x9402);
     refused(&mut card, &code_cmd(GENERATION_TIME + 3, true), 0x9402);
     let st = status(&mut card);
     assert_eq!(st[0], STATE_EXHAUSTED);
-    assert_eq!(u32::from_be_bytes(st[9..13].try_into().unwrap()), 3, "limit");
+    assert_eq!(
+        u32::from_be_bytes(st[9..13].try_into().unwrap()),
+        3,
+        "limit"
+    );
     // The limit survives power loss and a state file.
     let mut copy = copy(&card);
     copy.power_on();
@@ -234,7 +271,11 @@ fn code_limit_per_authorisation() {
 #[test]
 fn certificate_month_bounds_the_codes() {
     // Field 11 far beyond the certificate's 12/2030.
-    let blob = authorise(Version::INTEROPERABLE, &terms_expiring(0xF000_0000), &user_public());
+    let blob = authorise(
+        Version::INTEROPERABLE,
+        &terms_expiring(0xF000_0000),
+        &user_public(),
+    );
     let mut card = authorised(NfcQrProfile::default(), &blob);
     let end_2030 = Expiry::new(12, 30).unwrap().end() as u32;
     assert_eq!(sw(&mut card, &code_cmd(end_2030 - 1, false)), 0x9000);
@@ -250,7 +291,13 @@ fn reset_by_the_issuer() {
     let mut bad = sig;
     bad[5] ^= 1;
     refused(&mut card, &reset_cmd(&bad), 0x6982);
-    let other = reset_signature(&blob_80(), &Sm2PrivateKey::from_bytes(&[7; 32]).unwrap().public_key().to_bytes());
+    let other = reset_signature(
+        &blob_80(),
+        &Sm2PrivateKey::from_bytes(&[7; 32])
+            .unwrap()
+            .public_key()
+            .to_bytes(),
+    );
     refused(&mut card, &reset_cmd(&other), 0x6982);
     let by_root = Sm2PrivateKey::from_bytes(&testing::ROOT_D)
         .unwrap()
@@ -263,8 +310,16 @@ fn reset_by_the_issuer() {
     assert_eq!(send(&mut card, &reset_cmd(&sig)), (vec![], 0x9000));
     let st = status(&mut card);
     assert_eq!(st[0], STATE_NO_KEY);
-    assert_eq!(&st[1..9], &[0; 8], "no expiry, no codes under an authorisation");
-    assert_eq!(u32::from_be_bytes(st[13..17].try_into().unwrap()), 1, "codes in all");
+    assert_eq!(
+        &st[1..9],
+        &[0; 8],
+        "no expiry, no codes under an authorisation"
+    );
+    assert_eq!(
+        u32::from_be_bytes(st[13..17].try_into().unwrap()),
+        1,
+        "codes in all"
+    );
     assert_eq!(sw(&mut card, &h("80E6000000")), 0x6A88);
     assert_eq!(sw(&mut card, &code_cmd(GENERATION_TIME, false)), 0x6A88);
     // A new key (from the card's random stream, not the §6 key); the old blob names the old key.
@@ -273,7 +328,11 @@ fn reset_by_the_issuer() {
     assert_ne!(new_key, user_public().to_vec());
     refused(&mut card, &store_cmd(&blob_80()), 0x6984);
     let new_key: [u8; 65] = new_key.try_into().unwrap();
-    let blob = authorise(Version::INTEROPERABLE, &terms_expiring(AUTHORISATION_EXPIRY + 5), &new_key);
+    let blob = authorise(
+        Version::INTEROPERABLE,
+        &terms_expiring(AUTHORISATION_EXPIRY + 5),
+        &new_key,
+    );
     assert_eq!(sw(&mut card, &store_cmd(&blob)), 0x9000);
     // The old reset signature does not reset the new key.
     refused(&mut card, &reset_cmd(&sig), 0x6982);
@@ -292,7 +351,13 @@ fn key_replacement_before_an_authorisation() {
     assert_eq!(u16::from_be_bytes([st[23], st[24]]), 2, "key pairs made");
     // On a fresh card P1 01 makes the first key.
     let mut fresh = fresh(NfcQrProfile::default());
-    assert_eq!(send(&mut fresh, &h("80E0010000")), (h("037f4a4bd7fbf2c39b71547298870555bae44a702d8475ff69633c620d9a730303"), 0x9000));
+    assert_eq!(
+        send(&mut fresh, &h("80E0010000")),
+        (
+            h("037f4a4bd7fbf2c39b71547298870555bae44a702d8475ff69633c620d9a730303"),
+            0x9000
+        )
+    );
 }
 
 #[test]
@@ -307,7 +372,12 @@ fn version_81_blob() {
 
 #[test]
 fn state_file_keeps_everything() {
-    let mut card = authorised(NfcQrProfile { max_codes_per_authorisation: 10 }, &blob_80());
+    let mut card = authorised(
+        NfcQrProfile {
+            max_codes_per_authorisation: 10,
+        },
+        &blob_80(),
+    );
     assert_eq!(sw(&mut card, &code_cmd(GENERATION_TIME, false)), 0x9000);
     let before = status(&mut card);
     let mut copy = copy(&card);
