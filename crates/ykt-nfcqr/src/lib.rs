@@ -4,7 +4,7 @@
 //!
 //! The brief is the project's `shared/spec/qr-code.md`; section numbers below are its own. Its
 //! §4.3 says that **nothing public** defines this variant (no APDUs, no AID) and proposes a
-//! minimal design; every command below is therefore **[PROPOSAL]** (L), to be replaced when the
+//! minimal design; every command below is therefore **\[PROPOSAL\]** (L), to be replaced when the
 //! JT/T 1059 text is obtained. The prose version of this table is `docs/nfc-qr.md`.
 //!
 //! ```text
@@ -20,7 +20,7 @@
 //!  QR symbol ◀── code (332 + N bytes) ──▶ terminal: ykt_qr::Verifier, unchanged (§4.3)
 //! ```
 //!
-//! # Commands [PROPOSAL]
+//! # Commands \[PROPOSAL\]
 //!
 //! Class `80` for all; another class with one of these INS gives `6E00`, any other INS `6D00`,
 //! a logical channel or command chaining in the class the runtime's `6881`/`6884`. Every
@@ -41,7 +41,7 @@
 //! answer, gen_time never going backwards, a per-blob counter (2000 by default,
 //! [`DEFAULT_MAX_CODES_PER_AUTHORISATION`]) and `6985` for an expired blob. Ours, each named in
 //! one item: the AID ([`NFCQR_AID`]), the uncompressed form (P2 `01`, for the back end's
-//! 130-hex-digit key, §4.1 [S6]), the whole code as an answer (P1 `01`), the part form of STORE
+//! 130-hex-digit key, §4.1 \[S6\]), the whole code as an answer (P1 `01`), the part form of STORE
 //! AUTHORISATION, GET PUBLIC KEY, GET DATA and its record, RESET and its message (the brief's
 //! "personalisation key" is the issuer key of the stored certificate), the expiry rule for a
 //! new blob, and every status word the brief does not give.

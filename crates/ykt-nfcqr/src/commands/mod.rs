@@ -10,7 +10,7 @@ pub(crate) mod reset;
 use ykt_apdu::{CommandApdu, StatusWord};
 
 /// The public key format P2 selects: `00` compressed (33 bytes, field 10's form, qr-code.md
-/// §4.3), `01` uncompressed `04 ‖ X ‖ Y` (65 bytes, the form the back end registers, §4.1 [S6]).
+/// §4.3), `01` uncompressed `04 ‖ X ‖ Y` (65 bytes, the form the back end registers, §4.1 \[S6\]).
 pub(crate) fn public_key_format(cmd: &CommandApdu) -> Result<bool, StatusWord> {
     match cmd.p2 {
         0x00 => Ok(false),
