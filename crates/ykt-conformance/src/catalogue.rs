@@ -17,6 +17,8 @@ use crate::registry::{CheckerKind, Registry};
 
 /// The SE catalogue (`catalogue/se.toml`).
 pub const SE_TOML: &str = include_str!("../catalogue/se.toml");
+/// The SE's GlobalPlatform items, card manager and secure channel (`catalogue/gp.toml`).
+pub const GP_TOML: &str = include_str!("../catalogue/gp.toml");
 /// The acceptance-terminal catalogue (`catalogue/te.toml`).
 pub const TE_TOML: &str = include_str!("../catalogue/te.toml");
 
@@ -291,7 +293,11 @@ impl Catalogue {
     /// The embedded catalogue, validated against the built-in checkers.
     pub fn builtin() -> Result<Catalogue, CatalogueError> {
         Catalogue::load(
-            &[("se.toml", "SE", SE_TOML), ("te.toml", "TE", TE_TOML)],
+            &[
+                ("se.toml", "SE", SE_TOML),
+                ("gp.toml", "SE", GP_TOML),
+                ("te.toml", "TE", TE_TOML),
+            ],
             &Registry::builtin(),
         )
     }

@@ -10,6 +10,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::catalogue::{Catalogue, Item, TargetKind};
+use crate::isd::IsdChannel;
 use crate::params::Params;
 use crate::profile::Profile;
 use crate::registry::{Checker, Registry};
@@ -215,11 +216,17 @@ fn run_item(
             };
             let mut sim = SimCard(card);
             let mut h = SeHarness::new(&mut sim);
+            h.set_isd(match fixture.as_str() {
+                "isd-scp02" => Some(IsdChannel::Scp02),
+                "isd-sm4" => Some(IsdChannel::Sm4),
+                _ => IsdChannel::from_profile(&config.profile),
+            });
             let r = check(&mut h, params);
             (to_outcome(r), h.into_transcript())
         }
         (Checker::Se(check), Target::Card(card)) => {
             let mut h = SeHarness::new(&mut **card);
+            h.set_isd(IsdChannel::from_profile(&config.profile));
             if let Err(stop) = h.reset() {
                 return (stop.outcome(), h.into_transcript());
             }

@@ -12,7 +12,13 @@ use ykt_purse::testing::{
 };
 use ykt_purse::{EP_AID, IssueError, IssuedPurse, KeyEntry, KeyUsage, PurseProfile};
 
-use crate::isd::{IsdChannel, IsdError, danger_install_test_isd};
+use ykt_gp::{ApplicationEntry, ApplicationState, install_isd};
+
+use crate::isd::{IsdChannel, IsdError, danger_install_test_isd, danger_test_isd_setup};
+
+/// Registry entries (16-byte AIDs, no applet behind them) the `isd-paging` fixture adds, so that
+/// GET STATUS of the applications needs more than one response.
+pub const PAGING_EXTRA_APPLICATIONS: u8 = 7;
 
 /// No response from the card.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,6 +129,7 @@ pub mod vector54 {
 /// | `counters-fffe` | the 3DES test card with both counters at `FFFE` and balance 50.00 |
 /// | `vector54` | a card whose DPK is the §5.4 published key and whose first random is `11223344` |
 /// | `isd-scp02`, `isd-sm4` | the 3DES test card with the test ISD on SCP02 / the SM4 channel |
+/// | `isd-paging` | the 3DES test card whose ISD registry also lists [`PAGING_EXTRA_APPLICATIONS`] 16-byte AIDs (GET STATUS in parts) |
 pub fn sim_fixture(name: &str) -> Result<Card, FixtureError> {
     let channel = match name {
         "isd-scp02" => IsdChannel::Scp02,
@@ -131,6 +138,22 @@ pub fn sim_fixture(name: &str) -> Result<Card, FixtureError> {
     };
     let mut card = match name {
         "isd-scp02" | "isd-sm4" => danger_test_card_3des()?,
+        "isd-paging" => {
+            let mut card = danger_test_card_3des()?;
+            let mut setup = danger_test_isd_setup(IsdChannel::Scp03)?;
+            for i in 0..PAGING_EXTRA_APPLICATIONS {
+                let mut aid = [0u8; 16];
+                aid[..6].copy_from_slice(&[0xD1, 0x56, 0x00, 0x00, 0x01, i]);
+                let aid = Aid::new(&aid).map_err(|_| FixtureError::Unknown(name.to_owned()))?;
+                setup.applications.push(ApplicationEntry {
+                    aid,
+                    state: ApplicationState::SELECTABLE,
+                    privileges: [0; 3],
+                });
+            }
+            install_isd(&mut card, &setup).map_err(|e| FixtureError::Isd(IsdError::Install(e)))?;
+            return Ok(card);
+        }
         "3des" => danger_test_card_3des()?,
         "sm4" => danger_test_card_sm4()?,
         "t2" => danger_test_card_with_second_ticket()?,

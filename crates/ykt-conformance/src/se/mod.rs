@@ -11,6 +11,7 @@
 //! limit, and undo what they changed where they can (PIN, block).
 
 pub(crate) mod ep;
+pub mod gp;
 mod t2;
 mod tear;
 
@@ -30,6 +31,7 @@ use ykt_terminal::tac::{
     verify_tac,
 };
 
+use crate::isd::IsdChannel;
 use crate::registry::SeCheck;
 use crate::target::{CardAccess, Fault};
 use crate::transcript::{Transcript, hex};
@@ -81,6 +83,20 @@ pub(crate) const CHECKERS: &[(&str, SeCheck)] = &[
     ("t2::exhausted_fallback", t2::exhausted_fallback),
     ("t2::record_ticket_type", t2::record_ticket_type),
     ("t2::tear_debit", tear::tear_t2_debit),
+    ("scp::open_levels", gp::scp::open_levels),
+    ("scp::wrong_host_cryptogram", gp::scp::wrong_host_cryptogram),
+    ("scp::wrong_cmac", gp::scp::wrong_cmac),
+    ("scp::replay", gp::scp::replay),
+    ("scp::reorder", gp::scp::reorder),
+    ("scp::below_level", gp::scp::below_level),
+    ("scp::sequence_counter", gp::scp::sequence_counter),
+    ("gp::get_data", gp::commands::get_data_objects),
+    ("gp::get_status", gp::commands::get_status_listing),
+    (
+        "gp::set_status_forbidden",
+        gp::commands::set_status_forbidden,
+    ),
+    ("gp::put_key_refused", gp::commands::put_key_refused),
 ];
 
 /// Terminal id the harness uses (e-purse.md §8).
@@ -241,6 +257,10 @@ pub struct SeHarness<'a> {
     identity: Option<CardIdentity>,
     next_ttsn: u32,
     max_balance: u32,
+    /// The ISD channel the declared profile names (`crate::isd`), for the GP items.
+    isd: Option<IsdChannel>,
+    /// Host challenges drawn so far (the harness's challenges are a counter, not random).
+    host_challenges: u32,
 }
 
 impl<'a> SeHarness<'a> {
@@ -253,7 +273,15 @@ impl<'a> SeHarness<'a> {
             identity: None,
             next_ttsn: 1,
             max_balance: DEFAULT_MAX_BALANCE,
+            isd: None,
+            host_challenges: 0,
         }
+    }
+
+    /// The card's ISD channel, with the public GP test keys (from the declared profile, see
+    /// [`IsdChannel::from_profile`]); `None` when the profile declares no `gp`.
+    pub fn set_isd(&mut self, channel: Option<IsdChannel>) {
+        self.isd = channel;
     }
 
     /// The transcript so far.

@@ -84,7 +84,14 @@ fn se_items_work_relative_to_the_state_of_one_card() {
     use ykt_conformance::SimCard;
     use ykt_conformance::profile::SAMPLE_SERVE_3DES;
     let catalogue = Catalogue::builtin().unwrap();
-    let mut card = SimCard(ykt_purse::testing::danger_test_card_3des().unwrap());
+    // The card `ykt se serve` presents: the §8 3DES test card and the test ISD (SCP03).
+    let mut fresh = ykt_purse::testing::danger_test_card_3des().unwrap();
+    ykt_conformance::isd::danger_install_test_isd(
+        &mut fresh,
+        ykt_conformance::isd::IsdChannel::Scp03,
+    )
+    .unwrap();
+    let mut card = SimCard(fresh);
     // First, on the fresh card, the purchase item alone reproduces the brief's worked example.
     let first = run(
         &catalogue,
