@@ -95,6 +95,48 @@ fn tear_everywhere(start: &Card, cmd: &[u8], what: &str) -> u64 {
     writes
 }
 
+/// Tears `cmd` at every write n and then the recovery at every write m of the power-on that
+/// follows; the next power-on finishes the recovery and the state is before or after.
+fn tear_recovery_everywhere(start: &Card, cmd: &[u8], what: &str) {
+    let mut reference = powered_copy(start);
+    let before = snapshot(&mut reference);
+    let w0 = reference.persistent_writes();
+    assert_eq!(send_all(&mut reference, cmd).1, 0x9000);
+    let writes = reference.persistent_writes() - w0;
+    let after = snapshot(&mut reference);
+    for n in 1..=writes {
+        for m in 1..=3 {
+            let mut card = powered_copy(start);
+            card.tear().arm_at(n);
+            assert_eq!(card.transmit(cmd), Err(CardError::PowerLost));
+            card.tear().arm_at(m);
+            card.power_on();
+            card.tear().disarm();
+            card.power_on();
+            assert!(card.is_powered());
+            assert_eq!(select(&mut card), 0x9000);
+            let got = snapshot(&mut card);
+            assert!(
+                got == before || got == after,
+                "{what}: torn at write {n}, recovery torn at write {m}: {got:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn tear_recovery_of_generate_code_and_store() {
+    let mut start = authorised(NfcQrProfile::default(), &blob_80());
+    assert_eq!(sw(&mut start, &code_cmd(GENERATION_TIME, false)), 0x9000);
+    tear_recovery_everywhere(
+        &start,
+        &code_cmd(GENERATION_TIME + 30, false),
+        "GENERATE CODE",
+    );
+    let start = with_key(NfcQrProfile::default());
+    tear_recovery_everywhere(&start, &store_cmd(&blob_80()), "STORE AUTHORISATION");
+}
+
 #[test]
 fn tear_generate_key_pair() {
     let start = fresh(NfcQrProfile::default());
