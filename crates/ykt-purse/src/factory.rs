@@ -1,5 +1,6 @@
-//! Issuer side: personalising purse instances from master keys (until GlobalPlatform
-//! personalisation exists), and re-creating instances when a card state file is loaded.
+//! Issuer side: personalising purse instances from master keys at install (the factory shortcut;
+//! GlobalPlatform personalisation through STORE DATA is [`crate::perso`]), and creating
+//! instances from the library kind (a card manager's INSTALL, or a card state file being loaded).
 //!
 //! ```text
 //!   IssuerFactory { master DLK/DPK/DTK/DAMK/DPUK/DRPK }

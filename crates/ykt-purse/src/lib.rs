@@ -12,9 +12,16 @@
 //! * The persistent layout of an instance (below) and its atomicity: CREDIT and DEBIT stage
 //!   balance, counter, proof data, the EF18 record and the cached composite records in one store
 //!   transaction, so a power cut at any write leaves all or nothing.
-//! * The issuer side until GlobalPlatform personalisation exists: [`IssuerFactory`] (master keys +
-//!   ASN + card data → personalised [`IssuedPurse`]), [`PurseAppletFactory`] for
-//!   `Card::load_state`, and the §8 test card in [`testing`].
+//! * The issuer side: [`IssuerFactory`] (master keys + ASN + card data → personalised
+//!   [`IssuedPurse`], the shortcut that writes everything at install), [`PurseAppletFactory`] for
+//!   `Card::load_state` and as the library code a card manager installs from, and the §8 test
+//!   card in [`testing`].
+//! * GlobalPlatform personalisation ([`perso`], layout \[PROPOSAL\] in `docs/purse-dgi.md`): an
+//!   instance a card manager creates is empty (SELECT answers `6283`, every other command
+//!   `6985`) until STORE DATA blocks of DGIs, forwarded by the security domain through
+//!   `Applet::process_data`, have brought every mandatory DGI; the last block writes the whole
+//!   purse in one transaction. [`perso::Builder`] makes the blocks on the host side from the
+//!   factory's parameters.
 //! * The PSAM applet ([`psam`], kind `ykt.psam`, e-purse.md §6): the terminal's secure module as a
 //!   second card, with the master keys, MAC1 (`80 70`, single- and two-level), MAC2 (`80 72`), the
 //!   persistent TTSN, and the secure-messaging MAC (`80 1A`, `80 FA`); the test PSAM in [`testing`].
@@ -49,10 +56,13 @@
 //! | EF1A | linear 4 × 128 B, record *n* personalised with identifier *n* in byte 1 | composite DEBIT (cached UPDATE CAPP DATA CACHE) |
 //! | EF1E | cyclic 10 × 48 B | composite DEBIT (cached UPDATE CAPP DATA CACHE) |
 //!
+//! An instance created by a card manager has none of these objects until the last STORE DATA
+//! block creates them all; the absence of the status object is the "not personalised" state.
 //! The profile ([`PurseProfile`]) is the instance's installation parameter, kept by the runtime
 //! next to the instance and handed back to [`PurseAppletFactory`] by `Card::load_state`.
 //! Volatile only (lost on deselect, reset, power loss): the INITIALIZE session with its session key
-//! and cached composite records, the GET CHALLENGE random, the PIN-verified flag.
+//! and cached composite records, the GET CHALLENGE random, the PIN-verified flag; and (lost on
+//! reset and power loss only) the STORE DATA blocks of a personalisation in progress.
 //!
 //! Known limits: file commands without secure messaging are answered by the runtime before the
 //! applet sees them, so a READ BINARY/RECORD between INITIALIZE and CREDIT/DEBIT does not end the
@@ -75,8 +85,11 @@
 //! [`profile::DEFAULT_PROVE_COUNTER`] (pre-increment; N+1 switch), [`profile::DEFAULT_MAC_FAILURE_LIMIT`]
 //! (off), [`PIN_TRY_LIMIT`], [`status::PROVE_NOT_AVAILABLE`],
 //! [`status::SECURE_MESSAGING_MAC_INVALID`], [`status::CHALLENGE_MISSING`],
-//! [`status::CAPP_CACHE_LIMIT`], [`files::EF1A_RECORDS`], [`files::EF1E_RECORDS`], and the
-//! record-identifier and ticket-type conventions documented in [`files`].
+//! [`status::CAPP_CACHE_LIMIT`], [`files::EF1A_RECORDS`], [`files::EF1E_RECORDS`], the
+//! record-identifier and ticket-type conventions documented in [`files`], and for
+//! personalisation the DGI tags of [`perso::dgi`], [`perso::DEFAULT_MAX_BLOCK_DATA`],
+//! [`status::NOT_PERSONALISED_SELECT`], [`status::NOT_PERSONALISED`] and the STORE DATA status
+//! words of [`status`].
 
 #![no_std]
 #![warn(missing_docs)]

@@ -1,5 +1,5 @@
 //! STORE DATA forwarded by the security domain: personalisation of an empty instance from DGIs
-//! (tsm-gp.md §3.7; GP Card Specification v2.3.1 §11.11; layout [PROPOSAL] in
+//! (tsm-gp.md §3.7; GP Card Specification v2.3.1 §11.11; layout \[PROPOSAL\] in
 //! [`crate::perso::dgi`] and `docs/purse-dgi.md`).
 //!
 //! The blocks of one sequence are kept in RAM, checked DGI by DGI as they arrive; nothing is

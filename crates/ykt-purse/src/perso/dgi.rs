@@ -1,6 +1,6 @@
 //! The DGIs of purse personalisation and their wire form: every tag number lives here.
 //!
-//! [PROPOSAL] (L): the public material (tsm-gp.md §3.7, e-purse.md) defines the STORE DATA
+//! \[PROPOSAL\] (L): the public material (tsm-gp.md §3.7, e-purse.md) defines the STORE DATA
 //! structure (DGI = 2-byte tag, length 1 byte or `FF` + 2 bytes, value) but no DGI layout for
 //! the transit purse. This layout is ours, modelled on EMV CPS practice: file DGIs are
 //! "SFI ‖ record" (`00` = the whole transparent file), secrets sit in the `8xxx` range and

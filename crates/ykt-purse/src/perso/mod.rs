@@ -1,6 +1,6 @@
 //! GlobalPlatform personalisation of a purse instance: INSTALL [for install] creates an empty
 //! instance, INSTALL [for personalization] points the security domain at it, and STORE DATA
-//! blocks of DGIs build the whole purse (tsm-gp.md §3.1, §3.7, §6). Layout [PROPOSAL] in
+//! blocks of DGIs build the whole purse (tsm-gp.md §3.1, §3.7, §6). Layout \[PROPOSAL\] in
 //! [`dgi`] and `docs/purse-dgi.md`.
 //!
 //! ```text

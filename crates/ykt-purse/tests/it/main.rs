@@ -6,6 +6,8 @@
 
 mod commands;
 mod counters;
+mod perso;
+mod perso_props;
 mod properties;
 mod psam;
 mod psam_props;
