@@ -232,6 +232,19 @@ impl<E> From<ScpError> for Error<E> {
 }
 
 impl<E> Error<E> {
+    /// True when the card did not prove it holds the host's keys: a wrong card cryptogram or
+    /// pseudo-random card challenge in the INITIALIZE UPDATE response (wrong keys, wrong
+    /// diversification, or an impostor).
+    pub fn is_wrong_keys(&self) -> bool {
+        matches!(
+            self,
+            Self::Channel(ScpError::InitializeUpdate(
+                ykt_scp::InitializeUpdateError::CardCryptogram
+                    | ykt_scp::InitializeUpdateError::PseudoRandomChallenge
+            ))
+        )
+    }
+
     /// The status word when the card said no.
     pub fn status_word(&self) -> Option<StatusWord> {
         match self {
@@ -251,6 +264,12 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
                 ykt_scp::InitializeUpdateError::CardCryptogram,
             )) => f.write_str(
                 "secure channel refused: wrong card cryptogram (the card does not hold these keys)",
+            ),
+            Self::Channel(ScpError::InitializeUpdate(
+                ykt_scp::InitializeUpdateError::PseudoRandomChallenge,
+            )) => f.write_str(
+                "secure channel refused: wrong pseudo-random card challenge (the card does not \
+                 hold these keys)",
             ),
             Self::Channel(e) => write!(f, "secure channel: {e}"),
             Self::Malformed { operation, error } => {

@@ -1,0 +1,1 @@
+//! INSTALL, LOAD, DELETE and STORE DATA against the card manager.
