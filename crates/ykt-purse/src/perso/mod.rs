@@ -36,7 +36,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use ykt_apdu::CommandApdu;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::factory::{CardData, IssueError, IssuerFactory, PersonalisationImage};
 use crate::files::{EF1A_RECORD_LEN, EF1A_RECORDS};
@@ -127,6 +127,13 @@ impl fmt::Debug for Builder {
             .field("keys", &self.keys)
             .field("max_block_data", &self.max_block_data)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Builder {
+    fn drop(&mut self) {
+        // CardData keeps the PIN in a plain Vec (the keys zeroize themselves).
+        self.card.pin.zeroize();
     }
 }
 

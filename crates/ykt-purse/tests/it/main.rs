@@ -8,6 +8,7 @@ mod commands;
 mod counters;
 mod perso;
 mod perso_props;
+mod perso_refusals;
 mod properties;
 mod psam;
 mod psam_props;
