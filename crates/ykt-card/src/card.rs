@@ -240,6 +240,7 @@ impl Card {
                 changes: &mut self.changes,
                 library: self.library.as_deref(),
                 next_namespace: &mut self.next_namespace,
+                caller: ns,
             };
             let mut ctx = Context::new(&mut self.store, ns, &mut *self.entropy, &mut current_ef)
                 .with_runtime(runtime);
@@ -485,6 +486,7 @@ impl Card {
                 changes: &mut self.changes,
                 library: self.library.as_deref(),
                 next_namespace: &mut self.next_namespace,
+                caller: ns,
             };
             let mut ctx = Context::new(
                 &mut self.store,

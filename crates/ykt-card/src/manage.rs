@@ -144,6 +144,8 @@ pub(crate) struct Runtime<'a> {
     pub(crate) changes: &'a mut Changes,
     pub(crate) library: Option<&'a (dyn AppletFactory + Send)>,
     pub(crate) next_namespace: &'a mut u16,
+    /// The calling card manager's namespace.
+    pub(crate) caller: u16,
 }
 
 /// Stands in for the card manager's code while it runs (its box is lent to the dispatcher).
@@ -393,7 +395,8 @@ impl Context<'_> {
         ))
     }
 
-    /// Deletes the instance at `aid` (one installed in this same command included).
+    /// Deletes the instance at `aid` (one installed in this same command included; another card
+    /// manager too, but not the caller).
     pub fn delete_instance(&mut self, aid: &Aid) -> Result<(), ManageError> {
         let rt = self.runtime.as_mut().ok_or(ManageError::NotManager)?;
         if let Some(pos) = rt.changes.installs.iter().position(|i| i.aid == *aid) {
@@ -408,7 +411,7 @@ impl Context<'_> {
             .iter()
             .find(|i| i.aid == *aid && !rt.changes.deletes.contains(&i.ns))
             .ok_or(ManageError::NoSuchInstance)?;
-        if inst.manager {
+        if inst.ns == rt.caller {
             return Err(ManageError::IsCaller);
         }
         stage_flags(self.store, inst, 0)?;
@@ -441,8 +444,9 @@ impl Context<'_> {
     }
 
     /// Hands `cmd` to the [`Applet::process_data`] of the instance at `aid` (in this command's
-    /// transaction) and returns its answer. The instance need not be selectable; one installed
-    /// in this same command is not reachable yet (`6A88`), nor is the caller (`6985`).
+    /// transaction) and returns its answer. The instance need not be selectable (and may be a
+    /// card manager); one installed in this same command is not reachable yet (`6A88`), nor is
+    /// the caller (`6985`).
     pub fn deliver(&mut self, aid: &Aid, cmd: &CommandApdu) -> Result<Vec<u8>, StatusWord> {
         let rt = self
             .runtime
@@ -453,7 +457,7 @@ impl Context<'_> {
             .iter_mut()
             .find(|i| i.aid == *aid && !rt.changes.deletes.contains(&i.ns))
             .ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
-        if inst.manager {
+        if inst.ns == rt.caller {
             return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
         }
         let mut current_ef = None;

@@ -30,11 +30,13 @@
 extern crate alloc;
 
 pub mod commands;
+pub mod dm;
 pub mod isd;
 pub mod life_cycle;
 mod state;
 
 pub use crate::isd::{
-    ApplicationEntry, ISD_AID, ISD_PRIVILEGES, Isd, IsdFactory, IsdSetup, KIND, install_isd,
+    ApplicationEntry, ISD_AID, ISD_PRIVILEGES, Isd, IsdFactory, IsdSetup, KIND, LfdbHash, Package,
+    SD_MODULE, SD_PACKAGE, SSD_KIND, install_isd, sd_package,
 };
 pub use crate::life_cycle::{ApplicationState, CardState};

@@ -93,3 +93,9 @@ impl ApplicationState {
         (specific && selectable && p2 != self.0).then_some(Self(p2))
     }
 }
+
+/// An executable load file's only state: `01` LOADED (GP §5.3.1).
+pub const LOAD_FILE_LOADED: u8 = 0x01;
+
+/// A security domain's PERSONALIZED state `0F` (GP §5.3.2).
+pub const SD_PERSONALIZED: u8 = 0x0F;

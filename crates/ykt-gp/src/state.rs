@@ -1,13 +1,26 @@
-//! The ISD's persistent objects and their encoding (explicit bytes, no serde).
+//! The security domains' persistent objects and their encoding (explicit bytes, no serde).
+//!
+//! Card-global objects (namespace 0, shared by every security domain through
+//! `Context::card_objects`):
 //!
 //! ```text
-//! OBJ_LIFE_CYCLE  1 byte   card life cycle state (CardState coding)
-//! OBJ_SEQUENCE    4 bytes  SCP sequence counter, big-endian (last value sent)
-//! OBJ_KEYS        KEY_SLOTS × (KVN · key type · key length · K-ENC[32] · K-MAC[32] · K-DEK[32]);
-//!                 KVN 00 = empty slot
-//! OBJ_REGISTRY    REGISTRY_SLOTS × (AID length · AID[16] · life cycle · privileges[3]);
-//!                 AID length 00 = empty slot
-//! OBJ_IDENTITY    KDD[10] · IIN length · IIN[16] · CIN length · CIN[16] · CPLC[42]
+//! G_LIFE_CYCLE  1 byte   card life cycle state (CardState coding)
+//! G_REGISTRY    REGISTRY_SLOTS × entry; entry = kind (00 empty, 01 application,
+//!               02 security domain, 03 executable load file) · AID LV[1+16] · life cycle ·
+//!               privileges[3] · ELF AID LV[1+16] · associated SD AID LV[1+16]
+//! G_PACKAGES    PACKAGE_SLOTS × (ELF AID LV[1+16] · version[2] · module count ·
+//!               MODULE_SLOTS × (module AID LV[1+16] · kind LV[1+32])): the code the card can
+//!               load (its built-in library)
+//! G_IDENTITY    KDD[10] · IIN length · IIN[16] · CIN length · CIN[16] · CPLC[42]
+//! G_OPTIONS     LFDB hash (01 SHA-256, 02 SM3)
+//! ```
+//!
+//! Each security domain's own objects (its namespace):
+//!
+//! ```text
+//! OBJ_SEQUENCE  4 bytes  SCP sequence counter, big-endian (last value sent)
+//! OBJ_KEYS      KEY_SLOTS × (KVN · key type · key length · K-ENC[32] · K-MAC[32] · K-DEK[32]);
+//!               KVN 00 = empty slot
 //! ```
 
 use alloc::vec::Vec;
@@ -19,20 +32,29 @@ use ykt_scp::{KeySet, StaticKeys};
 
 use crate::life_cycle::{ApplicationState, CardState};
 
-pub(crate) const OBJ_LIFE_CYCLE: ObjectId = ObjectId(1);
+pub(crate) const G_LIFE_CYCLE: ObjectId = ObjectId(1);
+pub(crate) const G_REGISTRY: ObjectId = ObjectId(2);
+pub(crate) const G_PACKAGES: ObjectId = ObjectId(3);
+pub(crate) const G_IDENTITY: ObjectId = ObjectId(4);
+pub(crate) const G_OPTIONS: ObjectId = ObjectId(5);
 pub(crate) const OBJ_SEQUENCE: ObjectId = ObjectId(2);
 pub(crate) const OBJ_KEYS: ObjectId = ObjectId(3);
-pub(crate) const OBJ_REGISTRY: ObjectId = ObjectId(4);
-pub(crate) const OBJ_IDENTITY: ObjectId = ObjectId(5);
 
 /// How many key versions the ISD holds.
 pub const KEY_SLOTS: usize = 4;
 const KEY_MAX: usize = 32;
 pub(crate) const SLOT_LEN: usize = 3 + 3 * KEY_MAX;
 
-/// How many applications the registry holds.
-pub const REGISTRY_SLOTS: usize = 8;
-pub(crate) const ENTRY_LEN: usize = 1 + 16 + 1 + 3;
+/// How many entries (applications, security domains, load files) the registry holds.
+pub const REGISTRY_SLOTS: usize = 32;
+pub(crate) const ENTRY_LEN: usize = 1 + 17 + 1 + 3 + 17 + 17;
+/// How many load files (packages) the card's library holds.
+pub const PACKAGE_SLOTS: usize = 4;
+/// How many modules one package holds.
+pub const MODULE_SLOTS: usize = 4;
+const KIND_MAX: usize = 32;
+const MODULE_LEN: usize = 17 + 1 + KIND_MAX;
+pub(crate) const PACKAGE_LEN: usize = 17 + 2 + 1 + MODULE_SLOTS * MODULE_LEN;
 
 /// CPLC length (GP §H.6, without the `9F7F 2A` header).
 pub const CPLC_LEN: usize = 42;
@@ -57,8 +79,14 @@ pub struct ApplicationEntry {
     pub privileges: [u8; 3],
 }
 
-pub(crate) fn card_state(ctx: &Context<'_>) -> Result<CardState, StatusWord> {
-    let b = ctx.read(OBJ_LIFE_CYCLE)?;
+/// The card-global objects (namespace 0) as a context (`6F00` when the applet is no card
+/// manager: the card was set up wrongly).
+pub(crate) fn global<'c>(ctx: &'c mut Context<'_>) -> Result<Context<'c>, StatusWord> {
+    ctx.card_objects().map_err(|_| StatusWord::UNKNOWN)
+}
+
+pub(crate) fn card_state(g: &Context<'_>) -> Result<CardState, StatusWord> {
+    let b = g.read(G_LIFE_CYCLE)?;
     b.first()
         .copied()
         .and_then(CardState::from_byte)
@@ -156,40 +184,165 @@ pub(crate) fn key_slots(ctx: &Context<'_>) -> Result<Vec<Option<KeySet>>, Status
     Ok(b.chunks_exact(SLOT_LEN).map(decode_slot).collect())
 }
 
-fn decode_entry(e: &[u8]) -> Option<ApplicationEntry> {
-    let len = usize::from(*e.first()?);
-    if len == 0 {
-        return None;
+/// What a registry entry is (GP §5.3, §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EntryKind {
+    Application = 1,
+    SecurityDomain = 2,
+    LoadFile = 3,
+}
+
+/// One registry entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) kind: EntryKind,
+    pub(crate) aid: Aid,
+    pub(crate) state: u8,
+    pub(crate) privileges: [u8; 3],
+    /// The load file an application or SD was installed from.
+    pub(crate) elf: Option<Aid>,
+    /// The associated security domain (for a load file: the SD it was loaded through).
+    pub(crate) sd: Option<Aid>,
+}
+
+fn put_lv(out: &mut [u8], v: Option<&Aid>) {
+    let b = v.map_or(&[][..], Aid::as_bytes);
+    let n = b.len().min(16);
+    out[0] = n as u8;
+    out[1..1 + n].copy_from_slice(&b[..n]);
+}
+
+fn get_lv(b: &[u8]) -> Option<Option<Aid>> {
+    let n = usize::from(*b.first()?);
+    if n == 0 {
+        return Some(None);
     }
-    let aid = Aid::new(e.get(1..1 + len)?).ok()?;
-    let state = ApplicationState(*e.get(17)?);
-    let privileges = e.get(18..21)?.try_into().ok()?;
-    Some(ApplicationEntry {
-        aid,
-        state,
-        privileges,
+    Aid::new(b.get(1..1 + n)?).ok().map(Some)
+}
+
+fn decode_entry(e: &[u8]) -> Option<Entry> {
+    let kind = match e.first()? {
+        1 => EntryKind::Application,
+        2 => EntryKind::SecurityDomain,
+        3 => EntryKind::LoadFile,
+        _ => return None,
+    };
+    Some(Entry {
+        kind,
+        aid: get_lv(e.get(1..18)?)??,
+        state: *e.get(18)?,
+        privileges: e.get(19..22)?.try_into().ok()?,
+        elf: get_lv(e.get(22..39)?)?,
+        sd: get_lv(e.get(39..56)?)?,
     })
 }
 
-pub(crate) fn encode_entry(entry: &ApplicationEntry) -> [u8; ENTRY_LEN] {
+pub(crate) fn encode_entry(entry: &Entry) -> [u8; ENTRY_LEN] {
     let mut e = [0u8; ENTRY_LEN];
-    let aid = entry.aid.as_bytes();
-    // An Aid has 5 to 16 bytes, so it fits the 16-byte field.
-    let len = aid.len().min(16);
-    e[0] = len as u8;
-    e[1..1 + len].copy_from_slice(&aid[..len]);
-    e[17] = entry.state.0;
-    e[18..21].copy_from_slice(&entry.privileges);
+    e[0] = entry.kind as u8;
+    put_lv(&mut e[1..18], Some(&entry.aid));
+    e[18] = entry.state;
+    e[19..22].copy_from_slice(&entry.privileges);
+    put_lv(&mut e[22..39], entry.elf.as_ref());
+    put_lv(&mut e[39..56], entry.sd.as_ref());
     e
 }
 
-/// The registry's entries with their slot numbers.
-pub(crate) fn registry(ctx: &Context<'_>) -> Result<Vec<(usize, ApplicationEntry)>, StatusWord> {
-    let b = ctx.read(OBJ_REGISTRY)?;
+/// The registry's entries with their slot numbers (`g`: the card-global context).
+pub(crate) fn registry(g: &Context<'_>) -> Result<Vec<(usize, Entry)>, StatusWord> {
+    let b = g.read(G_REGISTRY)?;
     Ok(b.chunks_exact(ENTRY_LEN)
         .enumerate()
         .filter_map(|(i, e)| decode_entry(e).map(|e| (i, e)))
         .collect())
+}
+
+/// The entry for `aid`, with its slot.
+pub(crate) fn find(g: &Context<'_>, aid: &[u8]) -> Result<Option<(usize, Entry)>, StatusWord> {
+    Ok(registry(g)?
+        .into_iter()
+        .find(|(_, e)| e.aid.as_bytes() == aid))
+}
+
+/// Writes `entry` into slot `slot`.
+pub(crate) fn put_entry(g: &mut Context<'_>, slot: usize, entry: &Entry) -> Result<(), StatusWord> {
+    g.write(G_REGISTRY, slot * ENTRY_LEN, &encode_entry(entry))
+}
+
+/// Adds `entry` in the first free slot (`6A84` when full).
+pub(crate) fn add_entry(g: &mut Context<'_>, entry: &Entry) -> Result<(), StatusWord> {
+    let used: Vec<usize> = registry(g)?.into_iter().map(|(i, _)| i).collect();
+    let slot = (0..REGISTRY_SLOTS)
+        .find(|i| !used.contains(i))
+        .ok_or(StatusWord::NOT_ENOUGH_MEMORY)?;
+    put_entry(g, slot, entry)
+}
+
+/// Empties slot `slot`.
+pub(crate) fn remove_entry(g: &mut Context<'_>, slot: usize) -> Result<(), StatusWord> {
+    g.write(G_REGISTRY, slot * ENTRY_LEN, &[0; ENTRY_LEN])
+}
+
+/// A package of the card's library: a load file and the modules it holds (the code the card
+/// can run, by library kind).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Package {
+    /// The executable load file's AID.
+    pub elf: Aid,
+    /// Its version (GET STATUS tag `CE`).
+    pub version: [u8; 2],
+    /// Its modules: module AID and the `ykt-card` library kind that implements it.
+    pub modules: Vec<(Aid, alloc::string::String)>,
+}
+
+pub(crate) fn encode_packages(packages: &[Package]) -> Result<Vec<u8>, StatusWord> {
+    if packages.len() > PACKAGE_SLOTS {
+        return Err(StatusWord::WRONG_DATA);
+    }
+    let mut out = alloc::vec![0u8; PACKAGE_SLOTS * PACKAGE_LEN];
+    for (p, slot) in packages.iter().zip(out.chunks_exact_mut(PACKAGE_LEN)) {
+        if p.modules.len() > MODULE_SLOTS {
+            return Err(StatusWord::WRONG_DATA);
+        }
+        put_lv(&mut slot[..17], Some(&p.elf));
+        slot[17..19].copy_from_slice(&p.version);
+        slot[19] = p.modules.len() as u8;
+        for (m, (aid, kind)) in slot[20..].chunks_exact_mut(MODULE_LEN).zip(&p.modules) {
+            if kind.len() > KIND_MAX {
+                return Err(StatusWord::WRONG_DATA);
+            }
+            put_lv(&mut m[..17], Some(aid));
+            m[17] = kind.len() as u8;
+            m[18..18 + kind.len()].copy_from_slice(kind.as_bytes());
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn packages(g: &Context<'_>) -> Result<Vec<Package>, StatusWord> {
+    let b = g.read(G_PACKAGES)?;
+    let mut out = Vec::new();
+    for slot in b.chunks_exact(PACKAGE_LEN) {
+        let Some(Some(elf)) = get_lv(&slot[..17]) else {
+            continue;
+        };
+        let n = usize::from(slot[19]).min(MODULE_SLOTS);
+        let mut modules = Vec::new();
+        for m in slot[20..].chunks_exact(MODULE_LEN).take(n) {
+            let Some(Some(aid)) = get_lv(&m[..17]) else {
+                return Err(StatusWord::UNKNOWN);
+            };
+            let kl = usize::from(m[17]).min(KIND_MAX);
+            let kind = core::str::from_utf8(&m[18..18 + kl]).map_err(|_| StatusWord::UNKNOWN)?;
+            modules.push((aid, alloc::string::String::from(kind)));
+        }
+        out.push(Package {
+            elf,
+            version: [slot[17], slot[18]],
+            modules,
+        });
+    }
+    Ok(out)
 }
 
 /// The identity object's fields.
@@ -219,8 +372,8 @@ pub(crate) fn encode_identity(
     Ok(b)
 }
 
-pub(crate) fn identity(ctx: &Context<'_>) -> Result<Identity, StatusWord> {
-    let b = ctx.read(OBJ_IDENTITY)?;
+pub(crate) fn identity(g: &Context<'_>) -> Result<Identity, StatusWord> {
+    let b = g.read(G_IDENTITY)?;
     let bad = StatusWord::UNKNOWN;
     let kdd = b.get(..10).ok_or(bad)?.try_into().map_err(|_| bad)?;
     let iin_len = usize::from(*b.get(10).ok_or(bad)?);

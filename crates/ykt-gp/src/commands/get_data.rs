@@ -63,7 +63,7 @@ pub fn get_data(
     if card_state == CardState::Terminated && !matches!(tag, TAG_CPLC | TAG_CARD_DATA) {
         return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
     }
-    let identity = state::identity(ctx)?;
+    let identity = state::identity(&state::global(ctx)?)?;
     let present = |v: Vec<u8>, t: u8| {
         if v.is_empty() {
             Err(StatusWord::REFERENCED_DATA_NOT_FOUND)

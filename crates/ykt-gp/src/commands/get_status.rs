@@ -16,10 +16,12 @@ use alloc::vec::Vec;
 use ykt_apdu::{CommandApdu, StatusWord};
 use ykt_card::Context;
 
-use super::tlv;
+use ykt_card::Aid;
+
+use super::{Sd, tlv};
 use crate::isd::{ISD_AID, ISD_PRIVILEGES};
 use crate::life_cycle::CardState;
-use crate::state;
+use crate::state::{self, Entry, EntryKind};
 
 /// P1 `80`: the ISD.
 pub const P1_ISD: u8 = 0x80;
@@ -51,8 +53,11 @@ pub struct Listing {
 struct Row<'a> {
     aid: &'a [u8],
     state: u8,
-    privileges: [u8; 3],
+    privileges: Option<[u8; 3]>,
     associated_sd: Option<&'a [u8]>,
+    /// Load files: the version (`CE`) and, for P1 `10`, the modules (`84`).
+    version: Option<[u8; 2]>,
+    modules: Vec<&'a [u8]>,
 }
 
 /// The tags of a `5C` tag list; `None` asks for all.
@@ -98,22 +103,36 @@ fn entry_tlv(row: &Row<'_>, tags: &TagList) -> Vec<u8> {
     if wanted(&[0x9F, 0x70]) {
         body.extend(tlv(&[0x9F, 0x70], &[row.state]));
     }
-    if wanted(&[0xC5]) {
-        body.extend(tlv(&[0xC5], &row.privileges));
+    if let Some(p) = row.privileges
+        && wanted(&[0xC5])
+    {
+        body.extend(tlv(&[0xC5], &p));
     }
     if let Some(sd) = row.associated_sd
         && wanted(&[0xCC])
     {
         body.extend(tlv(&[0xCC], sd));
     }
+    if let Some(v) = row.version
+        && wanted(&[0xCE])
+    {
+        body.extend(tlv(&[0xCE], &v));
+    }
+    if wanted(&[0x84]) {
+        for m in &row.modules {
+            body.extend(tlv(&[0x84], m));
+        }
+    }
     tlv(&[0xE3], &body)
 }
 
 /// GET STATUS: P2 `02` (TLV format) or `00` (legacy format), b1 for the next occurrence;
 /// the paging rules of the module documentation, with `cursor` the ISD's pending listing.
-/// Load files (P1 `20`, `10`) do not exist until LOAD does: `6A88`.
-pub fn get_status(
+/// Load files: P1 `20` (with version `CE`) and `10` (with their modules `84`). A supplementary
+/// security domain lists what is associated with it.
+pub(crate) fn get_status(
     ctx: &mut Context<'_>,
+    sd: &Sd<'_>,
     card_state: CardState,
     cmd: &CommandApdu,
     cursor: &mut Option<Listing>,
@@ -146,26 +165,57 @@ pub fn get_status(
     } else {
         0
     };
-    let registry = state::registry(ctx)?;
+    let g = state::global(ctx)?;
+    let registry: Vec<Entry> = state::registry(&g)?.into_iter().map(|(_, e)| e).collect();
+    let packages = state::packages(&g)?;
     let mut rows = Vec::new();
     match cmd.p1 {
-        P1_ISD => rows.push(Row {
+        P1_ISD if !sd.supplementary => rows.push(Row {
             aid: &ISD_AID,
             state: card_state.to_byte(),
-            privileges: ISD_PRIVILEGES,
+            privileges: Some(ISD_PRIVILEGES),
             associated_sd: None,
+            version: None,
+            modules: Vec::new(),
         }),
+        P1_ISD => {}
         P1_APPLICATIONS => {
-            for (_, e) in &registry {
+            for e in registry
+                .iter()
+                .filter(|e| e.kind != EntryKind::LoadFile && sd.owns(e))
+            {
                 rows.push(Row {
                     aid: e.aid.as_bytes(),
-                    state: e.state.0,
-                    privileges: e.privileges,
-                    associated_sd: Some(&ISD_AID),
+                    state: e.state,
+                    privileges: Some(e.privileges),
+                    associated_sd: e.sd.as_ref().map(Aid::as_bytes),
+                    version: None,
+                    modules: Vec::new(),
                 });
             }
         }
-        _ => {}
+        _ => {
+            for e in registry
+                .iter()
+                .filter(|e| e.kind == EntryKind::LoadFile && sd.owns(e))
+            {
+                let package = packages.iter().find(|p| p.elf == e.aid);
+                rows.push(Row {
+                    aid: e.aid.as_bytes(),
+                    state: e.state,
+                    privileges: None,
+                    associated_sd: e.sd.as_ref().map(Aid::as_bytes),
+                    version: package.map(|p| p.version),
+                    modules: if cmd.p1 == P1_LOAD_FILES_AND_MODULES {
+                        package
+                            .map(|p| p.modules.iter().map(|(m, _)| m.as_bytes()).collect())
+                            .unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    },
+                });
+            }
+        }
     }
     rows.retain(|r| r.aid.starts_with(prefix));
     if start >= rows.len() {
@@ -182,7 +232,7 @@ pub fn get_status(
             e.push(row.aid.len() as u8);
             e.extend_from_slice(row.aid);
             e.push(row.state);
-            e.push(row.privileges[0]);
+            e.push(row.privileges.map_or(0, |p| p[0]));
             e
         };
         // An entry is at most 39 bytes, so the first one always fits.

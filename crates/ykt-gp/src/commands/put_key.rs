@@ -58,17 +58,19 @@ fn decrypt(session: &Session, protocol: Protocol, data: &[u8]) -> Option<Vec<u8>
     }
 }
 
-/// Parses one key block at the start of `data`: its clear value and the rest of `data`.
+/// Parses one key block at the start of `data`: its clear value and the rest of `data`. The
+/// block must have key type `expected`; its value is encrypted under `session` (of `protocol`).
 fn key_block<'a>(
     session: &Session,
     protocol: Protocol,
+    expected: u8,
     data: &'a [u8],
 ) -> Result<(u8, Vec<u8>, &'a [u8]), StatusWord> {
     let bad = StatusWord::WRONG_DATA;
     let [ty, len, rest @ ..] = data else {
         return Err(bad);
     };
-    if *ty != key_type_for(protocol) {
+    if *ty != expected || protocol_of_type(*ty).is_none() {
         return Err(bad);
     }
     let len = usize::from(*len);
@@ -114,19 +116,34 @@ pub(crate) fn put_key(
     if cmd.p1 & 0x80 != 0 || cmd.p2 != 0x81 {
         return Err(StatusWord::INCORRECT_P1P2);
     }
+    let new = decode_key_set(session, protocol, key_type_for(protocol), &cmd.data)?;
+    store_key_set(ctx, cmd.p1, &new)
+}
+
+/// The key type a PUT KEY block of type `ty` is for (`None`: not a key set type).
+fn protocol_of_type(ty: u8) -> Option<u8> {
+    matches!(ty, KEY_TYPE_DES | KEY_TYPE_AES | KEY_TYPE_SM4).then_some(ty)
+}
+
+/// Decodes a PUT KEY data field (new KVN · three key blocks of type `ty`, encrypted under
+/// `session`) into the key set; `6A80` for anything malformed or a wrong KCV.
+pub(crate) fn decode_key_set(
+    session: &Session,
+    protocol: Protocol,
+    ty: u8,
+    data: &[u8],
+) -> Result<KeySet, StatusWord> {
     let bad = StatusWord::WRONG_DATA;
-    let (&new_version, mut rest) = cmd.data.split_first().ok_or(bad)?;
+    let (&new_version, mut rest) = data.split_first().ok_or(bad)?;
     if !(0x01..=0x7F).contains(&new_version) {
         return Err(bad);
     }
     let mut keys: Vec<Vec<u8>> = Vec::with_capacity(3);
-    let mut ty = 0;
     for _ in 0..3 {
-        let (t, clear, r) = key_block(session, protocol, rest)?;
+        let (_, clear, r) = key_block(session, protocol, ty, rest)?;
         if keys.first().is_some_and(|k| k.len() != clear.len()) {
             return Err(bad);
         }
-        ty = t;
         keys.push(clear);
         rest = r;
     }
@@ -134,14 +151,27 @@ pub(crate) fn put_key(
         return Err(bad);
     }
     let [e, m, d] = [&keys[0], &keys[1], &keys[2]];
-    let new = state::key_set(new_version, ty, [e, m, d]).ok_or(bad)?;
+    state::key_set(new_version, ty, [e, m, d]).ok_or(bad)
+}
+
+/// Stores `new` in the key table: added when `replace` is `00`, else in place of version
+/// `replace`. Answers new KVN · three KCVs. `6A80` for a version already used elsewhere, `6A88`
+/// for an unknown `replace`, `6A84` when the table is full.
+pub(crate) fn store_key_set(
+    ctx: &mut Context<'_>,
+    replace: u8,
+    new: &KeySet,
+) -> Result<Vec<u8>, StatusWord> {
+    let bad = StatusWord::WRONG_DATA;
+    let new_version = new.version;
+    let ty = state::key_type(new);
     let slots = state::key_slots(ctx)?;
     let holder = |v: u8| {
         slots
             .iter()
             .position(|s| s.as_ref().is_some_and(|k| k.version == v))
     };
-    let slot = if cmd.p1 == 0x00 {
+    let slot = if replace == 0x00 {
         if holder(new_version).is_some() {
             return Err(bad);
         }
@@ -150,16 +180,19 @@ pub(crate) fn put_key(
             .position(Option::is_none)
             .ok_or(StatusWord::NOT_ENOUGH_MEMORY)?
     } else {
-        let slot = holder(cmd.p1).ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
+        let slot = holder(replace).ok_or(StatusWord::REFERENCED_DATA_NOT_FOUND)?;
         if holder(new_version).is_some_and(|s| s != slot) {
             return Err(bad);
         }
         slot
     };
-    ctx.write(OBJ_KEYS, slot * SLOT_LEN, &state::encode_slot(&new)?)?;
+    let slot_bytes = state::encode_slot(new)?;
+    ctx.write(OBJ_KEYS, slot * SLOT_LEN, &slot_bytes)?;
+    let len = usize::from(slot_bytes[2]);
     let mut out = alloc::vec![new_version];
-    for k in [e, m, d] {
-        out.extend_from_slice(&kcv(ty, k).ok_or(bad)?);
+    for i in 0..3 {
+        let at = 3 + i * 32;
+        out.extend_from_slice(&kcv(ty, &slot_bytes[at..at + len]).ok_or(bad)?);
     }
     Ok(out)
 }

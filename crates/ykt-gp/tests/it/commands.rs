@@ -57,9 +57,10 @@ fn get_status_of_applications_with_and_without_a_tag_list() {
         "08A0000006320101050700 08A0000006320101060700".replace(' ', "")
     );
     for (cmd, want) in [
-        ("80F22002024F0000", 0x6A88), // no load files yet
-        ("80F21002024F0000", 0x6A88),
-        ("80F24003024F0000", 0x6A88), // nothing left for "next"
+        ("80F22002024F0000", 0x9000), // the security-domain package
+        ("80F21002024F0000", 0x9000),
+        ("80F22002074F05A00000063200", 0x6A88), // no such load file
+        ("80F24003024F0000", 0x6A88),           // nothing left for "next"
         ("80F20102024F0000", 0x6A86),
         ("80F24004024F0000", 0x6A86),
         ("80F24002024F0100", 0x6A80),
@@ -136,7 +137,9 @@ fn application_lock_unlock_and_specific_states() {
         ("80F0408008A000000151000000", 0x6985, 0x0F),
         ("80F0408008A000000632010199", 0x6A88, 0x0F),
         ("80F04080024F00", 0x6A80, 0x0F),
-        ("80F0608008A000000632010105", 0x6A86, 0x0F),
+        // P1 60 (an SD and its applications) names no SD here.
+        ("80F0608008A000000632010105", 0x6A88, 0x0F),
+        ("80F0208008A000000632010105", 0x6A86, 0x0F),
     ] {
         assert_eq!(host.send_hex(&mut card, cmd).1, want, "{cmd}");
         assert_eq!(app_state(&mut host, &mut card), after, "{cmd}");

@@ -119,7 +119,7 @@ fn a_new_first_occurrence_restarts_the_listing() {
     );
     assert_eq!(host.send_hex(&mut card, NEXT).1, 0x6A88);
     assert_eq!(host.send_hex(&mut card, FIRST).1, 0x6310);
-    assert_eq!(host.send_hex(&mut card, "80F22002024F0000").1, 0x6A88);
+    assert_eq!(host.send_hex(&mut card, "80F22002024F0000").1, 0x9000);
     assert_eq!(host.send_hex(&mut card, NEXT).1, 0x6A88);
     // Other commands in between leave it alone.
     assert_eq!(host.send_hex(&mut card, FIRST).1, 0x6310);

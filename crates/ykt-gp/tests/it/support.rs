@@ -126,6 +126,11 @@ pub fn open(
         level,
         security_domain_aid: Some(h(ISD)),
     };
+    open_with(card, config)
+}
+
+/// Opens a session with `config` (to the selected SD).
+pub fn open_with(card: &mut Card, config: HostConfig) -> Result<Host, u16> {
     let (mut session, iu) = HostSession::initialize_update(config, &[0x11; 8]).unwrap();
     let r = card.transmit(&iu.to_bytes()).unwrap();
     let resp = ResponseApdu::parse(&r).unwrap();

@@ -96,7 +96,10 @@ fn session_steps(put_key: Option<(KeySet, KeySet)>) -> Vec<(&'static str, Comman
             "GET STATUS applications, tag list 4F 9F70",
             c("80F24002074F005C034F9F7000"),
         ),
-        ("GET STATUS load files: none", c("80F22002024F0000")),
+        (
+            "GET STATUS load files: the security-domain package",
+            c("80F22002024F0000"),
+        ),
         ("GET STATUS bad P1", c("80F20102024F0000")),
         ("GET STATUS bad data", c("80F24002024F0100")),
         ("GET DATA key information", c("80CA00E000")),
