@@ -7,3 +7,4 @@ mod catalogue;
 mod defects;
 mod reports;
 mod runs;
+mod yubikit;
