@@ -12,10 +12,9 @@ fn send(card: &mut ykt_card::Card, cmd: &CommandApdu) -> ResponseApdu {
 
 /// yubikit's `SecurityDomainSession.put_key` writes each AES key block as
 /// `88 10 <AES-CBC(K-DEK, key)> 03 <KCV>`, without the key-length byte GP Amendment D §7.2
-/// puts first (`88 11 10 <...>`); the card manager answers 6A80 (seen through pcscd as
-/// `84D8008158… → 6A80`). Ignored until ykt-gp decides whether to accept that form too.
+/// puts first (`88 11 10 <...>`). The card manager accepts both forms
+/// (`ykt_gp::commands::put_key::KEY_LENGTH_BYTE_OPTIONAL`).
 #[test]
-#[ignore = "ykt-gp refuses yubikit's AES key blocks without the key-length byte (6A80)"]
 fn yubikit_put_key_blocks_without_the_key_length_byte() {
     let mut card = ykt_purse::testing::danger_test_card_3des().unwrap();
     danger_install_test_isd(&mut card, IsdChannel::Scp03).unwrap();

@@ -6,6 +6,7 @@
 //! data = new KVN · 3 × key block
 //! key block, DES:      80 10 <key encrypted, 16>           03 <KCV>
 //! key block, AES, SM4: 88|89 <1+n> <key length> <key encrypted, n = 16·k> 03 <KCV>
+//!                      (or 88|89 <n> <key encrypted> 03 <KCV>: `KEY_LENGTH_BYTE_OPTIONAL`)
 //! response = new KVN · 3 × KCV
 //! ```
 //!
@@ -29,6 +30,12 @@ use crate::state::{self, KEY_TYPE_AES, KEY_TYPE_DES, KEY_TYPE_SM4, OBJ_KEYS, SLO
 /// L (tsm-gp.md §3.6 \[PROPOSAL\]): by analogy with AES (16 × `01`); kaoh/globalplatform's
 /// 16 × `02` looks like a defect and is not copied.
 pub const SM4_KCV_INPUT_BYTE: u8 = 0x01;
+
+/// AES and SM4 key blocks are accepted with the key-length byte of GP Amendment D §7.2
+/// (`88 11 10 <16 encrypted bytes>`) and without it (`88 10 <16 encrypted bytes>`, as the yubikit
+/// host sends): a block whose length is a multiple of 16 cannot have the length byte, so the two
+/// forms never collide. Responses and `encode_key_set` use the Amendment D form.
+pub const KEY_LENGTH_BYTE_OPTIONAL: bool = true;
 
 /// The byte repeated 16 times that an AES key's KCV encrypts (GP Amendment D §7.2: `01`).
 const AES_KCV_INPUT_BYTE: u8 = 0x01;
@@ -78,6 +85,10 @@ fn key_block<'a>(
     let rest = &rest[len..];
     let (key_len, encrypted) = if *ty == KEY_TYPE_DES {
         (16, block)
+    } else if block.len().is_multiple_of(16) {
+        // Without the key-length byte (yubikit writes `88 10 <encrypted key>`): the key fills
+        // the block ([`KEY_LENGTH_BYTE_OPTIONAL`]).
+        (block.len(), block)
     } else {
         let (&n, enc) = block.split_first().ok_or(bad)?;
         (usize::from(n), enc)
