@@ -92,6 +92,7 @@ fn tear_everywhere(start: &Card, cmd: &[u8], what: &str) -> u64 {
         still_works(&mut card);
     }
     assert!(saw_before && saw_after, "{what}: both outcomes occur");
+    eprintln!("{what}: torn at each of {writes} persistent writes");
     writes
 }
 
