@@ -412,6 +412,13 @@ impl Verifier {
         &self.replay
     }
 
+    /// The replay cache, to restore it after a restart from the terminal's stored records of
+    /// accepted codes (§3.1 steps 9 and 12: the record is written before the gate opens, so it
+    /// is the durable copy of the cache).
+    pub fn replay_cache_mut(&mut self) -> &mut ReplayCache {
+        &mut self.replay
+    }
+
     /// Verifies `code` for a fare of `fare` fen at the terminal's time `now` (Unix seconds as
     /// its clock shows them) and, when it passes, records it against replay.
     pub fn verify(&mut self, code: &[u8], fare: u32, now: u64) -> Verdict {

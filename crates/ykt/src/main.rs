@@ -6,6 +6,7 @@ mod conform;
 mod demo;
 mod entropy;
 mod exit;
+mod qr;
 mod se;
 mod state;
 mod terminal;
@@ -36,6 +37,11 @@ enum Command {
     /// An acceptance terminal and load point: purchase, metro entry/exit, bus ride, load,
     /// balance and records, with a PSAM, a journal and grey-transaction recovery.
     Terminal(terminal::TerminalArgs),
+    /// The ride QR code's issuer side with test keys: root CA, issuer certificate,
+    /// authorisations (qr-code.md §2, §4.1).
+    Qr(qr::QrArgs),
+    /// The wallet: the ride QR code made and shown at display time (qr-code.md §4.2).
+    Wallet(qr::WalletArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +59,8 @@ fn main() -> ExitCode {
         Command::Se(args) => se::run(args),
         Command::Conform(args) => conform::run_conform(args),
         Command::Terminal(args) => terminal::run(args),
+        Command::Qr(args) => qr::run(args),
+        Command::Wallet(args) => qr::run_wallet(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -177,6 +177,9 @@ enum TerminalCommand {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// The ride QR code scanner: scan and verify codes, install parameters, upload records
+    /// (qr-code.md §3, §5); no card is involved.
+    Qr(crate::qr::TerminalQrArgs),
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -191,6 +194,13 @@ enum Format {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Refused(String);
+
+impl Refused {
+    /// A refusal with its reason.
+    pub fn new(reason: String) -> Self {
+        Self(reason)
+    }
+}
 
 /// Money may have moved and the outcome is unknown: a grey entry is open in the journal, to be
 /// recovered at the next tap of the card (exit code 8).
@@ -216,6 +226,9 @@ pub fn run(args: TerminalArgs) -> anyhow::Result<()> {
     let opts = &args.opts;
     if let TerminalCommand::Journal { format, out } = &args.command {
         return journal(opts, *format, out.as_deref());
+    }
+    if let TerminalCommand::Qr(qr) = &args.command {
+        return crate::qr::run_terminal(&opts.dir, opts.at.as_deref(), qr);
     }
     let mut card = Device::card(opts)?;
     let result = on_card(opts, &args.command, card.channel());
@@ -275,7 +288,7 @@ fn on_card(
         TerminalCommand::Ride { line } => {
             transit_tap(opts, GateRole::Single, StationRef::new(*line, 0), card)
         }
-        TerminalCommand::Journal { .. } => Ok(()),
+        TerminalCommand::Journal { .. } | TerminalCommand::Qr(_) => Ok(()),
     }
 }
 
