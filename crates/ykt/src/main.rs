@@ -6,6 +6,7 @@ mod conform;
 mod demo;
 mod entropy;
 mod exit;
+mod gp;
 mod qr;
 mod se;
 mod state;
@@ -42,6 +43,9 @@ enum Command {
     Qr(qr::QrArgs),
     /// The wallet: the ride QR code made and shown at display time (qr-code.md §4.2).
     Wallet(qr::WalletArgs),
+    /// GlobalPlatform card management (list, info, install, delete, create-sd, put-key,
+    /// store-data, lock, unlock, extradite) over PC/SC or on a simulated SE.
+    Gp(gp::GpArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         Command::Terminal(args) => terminal::run(args),
         Command::Qr(args) => qr::run(args),
         Command::Wallet(args) => qr::run_wallet(args),
+        Command::Gp(args) => gp::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

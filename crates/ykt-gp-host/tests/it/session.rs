@@ -11,6 +11,9 @@ use ykt_scp::{InitializeUpdateError, KeySet, Protocol, ScpError, SecurityLevel};
 
 use crate::support::*;
 
+/// Key id, version, components.
+type KeyRow = (u8, u8, Vec<(u8, u8)>);
+
 fn card_for(protocol: Protocol, keys: &KeySet) -> Card {
     card_with(&setup(protocol, keys.clone()))
 }
@@ -61,7 +64,7 @@ fn info_cplc_card_data_keys_iin_cin() {
             "scp02" => 0x80,
             _ => 0x89,
         };
-        let ids: Vec<(u8, u8, Vec<(u8, u8)>)> = info
+        let ids: Vec<KeyRow> = info
             .iter()
             .map(|k| (k.id, k.version, k.components.clone()))
             .collect();

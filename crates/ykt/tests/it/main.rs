@@ -6,6 +6,7 @@
 
 mod cli;
 mod conform;
+mod gp;
 mod pcsc;
 mod terminal;
 mod tidy;
