@@ -1,18 +1,21 @@
 //! Cryptography for ykt: the national algorithms (SM2 signatures and encryption, SM3, SM4) and
 //! DES / 3DES / AES, glued into what transit cards need: PBOC MACs, the ISO/IEC 9797-1 retail
 //! MAC, CMAC, PBOC key diversification and the e-purse session keys, MACs and TAC
-//! ([`purse`], e-purse.md §3.2 and §5), and the GlobalPlatform SCP02/SCP03 session-key
-//! derivations ([`scp`]).
+//! ([`purse`], e-purse.md §3.2 and §5), the GlobalPlatform SCP02/SCP03 session-key
+//! derivations ([`scp`]), and RSA PKCS#1 v1.5 SHA-256 signatures for delegated-management
+//! tokens ([`rsa`], tsm-gp.md §4).
 //!
 //! What it owns: byte-exact algorithm choices (padding, truncation, key splits) and key types
 //! that wipe themselves on drop and never print their bytes.
 //! What it does not own: the primitives themselves (RustCrypto `sm2`, `sm3`, `sm4`, `des`, `aes`,
-//! `cmac`), message layouts of APDUs (the applet and terminal crates build MAC inputs), key
-//! storage, and randomness: functions that need it take a `rand_core::CryptoRng` argument.
+//! `cmac`, `rsa`, `sha2`), message layouts of APDUs (the applet and terminal crates build MAC
+//! inputs), key storage, and randomness: functions that need it take a `rand_core::CryptoRng`
+//! argument.
 //! No I/O, `#![no_std]` + `alloc`.
 //!
 //! References: GB/T 32918 (SM2), GB/T 32905 (SM3), GB/T 32907 (SM4), ISO/IEC 9797-1 (MAC
-//! algorithms 1 and 3, padding method 2), NIST SP 800-38B (CMAC), the project's e-purse brief.
+//! algorithms 1 and 3, padding method 2), NIST SP 800-38B (CMAC), RFC 8017 (RSA), the project's
+//! e-purse brief.
 #![no_std]
 
 extern crate alloc;
@@ -24,6 +27,7 @@ mod keys;
 mod mac;
 mod modes;
 pub mod purse;
+pub mod rsa;
 pub mod scp;
 mod sm2;
 
@@ -39,6 +43,7 @@ pub use crate::modes::{
     BlockCipherKey, cbc_decrypt, cbc_encrypt, ecb_decrypt, ecb_encrypt, pad_iso9797_m2,
     unpad_iso9797_m2,
 };
+pub use crate::rsa::{RsaError, RsaPrivateKey, RsaPublicKey};
 pub use crate::sm2::{DEFAULT_SM2_ID, Sm2CipherMode, Sm2PrivateKey, Sm2PublicKey, Sm2Signature};
 
 /// Constant-time equality of two byte strings (for MAC and cryptogram checks).

@@ -401,3 +401,132 @@ fn sm2_openssl_sign_rust_verify() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `openssl dgst -sha256 -verify` over a DER SubjectPublicKeyInfo: Ok(()) when it verifies.
+fn openssl_rsa_verify(
+    dir: &std::path::Path,
+    spki: &[u8],
+    msg: &[u8],
+    sig: &[u8],
+) -> Result<(), String> {
+    let (pubf, msgf, sigf) = (
+        dir.join("rsa.pub.der"),
+        dir.join("rsa.msg"),
+        dir.join("rsa.sig"),
+    );
+    std::fs::write(&pubf, spki).unwrap();
+    std::fs::write(&msgf, msg).unwrap();
+    std::fs::write(&sigf, sig).unwrap();
+    let out = try_run(
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            pubf.to_str().unwrap(),
+            "-keyform",
+            "DER",
+            "-signature",
+            sigf.to_str().unwrap(),
+            msgf.to_str().unwrap(),
+        ],
+        b"",
+    )?;
+    assert!(String::from_utf8_lossy(&out).contains("Verified OK"));
+    Ok(())
+}
+
+/// `openssl dgst -sha256 -sign` with a DER private key file.
+fn openssl_rsa_sign(dir: &std::path::Path, key_der: &[u8], msg: &[u8]) -> Vec<u8> {
+    let (keyf, msgf) = (dir.join("rsa.key.der"), dir.join("rsa.msg"));
+    std::fs::write(&keyf, key_der).unwrap();
+    std::fs::write(&msgf, msg).unwrap();
+    run(
+        &[
+            "dgst",
+            "-sha256",
+            "-sign",
+            keyf.to_str().unwrap(),
+            "-keyform",
+            "DER",
+            msgf.to_str().unwrap(),
+        ],
+        b"",
+    )
+}
+
+/// The fixed OpenSSL key pair: OpenSSL's signatures verify here and equal ours; ours verify in
+/// OpenSSL; a tampered message or signature fails in OpenSSL too.
+#[test]
+fn rsa_fixed_key_matches_openssl() {
+    if !available() {
+        return;
+    }
+    let dir = scratch();
+    let case = &crate::harness::cases("rsa_openssl.txt")[0];
+    let pkcs8 = case.bytes("pkcs8");
+    let key = RsaPrivateKey::from_pkcs8_der(&pkcs8).unwrap();
+    let spki = key.public_key().to_public_key_der().unwrap();
+    let mut rng = TestRng::new(21);
+    for len in [0usize, 1, 64, 300] {
+        let msg = rng.bytes(len);
+        let theirs = openssl_rsa_sign(&dir, &pkcs8, &msg);
+        key.public_key()
+            .verify_pkcs1v15_sha256(&msg, &theirs)
+            .unwrap();
+        let ours = key.sign_pkcs1v15_sha256(&msg).unwrap();
+        assert_eq!(hx(&ours), hx(&theirs), "len {len}");
+        openssl_rsa_verify(&dir, &spki, &msg, &ours).unwrap();
+        let mut bad = ours.clone();
+        bad[len % 256] ^= 0x10;
+        assert!(openssl_rsa_verify(&dir, &spki, &msg, &bad).is_err());
+        assert!(openssl_rsa_verify(&dir, &spki, &[&msg[..], b"x"].concat(), &ours).is_err());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A key generated here from a seeded RNG: OpenSSL accepts its PKCS#8 export (`pkey -check`),
+/// verifies our signature with its SPKI export and signs with it for us to verify.
+#[test]
+fn rsa_generated_key_works_in_openssl() {
+    if !available() {
+        return;
+    }
+    let dir = scratch();
+    let mut rng = TestRng::new(22);
+    let key = RsaPrivateKey::generate(&mut rng, 2048).unwrap();
+    assert_eq!(key.public_key().bits(), 2048);
+    assert_eq!(key.public_key().exponent(), [1, 0, 1]);
+    let pkcs8 = key.to_pkcs8_der().unwrap();
+    let keyf = dir.join("gen.der");
+    std::fs::write(&keyf, &pkcs8[..]).unwrap();
+    let out = run(
+        &[
+            "pkey",
+            "-inform",
+            "DER",
+            "-in",
+            keyf.to_str().unwrap(),
+            "-check",
+            "-noout",
+        ],
+        b"",
+    );
+    assert!(
+        String::from_utf8_lossy(&out).contains("valid"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let spki = key.public_key().to_public_key_der().unwrap();
+    let msg = rng.bytes(77);
+    let ours = key.sign_pkcs1v15_sha256_with_rng(&mut rng, &msg).unwrap();
+    openssl_rsa_verify(&dir, &spki, &msg, &ours).unwrap();
+    let theirs = openssl_rsa_sign(&dir, &pkcs8, &msg);
+    assert_eq!(hx(&theirs), hx(&ours));
+    key.public_key()
+        .verify_pkcs1v15_sha256(&msg, &theirs)
+        .unwrap();
+    // The same seed gives the same key: generation draws only from the RNG argument.
+    let again = RsaPrivateKey::generate(&mut TestRng::new(22), 2048).unwrap();
+    assert_eq!(again.public_key(), key.public_key());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

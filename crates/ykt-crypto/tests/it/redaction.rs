@@ -56,3 +56,12 @@ fn key_debug_is_redacted() {
     // Public values stay printable.
     assert!(format!("{:?}", sm2.public_key()).starts_with("Sm2PublicKey(04"));
 }
+
+#[test]
+fn rsa_private_key_debug_is_redacted() {
+    let case = &crate::harness::cases("rsa_openssl.txt")[0];
+    let key = RsaPrivateKey::from_pkcs8_der(&case.bytes("pkcs8")).unwrap();
+    let debug = format!("{key:?}");
+    assert_eq!(debug, "RsaPrivateKey([redacted])");
+    assert!(format!("{:?}", key.public_key()).starts_with("RsaPublicKey(2048 bits, n = C9ACB2D2"));
+}

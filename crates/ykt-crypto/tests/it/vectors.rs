@@ -293,3 +293,114 @@ fn pboc_mac_helpers_truncate_the_full_block() {
     let full = sm4_cbc_mac(&sm4, &[0; 16], b"abc");
     assert_eq!(pboc_mac_sm4(&sm4, &[0; 16], b"abc"), full[..4]);
 }
+
+/// The fixed OpenSSL RSA-2048 key pair: both private forms give the same key, the public forms
+/// re-encode byte for byte, and PKCS#1 v1.5 SHA-256 signing reproduces OpenSSL's signature.
+#[test]
+fn rsa_openssl_key_pair() {
+    for c in cases("rsa_openssl.txt") {
+        let from_pkcs1 = RsaPrivateKey::from_pkcs1_der(&c.bytes("pkcs1")).unwrap();
+        let from_pkcs8 = RsaPrivateKey::from_pkcs8_der(&c.bytes("pkcs8")).unwrap();
+        let public = from_pkcs8.public_key();
+        assert_eq!(from_pkcs1.public_key(), public, "{}", c.location);
+        assert_eq!(public.bits(), 2048);
+        assert_eq!(public.size(), 256);
+        assert_eq!(hx(&public.modulus()), hx(&c.bytes("n")));
+        assert_eq!(hx(&public.exponent()), hx(&c.bytes("e")));
+        assert_eq!(
+            hx(&public.to_pkcs1_der().unwrap()),
+            hx(&c.bytes("pkcs1_public"))
+        );
+        assert_eq!(
+            hx(&public.to_public_key_der().unwrap()),
+            hx(&c.bytes("spki"))
+        );
+        assert_eq!(
+            hx(&from_pkcs8.to_pkcs8_der().unwrap()),
+            hx(&c.bytes("pkcs8"))
+        );
+        for decoded in [
+            RsaPublicKey::from_pkcs1_der(&c.bytes("pkcs1_public")).unwrap(),
+            RsaPublicKey::from_public_key_der(&c.bytes("spki")).unwrap(),
+            RsaPublicKey::from_components(&c.bytes("n"), &c.bytes("e")).unwrap(),
+            RsaPublicKey::from_components(&[&[0, 0][..], &c.bytes("n")].concat(), &[0, 1, 0, 1])
+                .unwrap(),
+        ] {
+            assert_eq!(&decoded, public);
+        }
+        let (msg, sig) = (c.bytes("msg"), c.bytes("sig"));
+        public.verify_pkcs1v15_sha256(&msg, &sig).unwrap();
+        // PKCS#1 v1.5 is deterministic: our signature is OpenSSL's, blinded or not.
+        assert_eq!(
+            hx(&from_pkcs1.sign_pkcs1v15_sha256(&msg).unwrap()),
+            hx(&sig)
+        );
+        let mut rng = crate::rng::TestRng::new(11);
+        assert_eq!(
+            hx(&from_pkcs8
+                .sign_pkcs1v15_sha256_with_rng(&mut rng, &msg)
+                .unwrap()),
+            hx(&sig)
+        );
+        // Tampered message, tampered signature, truncated signature.
+        assert_eq!(
+            public.verify_pkcs1v15_sha256(&[&msg[..], b"."].concat(), &sig),
+            Err(RsaError::SignatureInvalid)
+        );
+        for i in [0, 100, 255] {
+            let mut bad = sig.clone();
+            bad[i] ^= 0x01;
+            assert_eq!(
+                public.verify_pkcs1v15_sha256(&msg, &bad),
+                Err(RsaError::SignatureInvalid)
+            );
+        }
+        assert_eq!(
+            public.verify_pkcs1v15_sha256(&msg, &sig[1..]),
+            Err(RsaError::SignatureLength {
+                expected: 256,
+                actual: 255
+            })
+        );
+        // A private key is not a public key, nor the other way round.
+        assert_eq!(
+            RsaPublicKey::from_public_key_der(&c.bytes("pkcs8")),
+            Err(RsaError::MalformedKey)
+        );
+        assert_eq!(
+            RsaPrivateKey::from_pkcs8_der(&c.bytes("spki")).unwrap_err(),
+            RsaError::MalformedKey
+        );
+    }
+}
+
+/// Key sizes outside 2048..=4096 bits are refused, loading and generating.
+#[test]
+fn rsa_key_sizes() {
+    let mut rng = crate::rng::TestRng::new(12);
+    assert_eq!(
+        RsaPrivateKey::generate(&mut rng, 1024).unwrap_err(),
+        RsaError::UnsupportedKeySize { bits: 1024 }
+    );
+    assert_eq!(
+        RsaPrivateKey::generate(&mut rng, 8192).unwrap_err(),
+        RsaError::UnsupportedKeySize { bits: 8192 }
+    );
+    let mut small = vec![0xC5u8; 128];
+    small[127] = 0x01;
+    assert_eq!(
+        RsaPublicKey::from_components(&small, &[1, 0, 1]),
+        Err(RsaError::UnsupportedKeySize { bits: 1024 })
+    );
+    assert_eq!(
+        RsaPublicKey::from_components(&[], &[3]),
+        Err(RsaError::MalformedKey)
+    );
+    // An even modulus is not an RSA key.
+    let mut even = vec![0xC5u8; 256];
+    even[255] = 0x02;
+    assert_eq!(
+        RsaPublicKey::from_components(&even, &[1, 0, 1]),
+        Err(RsaError::MalformedKey)
+    );
+}
