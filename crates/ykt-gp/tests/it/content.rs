@@ -239,10 +239,7 @@ fn load_install_personalise_lock_delete() {
     let mut host = isd_session(&mut card);
     let (apps, _) = status_entries(&mut host, &mut card, "40");
     assert!(!apps.contains(APP), "{apps}");
-    assert_eq!(
-        status_entries(&mut host, &mut card, "20").0.contains(ELF),
-        false
-    );
+    assert!(!status_entries(&mut host, &mut card, "20").0.contains(ELF));
     // It loads and installs again afterwards (fresh objects).
     assert_eq!(install_for_load(&mut host, &mut card, ""), 0x9000);
     assert_eq!(load(&mut host, &mut card, &file, 200), 0x9000);

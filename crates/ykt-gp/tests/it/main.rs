@@ -6,9 +6,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod commands;
+mod content;
 mod dm;
 mod paging;
 mod properties;
+mod purse_perso;
 mod put_key;
 mod session;
 mod support;
