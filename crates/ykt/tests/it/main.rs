@@ -8,6 +8,7 @@ mod cli;
 mod conform;
 mod gp;
 mod pcsc;
+mod qr;
 mod terminal;
 mod tidy;
 

@@ -1,0 +1,270 @@
+//! `ykt qr`, `ykt wallet qr` and `ykt terminal qr`: a test issuer, a wallet showing its code,
+//! and a scanning terminal that accepts it once, refuses replays, expired codes and blacklisted
+//! accounts, survives restarts, and uploads a signed batch.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const YKT: &str = env!("CARGO_BIN_EXE_ykt");
+
+/// The time of every test (2025-11-24T16:00:00Z), in Unix seconds.
+const T: u64 = 1_764_000_000;
+/// The account the wallet asks for.
+const ACCOUNT: &str = "9999000112345678901f";
+
+struct Setup {
+    root: PathBuf,
+}
+
+impl Setup {
+    /// An issuer, a wallet authorised by it and a terminal holding its parameters.
+    fn new(name: &str) -> Self {
+        let root = std::env::temp_dir().join(format!("ykt-qr-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let s = Self { root };
+        let at = T.to_string();
+        s.ok(&["qr", "issuer", "init", "--dir", s.p("issuer"), "--at", &at]);
+        s.ok(&[
+            "wallet",
+            "qr",
+            "init",
+            "--dir",
+            s.p("wallet"),
+            "--issuer",
+            s.p("issuer"),
+            "--account",
+            ACCOUNT,
+            "--at",
+            &at,
+        ]);
+        s.terminal_ok(&["params", "--from", s.p("issuer")]);
+        s
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    fn p(&self, name: &str) -> &str {
+        // The tests' temporary paths are UTF-8.
+        Box::leak(
+            self.path(name)
+                .to_str()
+                .unwrap()
+                .to_string()
+                .into_boxed_str(),
+        )
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(YKT)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn terminal(&self, args: &[&str]) -> Output {
+        let mut all = vec!["terminal", "--dir", self.p("terminal"), "qr"];
+        all.extend_from_slice(args);
+        self.run(&all)
+    }
+
+    fn terminal_ok(&self, args: &[&str]) -> String {
+        let out = self.terminal(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The wallet's code generated at `at`, as a PNG; gives its path.
+    fn show(&self, at: u64, name: &str) -> PathBuf {
+        let png = self.path(name);
+        let out = self.ok(&[
+            "wallet",
+            "qr",
+            "show",
+            "--dir",
+            self.p("wallet"),
+            "--png",
+            png.to_str().unwrap(),
+            "--at",
+            &at.to_string(),
+        ]);
+        // The symbol went to stdout in half blocks.
+        assert!(out.contains('█') && out.lines().count() > 30, "{out}");
+        png
+    }
+
+    /// Scans `image` at `at`: (exit code, stdout).
+    fn scan(&self, at: u64, image: &Path, extra: &[&str]) -> (i32, String) {
+        let at = at.to_string();
+        let mut args = vec!["scan", "--at", &at, image.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = self.terminal(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        (out.status.code().unwrap(), format!("{stdout}{stderr}"))
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+#[test]
+fn a_shown_code_is_accepted_once_refused_as_a_replay_and_uploaded_signed() {
+    let s = Setup::new("chain");
+    for key in [
+        "issuer/root-ca.key",
+        "issuer/issuer.key",
+        "wallet/device.key",
+    ] {
+        let mode = std::fs::metadata(s.path(key)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{key}");
+    }
+    let png = s.show(T, "code.png");
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+
+    let (code, out) = s.scan(T + 5, &png, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("accepted") && out.contains("record #1"),
+        "{out}"
+    );
+    // Account ids are masked.
+    assert!(out.contains("999900") && !out.contains(ACCOUNT), "{out}");
+
+    // A new process: the replay cache comes back from the record log.
+    let (code, out) = s.scan(T + 6, &png, &[]);
+    assert_eq!(code, 5, "{out}");
+    assert!(out.contains("refused: code already used [Replay]"), "{out}");
+
+    let batch = s.path("batch.jsonl");
+    let out = s.terminal_ok(&["upload", "--out", batch.to_str().unwrap()]);
+    assert!(out.contains("1 records"), "{out}");
+    let text = std::fs::read(&batch).unwrap();
+    let lines: Vec<&str> = std::str::from_utf8(&text).unwrap().lines().collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("{\"seq\":1,") && lines[0].contains(ACCOUNT));
+    assert!(lines[1].starts_with("{\"batch_signature\":"));
+    // Clearing checks the signature with the terminal's public key and the sequence.
+    let public = std::fs::read_to_string(s.path("terminal/qr-terminal.pub")).unwrap();
+    let key =
+        ykt_crypto::Sm2PublicKey::from_sec1_bytes(&hex::decode(public.trim()).unwrap()).unwrap();
+    assert_eq!(ykt_qr::record::open(&text, &key, 1), Ok(1));
+
+    // Nothing new to upload the second time.
+    let out = s.terminal_ok(&["upload", "--out", batch.to_str().unwrap()]);
+    assert!(out.contains("no records"), "{out}");
+}
+
+#[test]
+fn a_code_older_than_its_validity_and_the_skew_is_refused_as_expired() {
+    let s = Setup::new("expired");
+    // Validity 60 s, skew 30 s: 1000 s old is long gone.
+    let png = s.show(T - 1000, "old.png");
+    let (code, out) = s.scan(T, &png, &[]);
+    assert_eq!(code, 5, "{out}");
+    assert!(out.contains("refused: code expired [CodeExpired]"), "{out}");
+    // The edge: 90 s old passes, 91 s does not; a wider skew admits it.
+    let png = s.show(T - 91, "edge.png");
+    let (code, out) = s.scan(T, &png, &[]);
+    assert_eq!(code, 5, "{out}");
+    let (code, out) = s.scan(T, &png, &["--clock-skew", "31"]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_fast_terminal_clock_is_modelled_and_pgm_frames_are_read() {
+    let s = Setup::new("clock");
+    let png = s.show(T, "code.png");
+    // The same code as a camera frame dump.
+    let payload = ykt_qr_symbol::scan(&std::fs::read(&png).unwrap()).unwrap();
+    let frame = ykt_qr_symbol::Symbol::encode(&payload)
+        .unwrap()
+        .to_frame(3, 4)
+        .unwrap();
+    let pgm = s.path("frame.pgm");
+    std::fs::write(&pgm, frame.to_pgm()).unwrap();
+    // A terminal clock 200 s fast sees the code as expired; one 40 s slow as not yet valid.
+    let (code, out) = s.scan(T + 5, &pgm, &["--clock-offset", "200"]);
+    assert_eq!(code, 5, "{out}");
+    assert!(out.contains("[CodeExpired]"), "{out}");
+    let (code, out) = s.scan(T + 5, &pgm, &["--clock-offset", "-40"]);
+    assert_eq!(code, 5, "{out}");
+    assert!(out.contains("[NotYetValid]"), "{out}");
+    let (code, out) = s.scan(T + 5, &pgm, &[]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_blacklisted_account_is_refused() {
+    let s = Setup::new("blacklist");
+    let out = s.terminal_ok(&["params", "--block-account", ACCOUNT]);
+    assert!(out.contains("1 blacklisted accounts (version 1)"), "{out}");
+    let png = s.show(T, "code.png");
+    let (code, out) = s.scan(T + 1, &png, &[]);
+    assert_eq!(code, 5, "{out}");
+    assert!(
+        out.contains("refused: account blacklisted [AccountBlacklisted]"),
+        "{out}"
+    );
+    s.terminal_ok(&["params", "--unblock-account", ACCOUNT]);
+    let (code, out) = s.scan(T + 2, &png, &[]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn garbage_images_give_a_clear_error_not_a_panic() {
+    let s = Setup::new("garbage");
+    let mut fake_png = b"\x89PNG\r\n\x1a\n".to_vec();
+    fake_png.extend_from_slice(&[0x5A; 300]);
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        ("fake.png", fake_png, "unreadable PNG"),
+        (
+            "text.png",
+            b"not an image at all".to_vec(),
+            "not a PNG or binary PGM",
+        ),
+        (
+            "blank.pgm",
+            {
+                let mut v = b"P5 64 64 255\n".to_vec();
+                v.extend_from_slice(&[255; 64 * 64]);
+                v
+            },
+            "no QR symbol found",
+        ),
+    ];
+    for (name, bytes, reason) in cases {
+        let path = s.path(name);
+        std::fs::write(&path, bytes).unwrap();
+        let (code, out) = s.scan(T, &path, &[]);
+        assert_eq!(code, 1, "{name}: {out}");
+        assert!(out.contains(reason), "{name}: {out}");
+        assert!(out.contains("held no readable QR code"), "{name}: {out}");
+    }
+    let (code, out) = s.scan(T, &s.path("missing.png"), &[]);
+    assert_eq!(code, 1, "{out}");
+}
