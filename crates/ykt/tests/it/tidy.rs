@@ -20,11 +20,14 @@ const CORES: &[&str] = &[
     "ykt-purse",
     "ykt-terminal",
     "ykt-qr",
+    "ykt-nfcqr",
+    "ykt-gp-host",
 ];
 
 /// Crates that do no I/O but use `std` (so are not `#![no_std]`): the conformance harness parses
 /// its TOML catalogue and builds its reports as strings; the binary reaches cards and files for it.
-const SANS_IO_STD: &[&str] = &["ykt-conformance"];
+/// The QR symbol crate renders and scans images in memory (bytes in, bytes out).
+const SANS_IO_STD: &[&str] = &["ykt-conformance", "ykt-qr-symbol"];
 
 /// Crates that must never appear in a core's normal dependencies.
 const FORBIDDEN_IN_CORES: &[&str] = &[
@@ -58,6 +61,9 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     ("ykt-purse", &["ykt-apdu", "ykt-card", "ykt-crypto"]),
     ("ykt-terminal", &["ykt-apdu", "ykt-crypto"]),
     ("ykt-qr", &["ykt-crypto"]),
+    ("ykt-nfcqr", &["ykt-apdu", "ykt-card", "ykt-crypto", "ykt-qr"]),
+    ("ykt-gp-host", &["ykt-apdu", "ykt-crypto", "ykt-scp"]),
+    ("ykt-qr-symbol", &[]),
     ("ykt-transport", &["ykt-apdu", "ykt-card", "ykt-terminal"]),
     (
         "ykt-conformance",
@@ -66,6 +72,8 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
             "ykt-crypto",
             "ykt-card",
             "ykt-purse",
+            "ykt-scp",
+            "ykt-gp",
             "ykt-terminal",
         ],
     ),
@@ -76,6 +84,12 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
             "ykt-crypto",
             "ykt-card",
             "ykt-purse",
+            "ykt-scp",
+            "ykt-gp",
+            "ykt-gp-host",
+            "ykt-nfcqr",
+            "ykt-qr",
+            "ykt-qr-symbol",
             "ykt-terminal",
             "ykt-transport",
             "ykt-conformance",
