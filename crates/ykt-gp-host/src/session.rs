@@ -437,9 +437,20 @@ where
         load_file_data_block: &[u8],
         dap: &[DapBlock],
     ) -> Result<Option<Receipt>, Error<E>> {
+        self.load_in_blocks(load_file_data_block, dap, self.max_block_size())
+    }
+
+    /// LOAD in blocks of at most `block_size` bytes (capped at [`GpSession::max_block_size`]).
+    pub fn load_in_blocks(
+        &mut self,
+        load_file_data_block: &[u8],
+        dap: &[DapBlock],
+        block_size: usize,
+    ) -> Result<Option<Receipt>, Error<E>> {
         let payload = load::load_payload(load_file_data_block, dap);
         let mut last = Vec::new();
-        for cmd in load::load_commands(&payload, self.max_block_size())? {
+        let size = block_size.min(self.max_block_size());
+        for cmd in load::load_commands(&payload, size)? {
             last = self.exchange(&cmd)?;
         }
         install::parse_receipt(&last).map_err(Self::malformed(Operation::Load))
@@ -565,12 +576,21 @@ where
     pub fn put_key(&mut self, replace: Option<u8>, new: &KeySet) -> Result<(), Error<E>> {
         let (cmd, kcvs) = put_key::put_key(replace, new, &self.key_encryption_key()?)?;
         let data = self.exchange(&cmd)?;
-        let (version, card_kcvs) =
-            put_key::parse_put_key_response(&data).map_err(Self::malformed(Operation::PutKey))?;
-        if version != new.version || card_kcvs.as_slice() != kcvs.as_slice() {
+        let confirmed = put_key::confirms(&data, new.version, &kcvs)
+            .map_err(Self::malformed(Operation::PutKey))?;
+        if !confirmed {
             return Err(Error::KeyCheck);
         }
         Ok(())
+    }
+
+    /// PUT KEY's data field for `new` encrypted under this session's key-encryption key, with
+    /// the check values to expect (for key sets sent another way, e.g. inside STORE DATA).
+    pub fn key_set_data(
+        &self,
+        new: &KeySet,
+    ) -> Result<(Vec<u8>, put_key::KeyCheckValues), Error<E>> {
+        Ok(put_key::key_set_data(new, &self.key_encryption_key()?)?)
     }
 
     // --- STORE DATA (GP §11.11) ---

@@ -35,6 +35,9 @@ pub const KEY_TYPE_SM4: u8 = ykt_scp::sm4::SM4_CHANNEL.key_type;
 /// (`ykt_gp::commands::put_key::SM4_KCV_INPUT_BYTE`, a test keeps them equal).
 pub const SM4_KCV_INPUT_BYTE: u8 = 0x01;
 
+/// The check values of K-ENC, K-MAC and K-DEK, first three bytes each.
+pub type KeyCheckValues = [[u8; 3]; 3];
+
 /// P2: first key identifier 1, several keys in the command (b8).
 pub const P2_KEY_SET: u8 = 0x81;
 
@@ -49,7 +52,7 @@ pub enum KeyEncryptionKey<'a> {
 }
 
 /// The check value of a key: (key type, first three bytes).
-pub fn key_check_value(keys: &StaticKeys) -> Result<[[u8; 3]; 3], BuildError> {
+pub fn key_check_value(keys: &StaticKeys) -> Result<KeyCheckValues, BuildError> {
     let three = |block: Vec<u8>| -> Result<[u8; 3], BuildError> {
         block
             .get(..3)
@@ -114,14 +117,26 @@ pub fn put_key(
     replace: Option<u8>,
     new: &KeySet,
     kek: &KeyEncryptionKey<'_>,
-) -> Result<(CommandApdu, [[u8; 3]; 3]), BuildError> {
-    if !(0x01..=0x7F).contains(&new.version) {
-        return Err(BuildError::KeyVersion(new.version));
-    }
+) -> Result<(CommandApdu, KeyCheckValues), BuildError> {
     if let Some(v) = replace
         && !(0x01..=0x7F).contains(&v)
     {
         return Err(BuildError::KeyVersion(v));
+    }
+    let (data, kcvs) = key_set_data(new, kek)?;
+    let cmd = command(0xD8, replace.unwrap_or(0x00), P2_KEY_SET, data, true)?;
+    Ok((cmd, kcvs))
+}
+
+/// PUT KEY's data field for `new`: the new KVN and the three encrypted key blocks, with the
+/// check values the card must confirm. (Also what the card manager of this project takes in
+/// STORE DATA DGI `8001` to give a new security domain its first keys.)
+pub fn key_set_data(
+    new: &KeySet,
+    kek: &KeyEncryptionKey<'_>,
+) -> Result<(Vec<u8>, KeyCheckValues), BuildError> {
+    if !(0x01..=0x7F).contains(&new.version) {
+        return Err(BuildError::KeyVersion(new.version));
     }
     let (ty, values) = key_values(&new.keys);
     let kcvs = key_check_value(&new.keys)?;
@@ -144,8 +159,7 @@ pub fn put_key(
         data.push(0x03);
         data.extend_from_slice(kcv);
     }
-    let cmd = command(0xD8, replace.unwrap_or(0x00), P2_KEY_SET, data, true)?;
-    Ok((cmd, kcvs))
+    Ok((data, kcvs))
 }
 
 /// Parses PUT KEY's response: the new KVN and one check value per key.
@@ -156,4 +170,10 @@ pub fn parse_put_key_response(data: &[u8]) -> Result<(u8, Vec<[u8; 3]>), ParseEr
     }
     let kcvs = rest.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
     Ok((*version, kcvs))
+}
+
+/// True when PUT KEY's response data confirms key version `version` with check values `kcvs`.
+pub fn confirms(data: &[u8], version: u8, kcvs: &KeyCheckValues) -> Result<bool, ParseError> {
+    let (v, card) = parse_put_key_response(data)?;
+    Ok(v == version && card.as_slice() == kcvs.as_slice())
 }
