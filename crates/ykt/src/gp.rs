@@ -12,6 +12,7 @@ use ykt_gp_host::commands::get_data::{
     Cplc, TAG_CARD_DATA, TAG_CIN, TAG_CPLC, TAG_IIN, TAG_KEY_INFORMATION, parse_card_data,
     parse_key_information,
 };
+use ykt_gp_host::commands::put_key::confirms as put_key_confirms;
 use ykt_gp_host::commands::store_data::dgi;
 use ykt_gp_host::{
     Aid, CardLifeCycle, Diversification, Encryption, EntryKind, GpSession, Install,
@@ -21,6 +22,11 @@ use ykt_gp_host::{
 use ykt_scp::{KeySet, Protocol, SecurityLevel};
 use ykt_transport::{CardChannel, InProcess, PcscChannel, TransportError};
 use zeroize::Zeroizing;
+
+use ykt_card::{Aid as CardAid, Applet, AppletFactory};
+use ykt_gp::IsdFactory;
+use ykt_purse::factory::PurseAppletFactory;
+use ykt_purse::psam::PsamAppletFactory;
 
 use crate::entropy::OsEntropy;
 use crate::state;
@@ -164,6 +170,13 @@ struct CreateSdArgs {
     /// The new SD's `i` (hex), with --sd-scp; default as for --i.
     #[arg(long, value_name = "HEX", value_parser = parse_byte, requires = "sd_scp")]
     sd_i: Option<u8>,
+    /// Give the new SD its first key set (hex, for K-ENC, K-MAC and K-DEK), sent encrypted
+    /// under this session through INSTALL [for personalization] and STORE DATA DGI 8001.
+    #[arg(long, value_name = "HEX", value_parser = parse_key)]
+    sd_key: Option<KeyHex>,
+    /// The key version of --sd-key (hex).
+    #[arg(long, value_name = "KVN", value_parser = parse_byte, default_value = "30", requires = "sd_key")]
+    sd_kvn: u8,
 }
 
 #[derive(Debug, clap::Args)]
@@ -341,8 +354,11 @@ type Session<'a> = GpSession<Transmit<'a>>;
 /// status word as `ykt_transport::Error::Card` (exit 5), the transport's error (exit 4).
 fn gp_error(e: ykt_gp_host::Error<Link>) -> anyhow::Error {
     if let Some(sw) = e.status_word() {
-        let message = e.to_string();
-        return anyhow::Error::new(ykt_transport::Error::Card(sw)).context(message);
+        let what = match &e {
+            ykt_gp_host::Error::Card { operation, .. } => format!("card refused {operation}"),
+            _ => "card refused the secure channel".to_owned(),
+        };
+        return anyhow::Error::new(ykt_transport::Error::Card(sw)).context(what);
     }
     if e.is_wrong_keys() {
         return anyhow!("{e}; check --key/--enc/--mac/--dek, --kvn, --kdf and --scp");
@@ -409,6 +425,20 @@ fn key_set(
     })
 }
 
+/// The code a simulated card may instantiate (INSTALL): supplementary security domains and
+/// the applets of this build. The library is not part of the state file, so it is set on
+/// every run.
+struct Library;
+
+impl AppletFactory for Library {
+    fn create(&self, kind: &str, aid: &CardAid, params: &[u8]) -> Option<Box<dyn Applet + Send>> {
+        IsdFactory
+            .create(kind, aid, params)
+            .or_else(|| PurseAppletFactory.create(kind, aid, params))
+            .or_else(|| PsamAppletFactory.create(kind, aid, params))
+    }
+}
+
 /// The fresh card of `--sim FILE` when FILE does not exist: the e-purse test card with the
 /// test ISD (SCP03 i=70, the public GP test keys), as `ykt se serve --state` creates it.
 fn fresh_card() -> anyhow::Result<ykt_card::Card> {
@@ -424,8 +454,9 @@ fn fresh_card() -> anyhow::Result<ykt_card::Card> {
 pub fn run(args: GpArgs) -> anyhow::Result<()> {
     match &args.connect.sim {
         Some(path) => {
-            let (card, created) =
+            let (mut card, created) =
                 state::load_or_create(path, Box::new(OsEntropy::new()?), fresh_card)?;
+            card.set_library(Box::new(Library));
             if created {
                 info!(path = %path.display(), "created the test card (public GP test keys)");
             }
@@ -693,8 +724,35 @@ fn create_sd(s: &mut Session<'_>, c: &ConnectArgs, a: &CreateSdArgs) -> anyhow::
     };
     s.install(&install, true).map_err(gp_error)?;
     println!("created security domain {}", a.aid);
+    if let Some(key) = &a.sd_key {
+        // The card manager's way to give an SSD its first keys ([PROPOSAL] of ykt-gp's
+        // STORE DATA): DGI 8001 holding a PUT KEY data field; the answer is KVN · KCVs.
+        let scp = a.sd_scp.as_deref().unwrap_or(&c.scp);
+        let keys = key_set(scp, a.sd_kvn, key, key, key)?;
+        let (data, kcvs) = s.key_set_data(&keys).map_err(gp_error)?;
+        let options = StoreDataOptions {
+            structure: Structure::Dgi,
+            ..Default::default()
+        };
+        let answers = s
+            .personalize(&a.aid, options, &[dgi(DGI_SD_KEYS, &data)?])
+            .map_err(gp_error)?;
+        let confirmed = answers
+            .first()
+            .is_some_and(|d| put_key_confirms(d, a.sd_kvn, &kcvs).unwrap_or(false));
+        if !confirmed {
+            bail!("the new security domain did not confirm its key set's check values");
+        }
+        println!(
+            "key set {:02X} put into {} (check values verified)",
+            a.sd_kvn, a.aid
+        );
+    }
     Ok(())
 }
+
+/// The DGI that carries a new SSD's first key set on this project's card manager.
+const DGI_SD_KEYS: u16 = 0x8001;
 
 fn put_key(s: &mut Session<'_>, c: &ConnectArgs, a: &PutKeyArgs) -> anyhow::Result<()> {
     let (enc, mac, dek) = match (&a.new_key, &a.new_enc, &a.new_mac, &a.new_dek) {

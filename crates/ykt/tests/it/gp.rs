@@ -240,3 +240,87 @@ fn usage_and_transport_errors() {
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Content management on the test card: a supplementary security domain created with its
+/// first keys, opened with them, given an application by extradition and emptied again; the
+/// ISD's IIN set by STORE DATA; the SD package deleted, loaded (with its hash) and installed.
+#[test]
+fn create_sd_extradite_store_data_delete_load_install() {
+    let dir = temp_dir("content");
+    let state = dir.join("card.state");
+    let key = "00112233445566778899AABBCCDDEEFF";
+    let ssd = "A000000151535041AA01";
+    let out = ok(
+        &state,
+        &[
+            "create-sd",
+            ssd,
+            "--privs",
+            "AuthorizedManagement",
+            "--sd-key",
+            key,
+        ],
+    );
+    assert!(out.contains("key set 30 put into"), "{out}");
+    let listing = ok(&state, &["list"]);
+    let line = line_of(&listing, ssd);
+    assert!(
+        line.starts_with("SSD") && line.contains("PERSONALIZED"),
+        "{line}"
+    );
+    assert!(
+        line.contains("SecurityDomain,AuthorizedManagement"),
+        "{line}"
+    );
+    // Its own keys open it; the ISD's test keys do not.
+    assert!(!ok(&state, &["list", "--sd", ssd, "--key", key]).contains(EPURSE));
+    let o = gp(&state, &["list", "--sd", ssd]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    ok(&state, &["extradite", EPURSE, "--to", ssd]);
+    assert!(ok(&state, &["list", "--sd", ssd, "--key", key]).contains(EPURSE));
+    // Not deletable while it has content (6985), then emptied and deleted.
+    let o = gp(&state, &["delete", ssd]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    ok(&state, &["extradite", EPURSE, "--to", "A000000151000000"]);
+    ok(&state, &["delete", ssd]);
+    assert!(!ok(&state, &["list"]).contains(ssd));
+
+    ok(&state, &["store-data", "--tlv", "4204CAFE0001"]);
+    assert!(ok(&state, &["info"]).contains("IIN: CAFE0001"));
+
+    // The SD package: deleted, loaded again from its load file data block, installed.
+    ok(&state, &["delete", "A0000001515350", "--related"]);
+    assert!(!ok(&state, &["list"]).contains("A0000001515350 "));
+    let lfdb = dir.join("sd.lfdb");
+    let mut bytes = b"YKT\x01\x07".to_vec();
+    bytes.extend(hex::decode("A00000015153500100").unwrap());
+    std::fs::write(&lfdb, &bytes).unwrap();
+    let out = ok(
+        &state,
+        &[
+            "install",
+            "--load",
+            lfdb.to_str().unwrap(),
+            "--hash",
+            "--package",
+            "A0000001515350",
+            "--module",
+            "A000000151535041",
+            "--instance",
+            "A000000151535041BB02",
+            "--privs",
+            "SecurityDomain",
+        ],
+    );
+    assert!(out.contains("installed A000000151535041BB02"), "{out}");
+    let listing = ok(&state, &["list"]);
+    assert!(
+        line_of(&listing, "A0000001515350").starts_with("PKG"),
+        "{listing}"
+    );
+    assert!(
+        line_of(&listing, "A000000151535041BB02").starts_with("SSD"),
+        "{listing}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
