@@ -81,6 +81,13 @@ pub struct IsdSetup {
     pub preloaded: Vec<Aid>,
     /// How a 32-byte load file data block hash is computed.
     pub lfdb_hash: LfdbHash,
+    /// The token verification key (KVN 70, tsm-gp.md §4): an SSD with Delegated Management
+    /// needs a token signed with its private half for every INSTALL, LOAD and DELETE. `None`:
+    /// such SSDs can do none of them.
+    pub token_key: Option<crate::dm::TokenKey>,
+    /// The receipt key (KVN 71): its type and value; delegated operations are answered with
+    /// a receipt when it is set.
+    pub receipt_key: Option<(crate::dm::ReceiptAlgorithm, [u8; 16])>,
 }
 
 /// The security-domain package of [`SD_PACKAGE`] / [`SD_MODULE`] with [`SSD_KIND`].
@@ -114,6 +121,8 @@ impl IsdSetup {
             packages: alloc::vec![sd_package()],
             preloaded: alloc::vec![sd_package().elf],
             lfdb_hash: LfdbHash::Sha256,
+            token_key: None,
+            receipt_key: None,
         }
     }
 }
@@ -190,11 +199,17 @@ pub fn install_isd(card: &mut Card, setup: &IsdSetup) -> Result<(), CardError> {
             &setup.cplc,
         )?;
         let packages = state::encode_packages(&setup.packages)?;
+        let receipt = setup
+            .receipt_key
+            .as_ref()
+            .map(|(alg, key)| (state::receipt_type(*alg), key));
+        let dm = state::encode_dm(setup.token_key.as_ref(), receipt)?;
         let mut g = state::global(ctx)?;
         g.create(G_LIFE_CYCLE, &[setup.state.to_byte()])?;
         g.create(G_REGISTRY, &registry)?;
         g.create(G_PACKAGES, &packages)?;
         g.create(G_IDENTITY, &identity)?;
+        g.create(state::G_DM, &dm)?;
         let hash = match setup.lfdb_hash {
             LfdbHash::Sha256 => 0x01,
             LfdbHash::Sm3 => 0x02,

@@ -1,14 +1,18 @@
-//! The GlobalPlatform card manager: the issuer security domain (ISD) as a card applet.
+//! The GlobalPlatform card manager: security domains as card applets — the issuer security
+//! domain (ISD) and supplementary security domains (SSDs).
 //!
-//! What it owns (GP Card Specification v2.3.1, the project's tsm-gp.md §3, §5): the card life
-//! cycle (§5.1: OP_READY → INITIALIZED → SECURED ⇄ CARD_LOCKED → TERMINATED), the ISD's key sets
-//! with their versions, types and KCVs, the persistent SCP sequence counter, the registry of the
-//! applications on the card with their life cycle states and privileges, the secure channel
-//! (through [`ykt_scp::CardSession`]) and the commands GET DATA, GET STATUS, SET STATUS and
-//! PUT KEY.
-//! What it does not own (yet): INSTALL, LOAD, DELETE, STORE DATA, supplementary security
-//! domains, delegated management; the card runtime's dispatcher (ykt-card) decides which applet
-//! a command reaches, so application locking is recorded here but not yet enforced at SELECT.
+//! What it owns (GP Card Specification v2.3.1, the project's tsm-gp.md §3–§5): the card life
+//! cycle (§5.1: OP_READY → INITIALIZED → SECURED ⇄ CARD_LOCKED → TERMINATED), each SD's key sets
+//! with their versions, types and KCVs and its persistent SCP sequence counter, the registry of
+//! applications, SDs and load files with life cycles, privileges and associations, the card's
+//! library of loadable packages, the secure channel (through [`ykt_scp::CardSession`]) and the
+//! commands GET DATA, GET STATUS, SET STATUS, PUT KEY, INSTALL, LOAD, DELETE and STORE DATA
+//! ([`commands`]); delegated management with tokens and receipts ([`dm`]).
+//! The registry and the card's instances change together: INSTALL, DELETE and SET STATUS go
+//! through `ykt-card`'s content management (`ykt_card::manage`), so a locked or merely
+//! INSTALLED application is not selectable.
+//! What it does not own: the dispatcher (SELECT stays `ykt-card`'s), DAP verification, code
+//! download (a load file names a library package: [`commands::load`]).
 //!
 //! ```text
 //!  host                       ykt-card dispatcher         Isd (this crate)

@@ -13,6 +13,9 @@
 //!               load (its built-in library)
 //! G_IDENTITY    KDD[10] · IIN length · IIN[16] · CIN length · CIN[16] · CPLC[42]
 //! G_OPTIONS     LFDB hash (01 SHA-256, 02 SM3)
+//! G_DM          token key algorithm (00 none, 01 RSA, 02 SM2) · length u16 · token key
+//!               (`dm::TokenKey::to_card_bytes`)[TOKEN_KEY_MAX] · receipt key type (00 none,
+//!               01 AES, 02 SM4, 03 3DES) · receipt key[16] · confirmation counter u16
 //! ```
 //!
 //! Each security domain's own objects (its namespace):
@@ -37,6 +40,7 @@ pub(crate) const G_REGISTRY: ObjectId = ObjectId(2);
 pub(crate) const G_PACKAGES: ObjectId = ObjectId(3);
 pub(crate) const G_IDENTITY: ObjectId = ObjectId(4);
 pub(crate) const G_OPTIONS: ObjectId = ObjectId(5);
+pub(crate) const G_DM: ObjectId = ObjectId(6);
 pub(crate) const OBJ_SEQUENCE: ObjectId = ObjectId(2);
 pub(crate) const OBJ_KEYS: ObjectId = ObjectId(3);
 
@@ -384,4 +388,90 @@ pub(crate) fn identity(g: &Context<'_>) -> Result<Identity, StatusWord> {
         cin: b.get(28..28 + cin_len).ok_or(bad)?.to_vec(),
         cplc: b.get(44..).ok_or(bad)?.to_vec(),
     })
+}
+
+/// The longest token key in its card form (RSA-4096: 2 + 512 + 1 + 4).
+pub(crate) const TOKEN_KEY_MAX: usize = 2 + 512 + 1 + 4;
+pub(crate) const DM_LEN: usize = 1 + 2 + TOKEN_KEY_MAX + 1 + 16 + 2;
+const DM_RECEIPT_AT: usize = 3 + TOKEN_KEY_MAX;
+const DM_COUNTER_AT: usize = DM_RECEIPT_AT + 17;
+
+/// The receipt key's type byte in `G_DM`.
+pub(crate) fn receipt_type(alg: crate::dm::ReceiptAlgorithm) -> u8 {
+    match alg {
+        crate::dm::ReceiptAlgorithm::AesCmac => 0x01,
+        crate::dm::ReceiptAlgorithm::Sm4Cmac => 0x02,
+        _ => 0x03,
+    }
+}
+
+pub(crate) fn encode_dm(
+    token_key: Option<&crate::dm::TokenKey>,
+    receipt: Option<(u8, &[u8; 16])>,
+) -> Result<Vec<u8>, StatusWord> {
+    let mut out = alloc::vec![0u8; DM_LEN];
+    if let Some(key) = token_key {
+        let bytes = key.to_card_bytes();
+        if bytes.len() > TOKEN_KEY_MAX {
+            return Err(StatusWord::WRONG_DATA);
+        }
+        out[0] = match key.algorithm() {
+            crate::dm::TokenAlgorithm::Sm2Sm3 => 0x02,
+            _ => 0x01,
+        };
+        out[1..3].copy_from_slice(&(bytes.len() as u16).to_be_bytes());
+        out[3..3 + bytes.len()].copy_from_slice(&bytes);
+    }
+    if let Some((ty, key)) = receipt {
+        out[DM_RECEIPT_AT] = ty;
+        out[DM_RECEIPT_AT + 1..DM_RECEIPT_AT + 17].copy_from_slice(key);
+    }
+    Ok(out)
+}
+
+/// The token verification key (KVN 70), if the card has one.
+pub(crate) fn token_key(g: &Context<'_>) -> Result<Option<crate::dm::TokenKey>, StatusWord> {
+    let b = g.read(G_DM)?;
+    let alg = match b.first() {
+        Some(0x01) => crate::dm::TokenAlgorithm::RsaPkcs1v15Sha256,
+        Some(0x02) => crate::dm::TokenAlgorithm::Sm2Sm3,
+        _ => return Ok(None),
+    };
+    let len = usize::from(u16::from_be_bytes([b[1], b[2]]));
+    let bytes = b.get(3..3 + len).ok_or(StatusWord::UNKNOWN)?;
+    crate::dm::TokenKey::from_card_bytes(alg, bytes)
+        .map(Some)
+        .map_err(|_| StatusWord::UNKNOWN)
+}
+
+/// The receipt key (KVN 71) and the confirmation counter, if the card has the key.
+pub(crate) fn receipt_key(
+    g: &Context<'_>,
+) -> Result<Option<(crate::dm::ReceiptKey, u16)>, StatusWord> {
+    let b = g.read(G_DM)?;
+    let key = b
+        .get(DM_RECEIPT_AT + 1..DM_RECEIPT_AT + 17)
+        .ok_or(StatusWord::UNKNOWN)?;
+    let counter = u16::from_be_bytes([b[DM_COUNTER_AT], b[DM_COUNTER_AT + 1]]);
+    let bad = StatusWord::UNKNOWN;
+    let key = match b[DM_RECEIPT_AT] {
+        0x01 => crate::dm::ReceiptKey::aes(AesKey::from_slice(key).map_err(|_| bad)?),
+        0x02 => crate::dm::ReceiptKey::sm4(Sm4Key::from_slice(key).map_err(|_| bad)?),
+        0x03 => crate::dm::ReceiptKey::tdes(TdesKey::from_slice(key).map_err(|_| bad)?)
+            .map_err(|_| bad)?,
+        _ => return Ok(None),
+    };
+    Ok(Some((key, counter)))
+}
+
+/// Stores the next confirmation counter (`6985` when it would wrap).
+pub(crate) fn bump_confirmation_counter(
+    g: &mut Context<'_>,
+    counter: u16,
+) -> Result<u16, StatusWord> {
+    let next = counter
+        .checked_add(1)
+        .ok_or(StatusWord::CONDITIONS_NOT_SATISFIED)?;
+    g.write(G_DM, DM_COUNTER_AT, &next.to_be_bytes())?;
+    Ok(next)
 }

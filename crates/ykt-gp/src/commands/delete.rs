@@ -9,15 +9,16 @@
 //! Related objects: a load file's instances, and a security domain's associated applications
 //! and load files (recursively). Without P2 `80` a load file with instances, or an SD with
 //! associated content, is refused with `6985`. The ISD cannot be deleted (`6985`), nor an SD
-//! while it is the one processing the command. A `9E` token (delegated management) is refused
-//! with `6982` for now. Response `00`.
+//! while it is the one processing the command. A `9E` token is required from an SSD with
+//! Delegated Management and refused from the others (`6982`, `commands::checked_data`).
+//! Response `00`, or the receipt under Delegated Management.
 
 use alloc::vec::Vec;
 
 use ykt_apdu::{CommandApdu, StatusWord};
 use ykt_card::{Aid, Context};
 
-use super::{Sd, aid, managed};
+use super::{Sd, aid, answer, checked_data, managed};
 use crate::isd::ISD_AID;
 use crate::life_cycle::CardState;
 use crate::state::{self, Entry, EntryKind, OBJ_KEYS, SLOT_LEN};
@@ -44,20 +45,18 @@ pub(crate) fn delete(
 
 fn content(ctx: &mut Context<'_>, sd: &Sd<'_>, cmd: &CommandApdu) -> Result<Vec<u8>, StatusWord> {
     let bad = StatusWord::WRONG_DATA;
-    let [0x4F, n, rest @ ..] = cmd.data.as_slice() else {
+    let g = state::global(ctx)?;
+    let mode = sd.management(&g)?;
+    let signed = checked_data(&g, mode, cmd)?;
+    let [0x4F, n, rest @ ..] = signed else {
         return Err(bad);
     };
     let (target, rest) = rest.split_at_checked(usize::from(*n)).ok_or(bad)?;
     let target = aid(target)?;
     match rest {
         [] => {}
-        [0x9E, ..] => return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED),
         [0xB6, n, crt @ ..] if usize::from(*n) == crt.len() => {}
         _ => return Err(bad),
-    }
-    let g = state::global(ctx)?;
-    if !sd.authorized(&g)? {
-        return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
     }
     if target.as_bytes() == ISD_AID || target == *sd.aid {
         return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
@@ -84,7 +83,13 @@ fn content(ctx: &mut Context<'_>, sd: &Sd<'_>, cmd: &CommandApdu) -> Result<Vec<
             state::remove_entry(&mut g, slot)?;
         }
     }
-    Ok(alloc::vec![0x00])
+    answer(
+        ctx,
+        mode,
+        &crate::dm::ReceiptContext::Delete {
+            aid: target.as_bytes(),
+        },
+    )
 }
 
 /// `entry` and everything that goes with it (GP §11.2.2.1): a load file's instances; an SD's

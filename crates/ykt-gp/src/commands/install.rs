@@ -17,15 +17,18 @@
 //! SM4 channel — L, tsm-gp.md §3.9), otherwise it runs the parent's protocol.
 //! Response: `00` (no receipt: receipts come with delegated management).
 //!
-//! Tokens: an SD without Authorized Management (the ISD has it implicitly) is refused with
-//! `6982`: delegated management with tokens is not accepted yet. Every refusal changes nothing.
+//! Tokens (tsm-gp.md §4, `dm`): the ISD and an SSD with Authorized Management take no token
+//! (one present: `6982`); an SSD with Delegated Management must send one for every variant but
+//! personalization, verified with the card's token key (KVN 70) over `P1 ‖ P2 ‖ Lc ‖ data`, and
+//! gets a receipt back when the card has a receipt key (KVN 71). Every refusal changes nothing.
 
 use alloc::vec::Vec;
 
 use ykt_apdu::{CommandApdu, StatusWord};
 use ykt_card::{Aid, Context};
 
-use super::{Sd, aid, lv, managed};
+use super::{Sd, aid, answer, checked_data, lv, managed};
+use crate::dm::ReceiptContext;
 use crate::isd::{SSD_KIND, Volatile};
 use crate::life_cycle::{ApplicationState, CardState, LOAD_FILE_LOADED};
 use crate::state::{self, Entry, EntryKind};
@@ -96,23 +99,54 @@ pub(crate) fn install(
         return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
     }
     let p1 = cmd.p1 & 0x7F;
-    let f = fields(&cmd.data, if p1 == FOR_LOAD { 5 } else { 6 })?;
     if p1 == FOR_PERSONALIZATION {
+        let f = fields(&cmd.data, 6)?;
         return for_personalization(ctx, sd, volatile, &f);
     }
-    let token = if p1 == FOR_LOAD { f[4] } else { f[5] };
-    if !sd.authorized(&state::global(ctx)?)? || !token.is_empty() {
-        return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
+    if !matches!(
+        p1,
+        FOR_LOAD | FOR_INSTALL | 0x0C | FOR_MAKE_SELECTABLE | FOR_EXTRADITION | FOR_REGISTRY_UPDATE
+    ) {
+        return Err(StatusWord::INCORRECT_P1P2);
     }
-    match p1 {
-        FOR_LOAD => super::load::for_load(ctx, sd, volatile, &f),
-        FOR_INSTALL | 0x0C => for_install(ctx, sd, &f, p1 & FOR_MAKE_SELECTABLE != 0),
-        FOR_MAKE_SELECTABLE => make_selectable(ctx, sd, &f),
-        FOR_EXTRADITION => extradition(ctx, sd, &f),
-        FOR_REGISTRY_UPDATE => registry_update(ctx, sd, &f),
-        _ => Err(StatusWord::INCORRECT_P1P2),
-    }
+    let g = state::global(ctx)?;
+    let mode = sd.management(&g)?;
+    let signed = checked_data(&g, mode, cmd)?;
+    let f = fields(signed, if p1 == FOR_LOAD { 4 } else { 5 })?;
+    let aids = match p1 {
+        FOR_LOAD => super::load::for_load(ctx, sd, volatile, &f)?,
+        FOR_INSTALL | 0x0C => for_install(ctx, sd, &f, p1 & FOR_MAKE_SELECTABLE != 0)?,
+        FOR_MAKE_SELECTABLE => make_selectable(ctx, sd, &f)?,
+        FOR_EXTRADITION => extradition(ctx, sd, &f)?,
+        _ => registry_update(ctx, sd, &f)?,
+    };
+    let [a, b] = [aids[0].as_bytes(), aids[1].as_bytes()];
+    let context = match p1 {
+        FOR_LOAD => ReceiptContext::Load {
+            elf_aid: a,
+            sd_aid: b,
+        },
+        FOR_INSTALL | 0x0C => ReceiptContext::Install {
+            elf_aid: a,
+            instance_aid: b,
+        },
+        FOR_MAKE_SELECTABLE => ReceiptContext::MakeSelectable { instance_aid: b },
+        FOR_EXTRADITION => ReceiptContext::Extradition {
+            sd_aid: a,
+            app_aid: b,
+        },
+        _ => ReceiptContext::RegistryUpdate {
+            sd_aid: a,
+            app_aid: b,
+        },
+    };
+    answer(ctx, mode, &context)
 }
+
+/// The two AIDs of a receipt's context (tsm-gp.md §4): load file and SD, load file and
+/// instance, instance (twice, make selectable), destination SD and application, SD and
+/// application.
+pub(crate) type ContextAids = [Aid; 2];
 
 /// `[for install]` and `[for install and make selectable]` (GP §11.5.2.3.2).
 fn for_install(
@@ -120,7 +154,7 @@ fn for_install(
     sd: &Sd<'_>,
     f: &[&[u8]; 6],
     selectable: bool,
-) -> Result<Vec<u8>, StatusWord> {
+) -> Result<ContextAids, StatusWord> {
     let elf = aid(f[0])?;
     let module = aid(f[1])?;
     let instance = aid(f[2])?;
@@ -164,14 +198,14 @@ fn for_install(
         } else {
             EntryKind::Application
         },
-        aid: instance,
+        aid: instance.clone(),
         state,
         privileges,
-        elf: Some(elf),
+        elf: Some(elf.clone()),
         sd: Some(sd.aid.clone()),
     };
     state::add_entry(&mut state::global(ctx)?, &entry)?;
-    Ok(alloc::vec![0x00])
+    Ok([elf, instance])
 }
 
 /// A new SD's library parameters (`IsdFactory`): family · i · minimum level, from
@@ -223,7 +257,7 @@ fn make_selectable(
     ctx: &mut Context<'_>,
     sd: &Sd<'_>,
     f: &[&[u8]; 6],
-) -> Result<Vec<u8>, StatusWord> {
+) -> Result<ContextAids, StatusWord> {
     if !f[0].is_empty() || !f[1].is_empty() {
         return Err(StatusWord::WRONG_DATA);
     }
@@ -239,7 +273,7 @@ fn make_selectable(
     entry.state = ApplicationState::SELECTABLE.0;
     ctx.set_selectable(&instance, true).map_err(managed)?;
     state::put_entry(&mut state::global(ctx)?, slot, &entry)?;
-    Ok(alloc::vec![0x00])
+    Ok([instance.clone(), instance])
 }
 
 /// `[for personalization]` (GP §11.5.2.3.4): STORE DATA to this SD goes to the application
@@ -264,7 +298,11 @@ fn for_personalization(
 }
 
 /// `[for extradition]` (GP §11.5.2.3.5): the application (or load file) moves to another SD.
-fn extradition(ctx: &mut Context<'_>, sd: &Sd<'_>, f: &[&[u8]; 6]) -> Result<Vec<u8>, StatusWord> {
+fn extradition(
+    ctx: &mut Context<'_>,
+    sd: &Sd<'_>,
+    f: &[&[u8]; 6],
+) -> Result<ContextAids, StatusWord> {
     if !f[1].is_empty() || !f[3].is_empty() {
         return Err(StatusWord::WRONG_DATA);
     }
@@ -280,9 +318,9 @@ fn extradition(ctx: &mut Context<'_>, sd: &Sd<'_>, f: &[&[u8]; 6]) -> Result<Vec
         Some((slot, e)) if sd.owns(&e) => (slot, e),
         _ => return Err(StatusWord::REFERENCED_DATA_NOT_FOUND),
     };
-    entry.sd = Some(dest);
+    entry.sd = Some(dest.clone());
     state::put_entry(&mut g, slot, &entry)?;
-    Ok(alloc::vec![0x00])
+    Ok([dest, app])
 }
 
 /// `[for registry update]` (GP §11.5.2.3.7): new privileges, and a new associated SD when the
@@ -291,7 +329,7 @@ fn registry_update(
     ctx: &mut Context<'_>,
     sd: &Sd<'_>,
     f: &[&[u8]; 6],
-) -> Result<Vec<u8>, StatusWord> {
+) -> Result<ContextAids, StatusWord> {
     if !f[1].is_empty() {
         return Err(StatusWord::WRONG_DATA);
     }
@@ -315,6 +353,7 @@ fn registry_update(
         }
         entry.sd = Some(dest);
     }
+    let owner = entry.sd.clone().unwrap_or_else(|| sd.aid.clone());
     state::put_entry(&mut g, slot, &entry)?;
-    Ok(alloc::vec![0x00])
+    Ok([owner, app])
 }

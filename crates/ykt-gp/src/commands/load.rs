@@ -65,7 +65,7 @@ pub(crate) fn for_load(
     sd: &Sd<'_>,
     volatile: &mut Volatile,
     f: &[&[u8]; 6],
-) -> Result<Vec<u8>, StatusWord> {
+) -> Result<super::install::ContextAids, StatusWord> {
     let elf = aid(f[0])?;
     let target = if f[1].is_empty() {
         sd.aid.clone()
@@ -93,13 +93,13 @@ pub(crate) fn for_load(
         return Err(StatusWord::REFERENCED_DATA_NOT_FOUND);
     }
     volatile.loading = Some(Loading {
-        elf,
-        sd: target,
+        elf: elf.clone(),
+        sd: target.clone(),
         hash,
         next_block: 0,
         data: Vec::new(),
     });
-    Ok(alloc::vec![0x00])
+    Ok([elf, target])
 }
 
 /// Parses the concatenated LOAD data: the LFDB (the value of `C4`), DAP blocks skipped.

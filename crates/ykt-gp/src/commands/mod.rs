@@ -64,10 +64,17 @@ impl Sd<'_> {
             .unwrap_or([0; 3]))
     }
 
-    /// True when this SD may manage card content without tokens: the ISD, or an SSD with
-    /// Authorized Management (privilege byte 2 `40`, tsm-gp.md §3.8).
-    pub(crate) fn authorized(&self, g: &Context<'_>) -> Result<bool, StatusWord> {
-        Ok(!self.supplementary || self.privileges(g)?[1] & 0x40 != 0)
+    /// How this SD may run card content commands (tsm-gp.md §3.8, §4): the ISD and an SSD
+    /// with Authorized Management without tokens, an SSD with Delegated Management with them.
+    pub(crate) fn management(&self, g: &Context<'_>) -> Result<Management, StatusWord> {
+        let p = self.privileges(g)?;
+        Ok(if !self.supplementary || p[1] & 0x40 != 0 {
+            Management::Authorized
+        } else if p[0] & 0x20 != 0 {
+            Management::Delegated
+        } else {
+            Management::None
+        })
     }
 
     /// True when `entry` is this SD's to manage: associated with it, or anything for the ISD.
@@ -75,6 +82,76 @@ impl Sd<'_> {
         !self.supplementary || entry.sd.as_ref() == Some(self.aid)
     }
 }
+
+/// The content management an SD may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Management {
+    /// The ISD, or Authorized Management: no tokens (a token is refused with `6982`).
+    Authorized,
+    /// Delegated Management: each command carries a token the card verifies with the token key
+    /// (KVN 70), and is answered with a receipt when the card has a receipt key (KVN 71).
+    Delegated,
+    /// Neither: refused with `6982`.
+    None,
+}
+
+/// Checks the token of an INSTALL or DELETE data field for `mode` and returns the data without
+/// it: `6982` when the mode forbids the command, a token is missing, present where none is
+/// allowed, or does not verify; `6A80` when the data cannot be split.
+pub(crate) fn checked_data<'d>(
+    g: &Context<'_>,
+    mode: Management,
+    cmd: &'d CommandApdu,
+) -> Result<&'d [u8], StatusWord> {
+    let split = match cmd.ins {
+        0xE4 => crate::dm::split_delete_token(&cmd.data),
+        _ => crate::dm::split_install_token(cmd.p1, &cmd.data),
+    }
+    .map_err(|_| StatusWord::WRONG_DATA)?;
+    match mode {
+        Management::Authorized if split.token.is_empty() => Ok(split.signed_data),
+        Management::Delegated => {
+            let key = state::token_key(g)?.ok_or(StatusWord::SECURITY_STATUS_NOT_SATISFIED)?;
+            key.verify(split.kind, cmd.p1, cmd.p2, split.signed_data, split.token)
+                .map_err(|_| StatusWord::SECURITY_STATUS_NOT_SATISFIED)?;
+            Ok(split.signed_data)
+        }
+        _ => Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED),
+    }
+}
+
+/// The answer of a content command: `00`, or under Delegated Management with a receipt key the
+/// receipt (tsm-gp.md §4; `dm::Receipt::to_response`) over `context`, with the confirmation
+/// counter incremented in the same transaction. The card unique data is `42 L IIN ‖ 45 L CIN`
+/// ([`CARD_UNIQUE_DATA`], L).
+pub(crate) fn answer(
+    ctx: &mut Context<'_>,
+    mode: Management,
+    context: &crate::dm::ReceiptContext<'_>,
+) -> Result<Vec<u8>, StatusWord> {
+    if mode != Management::Delegated {
+        return Ok(alloc::vec![0x00]);
+    }
+    let mut g = state::global(ctx)?;
+    let Some((key, counter)) = state::receipt_key(&g)? else {
+        return Ok(alloc::vec![0x00]);
+    };
+    let next = state::bump_confirmation_counter(&mut g, counter)?;
+    let identity = state::identity(&g)?;
+    let mut unique = Vec::new();
+    for (tag, v) in [(0x42u8, &identity.iin), (0x45, &identity.cin)] {
+        if !v.is_empty() {
+            unique.extend(tlv(&[tag], v));
+        }
+    }
+    let receipt =
+        crate::dm::receipt(&key, next, &unique, context).map_err(|_| StatusWord::UNKNOWN)?;
+    Ok(receipt.to_response())
+}
+
+/// What a receipt's card unique data holds (L: GP names the IIN and CIN; their framing as
+/// BER-TLV `42`/`45` is the project's choice).
+pub const CARD_UNIQUE_DATA: &str = "42 L IIN ‖ 45 L CIN";
 
 /// One unwrapped command: class, card state and level checks, then its family.
 pub(crate) fn dispatch(

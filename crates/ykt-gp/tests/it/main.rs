@@ -7,6 +7,7 @@
 
 mod commands;
 mod content;
+mod delegated;
 mod dm;
 mod paging;
 mod properties;
