@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! LOAD data, all blocks concatenated:   [E2 L { 4F L SD-AID · C3 L signature }]*  C4 L lfdb
-//! lfdb (the project's load file data block, [PROPOSAL]):
+//! lfdb (the project's load file data block, \[PROPOSAL\]):
 //!                                       "YKT" 01 · ELF AID LV · version (2)
 //! ```
 //!

@@ -17,7 +17,7 @@
 //!   [`DGI_SD_KEYS`] (`8001`) holds a PUT KEY data field (new KVN · three key blocks, encrypted
 //!   under this SD's session exactly as PUT KEY's): this SD decrypts and checks it and hands
 //!   the key set over to the new SD, which answers KVN · KCVs. This is how an SSD gets its first
-//!   keys ([PROPOSAL], tsm-gp.md §6 "SSD initial keyset … put by the SEI-TSM": GP leaves the
+//!   keys (\[PROPOSAL\], tsm-gp.md §6 "SSD initial keyset … put by the SEI-TSM": GP leaves the
 //!   mechanism to the card). The SD is then PERSONALIZED (`0F`).
 //! * **To this SD itself** (the ISD only): BER-TLV `42` (IIN) and `45` (CIN), at most 16 bytes.
 
@@ -34,11 +34,11 @@ use crate::isd::{Session, Volatile, key_type_for};
 use crate::life_cycle::{CardState, SD_PERSONALIZED};
 use crate::state::{self, EntryKind, G_IDENTITY};
 
-/// DGI of a supplementary security domain's key set ([PROPOSAL], module docs).
+/// DGI of a supplementary security domain's key set (\[PROPOSAL\], module docs).
 pub const DGI_SD_KEYS: u16 = 0x8001;
 
 /// How encrypted STORE DATA reaches an application: the SD decrypts the whole data field and
-/// strips method 2 padding ([PROPOSAL]: GP leaves the split between SD and application to
+/// strips method 2 padding (\[PROPOSAL\]: GP leaves the split between SD and application to
 /// the application's personalisation profile; this is the one place that decides).
 pub const DECRYPT_RULE: &str =
     "whole data field, SD key-encryption key, ISO/IEC 9797-1 method 2 padding";
