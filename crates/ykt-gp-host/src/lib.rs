@@ -21,6 +21,46 @@
 //!                              ◀─ parse ◀─ unwrap (R-MAC) ◀─ [61xx GET RESPONSE]
 //! ```
 //!
+//! A session against the card manager of ykt-gp on a simulated card:
+//!
+//! ```
+//! use ykt_card::{Atr, Card, SeededRandom};
+//! use ykt_crypto::AesKey;
+//! use ykt_gp::{IsdSetup, install_isd};
+//! use ykt_gp_host::{Aid, GpSession, ISD_AID, Scope, SessionConfig};
+//! use ykt_scp::{KeySet, Protocol, SecurityLevel};
+//!
+//! let key = || AesKey::from_slice(&[0x40; 16]).unwrap();
+//! let keys = KeySet::aes(0x30, key(), key(), key());
+//! let protocol = Protocol::scp03(0x70).unwrap();
+//! let mut card = Card::new(Atr::default_t1(), Box::new(SeededRandom::new(1)));
+//! install_isd(&mut card, &IsdSetup::new(protocol, keys.clone())).unwrap();
+//! card.power_on();
+//!
+//! let config = SessionConfig {
+//!     security_domain: Aid::new(&ISD_AID).unwrap(),
+//!     keys,
+//!     diversification: None,
+//!     protocol,
+//!     level: SecurityLevel::C_DEC_C_MAC,
+//! };
+//! let host_challenge = [0x11; 8]; // the caller's randomness
+//! let transmit = |apdu: &[u8]| card.transmit(apdu);
+//! let mut session = GpSession::open(transmit, config, &host_challenge).unwrap();
+//! let isd = session.list(Scope::IssuerSecurityDomain).unwrap();
+//! assert_eq!(isd[0].life_cycle, 0x0F); // SECURED
+//! ```
+//!
+//! The builders alone, for scripts relayed by a TSM:
+//!
+//! ```
+//! use ykt_gp_host::Scope;
+//! use ykt_gp_host::commands::get_status::get_status;
+//!
+//! let cmd = get_status(Scope::Applications, false);
+//! assert_eq!(cmd.to_bytes(), [0x80, 0xF2, 0x40, 0x02, 0x02, 0x4F, 0x00, 0x00]);
+//! ```
+//!
 //! Errors: builders give [`BuildError`], parsers [`ParseError`]; a session gives [`Error`],
 //! which keeps the transport failing ([`Error::Transport`]) apart from the card saying no
 //! ([`Error::Card`] with the status word) and from the channel refusing the card

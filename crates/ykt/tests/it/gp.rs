@@ -216,6 +216,60 @@ fn scp02_card_from_the_library() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Keys diversified from a master with the card's KDD: `--kdf emv` (SCP02) and `--kdf kdf3`
+/// (SCP03) open the card with the master key; the master alone does not.
+#[test]
+fn diversified_keys_with_kdf() {
+    use ykt_gp_host::diversify::{Diversification, diversify};
+    let dir = temp_dir("kdf");
+    let master = "505152535455565758595A5B5C5D5E5F";
+    let kdd = [0x59, 0x4B, 0x54, 0x00, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60];
+    for (scp, protocol, method, name) in [
+        (
+            "02",
+            Protocol::scp02(0x55).unwrap(),
+            Diversification::Emv,
+            "emv",
+        ),
+        (
+            "02",
+            Protocol::scp02(0x55).unwrap(),
+            Diversification::Visa2,
+            "visa2",
+        ),
+        (
+            "03",
+            Protocol::scp03(0x70).unwrap(),
+            Diversification::Kdf3,
+            "kdf3",
+        ),
+    ] {
+        let m = hex::decode(master).unwrap();
+        let master_set = if scp == "02" {
+            let k = || TdesKey::from_slice(&m).unwrap();
+            KeySet::tdes(0x30, k(), k(), k())
+        } else {
+            let k = || ykt_crypto::AesKey::from_slice(&m).unwrap();
+            KeySet::aes(0x30, k(), k(), k())
+        };
+        let card_keys = diversify(&master_set, method, &kdd, 0x30).unwrap();
+        let mut card = ykt_purse::testing::danger_test_card_3des().unwrap();
+        let mut setup = IsdSetup::new(protocol, card_keys);
+        setup.key_diversification_data = kdd;
+        install_isd(&mut card, &setup).unwrap();
+        let state = dir.join(format!("{name}.state"));
+        std::fs::write(&state, card.save_state()).unwrap();
+        let listing = ok(
+            &state,
+            &["list", "--scp", scp, "--key", master, "--kdf", name],
+        );
+        assert!(listing.contains(EPURSE), "{name}: {listing}");
+        let o = gp(&state, &["list", "--scp", scp, "--key", master]);
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", stderr(&o));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn usage_and_transport_errors() {
     let dir = temp_dir("usage");
