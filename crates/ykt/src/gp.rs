@@ -218,7 +218,9 @@ struct StoreDataArgs {
     /// A block without structure (hex); one block each, in order.
     #[arg(long, value_name = "HEX", value_parser = parse_hex)]
     data: Vec<HexBytes>,
-    /// Encrypt the data (DGI values, or whole blocks) with the SD's DEK and set P1 b7-b6 = 11.
+    /// Encrypt each block (a DGI with its header) as this project's card manager decrypts it:
+    /// padded with 80 00.., encrypted with the SD's key-encryption key (SCP02 session DEK,
+    /// SCP03/SM4 static K-DEK); P1 b7-b6 = 11.
     #[arg(long)]
     encrypt: bool,
 }
@@ -783,27 +785,31 @@ fn store_data(s: &mut Session<'_>, a: &StoreDataArgs) -> anyhow::Result<()> {
     } else {
         16
     };
+    // ykt-gp's STORE DATA decrypts the whole data field and strips method 2 padding
+    // (its DECRYPT_RULE, [PROPOSAL]), so every encrypted block is padded.
     let encrypt = |s: &Session<'_>, data: &[u8]| -> anyhow::Result<Vec<u8>> {
-        let padded = if data.len().is_multiple_of(block) {
-            data.to_vec()
-        } else {
-            pad_iso9797_m2(data, block)
-        };
+        let padded = Zeroizing::new(pad_iso9797_m2(data, block));
         s.encrypt_sensitive(&padded).map_err(gp_error)
     };
     let (structure, blocks) = if !a.dgi.is_empty() {
         let mut blocks = Vec::new();
-        for item in &a.dgi {
+        // Errors name the DGI by position: its value may be a key.
+        for (n, item) in a.dgi.iter().enumerate() {
+            let n = n + 1;
             let (tag, value) = item
                 .split_once('=')
-                .ok_or_else(|| anyhow!("--dgi {item:?}: expected TAG=HEX"))?;
+                .ok_or_else(|| anyhow!("--dgi number {n}: expected TAG=HEX"))?;
             let tag = u16::from_str_radix(tag, 16)
-                .map_err(|_| anyhow!("--dgi {item:?}: the tag is 4 hex digits"))?;
-            let mut value = clean_hex(value).map_err(|e| anyhow!("--dgi {item:?}: {e}"))?;
-            if a.encrypt {
-                value = encrypt(s, &value)?;
-            }
-            blocks.push(dgi(tag, &value)?);
+                .map_err(|_| anyhow!("--dgi number {n}: the tag is 4 hex digits"))?;
+            let value = Zeroizing::new(
+                clean_hex(value).map_err(|_| anyhow!("--dgi number {n}: the value is not hex"))?,
+            );
+            let block = dgi(tag, &value)?;
+            blocks.push(if a.encrypt {
+                encrypt(s, &block)?
+            } else {
+                block
+            });
         }
         (Structure::Dgi, blocks)
     } else {
