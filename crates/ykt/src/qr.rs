@@ -191,7 +191,9 @@ enum WalletQrCommand {
         /// Plain ASCII instead of Unicode half blocks.
         #[arg(long)]
         ascii: bool,
-        /// Draw light modules in the foreground (for light-on-dark terminals).
+        /// Draw light modules in the foreground: use on a terminal with a dark background, so
+        /// the symbol shows dark on light as scanners expect (the default assumes a light
+        /// background).
         #[arg(long)]
         invert: bool,
         /// Print nothing on stdout (with --png).
@@ -216,6 +218,8 @@ enum TerminalQrCommand {
     /// Scans images (PNG or binary PGM) and verifies each code offline (qr-code.md §3.1):
     /// root key, certificate, signatures A/B/C, whitelist, window ± skew, replay, blacklist,
     /// limit. An accepted code's record is synced to DIR before the verdict is printed.
+    /// The terminal's --at also takes Unix seconds here. Exit code 5 when a code is refused,
+    /// 1 when an image holds no readable code.
     Scan {
         /// Images: PNG files or PGM (P5) camera frame dumps.
         #[arg(value_name = "IMAGE", required = true)]
@@ -372,7 +376,7 @@ pub fn run_wallet(args: WalletArgs) -> anyhow::Result<()> {
                 (false, true) => TextStyle::HalfBlocksInverted,
                 (false, false) => TextStyle::HalfBlocks,
             };
-            let display = Display {
+            let display = ShowOptions {
                 png,
                 scale,
                 style: (!no_symbol).then_some(style),
@@ -658,14 +662,14 @@ fn wallet_init(
 }
 
 /// How `ykt wallet qr show` presents the code.
-struct Display {
+struct ShowOptions {
     png: Option<PathBuf>,
     scale: u32,
     style: Option<TextStyle>,
 }
 
 /// `ykt wallet qr show` (qr-code.md §4.2, §1.2).
-fn wallet_show(dir: &Path, display: &Display, now: u64) -> anyhow::Result<()> {
+fn wallet_show(dir: &Path, display: &ShowOptions, now: u64) -> anyhow::Result<()> {
     let key = read_private_key(&dir.join(DEVICE_KEY_FILE))?;
     let path = dir.join(AUTHORISATION_FILE);
     let blob = Authorisation::decode(&read_hex(&path)?)

@@ -268,3 +268,30 @@ fn garbage_images_give_a_clear_error_not_a_panic() {
     let (code, out) = s.scan(T, &s.path("missing.png"), &[]);
     assert_eq!(code, 1, "{out}");
 }
+
+#[test]
+fn a_record_torn_by_a_kill_is_dropped_and_the_accepted_codes_stay_refused() {
+    let s = Setup::new("torn");
+    let first = s.show(T, "first.png");
+    let (code, out) = s.scan(T + 1, &first, &[]);
+    assert_eq!(code, 0, "{out}");
+    // A kill during the next append leaves a frame cut short at the end of the log.
+    let log = s.path("terminal/qr-records.ykr");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let whole = bytes.len();
+    let head = bytes[..40].to_vec();
+    bytes.extend_from_slice(&head);
+    std::fs::write(&log, &bytes).unwrap();
+    // The accepted code is still known; the torn frame is overwritten by the next record.
+    let (code, out) = s.scan(T + 2, &first, &[]);
+    assert_eq!(code, 5, "{out}");
+    assert!(out.contains("[Replay]"), "{out}");
+    let second = s.show(T + 3, "second.png");
+    let (code, out) = s.scan(T + 4, &second, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("record #2"), "{out}");
+    assert_eq!(std::fs::read(&log).unwrap().len(), 2 * whole);
+    let batch = s.path("batch.jsonl");
+    let out = s.terminal_ok(&["upload", "--out", batch.to_str().unwrap()]);
+    assert!(out.contains("2 records (#1–#2)"), "{out}");
+}
