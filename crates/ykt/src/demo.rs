@@ -341,7 +341,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         "Issuer personalises two cards (keys diversified from the master keys by the card number)",
     );
     let mut card_a = InProcess::new(issue(tdes, TEST_ASN, true)?);
-    let mut card_b = InProcess::new(issue(sm4, CARD_B_ASN, false)?);
+    println!(
+        "  card B is issued the GlobalPlatform way on a blank SE: the card manager creates the\n  \
+         transit issuer's security domain and gives it its keys; under the SSD's own secure\n  \
+         channel (SCP03, C-MAC + C-DEC + R-MAC + R-ENC) the purse package is loaded and installed\n  \
+         and personalised with STORE DATA DGIs, the secret ones encrypted under the SSD's key"
+    );
+    let mut card_b = InProcess::new(crate::gp_issue::issue(sm4, CARD_B_ASN).context("card B")?);
     let id_a = identity(&mut card_a)?;
     let id_b = identity(&mut card_b)?;
     println!(

@@ -7,6 +7,7 @@ mod demo;
 mod entropy;
 mod exit;
 mod gp;
+mod gp_issue;
 mod qr;
 mod se;
 mod state;

@@ -152,7 +152,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     "fresh e-purse.md §8 test card (scripted randomness) with the test ISD (public GP test keys)"
                 );
             }
-            fresh_card(&args)?
+            let mut card = fresh_card(&args)?;
+            card.set_library(state::library());
+            card
         }
         Some(path) => {
             let (card, created) =

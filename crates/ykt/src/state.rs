@@ -22,6 +22,11 @@ impl AppletFactory for BuiltinApplets {
     }
 }
 
+/// The SE's library: the applet code a card manager installs from (`Card::set_library`).
+pub fn library() -> Box<dyn AppletFactory + Send> {
+    Box::new(BuiltinApplets)
+}
+
 /// A state file that exists but cannot be used. Mapped to its own exit code so scripts can tell
 /// "your file is broken" from other failures; the file is never replaced by a fresh card.
 #[derive(Debug, thiserror::Error)]
@@ -55,15 +60,17 @@ pub fn load_or_create(
 ) -> anyhow::Result<(Card, bool)> {
     match fs::read(path) {
         Ok(bytes) => {
-            let card = Card::load_state(&bytes, Atr::default_t1(), entropy, &BuiltinApplets)
+            let mut card = Card::load_state(&bytes, Atr::default_t1(), entropy, &BuiltinApplets)
                 .map_err(|source| StateFileError::Invalid {
                     path: path.to_owned(),
                     source,
                 })?;
+            card.set_library(library());
             Ok((card, false))
         }
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            let card = fresh()?;
+            let mut card = fresh()?;
+            card.set_library(library());
             save(path, &card)?;
             Ok((card, true))
         }
