@@ -61,7 +61,10 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     ("ykt-purse", &["ykt-apdu", "ykt-card", "ykt-crypto"]),
     ("ykt-terminal", &["ykt-apdu", "ykt-crypto"]),
     ("ykt-qr", &["ykt-crypto"]),
-    ("ykt-nfcqr", &["ykt-apdu", "ykt-card", "ykt-crypto", "ykt-qr"]),
+    (
+        "ykt-nfcqr",
+        &["ykt-apdu", "ykt-card", "ykt-crypto", "ykt-qr"],
+    ),
     ("ykt-gp-host", &["ykt-apdu", "ykt-crypto", "ykt-scp"]),
     ("ykt-qr-symbol", &[]),
     ("ykt-transport", &["ykt-apdu", "ykt-card", "ykt-terminal"]),
