@@ -295,3 +295,55 @@ fn a_record_torn_by_a_kill_is_dropped_and_the_accepted_codes_stay_refused() {
     let out = s.terminal_ok(&["upload", "--out", batch.to_str().unwrap()]);
     assert!(out.contains("2 records (#1–#2)"), "{out}");
 }
+
+#[test]
+fn the_issuer_authorises_a_key_given_as_hex_or_as_a_file() {
+    let s = Setup::new("authorise");
+    let public = s.path("wallet/device.pub");
+    let hex_key = std::fs::read_to_string(&public).unwrap();
+    let blob = s.path("blob.hex");
+    s.ok(&[
+        "qr",
+        "issuer",
+        "authorise",
+        "--dir",
+        s.p("issuer"),
+        "--user-key",
+        public.to_str().unwrap(),
+        "--limit",
+        "500",
+        "--valid-for",
+        "2h",
+        "--account",
+        ACCOUNT,
+        "--at",
+        &T.to_string(),
+        "--out",
+        blob.to_str().unwrap(),
+    ]);
+    let bytes = hex::decode(std::fs::read_to_string(&blob).unwrap().trim()).unwrap();
+    let auth = ykt_qr::Authorisation::decode(&bytes).unwrap();
+    assert_eq!(auth.body.limit, 500);
+    assert_eq!(u64::from(auth.body.authorisation_expiry), T + 7200);
+    assert_eq!(hex::encode(auth.body.user_account), ACCOUNT);
+    assert_eq!(hex::encode(auth.body.user_public_key), hex_key.trim());
+    // On stdout when no file is named.
+    let out = s.ok(&[
+        "qr",
+        "issuer",
+        "authorise",
+        "--dir",
+        s.p("issuer"),
+        "--user-key",
+        hex_key.trim(),
+        "--limit",
+        "1",
+        "--valid-for",
+        "60s",
+    ]);
+    assert!(ykt_qr::Authorisation::decode(&hex::decode(out.trim()).unwrap()).is_ok());
+    // A second init never replaces keys.
+    let out = s.run(&["qr", "issuer", "init", "--dir", s.p("issuer")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already holds keys"));
+}
