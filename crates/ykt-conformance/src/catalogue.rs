@@ -19,8 +19,12 @@ use crate::registry::{CheckerKind, Registry};
 pub const SE_TOML: &str = include_str!("../catalogue/se.toml");
 /// The SE's GlobalPlatform items, card manager and secure channel (`catalogue/gp.toml`).
 pub const GP_TOML: &str = include_str!("../catalogue/gp.toml");
+/// The SE's NFC QR applet items (`catalogue/nfcqr.toml`).
+pub const NFCQR_TOML: &str = include_str!("../catalogue/nfcqr.toml");
 /// The acceptance-terminal catalogue (`catalogue/te.toml`).
 pub const TE_TOML: &str = include_str!("../catalogue/te.toml");
+/// The QR scanning terminal catalogue (`catalogue/qt.toml`).
+pub const QT_TOML: &str = include_str!("../catalogue/qt.toml");
 
 /// Reference into the standard (conformance.md §3 `std_ref`).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -149,8 +153,13 @@ pub struct Item {
     pub steps: Vec<String>,
     /// Pass criteria.
     pub pass: String,
-    /// Name of the checker (see [`Registry`]).
+    /// Name of the checker (see [`Registry`]); empty for a `semi`, `manual` or `doc-review`
+    /// item that the harness does not run.
+    #[serde(default)]
     pub checker: String,
+    /// For items that are not `auto`: the evidence a person must supply for the verdict.
+    #[serde(default)]
+    pub evidence: Vec<String>,
     /// Parameters handed to the checker.
     #[serde(default)]
     pub params: toml::Table,
@@ -296,7 +305,9 @@ impl Catalogue {
             &[
                 ("se.toml", "SE", SE_TOML),
                 ("gp.toml", "SE", GP_TOML),
+                ("nfcqr.toml", "SE", NFCQR_TOML),
                 ("te.toml", "TE", TE_TOML),
+                ("qt.toml", "QT", QT_TOML),
             ],
             &Registry::builtin(),
         )
@@ -344,6 +355,9 @@ impl Catalogue {
             if item.confidence == Confidence::L && !item.provisional {
                 return Err(CatalogueError::NotProvisional(item.id.clone()));
             }
+            if item.checker.is_empty() && item.method != Method::Auto {
+                continue;
+            }
             let kind =
                 registry
                     .kind_of(&item.checker)
@@ -354,6 +368,7 @@ impl Catalogue {
             let expected = match item.target {
                 TargetKind::Se => CheckerKind::Se,
                 TargetKind::Terminal => CheckerKind::Terminal,
+                TargetKind::QrTerminal => CheckerKind::QrTerminal,
                 _ => CheckerKind::Other,
             };
             if kind != expected {

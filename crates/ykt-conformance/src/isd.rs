@@ -9,9 +9,10 @@
 //! The channel is declared by the profile (`isd-scp03`, `isd-scp02`, `isd-sm4`), so the harness
 //! takes the protocol and keys from the declared profile, never from an item.
 
-use ykt_card::{Card, CardError};
-use ykt_crypto::{AesKey, Sm4Key, TdesKey};
-use ykt_gp::{IsdSetup, install_isd};
+use ykt_card::{Aid, Card, CardError};
+use ykt_crypto::{AesKey, Sm2PrivateKey, Sm4Key, TdesKey};
+use ykt_gp::dm::{ReceiptAlgorithm, ReceiptKey, TokenSigner};
+use ykt_gp::{IsdSetup, Package, install_isd};
 use ykt_scp::{KeySet, ParameterError, Protocol};
 
 use crate::profile::Profile;
@@ -45,6 +46,42 @@ pub const TEST_CPLC: [u8; 42] = [
     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // pre-personaliser, date, equipment
     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // personaliser, date, equipment
 ];
+
+/// The test package in the ISD's library (besides the security-domain package): the e-purse
+/// code, ELF `A0000006320101` version 1.0, module `A000000632010101`, run by the card library
+/// kind `ykt.purse` (`ykt_purse::PurseAppletFactory`). Not preloaded: LOAD brings it.
+pub const TEST_PACKAGE_ELF: [u8; 7] = [0xA0, 0x00, 0x00, 0x06, 0x32, 0x01, 0x01];
+/// Version of [`TEST_PACKAGE_ELF`].
+pub const TEST_PACKAGE_VERSION: [u8; 2] = [0x01, 0x00];
+/// The module of [`TEST_PACKAGE_ELF`].
+pub const TEST_PACKAGE_MODULE: [u8; 8] = [0xA0, 0x00, 0x00, 0x06, 0x32, 0x01, 0x01, 0x01];
+
+/// The private half of the test ISD's token verification key (KVN 70, SM2-SM3): SM3 of
+/// `ykt-conformance-test-token-key`, read as a scalar. **Public test key**: anyone can sign
+/// delegated-management tokens for a card that holds it.
+pub const TEST_TOKEN_D: [u8; 32] = [
+    0x3C, 0x6E, 0x0B, 0x8A, 0x9E, 0x47, 0x21, 0x5D, 0x7A, 0x11, 0x94, 0xC2, 0x05, 0xE3, 0x68, 0x2F,
+    0x4B, 0x90, 0xD7, 0x16, 0xA8, 0x3E, 0x59, 0xC1, 0x72, 0x0D, 0xB4, 0x8F, 0x26, 0xE9, 0x5A, 0x13,
+];
+
+/// The test ISD's receipt key (KVN 71, AES-CMAC). **Public test key.**
+pub const TEST_RECEIPT_KEY: [u8; 16] = [
+    0x52, 0x45, 0x43, 0x45, 0x49, 0x50, 0x54, 0x2D, 0x54, 0x45, 0x53, 0x54, 0x2D, 0x4B, 0x45, 0x59,
+];
+
+/// The token signer of the test ISD ([`TEST_TOKEN_D`]).
+pub fn danger_test_token_signer() -> Result<TokenSigner, IsdError> {
+    Sm2PrivateKey::from_bytes(&TEST_TOKEN_D)
+        .map(TokenSigner::Sm2)
+        .map_err(IsdError::Key)
+}
+
+/// The receipt key of the test ISD ([`TEST_RECEIPT_KEY`]).
+pub fn test_receipt_key() -> Result<ReceiptKey, IsdError> {
+    AesKey::from_slice(&TEST_RECEIPT_KEY)
+        .map(ReceiptKey::aes)
+        .map_err(IsdError::Key)
+}
 
 /// The secure channel of the test ISD.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,7 +200,11 @@ impl std::fmt::Display for IsdError {
 impl std::error::Error for IsdError {}
 
 /// The test ISD's set-up for `channel`: the public test keys, minimum level C-MAC, state
-/// SECURED, [`TEST_KDD`], [`TEST_IIN`], [`TEST_CIN`], [`TEST_CPLC`].
+/// SECURED, [`TEST_KDD`], [`TEST_IIN`], [`TEST_CIN`], [`TEST_CPLC`]; the library holds the
+/// security-domain package (preloaded) and [`TEST_PACKAGE_ELF`] (to be loaded); the token key
+/// is [`TEST_TOKEN_D`]'s, the receipt key [`TEST_RECEIPT_KEY`]. A card with this ISD needs a
+/// library (`Card::set_library`) that knows `ykt.gp.sd` and `ykt.purse` to install anything:
+/// [`crate::target::SimApplets`].
 pub fn danger_test_isd_setup(channel: IsdChannel) -> Result<IsdSetup, IsdError> {
     let protocol = channel.protocol().map_err(IsdError::Parameter)?;
     let keys = channel.test_keys().map_err(IsdError::Key)?;
@@ -172,6 +213,17 @@ pub fn danger_test_isd_setup(channel: IsdChannel) -> Result<IsdSetup, IsdError> 
     setup.iin = TEST_IIN.to_vec();
     setup.cin = TEST_CIN.to_vec();
     setup.cplc = TEST_CPLC;
+    let bad = |_| IsdError::Install(CardError::InstallRejected(ykt_apdu::StatusWord::WRONG_DATA));
+    setup.packages.push(Package {
+        elf: Aid::new(&TEST_PACKAGE_ELF).map_err(bad)?,
+        version: TEST_PACKAGE_VERSION,
+        modules: vec![(
+            Aid::new(&TEST_PACKAGE_MODULE).map_err(bad)?,
+            ykt_purse::KIND.to_owned(),
+        )],
+    });
+    setup.token_key = Some(danger_test_token_signer()?.verification_key());
+    setup.receipt_key = Some((ReceiptAlgorithm::AesCmac, TEST_RECEIPT_KEY));
     Ok(setup)
 }
 

@@ -51,6 +51,7 @@ pub mod catalogue;
 pub mod isd;
 pub mod params;
 pub mod profile;
+pub mod qt;
 pub mod registry;
 pub mod report;
 pub mod runner;

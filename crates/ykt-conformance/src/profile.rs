@@ -33,16 +33,27 @@ pub const FEATURES: &[(&str, &str)] = &[
     ),
     ("isd-scp02", "the ISD's channel is SCP02 i=55, 3DES"),
     ("isd-sm4", "the ISD's channel is the SM4 channel, i=70 (L)"),
+    (
+        "gp-content",
+        "the ISD can load and install: its library holds the e-purse package A0000006320101 v1.0 (module A000000632010101) besides the security-domain package, and it holds the test token and receipt keys (crate::isd)",
+    ),
+    ("nfcqr", "the NFC QR applet at A000000632515201 (L)"),
+    (
+        "qr-terminal",
+        "a QR scanning terminal: ykt_qr::Verifier with its record store (in process)",
+    ),
 ];
 
 /// The profile `ykt se serve` presents (the §8 3DES test card with the test ISD, SCP03) and
 /// that `--target pcsc:..` assumes unless `--profile` says otherwise.
 pub const SAMPLE_SERVE_3DES: &str = "ep,alg-3des,gp,isd-scp03";
 /// Everything the in-process simulator offers.
-pub const SAMPLE_SIM: &str = "ep,alg-3des,alg-sm4,t2,tearing,fixture,gp,isd-scp03";
+pub const SAMPLE_SIM: &str = "ep,alg-3des,alg-sm4,t2,tearing,fixture,gp,isd-scp03,gp-content,nfcqr";
 /// The terminal target: the `ykt_terminal` flows, with the second-ticket priority rule
 /// (`ykt_terminal::ticket`).
 pub const SAMPLE_TERMINAL: &str = "te,t2";
+/// The QR scanning terminal target: `ykt_qr::Verifier` and `ykt_qr::store::RecordStore`.
+pub const SAMPLE_QR_TERMINAL: &str = "qr-terminal";
 
 /// A set of feature tags.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

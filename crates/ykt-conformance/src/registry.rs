@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::params::Params;
+use crate::qt::QtHarness;
 use crate::se::SeHarness;
 use crate::te::TeHarness;
 use crate::verdict::Stop;
@@ -13,6 +14,8 @@ use crate::verdict::Stop;
 pub type SeCheck = fn(&mut SeHarness<'_>, Params<'_>) -> Result<String, Stop>;
 /// A checker of a terminal item: runs the terminal under test against the scripted lower tester.
 pub type TeCheck = fn(&mut TeHarness, Params<'_>) -> Result<String, Stop>;
+/// A checker of a QR scanning terminal item: drives the verifier and record store under test.
+pub type QtCheck = fn(&mut QtHarness, Params<'_>) -> Result<String, Stop>;
 
 /// One registered checker.
 #[derive(Clone, Copy)]
@@ -22,6 +25,8 @@ pub enum Checker {
     Se(SeCheck),
     /// For items with `target = "terminal"`.
     Terminal(TeCheck),
+    /// For items with `target = "qr-terminal"`.
+    QrTerminal(QtCheck),
 }
 
 impl std::fmt::Debug for Checker {
@@ -29,6 +34,7 @@ impl std::fmt::Debug for Checker {
         f.write_str(match self {
             Checker::Se(_) => "Checker::Se",
             Checker::Terminal(_) => "Checker::Terminal",
+            Checker::QrTerminal(_) => "Checker::QrTerminal",
         })
     }
 }
@@ -41,6 +47,8 @@ pub enum CheckerKind {
     Se,
     /// Terminal items.
     Terminal,
+    /// QR scanning terminal items.
+    QrTerminal,
     /// Target kinds without checkers yet.
     Other,
 }
@@ -66,6 +74,9 @@ impl Registry {
         for (name, check) in crate::te::CHECKERS {
             r.register(name, Checker::Terminal(*check));
         }
+        for (name, check) in crate::qt::CHECKERS {
+            r.register(name, Checker::QrTerminal(*check));
+        }
         r
     }
 
@@ -89,6 +100,7 @@ impl Registry {
         self.get(name).map(|c| match c {
             Checker::Se(_) => CheckerKind::Se,
             Checker::Terminal(_) => CheckerKind::Terminal,
+            Checker::QrTerminal(_) => CheckerKind::QrTerminal,
         })
     }
 

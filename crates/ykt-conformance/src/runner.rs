@@ -6,13 +6,17 @@
 //! | [`Target::Sim`] | a fresh in-process test card (the item's `fixture` parameter) | `target = "se"` |
 //! | [`Target::Card`] | none possible: the one card, reset before each item | `target = "se"`, except `tearing`/`fixture` ones (N/A) |
 //! | [`Target::Terminal`] | a fresh lower-tester card, PSAM and host | `target = "terminal"` |
+//! | [`Target::QrTerminal`] | a fresh verifier and record store | `target = "qr-terminal"` |
+//!
+//! Items whose method is not `auto` are NOT_RUN, with the evidence a person must supply.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crate::catalogue::{Catalogue, Item, TargetKind};
+use crate::catalogue::{Catalogue, Item, Method, TargetKind};
 use crate::isd::IsdChannel;
 use crate::params::Params;
 use crate::profile::Profile;
+use crate::qt::QtHarness;
 use crate::registry::{Checker, Registry};
 use crate::se::SeHarness;
 use crate::target::{CardAccess, SimCard, sim_fixture};
@@ -32,6 +36,9 @@ pub enum Target<'a> {
     Card(&'a mut dyn CardAccess),
     /// The terminal under test with the scripted lower tester.
     Terminal,
+    /// The QR scanning terminal under test: `ykt_qr::Verifier` and its record store, in
+    /// process, fresh per item.
+    QrTerminal,
 }
 
 impl Target<'_> {
@@ -39,6 +46,7 @@ impl Target<'_> {
         match self {
             Target::Sim | Target::Card(_) => TargetKind::Se,
             Target::Terminal => TargetKind::Terminal,
+            Target::QrTerminal => TargetKind::QrTerminal,
         }
     }
 }
@@ -159,6 +167,20 @@ fn gate(item: &Item, target: &Target<'_>, config: &RunConfig) -> Option<Outcome>
             format!("not selected by --only {only}"),
         ));
     }
+    if item.method != Method::Auto {
+        let evidence = if item.evidence.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", item.evidence.join("; "))
+        };
+        return Some(Outcome::new(
+            Verdict::NotRun,
+            format!(
+                "{} item: the verdict needs evidence a person supplies{evidence}",
+                format!("{:?}", item.method).to_lowercase()
+            ),
+        ));
+    }
     if let Some(module) = &item.needs {
         return Some(Outcome::new(
             Verdict::NotRun,
@@ -237,6 +259,13 @@ fn run_item(
             Ok(mut t) => {
                 let r = check(&mut t, params);
                 (to_outcome(r), t.transcript())
+            }
+            Err(stop) => (stop.outcome(), Transcript::new()),
+        },
+        (Checker::QrTerminal(check), Target::QrTerminal) => match QtHarness::new() {
+            Ok(mut q) => {
+                let r = check(&mut q, params);
+                (to_outcome(r), q.into_transcript())
             }
             Err(stop) => (stop.outcome(), Transcript::new()),
         },

@@ -13,6 +13,7 @@ use ykt_purse::testing::{
 use ykt_purse::{EP_AID, IssueError, IssuedPurse, KeyEntry, KeyUsage, PurseProfile};
 
 use ykt_gp::{ApplicationEntry, ApplicationState, install_isd};
+use ykt_nfcqr::NfcQrProfile;
 
 use crate::isd::{IsdChannel, IsdError, danger_install_test_isd, danger_test_isd_setup};
 
@@ -129,6 +130,7 @@ pub mod vector54 {
 /// | `counters-fffe` | the 3DES test card with both counters at `FFFE` and balance 50.00 |
 /// | `vector54` | a card whose DPK is the §5.4 published key and whose first random is `11223344` |
 /// | `isd-scp02`, `isd-sm4` | the 3DES test card with the test ISD on SCP02 / the SM4 channel |
+/// | `nfcqr`, `nfcqr-limit3` | the NFC QR test card (`ykt_nfcqr::testing::danger_test_card`: its first key is the qr-code.md §6 user key), code limit 2000 / 3; no ISD |
 /// | `isd-paging` | the 3DES test card whose ISD registry also lists [`PAGING_EXTRA_APPLICATIONS`] 16-byte AIDs (GET STATUS in parts) |
 pub fn sim_fixture(name: &str) -> Result<Card, FixtureError> {
     let channel = match name {
@@ -152,6 +154,7 @@ pub fn sim_fixture(name: &str) -> Result<Card, FixtureError> {
                 });
             }
             install_isd(&mut card, &setup).map_err(|e| FixtureError::Isd(IsdError::Install(e)))?;
+            card.set_library(Box::new(SimApplets));
             return Ok(card);
         }
         "3des" => danger_test_card_3des()?,
@@ -165,6 +168,19 @@ pub fn sim_fixture(name: &str) -> Result<Card, FixtureError> {
             let purse =
                 test_issuer(PurseAlgorithm::Tdes)?.issue(&EP_AID, PurseProfile::EPURSE, &data)?;
             ykt_purse::testing::danger_test_card(vec![purse])?
+        }
+        "nfcqr" | "nfcqr-limit3" => {
+            let profile = if name == "nfcqr" {
+                NfcQrProfile::default()
+            } else {
+                NfcQrProfile {
+                    max_codes_per_authorisation: 3,
+                }
+            };
+            let mut card = ykt_nfcqr::testing::danger_test_card(profile)
+                .map_err(|e| FixtureError::State(format!("the NFC QR test card: {e}")))?;
+            card.set_library(Box::new(SimApplets));
+            return Ok(card);
         }
         "vector54" => {
             let mut data = test_card_data(TEST_ASN);
@@ -184,10 +200,12 @@ pub fn sim_fixture(name: &str) -> Result<Card, FixtureError> {
         other => return Err(FixtureError::Unknown(other.to_owned())),
     };
     danger_install_test_isd(&mut card, channel)?;
+    card.set_library(Box::new(SimApplets));
     Ok(card)
 }
 
-/// Every applet a simulated card's state copy may hold: the e-purse, the PSAM and the ISD.
+/// Every applet a simulated card's state copy may hold, and the library INSTALL draws on: the
+/// e-purse, the PSAM, the security domains and the NFC QR applet.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SimApplets;
 
@@ -197,6 +215,7 @@ impl AppletFactory for SimApplets {
             .create(kind, aid, params)
             .or_else(|| ykt_purse::psam::PsamAppletFactory.create(kind, aid, params))
             .or_else(|| ykt_gp::IsdFactory.create(kind, aid, params))
+            .or_else(|| ykt_nfcqr::NfcQrAppletFactory.create(kind, aid, params))
     }
 }
 
@@ -210,6 +229,7 @@ pub fn sim_from_state(state: &[u8], seed: u64) -> Result<Card, FixtureError> {
         &SimApplets,
     )
     .map_err(|e| FixtureError::State(e.to_string()))?;
+    card.set_library(Box::new(SimApplets));
     card.power_on();
     Ok(card)
 }

@@ -12,6 +12,7 @@
 
 pub(crate) mod ep;
 pub mod gp;
+mod nfcqr;
 mod t2;
 mod tear;
 
@@ -97,6 +98,29 @@ pub(crate) const CHECKERS: &[(&str, SeCheck)] = &[
         gp::commands::set_status_forbidden,
     ),
     ("gp::put_key_refused", gp::commands::put_key_refused),
+    ("gp::install_and_load", gp::content::install_and_load),
+    ("gp::delete_with_related", gp::content::delete_with_related),
+    ("gp::lock_unlock", gp::content::lock_unlock),
+    ("gp::personalise", gp::content::personalise),
+    ("gp::ssd_key_rotation", gp::content::ssd_key_rotation),
+    (
+        "gp::delegated_management",
+        gp::content::delegated_management,
+    ),
+    ("gp::refusals_unchanged", gp::content::refusals_unchanged),
+    ("nfcqr::generate_key_pair", nfcqr::generate_key_pair),
+    ("nfcqr::second_key", nfcqr::second_key),
+    ("nfcqr::key_not_exported", nfcqr::key_not_exported),
+    ("nfcqr::store_authorisation", nfcqr::store_authorisation),
+    ("nfcqr::root_chain", nfcqr::root_chain),
+    ("nfcqr::blob_expiry", nfcqr::blob_expiry),
+    ("nfcqr::generate_code", nfcqr::generate_code),
+    ("nfcqr::time_monotonic", nfcqr::time_monotonic),
+    ("nfcqr::expiry", nfcqr::expiry),
+    ("nfcqr::code_limit", nfcqr::code_limit),
+    ("nfcqr::malformed", nfcqr::malformed),
+    ("nfcqr::reset", nfcqr::reset),
+    ("nfcqr::tear", nfcqr::tear),
 ];
 
 /// Terminal id the harness uses (e-purse.md §8).

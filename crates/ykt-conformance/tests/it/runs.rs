@@ -84,14 +84,22 @@ fn se_items_work_relative_to_the_state_of_one_card() {
     use ykt_conformance::SimCard;
     use ykt_conformance::profile::SAMPLE_SERVE_3DES;
     let catalogue = Catalogue::builtin().unwrap();
-    // The card `ykt se serve` presents: the §8 3DES test card and the test ISD (SCP03).
+    // The card `ykt se serve` presents: the §8 3DES test card and the test ISD (SCP03); here
+    // also the NFC QR applet and the library INSTALL needs, so that the content management and
+    // NFC QR items run relative to the card's state too.
     let mut fresh = ykt_purse::testing::danger_test_card_3des().unwrap();
+    ykt_nfcqr::testing::test_instance(ykt_nfcqr::NfcQrProfile::default())
+        .unwrap()
+        .install(&mut fresh)
+        .unwrap();
     ykt_conformance::isd::danger_install_test_isd(
         &mut fresh,
         ykt_conformance::isd::IsdChannel::Scp03,
     )
     .unwrap();
+    fresh.set_library(Box::new(ykt_conformance::target::SimApplets));
     let mut card = SimCard(fresh);
+    let profile = format!("{SAMPLE_SERVE_3DES},gp-content,nfcqr");
     // First, on the fresh card, the purchase item alone reproduces the brief's worked example.
     let first = run(
         &catalogue,
@@ -119,7 +127,7 @@ fn se_items_work_relative_to_the_state_of_one_card() {
             &Registry::builtin(),
             Target::Card(&mut card),
             &RunConfig {
-                profile: Profile::parse(SAMPLE_SERVE_3DES).unwrap(),
+                profile: Profile::parse(&profile).unwrap(),
                 only: None,
             },
             RunInfo::default(),
@@ -170,4 +178,44 @@ fn profile_gates_and_only_filter() {
         "*-TEAR-*",
         "SE-EP-PUR-001"
     ));
+}
+
+/// The QR scanning terminal items against `ykt_qr::Verifier` and its record store: the
+/// automatic ones PASS, the others wait for a person's evidence.
+#[test]
+fn qr_terminal_items_pass_or_need_evidence() {
+    use ykt_conformance::catalogue::Method;
+    use ykt_conformance::profile::SAMPLE_QR_TERMINAL;
+    let catalogue = Catalogue::builtin().unwrap();
+    let run = run(
+        &catalogue,
+        &Registry::builtin(),
+        Target::QrTerminal,
+        &RunConfig {
+            profile: Profile::parse(SAMPLE_QR_TERMINAL).unwrap(),
+            only: None,
+        },
+        RunInfo::default(),
+    );
+    assert!(run.is_success(), "{}", show(&run));
+    assert!(run.results.len() >= 10, "{}", show(&run));
+    for r in &run.results {
+        let expected = if r.item.method == Method::Auto {
+            Verdict::Pass
+        } else {
+            Verdict::NotRun
+        };
+        assert_eq!(
+            r.outcome.verdict, expected,
+            "{}: {}",
+            r.item.id, r.outcome.reason
+        );
+        if expected == Verdict::NotRun {
+            assert!(
+                r.outcome.reason.contains("evidence"),
+                "{}",
+                r.outcome.reason
+            );
+        }
+    }
 }

@@ -298,7 +298,7 @@ enum Spoil {
 
 /// The check value of a 16-byte key of the channel's type (GP §11.1.8; SM4: L,
 /// `ykt_gp::commands::put_key::SM4_KCV_INPUT_BYTE`).
-fn kcv(channel: IsdChannel, key: &[u8; 16]) -> Result<Vec<u8>, Stop> {
+pub(super) fn kcv(channel: IsdChannel, key: &[u8; 16]) -> Result<Vec<u8>, Stop> {
     let bad = |e: ykt_crypto::Error| Stop::Inconclusive(format!("KCV: {e}"));
     let block = match channel {
         IsdChannel::Scp02 => ecb_encrypt(&TdesKey::from_slice(key).map_err(bad)?, &[0u8; 8]),

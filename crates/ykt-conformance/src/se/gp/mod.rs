@@ -8,6 +8,7 @@
 //! §5.
 
 pub(crate) mod commands;
+pub(crate) mod content;
 pub(crate) mod scp;
 
 use ykt_apdu::{CommandApdu, ResponseApdu, StatusWord};
@@ -119,11 +120,22 @@ impl SeHarness<'_> {
         keys: &KeySet,
         level: SecurityLevel,
     ) -> Result<(Channel, CommandApdu), Stop> {
+        self.initialize_update_to(keys, level, &ISD_AID)
+    }
+
+    /// [`SeHarness::initialize_update`] to the security domain `sd_aid` (selected by the
+    /// caller), which runs the ISD's protocol.
+    pub fn initialize_update_to(
+        &mut self,
+        keys: &KeySet,
+        level: SecurityLevel,
+        sd_aid: &[u8],
+    ) -> Result<(Channel, CommandApdu), Stop> {
         let config = HostConfig {
             keys: keys.clone(),
             protocol: self.isd_protocol()?,
             level,
-            security_domain_aid: Some(ISD_AID.to_vec()),
+            security_domain_aid: Some(sd_aid.to_vec()),
         };
         let challenge = self.host_challenge();
         let (mut session, iu) = HostSession::initialize_update(config, &challenge)
