@@ -1,5 +1,6 @@
 //! `ykt conform`: the conformance suite (`ykt-conformance`) against the simulator, a card in a
-//! PC/SC reader, or the terminal flows; writes the HTML and JUnit reports.
+//! PC/SC reader, the terminal flows, or the QR scanning terminal; writes the HTML and JUnit
+//! reports.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -7,10 +8,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use ykt_apdu::CommandApdu;
+use ykt_conformance::catalogue::Method;
 use ykt_conformance::profile::{self, Profile};
 use ykt_conformance::report::{html, junit};
 use ykt_conformance::{
-    CardAccess, Catalogue, Fault, Registry, Run, RunConfig, RunInfo, Target, Verdict, run,
+    CardAccess, Catalogue, Fault, Registry, Run, RunConfig, RunInfo, Target, TargetKind, Verdict,
+    run,
 };
 use ykt_transport::{CardChannel, PcscChannel};
 
@@ -24,20 +27,26 @@ use ykt_transport::{CardChannel, PcscChannel};
     after_help = "Exit codes: 0 nothing FAILED or INCONCLUSIVE (N/A and NOT_RUN are fine); \
     6 an item FAILED; 7 none FAILED but one was INCONCLUSIVE; 4 the PC/SC reader cannot be \
     reached; 2 usage; 1 any other error.\n\
-    Against `ykt se serve` behind pcscd (the e-purse.md §8 test card): \
-    ykt conform --target \"pcsc:Virtual PCD 00 00\" --profile ep,alg-3des \
-    (ep,alg-sm4 for `ykt se serve --sm4`). Items work relative to the card's state, so the \
-    same card can be tested again."
+    Against `ykt se serve` behind pcscd (the e-purse.md §8 test card with the test ISD): \
+    ykt conform --target \"pcsc:Virtual PCD 00 00\" --profile ep,alg-3des,gp,isd-scp03 \
+    (ep,alg-sm4,gp,isd-scp03 for `ykt se serve --sm4`; isd-scp02 or isd-sm4 for `--isd`). \
+    Declare gp-content only for a card whose ISD can load and install the test package, and \
+    nfcqr only for a card with the NFC QR applet. Items work relative to the card's state, \
+    so the same card can be tested again. `--target qr-terminal` runs the QR scanning \
+    terminal items against ykt-qr's verifier and record store (profile qr-terminal)."
 )]
 pub struct ConformArgs {
-    /// What to test: `sim` (the in-process simulator, a fresh test card per item),
+    /// What to test: `sim` (the in-process simulator, a fresh test card per item: e-purse,
+    /// second ticket, GP card manager with content management, NFC QR applet),
     /// `pcsc:READER` (a card in that PC/SC reader, e.g. `ykt se serve` behind pcscd; `pcsc`
-    /// alone takes the first reader with a card), or `terminal` (the terminal flows against the
-    /// scripted lower-tester card and stub PSAM).
+    /// alone takes the first reader with a card), `terminal` (the terminal flows against the
+    /// scripted lower-tester card and stub PSAM), or `qr-terminal` (the QR scanning terminal:
+    /// ykt-qr's verifier and record store, in process).
     #[arg(long, default_value = "sim", value_name = "TARGET")]
     target: String,
     /// The sample's declared features, comma-separated (see --list). Default: everything for
-    /// `sim`, `ep,alg-3des` (what `ykt se serve` presents) for `pcsc`, `te,t2` for `terminal`.
+    /// `sim` (with gp-content and nfcqr), `ep,alg-3des,gp,isd-scp03` (what `ykt se serve`
+    /// presents) for `pcsc`, `te,t2` for `terminal`, `qr-terminal` for `qr-terminal`.
     #[arg(long, value_name = "FEATURES")]
     profile: Option<String>,
     /// Run only items whose ID starts with PATTERN, or matches it with `*` wildcards
@@ -91,16 +100,20 @@ enum Kind {
     Sim,
     Pcsc(Option<String>),
     Terminal,
+    QrTerminal,
 }
 
 fn parse_target(text: &str) -> anyhow::Result<Kind> {
     Ok(match text {
         "sim" => Kind::Sim,
         "terminal" => Kind::Terminal,
+        "qr-terminal" => Kind::QrTerminal,
         "pcsc" => Kind::Pcsc(None),
         other => match other.strip_prefix("pcsc:") {
             Some(reader) if !reader.is_empty() => Kind::Pcsc(Some(reader.to_owned())),
-            _ => anyhow::bail!("--target must be sim, pcsc:READER or terminal, not {other:?}"),
+            _ => anyhow::bail!(
+                "--target must be sim, pcsc:READER, terminal or qr-terminal, not {other:?}"
+            ),
         },
     })
 }
@@ -117,6 +130,7 @@ pub fn run_conform(args: ConformArgs) -> anyhow::Result<()> {
         Kind::Sim => profile::SAMPLE_SIM,
         Kind::Pcsc(_) => profile::SAMPLE_SERVE_3DES,
         Kind::Terminal => profile::SAMPLE_TERMINAL,
+        Kind::QrTerminal => profile::SAMPLE_QR_TERMINAL,
     };
     let profile_text = args.profile.as_deref().unwrap_or(default_profile);
     let config = RunConfig {
@@ -133,6 +147,7 @@ pub fn run_conform(args: ConformArgs) -> anyhow::Result<()> {
     let result = match kind {
         Kind::Sim => run(&catalogue, &registry, Target::Sim, &config, info),
         Kind::Terminal => run(&catalogue, &registry, Target::Terminal, &config, info),
+        Kind::QrTerminal => run(&catalogue, &registry, Target::QrTerminal, &config, info),
         Kind::Pcsc(reader) => {
             let channel = match &reader {
                 Some(r) => PcscChannel::connect(r)?,
@@ -178,15 +193,16 @@ fn listing(catalogue: &Catalogue) -> String {
     for item in catalogue.items() {
         let _ = writeln!(
             o,
-            "{:<15} {:<8} {:<28} {}{}",
+            "{:<15} {:<11} {:<28} {}{}",
             item.id,
-            format!("{:?}", item.target).to_lowercase(),
+            target_name(item.target),
             item.profile.join(","),
             item.title,
-            match (&item.needs, item.provisional) {
-                (Some(m), _) => format!(" [needs {m}]"),
-                (None, true) => " [provisional]".to_owned(),
-                (None, false) => String::new(),
+            match (&item.needs, item.method, item.provisional) {
+                (Some(m), _, _) => format!(" [needs {m}]"),
+                (None, Method::Auto, true) => " [provisional]".to_owned(),
+                (None, Method::Auto, false) => String::new(),
+                (None, m, _) => format!(" [{}]", format!("{m:?}").to_lowercase()),
             }
         );
     }
@@ -196,16 +212,31 @@ fn listing(catalogue: &Catalogue) -> String {
     }
     let _ = writeln!(o, "\nprofile features (--profile):");
     for (name, what) in profile::FEATURES {
-        let _ = writeln!(o, "  {name:<9} {what}");
+        let _ = writeln!(o, "  {name:<11} {what}");
     }
     let _ = writeln!(
         o,
-        "\nsample profiles: sim {}; `ykt se serve` {} (ep,alg-sm4 with --sm4); terminal {}",
+        "\nsample profiles: sim {}; `ykt se serve` {} (ep,alg-sm4 with --sm4); terminal {}; qr-terminal {}",
         profile::SAMPLE_SIM,
         profile::SAMPLE_SERVE_3DES,
-        profile::SAMPLE_TERMINAL
+        profile::SAMPLE_TERMINAL,
+        profile::SAMPLE_QR_TERMINAL
     );
     o
+}
+
+/// The catalogue's spelling of a target kind.
+fn target_name(kind: TargetKind) -> &'static str {
+    match kind {
+        TargetKind::Se => "se",
+        TargetKind::Terminal => "terminal",
+        TargetKind::QrTerminal => "qr-terminal",
+        TargetKind::FaceTerminal => "face-terminal",
+        TargetKind::Tsm => "tsm",
+        TargetKind::Client => "client",
+        TargetKind::Host => "host",
+        TargetKind::E2e => "e2e",
+    }
 }
 
 fn summary(run: &Run) -> String {
@@ -285,6 +316,10 @@ mod tests {
         assert!(matches!(
             super::parse_target("pcsc:Virtual PCD 00 00"),
             Ok(super::Kind::Pcsc(Some(r))) if r == "Virtual PCD 00 00"
+        ));
+        assert!(matches!(
+            super::parse_target("qr-terminal"),
+            Ok(super::Kind::QrTerminal)
         ));
         assert!(super::parse_target("pcsc:").is_err());
         assert!(super::parse_target("card").is_err());

@@ -81,6 +81,18 @@ fn sim_run_passes_and_writes_junit_and_html() {
     well_formed(&xml).unwrap();
     assert!(xml.contains("<testsuites "), "{xml}");
     assert!(xml.contains("name=\"SE-EP-PUR-003 "), "{xml}");
+    // The card manager's content management and the NFC QR applet run on the simulator too.
+    for id in [
+        "SE-GP-LIFE-001",
+        "SE-GP-DM-001",
+        "SE-GP-KEY-001",
+        "SE-NFCQR-013",
+    ] {
+        assert!(
+            stdout.contains(&format!("PASS         {id}")),
+            "{id}: {stdout}"
+        );
+    }
     assert!(
         !xml.contains("<failure") && !xml.contains("<error"),
         "{xml}"
@@ -136,6 +148,28 @@ fn list_only_and_exit_codes() {
         assert!(stdout.contains(id), "{id} missing from --list");
     }
     assert!(stdout.contains("profile features"), "{stdout}");
+    for text in [
+        "QT-STO-001",
+        "qr-terminal",
+        "gp-content",
+        "nfcqr",
+        "SE-GP-DM-001",
+    ] {
+        assert!(stdout.contains(text), "{text} missing from --list");
+    }
+    let help = Command::new(YKT)
+        .args(["conform", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for text in [
+        "ep,alg-3des,gp,isd-scp03",
+        "gp-content",
+        "nfcqr",
+        "qr-terminal",
+    ] {
+        assert!(help.contains(text), "{text} missing from --help: {help}");
+    }
 
     let out = Command::new(YKT)
         .args(["conform", "--target", "terminal", "--only", "TE-EP-LOAD"])
@@ -149,6 +183,29 @@ fn list_only_and_exit_codes() {
         stdout.contains("items not selected by --only: NOT_RUN"),
         "{stdout}"
     );
+
+    // The QR scanning terminal: the automatic items PASS, the others wait for evidence.
+    let out = Command::new(YKT)
+        .args(["conform", "--target", "qr-terminal"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for id in [
+        "QT-STO-001",
+        "QT-COM-001",
+        "QT-CLK-002",
+        "QT-ALG-001",
+        "QT-ALG-002",
+        "QT-SEC-001",
+    ] {
+        assert!(
+            stdout.contains(&format!("PASS         {id}")),
+            "{id}: {stdout}"
+        );
+    }
+    assert!(stdout.contains("NOT_RUN      QT-RDR-001"), "{stdout}");
+    assert!(stdout.contains("CONFORMANT on qr-terminal"), "{stdout}");
 
     // A sample that declares less makes items N/A, which is not a failure.
     let out = Command::new(YKT)

@@ -78,6 +78,8 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
             "ykt-scp",
             "ykt-gp",
             "ykt-terminal",
+            "ykt-nfcqr",
+            "ykt-qr",
         ],
     ),
     (
