@@ -78,6 +78,8 @@ pub fn card_with(setup: &IsdSetup) -> Card {
         card.install(Box::new(Plain(Aid::new(&h(aid)).unwrap())), |_| Ok(()))
             .unwrap();
     }
+    // The library INSTALL creates security domains from.
+    card.set_library(Box::new(ykt_gp::IsdFactory));
     install_isd(&mut card, setup).unwrap();
     card.power_on();
     select_isd(&mut card);

@@ -87,6 +87,16 @@ fn c(hex: &str) -> CommandApdu {
     CommandApdu::parse(&h(hex)).unwrap()
 }
 
+/// A case-4 command: header, data (Lc computed), Le `00`.
+fn cd(header: &str, data: &str) -> CommandApdu {
+    let data = h(data);
+    let mut b = h(header);
+    b.push(data.len() as u8);
+    b.extend_from_slice(&data);
+    b.push(0);
+    CommandApdu::parse(&b).unwrap()
+}
+
 /// The steps of a session; PUT KEY when `put_key` gives the new key set and the current one.
 fn session_steps(put_key: Option<(KeySet, KeySet)>) -> Vec<(&'static str, CommandApdu)> {
     let mut steps = vec![
@@ -121,6 +131,70 @@ fn session_steps(put_key: Option<(KeySet, KeySet)>) -> Vec<(&'static str, Comman
         ("SET STATUS card state 03: 6A80", c("80F0800300")),
         ("SET STATUS lock the card", c("80F0807F00")),
         ("SET STATUS unlock the card", c("80F0800F00")),
+        // Card content (tsm-gp.md §3.1–§3.3, §3.7; docs/gp.md).
+        (
+            "INSTALL [for load] of the SD package, on the card already: 6985",
+            cd("80E60200", "07A000000151535000000000"),
+        ),
+        (
+            "INSTALL [for load] of a load file the library lacks",
+            cd("80E60200", "07A000000632999900000000"),
+        ),
+        (
+            "LOAD of it: no such package: 6A80",
+            cd("80E88000", "C40E594B540107A00000063299990100"),
+        ),
+        (
+            "INSTALL [for install and make selectable] an SSD (Authorized Management)",
+            cd(
+                "80E60C00",
+                "07A000000151535008A0000001515350410AA000000151535041AA010380400002C90000",
+            ),
+        ),
+        (
+            "INSTALL the same instance again: 6A80",
+            cd(
+                "80E60C00",
+                "07A000000151535008A0000001515350410AA000000151535041AA010380400002C90000",
+            ),
+        ),
+        (
+            "INSTALL with a token from the ISD: 6982",
+            cd(
+                "80E60C00",
+                "07A000000151535008A0000001515350410AA000000151535041AA020380400002C90002AABB",
+            ),
+        ),
+        (
+            "INSTALL [for personalization] of the SSD",
+            cd("80E62000", "00000AA000000151535041AA01000000"),
+        ),
+        (
+            "STORE DATA to it with a DGI it does not know: 6A88",
+            cd("80E28800", "80020100"),
+        ),
+        (
+            "GET STATUS applications: the SSD listed",
+            c("80F24002024F0000"),
+        ),
+        (
+            "SET STATUS lock the SSD and its applications (P1 60)",
+            c("80F060800AA000000151535041AA01"),
+        ),
+        ("DELETE the SSD", cd("80E40000", "4F0AA000000151535041AA01")),
+        (
+            "DELETE it again: 6A88",
+            cd("80E40000", "4F0AA000000151535041AA01"),
+        ),
+        (
+            "DELETE the ISD: 6985",
+            cd("80E40000", "4F08A000000151000000"),
+        ),
+        (
+            "STORE DATA to the ISD: IIN (BER-TLV)",
+            cd("80E29000", "4204CAFE0001"),
+        ),
+        ("GET DATA IIN", c("80CA004200")),
     ];
     let Some((new, old)) = put_key else {
         return steps;
