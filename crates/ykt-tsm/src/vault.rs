@@ -1,0 +1,649 @@
+//! Keys behind a trait (tsm-gp.md §6): the domain never holds a long-term secret; it asks the
+//! [`KeyVault`] by name for each secret operation and gets wrapped bytes, MACs or verdicts
+//! back. [`MemoryVault`] is the in-memory implementation for tests; a KMS crate implements the
+//! same trait over an HSM later.
+//!
+//! The one exception to "no key out" is [`KeyVault::channel_keys`]: `ykt_scp::HostSession`
+//! derives the session keys from static keys in this process, so the vault releases a
+//! security domain's static key set (zeroizing types, `[redacted]` in Debug) for the length of
+//! one secure channel. A vault that keeps them in an HSM would have to derive the session
+//! keys itself, which ykt-scp does not offer yet.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::convert::Infallible;
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+use ykt_crypto::purse::{self, PurseAlgorithm, Sm4Rules};
+use ykt_crypto::{AesKey, Sm2PrivateKey, Sm2PublicKey};
+use ykt_gp::dm::{ReceiptContext, ReceiptKey, TokenKind, TokenSigner};
+use ykt_gp_host::commands::put_key::{self, KeyCheckValues, KeyEncryptionKey};
+use ykt_purse::{KeyUsage, MasterKey, PurseProfile};
+use ykt_scp::{KeySet, StaticKeys};
+use zeroize::Zeroizing;
+
+use crate::error::VaultError;
+use crate::model::{CardNumber, PurseCardSpec, SeId};
+
+/// The caller's randomness (the domain has none of its own).
+pub trait Entropy {
+    /// Fills `out` with random bytes.
+    fn fill(&mut self, out: &mut [u8]);
+}
+
+/// A key's name in a vault: a handle, never a value.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct KeyName(pub String);
+
+impl KeyName {
+    /// A name from a string.
+    pub fn new(name: &str) -> Self {
+        Self(String::from(name))
+    }
+}
+
+impl fmt::Debug for KeyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyName({})", self.0)
+    }
+}
+
+/// Which key set a secure channel or a wrapping uses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum KeyRef {
+    /// A key set stored under its name (an SSD's keys).
+    Named(KeyName),
+    /// An SE's ISD keys: the master key set `master` diversified for `seid`
+    /// ([`crate::proposals::ISD_DIVERSIFICATION`]).
+    Isd {
+        /// The SEI-TSM's ISD master keys.
+        master: KeyName,
+        /// The SE.
+        seid: SeId,
+    },
+}
+
+/// The card's answer to INITIALIZE FOR LOAD with what was asked (e-purse.md §4.3): what MAC1
+/// covers, and what MAC2 and the TAC are computed from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadProof {
+    /// The card (its ASN diversifies the keys).
+    pub card: CardNumber,
+    /// Key index sent.
+    pub key_index: u8,
+    /// Key version answered.
+    pub key_version: u8,
+    /// Algorithm id answered.
+    pub algorithm_id: u8,
+    /// Balance before the load.
+    pub old_balance: u32,
+    /// Online counter before the increment.
+    pub online_counter: u16,
+    /// The card's random.
+    pub random: [u8; 4],
+    /// The card's MAC1.
+    pub mac1: [u8; 4],
+    /// The amount asked.
+    pub amount: u32,
+    /// The terminal id sent.
+    pub terminal_id: [u8; 6],
+}
+
+/// A key set encrypted for PUT KEY or DGI `8001`, with the check values the card must answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrappedKeySet {
+    /// PUT KEY's data field: KVN and the encrypted keys with their KCVs (GP §11.8).
+    pub data: Vec<u8>,
+    /// The three check values.
+    pub check_values: KeyCheckValues,
+}
+
+/// One STORE DATA block of a purse's personalisation, ready to send: the secret blocks are
+/// already encrypted under the security domain's DEK.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PersoBlock {
+    /// P1 (`ykt_purse::perso::dgi`).
+    pub p1: u8,
+    /// P2, the block number.
+    pub p2: u8,
+    /// The data field (ciphertext for a secret block).
+    pub data: Vec<u8>,
+}
+
+impl fmt::Debug for PersoBlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "PersoBlock({:02X} {:02X}, {} bytes)",
+            self.p1,
+            self.p2,
+            self.data.len()
+        )
+    }
+}
+
+/// Every secret operation of the TSM domain (tsm-gp.md §6). Names in; wrapped bytes, MACs and
+/// verdicts out.
+pub trait KeyVault {
+    /// True when a key (of any kind) is stored under `name`.
+    fn contains(&self, name: &KeyName) -> bool;
+
+    /// The static keys of a security domain for one secure channel (see the module docs).
+    fn channel_keys(&self, keys: &KeyRef) -> Result<KeySet, VaultError>;
+
+    /// Makes a new AES-128 key set of `version` under `name` from `rng`
+    /// ([`VaultError::KeyExists`] if the name is taken).
+    fn generate_key_set(
+        &mut self,
+        name: &KeyName,
+        version: u8,
+        rng: &mut dyn Entropy,
+    ) -> Result<(), VaultError>;
+
+    /// The key set `new` encrypted under the K-DEK of `under`, for PUT KEY or DGI `8001`
+    /// (tsm-gp.md §3.6, §5.2).
+    fn wrap_key_set(&self, new: &KeyName, under: &KeyRef) -> Result<WrappedKeySet, VaultError>;
+
+    /// The key set `name` encrypted for another TSM's transport public key (SEC1 bytes;
+    /// [`crate::proposals::HANDOVER_CIPHER`]).
+    fn export_key_set(
+        &self,
+        name: &KeyName,
+        recipient: &[u8],
+        rng: &mut dyn Entropy,
+    ) -> Result<Vec<u8>, VaultError>;
+
+    /// Stores the key set `wrapped` (from [`KeyVault::export_key_set`]) under `name`, decrypting
+    /// it with the transport key `transport`. Importing the same set again is not an error.
+    fn import_key_set(
+        &mut self,
+        name: &KeyName,
+        transport: &KeyName,
+        wrapped: &[u8],
+    ) -> Result<(), VaultError>;
+
+    /// The public half of the transport key `transport` (SEC1 bytes).
+    fn transport_public_key(&self, transport: &KeyName) -> Result<Vec<u8>, VaultError>;
+
+    /// Forgets the key `name` (nothing if absent).
+    fn delete_key(&mut self, name: &KeyName);
+
+    /// The STORE DATA blocks that personalise a purse for `card` (`ykt_purse::perso::Builder`,
+    /// keys diversified from the issuer `issuer`'s master keys by the card's ASN, the issuer's
+    /// initial PIN), the secret blocks encrypted under the K-DEK of `under`.
+    fn purse_perso_blocks(
+        &self,
+        issuer: &KeyName,
+        card: &PurseCardSpec,
+        under: &KeyRef,
+    ) -> Result<Vec<PersoBlock>, VaultError>;
+
+    /// Checks the card's MAC1 (e-purse.md §5.4) under the issuer's load key for this card.
+    fn verify_mac1(&self, issuer: &KeyName, proof: &LoadProof) -> Result<(), VaultError>;
+
+    /// Checks MAC1 and gives MAC2 for CREDIT FOR LOAD at `datetime` (BCD `YYYYMMDDhhmmss`).
+    fn load_mac2(
+        &self,
+        issuer: &KeyName,
+        proof: &LoadProof,
+        datetime: &[u8; 7],
+    ) -> Result<[u8; 4], VaultError>;
+
+    /// Checks the TAC of the load `proof` completed at `datetime` (e-purse.md §5.5).
+    fn verify_load_tac(
+        &self,
+        issuer: &KeyName,
+        proof: &LoadProof,
+        datetime: &[u8; 7],
+        tac: &[u8; 4],
+    ) -> Result<(), VaultError>;
+
+    /// A delegated-management token over `P1 ‖ P2 ‖ Lc ‖ data` (tsm-gp.md §4).
+    fn sign_token(
+        &self,
+        signer: &KeyName,
+        kind: TokenKind,
+        p1: u8,
+        p2: u8,
+        data: &[u8],
+    ) -> Result<Vec<u8>, VaultError>;
+
+    /// Checks the receipt in a response under the receipt key `key` (tsm-gp.md §4).
+    fn verify_receipt(
+        &self,
+        key: &KeyName,
+        response: &[u8],
+        context: &ReceiptContext<'_>,
+    ) -> Result<(), VaultError>;
+}
+
+/// `rand_core`'s view of an [`Entropy`] (for SM2 encryption).
+struct Rng<'a>(&'a mut dyn Entropy);
+
+impl rand_core::TryRng for Rng<'_> {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        let mut b = [0u8; 4];
+        self.0.fill(&mut b);
+        Ok(u32::from_be_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        let mut b = [0u8; 8];
+        self.0.fill(&mut b);
+        Ok(u64::from_be_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        self.0.fill(dst);
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for Rng<'_> {}
+
+/// The ISD keys of the SE `seid`: `master` diversified ([`crate::proposals::ISD_DIVERSIFICATION`]),
+/// with the key version of `master`. Card production uses it to key a new SE.
+pub fn derive_isd_keys(master: &KeySet, seid: &SeId) -> Result<KeySet, VaultError> {
+    ykt_gp_host::diversify::diversify(
+        master,
+        crate::proposals::ISD_DIVERSIFICATION,
+        &seid.0,
+        master.version,
+    )
+    .map_err(|_| VaultError::KeyType)
+}
+
+/// The handover plaintext of an AES key set: `KVN ‖ 88 ‖ length ‖ K-ENC ‖ K-MAC ‖ K-DEK`
+/// ([`crate::proposals::HANDOVER_CIPHER`]).
+pub fn encode_handover(keys: &KeySet) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    let StaticKeys::Aes { enc, mac, dek } = &keys.keys else {
+        return Err(VaultError::KeyType);
+    };
+    let len = enc.expose().len();
+    let mut out = Zeroizing::new(alloc::vec![keys.version, 0x88, len as u8]);
+    for k in [enc, mac, dek] {
+        out.extend_from_slice(k.expose());
+    }
+    Ok(out)
+}
+
+fn decode_handover(bytes: &[u8]) -> Result<KeySet, VaultError> {
+    let [version, 0x88, len, rest @ ..] = bytes else {
+        return Err(VaultError::Unwrap);
+    };
+    let len = usize::from(*len);
+    if rest.len() != 3 * len {
+        return Err(VaultError::Unwrap);
+    }
+    let key = |i: usize| {
+        AesKey::from_slice(&rest[i * len..(i + 1) * len]).map_err(|_| VaultError::Unwrap)
+    };
+    Ok(KeySet::aes(*version, key(0)?, key(1)?, key(2)?))
+}
+
+/// ISO/IEC 9797-1 method 2 padding to whole 16-byte blocks, then the DEK's CBC
+/// (`ykt_gp::commands::store_data::DECRYPT_RULE`).
+fn encrypt_padded(keys: &KeySet, data: &[u8]) -> Result<Vec<u8>, VaultError> {
+    let mut padded = Zeroizing::new(data.to_vec());
+    padded.push(0x80);
+    while !padded.len().is_multiple_of(16) {
+        padded.push(0);
+    }
+    put_key::encrypt_sensitive(&KeyEncryptionKey::Static(&keys.keys), &padded)
+        .map_err(|_| VaultError::KeyType)
+}
+
+/// A card issuer's purse keys as the vault keeps them.
+struct PurseIssuer {
+    masters: Vec<MasterKey>,
+    pin: Zeroizing<Vec<u8>>,
+    profile: PurseProfile,
+    sm4_rules: Sm4Rules,
+}
+
+/// Keys in memory, for tests (and the template of a KMS implementation).
+#[derive(Default)]
+pub struct MemoryVault {
+    key_sets: BTreeMap<KeyName, KeySet>,
+    isd_masters: BTreeMap<KeyName, KeySet>,
+    transport: BTreeMap<KeyName, Sm2PrivateKey>,
+    issuers: BTreeMap<KeyName, PurseIssuer>,
+    signers: BTreeMap<KeyName, TokenSigner>,
+    receipt_keys: BTreeMap<KeyName, ReceiptKey>,
+}
+
+impl fmt::Debug for MemoryVault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryVault")
+            .field("key_sets", &self.key_sets.keys().collect::<Vec<_>>())
+            .field("isd_masters", &self.isd_masters.keys().collect::<Vec<_>>())
+            .field("issuers", &self.issuers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemoryVault {
+    /// An empty vault.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores a key set (an SSD's) under `name`.
+    pub fn insert_key_set(&mut self, name: KeyName, keys: KeySet) {
+        self.key_sets.insert(name, keys);
+    }
+
+    /// Stores ISD master keys under `name`.
+    pub fn insert_isd_master(&mut self, name: KeyName, keys: KeySet) {
+        self.isd_masters.insert(name, keys);
+    }
+
+    /// Stores an SM2 transport key pair under `name`.
+    pub fn insert_transport_key(&mut self, name: KeyName, key: Sm2PrivateKey) {
+        self.transport.insert(name, key);
+    }
+
+    /// Stores a card issuer's purse master keys, its initial PIN and profile under `name`.
+    pub fn insert_purse_issuer(
+        &mut self,
+        name: KeyName,
+        masters: Vec<MasterKey>,
+        pin: &[u8],
+        profile: PurseProfile,
+        sm4_rules: Sm4Rules,
+    ) {
+        self.issuers.insert(
+            name,
+            PurseIssuer {
+                masters,
+                pin: Zeroizing::new(pin.to_vec()),
+                profile,
+                sm4_rules,
+            },
+        );
+    }
+
+    /// Stores a token signing key under `name`.
+    pub fn insert_token_signer(&mut self, name: KeyName, signer: TokenSigner) {
+        self.signers.insert(name, signer);
+    }
+
+    /// Stores a receipt key under `name`.
+    pub fn insert_receipt_key(&mut self, name: KeyName, key: ReceiptKey) {
+        self.receipt_keys.insert(name, key);
+    }
+
+    fn resolve(&self, keys: &KeyRef) -> Result<KeySet, VaultError> {
+        match keys {
+            KeyRef::Named(name) => self
+                .key_sets
+                .get(name)
+                .cloned()
+                .ok_or(VaultError::UnknownKey),
+            KeyRef::Isd { master, seid } => derive_isd_keys(
+                self.isd_masters.get(master).ok_or(VaultError::UnknownKey)?,
+                seid,
+            ),
+        }
+    }
+
+    fn issuer(&self, name: &KeyName) -> Result<&PurseIssuer, VaultError> {
+        self.issuers.get(name).ok_or(VaultError::UnknownKey)
+    }
+
+    /// The algorithm, the load session key and the card's TAC key for `proof`.
+    fn load_keys(
+        &self,
+        issuer: &KeyName,
+        proof: &LoadProof,
+    ) -> Result<(PurseAlgorithm, purse::SessionKey, purse::PurseKey), VaultError> {
+        let issuer = self.issuer(issuer)?;
+        let alg = PurseAlgorithm::from_algorithm_id(proof.algorithm_id, issuer.sm4_rules)
+            .ok_or(VaultError::KeyType)?;
+        let find = |usage: KeyUsage, index: Option<(u8, u8)>| {
+            issuer
+                .masters
+                .iter()
+                .find(|k| {
+                    k.usage == usage && index.is_none_or(|(i, v)| k.index == i && k.version == v)
+                })
+                .ok_or(VaultError::UnknownKey)
+        };
+        let div = proof.card.asn().diversifier();
+        let dlk = purse::diversify(
+            &alg,
+            &find(KeyUsage::Load, Some((proof.key_index, proof.key_version)))?.key,
+            &div,
+        );
+        let sk = purse::session_key(
+            &alg,
+            &dlk,
+            &purse::load_session_input(proof.random, proof.online_counter),
+        );
+        let dtk = purse::diversify(&alg, &find(KeyUsage::Tac, None)?.key, &div);
+        Ok((alg, sk, dtk))
+    }
+}
+
+/// Transaction type of an e-purse load (e-purse.md §5.6, H).
+const LOAD_TYPE: u8 = 0x02;
+
+fn mac1_input(p: &LoadProof) -> Vec<u8> {
+    let mut v = Vec::with_capacity(15);
+    v.extend_from_slice(&p.old_balance.to_be_bytes());
+    v.extend_from_slice(&p.amount.to_be_bytes());
+    v.push(LOAD_TYPE);
+    v.extend_from_slice(&p.terminal_id);
+    v
+}
+
+fn mac2_input(p: &LoadProof, datetime: &[u8; 7]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(18);
+    v.extend_from_slice(&p.amount.to_be_bytes());
+    v.push(LOAD_TYPE);
+    v.extend_from_slice(&p.terminal_id);
+    v.extend_from_slice(datetime);
+    v
+}
+
+fn tac_input(p: &LoadProof, datetime: &[u8; 7]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(24);
+    v.extend_from_slice(&p.old_balance.saturating_add(p.amount).to_be_bytes());
+    v.extend_from_slice(&p.online_counter.to_be_bytes());
+    v.extend_from_slice(&mac2_input(p, datetime));
+    v
+}
+
+impl KeyVault for MemoryVault {
+    fn contains(&self, name: &KeyName) -> bool {
+        self.key_sets.contains_key(name)
+            || self.isd_masters.contains_key(name)
+            || self.transport.contains_key(name)
+            || self.issuers.contains_key(name)
+            || self.signers.contains_key(name)
+            || self.receipt_keys.contains_key(name)
+    }
+
+    fn channel_keys(&self, keys: &KeyRef) -> Result<KeySet, VaultError> {
+        self.resolve(keys)
+    }
+
+    fn generate_key_set(
+        &mut self,
+        name: &KeyName,
+        version: u8,
+        rng: &mut dyn Entropy,
+    ) -> Result<(), VaultError> {
+        if self.key_sets.contains_key(name) {
+            return Err(VaultError::KeyExists);
+        }
+        let mut key = || {
+            let mut b = Zeroizing::new([0u8; 16]);
+            rng.fill(&mut b[..]);
+            AesKey::from_slice(&b[..]).map_err(|_| VaultError::Crypto)
+        };
+        let set = KeySet::aes(version, key()?, key()?, key()?);
+        self.key_sets.insert(name.clone(), set);
+        Ok(())
+    }
+
+    fn wrap_key_set(&self, new: &KeyName, under: &KeyRef) -> Result<WrappedKeySet, VaultError> {
+        let new = self.key_sets.get(new).ok_or(VaultError::UnknownKey)?;
+        let under = self.resolve(under)?;
+        let (data, check_values) =
+            put_key::key_set_data(new, &KeyEncryptionKey::Static(&under.keys))
+                .map_err(|_| VaultError::KeyType)?;
+        Ok(WrappedKeySet { data, check_values })
+    }
+
+    fn export_key_set(
+        &self,
+        name: &KeyName,
+        recipient: &[u8],
+        rng: &mut dyn Entropy,
+    ) -> Result<Vec<u8>, VaultError> {
+        let keys = self.key_sets.get(name).ok_or(VaultError::UnknownKey)?;
+        let public = Sm2PublicKey::from_sec1_bytes(recipient).map_err(|_| VaultError::KeyType)?;
+        public
+            .encrypt(
+                &mut Rng(rng),
+                &encode_handover(keys)?,
+                crate::proposals::HANDOVER_CIPHER,
+            )
+            .map_err(|_| VaultError::Crypto)
+    }
+
+    fn import_key_set(
+        &mut self,
+        name: &KeyName,
+        transport: &KeyName,
+        wrapped: &[u8],
+    ) -> Result<(), VaultError> {
+        let key = self
+            .transport
+            .get(transport)
+            .ok_or(VaultError::UnknownKey)?;
+        let plain = Zeroizing::new(
+            key.decrypt(wrapped, crate::proposals::HANDOVER_CIPHER)
+                .map_err(|_| VaultError::Unwrap)?,
+        );
+        let keys = decode_handover(&plain)?;
+        self.key_sets.insert(name.clone(), keys);
+        Ok(())
+    }
+
+    fn transport_public_key(&self, transport: &KeyName) -> Result<Vec<u8>, VaultError> {
+        let key = self
+            .transport
+            .get(transport)
+            .ok_or(VaultError::UnknownKey)?;
+        Ok(key.public_key().to_bytes().to_vec())
+    }
+
+    fn delete_key(&mut self, name: &KeyName) {
+        self.key_sets.remove(name);
+    }
+
+    fn purse_perso_blocks(
+        &self,
+        issuer: &KeyName,
+        card: &PurseCardSpec,
+        under: &KeyRef,
+    ) -> Result<Vec<PersoBlock>, VaultError> {
+        let issuer = self.issuer(issuer)?;
+        let factory = ykt_purse::IssuerFactory::new(issuer.masters.clone())
+            .map_err(|_| VaultError::KeyType)?;
+        let data = card.card_data(&issuer.pin);
+        let builder = ykt_purse::perso::Builder::issue(&factory, issuer.profile, &data)
+            .map_err(|_| VaultError::KeyType)?;
+        let dek = self.resolve(under)?;
+        builder
+            .blocks()
+            .map_err(|_| VaultError::KeyType)?
+            .iter()
+            .map(|b| {
+                let data = if b.encrypted() {
+                    encrypt_padded(&dek, &b.data)?
+                } else {
+                    b.data.to_vec()
+                };
+                Ok(PersoBlock {
+                    p1: b.p1,
+                    p2: b.p2,
+                    data,
+                })
+            })
+            .collect()
+    }
+
+    fn verify_mac1(&self, issuer: &KeyName, proof: &LoadProof) -> Result<(), VaultError> {
+        let (alg, sk, _) = self.load_keys(issuer, proof)?;
+        let mac1 = purse::session_mac(&alg, &sk, &mac1_input(proof));
+        if ykt_crypto::ct_eq(&mac1, &proof.mac1) {
+            Ok(())
+        } else {
+            Err(VaultError::Mac1Invalid)
+        }
+    }
+
+    fn load_mac2(
+        &self,
+        issuer: &KeyName,
+        proof: &LoadProof,
+        datetime: &[u8; 7],
+    ) -> Result<[u8; 4], VaultError> {
+        self.verify_mac1(issuer, proof)?;
+        let (alg, sk, _) = self.load_keys(issuer, proof)?;
+        Ok(purse::session_mac(&alg, &sk, &mac2_input(proof, datetime)))
+    }
+
+    fn verify_load_tac(
+        &self,
+        issuer: &KeyName,
+        proof: &LoadProof,
+        datetime: &[u8; 7],
+        tac: &[u8; 4],
+    ) -> Result<(), VaultError> {
+        let (alg, _, dtk) = self.load_keys(issuer, proof)?;
+        if ykt_crypto::ct_eq(&purse::tac(&alg, &dtk, &tac_input(proof, datetime)), tac) {
+            Ok(())
+        } else {
+            Err(VaultError::TacInvalid)
+        }
+    }
+
+    fn sign_token(
+        &self,
+        signer: &KeyName,
+        kind: TokenKind,
+        p1: u8,
+        p2: u8,
+        data: &[u8],
+    ) -> Result<Vec<u8>, VaultError> {
+        self.signers
+            .get(signer)
+            .ok_or(VaultError::UnknownKey)?
+            .sign(kind, p1, p2, data)
+            .map_err(|_| VaultError::Crypto)
+    }
+
+    fn verify_receipt(
+        &self,
+        key: &KeyName,
+        response: &[u8],
+        context: &ReceiptContext<'_>,
+    ) -> Result<(), VaultError> {
+        let key = self.receipt_keys.get(key).ok_or(VaultError::UnknownKey)?;
+        ykt_gp::dm::verify_receipt(key, response, context)
+            .map(|_| ())
+            .map_err(|e| match e {
+                ykt_gp::dm::DmError::ReceiptMissing => VaultError::ReceiptMissing,
+                _ => VaultError::ReceiptInvalid,
+            })
+    }
+}
