@@ -3,24 +3,28 @@
 //! HTML and JUnit XML (`shared/spec/conformance.md`).
 //!
 //! ```text
-//!  catalogue/se.toml, te.toml ──load + validate──▶ Catalogue ──┐
+//!  catalogue/se.toml, gp.toml, nfcqr.toml,
+//!            te.toml, qt.toml ──load + validate──▶ Catalogue ──┐
 //!  Registry (checkers by name) ────────────────────────────────┤
 //!                                                              ▼
 //!  Target::Sim (fresh test card per item) ─┐            runner::run ──▶ Run ──▶ report::html / report::junit
-//!  Target::Card (&mut dyn CardAccess)  ────┤   per item: gates (--only, profile, needs) → checker
-//!  Target::Terminal (flows vs lower tester)┘             → Outcome (PASS/FAIL/INCONCLUSIVE/N/A/NOT_RUN) + Transcript
+//!  Target::Card (&mut dyn CardAccess)  ────┤   per item: gates (--only, method, needs, profile) → checker
+//!  Target::Terminal (flows vs lower tester)┤             → Outcome (PASS/FAIL/INCONCLUSIVE/N/A/NOT_RUN) + Transcript
+//!  Target::QrTerminal (ykt_qr::Verifier)  ─┘
 //! ```
 //!
 //! What it owns: the item catalogue ([`catalogue`], embedded with `include_str!`), the profile
 //! gate ([`profile`]), the SE harness that plays terminal, PSAM and load host and recomputes
-//! every MAC and TAC itself ([`se`]), the terminal harness with its scripted lower-tester card
-//! and stub PSAM ([`te`]), the runner and the reports.
+//! every MAC and TAC itself, the GP off-card entity (secure channels, content management,
+//! delegated-management tokens and receipts) and the NFC QR wallet and issuer back end
+//! ([`se`]), the terminal harness with its scripted lower-tester card and stub PSAM ([`te`]),
+//! the QR scanning terminal harness ([`qt`]), the runner and the reports.
 //!
 //! What it does not own: any I/O. A card in a reader reaches the runner through the
 //! [`CardAccess`] trait, which the binary implements over its PC/SC channel; the reports are
 //! strings the binary writes; the date of a run is an argument. Nor the cores it tests: the
-//! simulator (`ykt-card`, `ykt-purse`) and the terminal flows (`ykt-terminal`) are used as they
-//! are.
+//! simulator (`ykt-card`, `ykt-purse`, `ykt-gp`, `ykt-nfcqr`), the terminal flows
+//! (`ykt-terminal`) and the QR verifier (`ykt-qr`) are used as they are.
 //!
 //! # Checkers
 //!
@@ -36,7 +40,10 @@
 //! declares them all, else N/A. `tearing` and `fixture` are simulator-only. The sample profiles:
 //! `ykt se serve` (the e-purse.md §8 3DES test card and the test ISD of [`isd`]) is
 //! [`profile::SAMPLE_SERVE_3DES`] (`ep,alg-3des,gp,isd-scp03`; `ep,alg-sm4,…` with `--sm4`,
-//! `isd-scp02` / `isd-sm4` with `--isd`), the simulator is [`profile::SAMPLE_SIM`].
+//! `isd-scp02` / `isd-sm4` with `--isd`), the simulator is [`profile::SAMPLE_SIM`] (with
+//! `gp-content`: the ISD can load and install its library's test package, and `nfcqr`), the
+//! QR scanning terminal [`profile::SAMPLE_QR_TERMINAL`]. Items whose method is not `auto` are
+//! NOT_RUN with the evidence they need.
 //!
 //! # Items on a real card
 //!

@@ -198,3 +198,42 @@ fn profile_features_and_provisional_marks_are_checked() {
         CatalogueError::NotProvisional("SE-EP-SEL-001".into())
     );
 }
+
+/// A `semi` or `manual` item may name no checker (the harness does not run it); an `auto` item
+/// without one is a load error.
+#[test]
+fn only_items_that_are_not_auto_may_go_without_a_checker() {
+    use ykt_conformance::catalogue::{GP_TOML, NFCQR_TOML, QT_TOML};
+    let files = |qt: &str| {
+        Catalogue::load(
+            &[
+                ("se.toml", "SE", SE_TOML),
+                ("gp.toml", "SE", GP_TOML),
+                ("nfcqr.toml", "SE", NFCQR_TOML),
+                ("te.toml", "TE", TE_TOML),
+                ("qt.toml", "QT", qt),
+            ],
+            &Registry::builtin(),
+        )
+    };
+    let c = files(QT_TOML).unwrap();
+    let manual = c.get("QT-STO-002").unwrap();
+    assert!(manual.checker.is_empty() && !manual.evidence.is_empty());
+    let text = QT_TOML.replace("method      = \"manual\"", "method      = \"auto\"");
+    assert!(matches!(
+        files(&text),
+        Err(CatalogueError::UnknownChecker { id, .. }) if id == "QT-STO-002"
+    ));
+    for id in [
+        "SE-GP-LIFE-001",
+        "SE-GP-LIFE-002",
+        "SE-GP-DM-001",
+        "SE-GP-KEY-001",
+        "SE-NFCQR-001",
+        "SE-NFCQR-013",
+        "QT-STO-001",
+        "QT-SEC-002",
+    ] {
+        assert!(c.get(id).is_some(), "{id} missing");
+    }
+}

@@ -360,7 +360,7 @@ fn put_key_data(
     Ok(data)
 }
 
-/// SE-GP-KEY-001: PUT KEY with a wrong KCV, a key block of the wrong key type and a truncated
+/// SE-GP-KEY-002: PUT KEY with a wrong KCV, a key block of the wrong key type and a truncated
 /// key block are refused and leave the keys as they were: the key information is unchanged,
 /// the new key version cannot open a channel, and the old keys still can.
 pub(in crate::se) fn put_key_refused(s: &mut SeHarness<'_>, _: Params<'_>) -> Result<String, Stop> {
