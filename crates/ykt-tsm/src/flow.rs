@@ -115,6 +115,10 @@ pub enum FlowKind {
     TransferIn,
     /// 查询: the SE's registry (GET STATUS).
     StatusQuery,
+    /// ACTIVE → LOCKED (e.g. a lost phone).
+    Lock,
+    /// LOCKED → ACTIVE.
+    Unlock,
     /// 查询: the card's data (card number, balance).
     CardDataQuery,
 }
@@ -189,6 +193,9 @@ pub struct FlowState {
     pub card_number: Option<CardNumber>,
     /// The instance's state (the last good one; see [`FlowState::instance_state`]).
     pub instance: InstanceState,
+    /// Every §8 state the instance went through in this flow, in order (an audit trail for
+    /// the store; failures included).
+    pub history: Vec<InstanceState>,
     /// The balance the card proved (MAC1) or showed, fen.
     pub balance: Option<u32>,
     /// The order being loaded.
@@ -260,6 +267,14 @@ impl FlowState {
             self.seid(step)?,
             self.ssd_aid
         )))
+    }
+
+    /// Moves the instance to `s`, recording the transition.
+    pub(crate) fn set_instance(&mut self, s: InstanceState) {
+        if self.instance != s {
+            self.instance = s;
+            self.history.push(s);
+        }
     }
 
     /// The card instance this state describes.
@@ -449,6 +464,9 @@ impl Flow {
                 .copied()
                 .or(e.step());
             self.state.failed = step;
+            if let Some(step) = step {
+                self.state.history.push(InstanceState::Failed(step));
+            }
             self.rt = Runtime::default();
         }
         result
@@ -480,7 +498,7 @@ impl Flow {
             match self.rt.phase {
                 None => {
                     if let Some(s) = steps::entering(step) {
-                        self.state.instance = s;
+                        self.state.set_instance(s);
                     }
                     self.rt.results.clear();
                     self.rt.sent = 0;
@@ -526,7 +544,7 @@ impl Flow {
 
     fn complete(&mut self, step: StepName) {
         if let Some(s) = steps::leaving(step) {
-            self.state.instance = s;
+            self.state.set_instance(s);
         }
         self.state.cursor += 1;
         self.state.resume = false;
@@ -557,7 +575,7 @@ impl Flow {
             },
             None => Expect::any(),
         };
-        let cmd = &self.rt.queue[self.rt.sent];
+        let cmd = self.rt.queue.get(self.rt.sent).ok_or(Error::NotWaiting)?;
         match cmd.ctx.clone() {
             Ctx::Plain => {
                 // A plain SELECT ends any secure channel on the card; drop ours with it.
@@ -652,7 +670,7 @@ impl Flow {
                 }
                 for raw in &resp.rapdus {
                     let mut r = parse(raw)?;
-                    let cmd = &self.rt.queue[self.rt.sent];
+                    let cmd = self.rt.queue.get(self.rt.sent).ok_or(Error::NotWaiting)?;
                     if matches!(cmd.ctx, Ctx::Secure { .. })
                         && (r.sw == StatusWord::SUCCESS || r.sw.is_warning())
                     {
@@ -765,6 +783,7 @@ pub(crate) fn new_state(
         card: None,
         card_number: None,
         instance: InstanceState::None,
+        history: alloc::vec![InstanceState::None],
         balance: None,
         order: None,
         transfer_id: None,

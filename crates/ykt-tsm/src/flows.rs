@@ -8,6 +8,7 @@
 //! | card return 退卡 | RegisterSe → ProveBalance → LockPurse → Refund → DeletePurse → DeleteSsd |
 //! | transfer out 迁卡 | RegisterSe → ProveBalance → LockPurse → Escrow → DeletePurse → DeleteSsd |
 //! | transfer in 迁卡 | open card → ReleaseEscrow → InitializeLoad → CreditLoad → SettleEscrow |
+//! | lock / unlock | RegisterSe → LockPurse / UnlockPurse |
 //! | status query 查询 | RegisterSe → QueryStatus |
 //! | card-data query 查询 | RegisterSe → QueryCardData |
 
@@ -53,6 +54,7 @@ fn for_instance(
     state.ssd_aid = instance.ssd_aid.clone();
     state.card_number = Some(instance.card_number);
     state.instance = instance.state;
+    state.history = alloc::vec![instance.state];
     Ok(state)
 }
 
@@ -199,8 +201,41 @@ impl Flow {
         state.card = Some(card);
         state.card_number = Some(card.card_number);
         state.instance = InstanceState::TransferIn;
+        state.history = alloc::vec![InstanceState::TransferIn];
         state.transfer_id = Some(String::from(transfer_id));
         Flow::with_state(state)
+    }
+
+    /// ACTIVE → LOCKED: no terminal reaches the purse until it is unlocked.
+    pub fn lock_card(
+        session_id: &str,
+        parties: Parties,
+        instance: &CardInstance,
+    ) -> Result<Flow, Error> {
+        Ok(Flow::with_state(for_instance(
+            session_id,
+            FlowKind::Lock,
+            alloc::vec![S::RegisterSe, S::LockPurse],
+            parties,
+            instance,
+            &[InstanceState::Active],
+        )?))
+    }
+
+    /// LOCKED → ACTIVE.
+    pub fn unlock_card(
+        session_id: &str,
+        parties: Parties,
+        instance: &CardInstance,
+    ) -> Result<Flow, Error> {
+        Ok(Flow::with_state(for_instance(
+            session_id,
+            FlowKind::Unlock,
+            alloc::vec![S::RegisterSe, S::UnlockPurse],
+            parties,
+            instance,
+            &[InstanceState::Locked],
+        )?))
     }
 
     /// 查询 (JT/T 10.2 analogue): the SE's registry, through the ISD (`seid`: the SE expected,

@@ -1,6 +1,6 @@
-//! The steps of the flows (tsm-gp.md §7, §8), each with its commands ([`run`]), what its
-//! answers mean ([`finish`]), and — for every step that changes the card — the probe a resumed
-//! flow sends first ([`probe`]) and how the answer decides "done already" ([`decide`]).
+//! The steps of the flows (tsm-gp.md §7, §8), each with its commands (`run`), what its
+//! answers mean (`finish`), and — for every step that changes the card — the probe a resumed
+//! flow sends first (`probe`) and how the answer decides "done already" (`decide`).
 //!
 //! | step | role | channel | commands | probe after a crash |
 //! |---|---|---|---|---|
@@ -18,7 +18,7 @@
 //! | `InitializeLoad` | SP | plain | SELECT purse, INITIALIZE FOR LOAD → MAC1 checked, MAC2 | — (changes nothing) |
 //! | `CreditLoad` | SP | plain | CREDIT FOR LOAD → TAC checked | GET TRANSACTION PROVE of the counter, INITIALIZE FOR LOAD |
 //! | `ProveBalance` | SP | plain | SELECT purse, INITIALIZE FOR LOAD of 0 → MAC1 checked | — |
-//! | `LockPurse` | SEI | ISD | SET STATUS `40`/`80` of the purse | GET STATUS: LOCKED |
+//! | `LockPurse`, `UnlockPurse` | SEI | ISD | SET STATUS `40`/`80` (`00`) of the purse | GET STATUS: (not) LOCKED |
 //! | `Refund`, `Escrow`, `ReleaseEscrow`, `SettleEscrow` | SP | — | payment provider (idempotent by id) | — |
 //! | `DeletePurse` | SP | SSD | DELETE of the ELF and its instances (+token) | GET STATUS of the ELF |
 //! | `DeleteSsd` | SEI | ISD | DELETE of the SSD | GET STATUS of the SSD |
@@ -75,8 +75,10 @@ pub enum StepName {
     CreditLoad,
     /// SP: the balance, proven by MAC1.
     ProveBalance,
-    /// SP: SET STATUS lock of the purse.
+    /// SP (through the SEI): SET STATUS lock of the purse.
     LockPurse,
+    /// SP (through the SEI): SET STATUS unlock of the purse.
+    UnlockPurse,
     /// SP: refund of the proven balance.
     Refund,
     /// SP: escrow of the proven balance (transfer out).
@@ -114,6 +116,7 @@ impl StepName {
             Self::CreditLoad => "CREDIT_LOAD",
             Self::ProveBalance => "PROVE_BALANCE",
             Self::LockPurse => "LOCK_PURSE",
+            Self::UnlockPurse => "UNLOCK_PURSE",
             Self::Refund => "REFUND",
             Self::Escrow => "ESCROW",
             Self::ReleaseEscrow => "RELEASE_ESCROW",
@@ -134,7 +137,7 @@ impl StepName {
             | Self::HandOverSsdKeys
             | Self::DeleteSsd
             | Self::QueryStatus => Role::Sei,
-            Self::LockPurse if p::LOCK_THROUGH_ISD => Role::Sei,
+            Self::LockPurse | Self::UnlockPurse if p::LOCK_THROUGH_ISD => Role::Sei,
             _ => Role::Sp,
         }
     }
@@ -160,6 +163,7 @@ pub(crate) fn leaving(step: StepName) -> Option<InstanceState> {
         StepName::InstallPurse | StepName::MakeSelectable => InstanceState::AppInstalled,
         StepName::VerifyActive => InstanceState::Active,
         StepName::LockPurse => InstanceState::Locked,
+        StepName::UnlockPurse => InstanceState::Active,
         StepName::DeleteSsd => InstanceState::Deleted,
         _ => return None,
     })
@@ -759,6 +763,10 @@ pub(crate) fn run(
         }
         StepName::LockPurse => {
             let cmd = set_status::set_application_state(&aid(purse_aid())?, set_status::P2_LOCK)?;
+            alloc::vec![secure(state, step, lock_domain(), cmd)?]
+        }
+        StepName::UnlockPurse => {
+            let cmd = set_status::set_application_state(&aid(purse_aid())?, set_status::P2_UNLOCK)?;
             alloc::vec![secure(state, step, lock_domain(), cmd)?]
         }
         StepName::DeletePurse => {

@@ -276,3 +276,73 @@ fn a_flow_for_one_se_refuses_another() {
         }
     ));
 }
+
+#[test]
+fn open_card_walks_the_life_cycle_of_the_brief() {
+    let mut world = World::new();
+    let mut card = new_se(10);
+    let mut flow = Flow::open_card("open-1", parties(), Management::Authorized, test_card());
+    drive(&mut flow, &mut world, &mut card, &mut Log::default()).unwrap();
+    let names: Vec<String> = flow
+        .state()
+        .history
+        .iter()
+        .map(InstanceState::name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "NONE",
+            "SSD_CREATING",
+            "SSD_READY",
+            "APP_LOADING",
+            "APP_INSTALLED",
+            "PERSONALISING",
+            "ACTIVE"
+        ]
+    );
+    assert_eq!(flow.state().se_state, SeState::IsdKeysBound);
+}
+
+#[test]
+fn lock_and_unlock() {
+    let mut world = World::new();
+    let mut card = new_se(11);
+    let instance = open(
+        &mut world,
+        &mut card,
+        Management::Authorized,
+        &mut Log::default(),
+    );
+    let mut flow = Flow::lock_card("lock", parties(), &instance).unwrap();
+    let locked = drive(&mut flow, &mut world, &mut card, &mut Log::default())
+        .unwrap()
+        .instance
+        .unwrap();
+    assert_eq!(locked.state, InstanceState::Locked);
+    assert_eq!(registry(&mut world, &mut card)[PURSE].1 & 0x80, 0x80);
+    // A terminal cannot select the locked purse.
+    let sw = card
+        .transmit(&hex::decode("00A4040008A00000063201010500").unwrap())
+        .unwrap();
+    assert_ne!(sw[sw.len() - 2..], [0x90, 0x00]);
+    assert!(matches!(
+        Flow::top_up(
+            "t",
+            parties(),
+            &locked,
+            OrderRef {
+                order_id: "o".into(),
+                amount: 1
+            }
+        ),
+        Err(Error::State)
+    ));
+    let mut flow = Flow::unlock_card("unlock", parties(), &locked).unwrap();
+    let active = drive(&mut flow, &mut world, &mut card, &mut Log::default())
+        .unwrap()
+        .instance
+        .unwrap();
+    assert_eq!(active.state, InstanceState::Active);
+    assert_eq!(balance(&mut world, &mut card, &active), 0);
+}
