@@ -57,6 +57,8 @@ fn no_plaintext_key_in_any_script() {
     }
     assert_eq!(secrets.len(), 12 + 6);
     let all: Vec<u8> = log.capdus().flatten().copied().collect();
+    // The PIN's DGI (8010, e-purse PIN 123456) never travels in clear either.
+    assert!(!contains(&all, &[0x80, 0x10, 0x03, 0x12, 0x34, 0x56]));
     assert!(all.len() > 1000);
     for s in &secrets {
         // No 8-byte window of any key appears anywhere in what the wallet relays.
@@ -317,4 +319,75 @@ fn relay_messages_have_the_brief_shape() {
         serde_json::json!({"session_id": "s", "seq": 1, "capdus": ["00A4"],
             "expect": [{"sw": "9000"}, {"sw": null}], "final": false})
     );
+}
+
+#[test]
+fn a_relay_answer_of_another_message_is_refused_without_failing_the_flow() {
+    let mut world = World::new();
+    let mut card = new_se(36);
+    let mut flow = Flow::open_card("o", parties(), Management::Authorized, test_card());
+    let Output::Relay(req) = flow.next(&mut world.env(), None).unwrap() else {
+        panic!("a relay message first");
+    };
+    let mut resp = relay(&mut card, &req);
+    resp.seq += 1;
+    assert!(matches!(
+        flow.next(&mut world.env(), Some(&resp)),
+        Err(Error::Relay)
+    ));
+    resp.seq -= 1;
+    resp.session_id = "other".into();
+    assert!(matches!(
+        flow.next(&mut world.env(), Some(&resp)),
+        Err(Error::Relay)
+    ));
+    assert!(flow.state().failed.is_none());
+    resp.session_id = "o".into();
+    assert!(matches!(
+        flow.next(&mut world.env(), Some(&resp)),
+        Ok(Output::Relay(_))
+    ));
+}
+
+#[test]
+fn the_wallet_side_of_the_relay_completes_61xx_and_6cxx_and_stops_at_a_surprise() {
+    use ykt_tsm::relay::relay_on_card;
+    let req = RelayRequest {
+        session_id: "s".into(),
+        seq: 1,
+        capdus: vec![
+            hex::Hex(vec![0x00, 0xB0, 0x00, 0x00, 0x00]),
+            hex::Hex(vec![0x00, 0xB2, 0x01, 0x04, 0x00]),
+            hex::Hex(vec![0x80, 0x5C, 0x00, 0x02, 0x04]),
+            hex::Hex(vec![0x80, 0x5C, 0x00, 0x02, 0x04]),
+        ],
+        expect: vec![
+            Expect::success(),
+            Expect::success(),
+            Expect::success(),
+            Expect::any(),
+        ],
+        last: false,
+    };
+    let mut sent = Vec::new();
+    let resp = relay_on_card(&req, |c| {
+        sent.push(c.to_vec());
+        match c {
+            [0x00, 0xB0, 0x00, 0x00, 0x00] => vec![0xAA, 0x61, 0x02],
+            [0x00, 0xC0, 0x00, 0x00, 0x02] => vec![0xBB, 0xCC, 0x90, 0x00],
+            [0x00, 0xB2, 0x01, 0x04, 0x00] => vec![0x6C, 0x03],
+            [0x00, 0xB2, 0x01, 0x04, 0x03] => vec![1, 2, 3, 0x90, 0x00],
+            _ => vec![0x69, 0x85],
+        }
+    });
+    assert_eq!(
+        resp.rapdus,
+        vec![
+            hex::Hex(vec![0xAA, 0xBB, 0xCC, 0x90, 0x00]),
+            hex::Hex(vec![1, 2, 3, 0x90, 0x00]),
+            hex::Hex(vec![0x69, 0x85]),
+        ],
+        "the fourth command is not sent after an unexpected status"
+    );
+    assert_eq!(sent.len(), 5);
 }
