@@ -19,7 +19,8 @@ pub trait Kms: Send + Sync {
     /// The backend's name (`software`, `pkcs11`), as audit events carry it.
     fn backend(&self) -> &'static str;
 
-    /// Generates a new key inside the KMS. [`KmsError::KeyExists`] if `id` is taken.
+    /// Generates a new key inside the KMS (RSA keys: 2048 bits, e = 65537).
+    /// [`KmsError::KeyExists`] if `id` is taken.
     fn generate(&self, id: &KeyId, spec: KeySpec, purpose: &str) -> Result<KeyInfo, KmsError>;
 
     /// Imports a key from clear material: the raw key for 3DES (16 bytes), AES (16 or 32) and

@@ -323,10 +323,10 @@ impl From<&KeyId> for KeyRef {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WrapMode {
-    /// ECB (GlobalPlatform PUT KEY with a 3DES DEK, GP 2.3 §11.8.2.3).
+    /// ECB: PUT KEY with a 3DES DEK (SCP02), as `ykt-gp-host` builds it (tsm-gp.md §3).
     Ecb,
-    /// CBC with an all-zero ICV (PUT KEY with an AES DEK under SCP03, GP Amendment D §7.2;
-    /// the SM4 channel and encrypted STORE DATA likewise).
+    /// CBC with an all-zero ICV: PUT KEY with an AES DEK (SCP03, GlobalPlatform Amendment D)
+    /// or an SM4 DEK (the SM4 channel), and encrypted STORE DATA.
     CbcZeroIv,
     /// AES Key Wrap (RFC 3394, NIST SP 800-38F KW) with the default IV `A6A6A6A6A6A6A6A6`,
     /// under an AES wrapping key: the integrity-protected form for moving keys between key

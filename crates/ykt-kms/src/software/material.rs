@@ -149,6 +149,9 @@ impl Material {
     pub(crate) fn generate(key_type: KeyType) -> Result<Self, KmsError> {
         match key_type {
             KeyType::Rsa => {
+                // `UnwrapErr` turns an OS random-source failure into a panic inside the
+                // generator: RSA key generation needs a stream, and a machine whose random
+                // source fails cannot make keys at all.
                 let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
                 Ok(Self::Rsa(RsaPrivateKey::generate(
                     &mut rng,

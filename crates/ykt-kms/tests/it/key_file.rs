@@ -112,6 +112,15 @@ fn keys_survive_a_reopen_and_the_file_holds_no_material() {
     assert_ne!(after[37..49], bytes[37..49]);
     let kms = SoftwareKms::open(&path, &pass("correct horse"), audit()).unwrap();
     assert_eq!(kms.list().unwrap().len(), 2);
+    // Only the owner may read the file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
     // No temporary file is left behind.
     let names: Vec<_> = fs::read_dir(&d)
         .unwrap()
