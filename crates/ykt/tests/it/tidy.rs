@@ -66,6 +66,7 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
         &["ykt-apdu", "ykt-card", "ykt-crypto", "ykt-qr"],
     ),
     ("ykt-gp-host", &["ykt-apdu", "ykt-crypto", "ykt-scp"]),
+    ("ykt-kms", &["ykt-crypto", "ykt-scp", "ykt-gp-host"]),
     ("ykt-qr-symbol", &[]),
     ("ykt-transport", &["ykt-apdu", "ykt-card", "ykt-terminal"]),
     (
