@@ -392,6 +392,16 @@ pub(crate) struct Runtime {
     pub(crate) key_check: Option<(u8, KeyCheckValues)>,
 }
 
+impl Runtime {
+    /// The step's last command (sent and answered).
+    pub(crate) fn last_command(&self) -> Option<&CommandApdu> {
+        self.sent
+            .checked_sub(1)
+            .and_then(|i| self.queue.get(i))
+            .map(|c| &c.apdu)
+    }
+}
+
 /// A flow: its persisted state and its in-memory runtime.
 pub struct Flow {
     state: FlowState,
@@ -526,8 +536,12 @@ impl Flow {
                 }
                 Some(Phase::Run) => {
                     let results = core::mem::take(&mut self.rt.results);
-                    steps::finish(&mut self.state, env, step, &results, &self.rt)?;
-                    self.complete(step);
+                    let more = steps::finish(&mut self.state, env, step, &results, &self.rt)?;
+                    if more.is_empty() {
+                        self.complete(step);
+                    } else {
+                        self.rt.queue.extend(more);
+                    }
                 }
             }
         }

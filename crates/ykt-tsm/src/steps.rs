@@ -804,22 +804,18 @@ pub(crate) fn run(
             let cmd = delete::delete(&aid(&ssd)?, true, None)?;
             alloc::vec![secure(state, step, Domain::Isd, cmd)?]
         }
-        StepName::QueryStatus => alloc::vec![
-            secure(
-                state,
-                step,
-                Domain::Isd,
-                get_status::get_status(Scope::Applications, false)
-            )?
-            .any(),
-            secure(
-                state,
-                step,
-                Domain::Isd,
-                get_status::get_status(Scope::LoadFiles, false)
-            )?
-            .any(),
-        ],
+        StepName::QueryStatus => {
+            state.registry.clear();
+            alloc::vec![
+                secure(
+                    state,
+                    step,
+                    Domain::Isd,
+                    get_status::get_status(Scope::Applications, false)
+                )?
+                .any()
+            ]
+        }
         StepName::ConfirmPayment => {
             let order = state.order.as_ref().ok_or(Error::State)?;
             let paid = env
@@ -878,14 +874,15 @@ pub(crate) fn run(
     })
 }
 
-/// What the answers of `step`'s commands mean (all of them passed their expected status).
+/// What the answers of `step`'s commands mean (all of them passed their expected status);
+/// commands to send next in the same step, if any (GET STATUS parts).
 pub(crate) fn finish(
     state: &mut FlowState,
     env: &mut Env<'_>,
     step: StepName,
     results: &[ResponseApdu],
     rt: &Runtime,
-) -> Result<(), Error> {
+) -> Result<Vec<Cmd>, Error> {
     let malformed = Error::Answer {
         step,
         error: AnswerError::Malformed,
@@ -1033,26 +1030,49 @@ pub(crate) fn finish(
             }
         }
         StepName::QueryStatus => {
-            state.registry.clear();
-            for (r, scope) in results.iter().zip([Scope::Applications, Scope::LoadFiles]) {
-                if r.sw == StatusWord::SUCCESS || r.sw.sw1() == 0x63 {
-                    let entries = get_status::parse_get_status(scope, &r.data).map_err(|_| {
-                        Error::Answer {
-                            step,
-                            error: AnswerError::Malformed,
-                        }
-                    })?;
-                    state.registry.extend(entries.iter().map(|e| EntryView {
-                        kind: alloc::string::String::from(e.kind.short_name()),
-                        aid: Hex(e.aid.clone()),
-                        life_cycle: e.life_cycle,
-                    }));
-                } else if r.sw != StatusWord::REFERENCED_DATA_NOT_FOUND {
-                    return Err(Error::Card { step, sw: r.sw });
-                }
+            // One GET STATUS per batch: its scope from P1, `6310` asks for the next part,
+            // then load files follow the applications.
+            let r = results_at(step, results, 0)?;
+            let p1 = rt.last_command().map_or(0, |c| c.p1);
+            let scope = if p1 == Scope::LoadFiles.p1() {
+                Scope::LoadFiles
+            } else {
+                Scope::Applications
+            };
+            let more = r.sw.sw1() == 0x63;
+            if r.sw == StatusWord::SUCCESS || more {
+                let entries =
+                    get_status::parse_get_status(scope, &r.data).map_err(|_| malformed)?;
+                state.registry.extend(entries.iter().map(|e| EntryView {
+                    kind: alloc::string::String::from(e.kind.short_name()),
+                    aid: Hex(e.aid.clone()),
+                    life_cycle: e.life_cycle,
+                }));
+            } else if r.sw != StatusWord::REFERENCED_DATA_NOT_FOUND {
+                return Err(Error::Card { step, sw: r.sw });
             }
+            let next = match (more, scope) {
+                (true, _) => Some(get_status::get_status(scope, true)),
+                (false, Scope::Applications) => {
+                    Some(get_status::get_status(Scope::LoadFiles, false))
+                }
+                _ => None,
+            };
+            if state.registry.len() > MAX_REGISTRY_ENTRIES {
+                return Err(Error::Answer {
+                    step,
+                    error: AnswerError::Malformed,
+                });
+            }
+            return Ok(match next {
+                Some(c) => alloc::vec![secure(state, step, Domain::Isd, c)?.any()],
+                None => Vec::new(),
+            });
         }
         _ => {}
     }
-    Ok(())
+    Ok(Vec::new())
 }
+
+/// A bound on a listed registry, so a card answering `6310` forever cannot keep a flow busy.
+const MAX_REGISTRY_ENTRIES: usize = 1024;

@@ -40,6 +40,10 @@ fn open_card_gives_a_purse_that_replays_the_brief_load_and_purchase() {
     assert_eq!(reg[SSD].0, "SSD");
     assert_eq!(reg[PURSE], ("APP".to_string(), 0x07));
     assert_eq!(reg[PURSE_ELF].0, "PKG");
+    assert_eq!(
+        reg["A0000001515350"].0, "PKG",
+        "the SD package, listed after the applications"
+    );
     // The purse answers the §8 traces byte for byte.
     for t in ["ep_s8_1_load_3des.apdu", "ep_s8_2_purchase_3des.apdu"] {
         let mut c = with_brief_randoms(&card);
@@ -345,4 +349,30 @@ fn lock_and_unlock() {
         .unwrap();
     assert_eq!(active.state, InstanceState::Active);
     assert_eq!(balance(&mut world, &mut card, &active), 0);
+}
+
+#[test]
+fn a_status_query_follows_6310_through_every_part() {
+    let mut world = World::new();
+    let mut card = new_se_with(12, 16);
+    open(
+        &mut world,
+        &mut card,
+        Management::Authorized,
+        &mut Log::default(),
+    );
+    let mut log = Log::default();
+    let mut flow = Flow::status_query("status", parties(), None);
+    drive(&mut flow, &mut world, &mut card, &mut log).unwrap();
+    let parts = log
+        .responses
+        .iter()
+        .flat_map(|r| &r.rapdus)
+        .filter(|r| r.as_bytes().ends_with(&[0x63, 0x10]))
+        .count();
+    assert!(parts >= 1, "the listing came in parts");
+    let reg = registry(&mut world, &mut card);
+    let others = reg.keys().filter(|k| k.starts_with("A000000999")).count();
+    assert_eq!(others, 16, "{reg:?}");
+    assert!(reg.contains_key(PURSE) && reg.contains_key(SSD) && reg.contains_key(PURSE_ELF));
 }

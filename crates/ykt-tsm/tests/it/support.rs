@@ -136,6 +136,40 @@ impl World {
 /// A blank SE keyed by card production: CPLC from `serial`, ISD keys derived from the SEI
 /// master for its SEID, the ISD's token and receipt keys for delegated management.
 pub fn new_se(serial: u8) -> Card {
+    new_se_with(serial, 0)
+}
+
+/// An applet that answers SELECT and nothing else (other issuers' applications on the SE).
+pub struct Plain(pub Aid);
+
+impl Applet for Plain {
+    fn aid(&self) -> &Aid {
+        &self.0
+    }
+    fn kind(&self) -> &'static str {
+        "test.plain"
+    }
+    fn install_params(&self) -> Vec<u8> {
+        Vec::new()
+    }
+    fn select(
+        &mut self,
+        _: &mut ykt_card::Context<'_>,
+    ) -> Result<ykt_card::Selected, ykt_apdu::StatusWord> {
+        Ok(ykt_card::Selected::ok(Vec::new()))
+    }
+    fn process(
+        &mut self,
+        _: &mut ykt_card::Context<'_>,
+        _: &ykt_apdu::CommandApdu,
+    ) -> Result<Vec<u8>, ykt_apdu::StatusWord> {
+        Err(ykt_apdu::StatusWord::INS_NOT_SUPPORTED)
+    }
+    fn reset_volatile(&mut self) {}
+}
+
+/// [`new_se`] with `others` further applications already on it.
+pub fn new_se_with(serial: u8, others: u8) -> Card {
     let protocol = proposals::protocol().unwrap();
     let mut cplc = [0u8; 42];
     for (i, b) in cplc.iter_mut().enumerate() {
@@ -162,6 +196,10 @@ pub fn new_se(serial: u8) -> Card {
         Box::new(SeededRandom::new(u64::from(serial))),
     );
     card.set_library(Box::new(Library));
+    for i in 0..others {
+        let aid = Aid::new(&[0xA0, 0x00, 0x00, 0x09, 0x99, 0x00, i]).unwrap();
+        card.install(Box::new(Plain(aid)), |_| Ok(())).unwrap();
+    }
     install_isd(&mut card, &s).unwrap();
     card.power_on();
     card
