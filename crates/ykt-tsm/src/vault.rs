@@ -22,7 +22,7 @@ use ykt_gp::dm::{ReceiptContext, ReceiptKey, TokenKind, TokenSigner};
 use ykt_gp_host::commands::put_key::{self, KeyCheckValues, KeyEncryptionKey};
 use ykt_purse::{KeyUsage, MasterKey, PurseProfile};
 use ykt_scp::{KeySet, StaticKeys};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::VaultError;
 use crate::model::{CardNumber, PurseCardSpec, SeId};
@@ -558,9 +558,11 @@ impl KeyVault for MemoryVault {
         let issuer = self.issuer(issuer)?;
         let factory = ykt_purse::IssuerFactory::new(issuer.masters.clone())
             .map_err(|_| VaultError::KeyType)?;
-        let data = card.card_data(&issuer.pin);
-        let builder = ykt_purse::perso::Builder::issue(&factory, issuer.profile, &data)
-            .map_err(|_| VaultError::KeyType)?;
+        let mut data = card.card_data(&issuer.pin);
+        let builder = ykt_purse::perso::Builder::issue(&factory, issuer.profile, &data);
+        // CardData keeps the PIN in a plain Vec; the builder has its own copy.
+        data.pin.zeroize();
+        let builder = builder.map_err(|_| VaultError::KeyType)?;
         let dek = self.resolve(under)?;
         builder
             .blocks()
