@@ -254,18 +254,18 @@ impl FlowState {
     /// The name of the SSD's initial key set (in both vaults).
     pub(crate) fn initial_keys(&self, step: StepName) -> Result<KeyName, Error> {
         Ok(KeyName(alloc::format!(
-            "ssd/{}/{:?}/initial",
+            "ssd/{}/{}/initial",
             self.seid(step)?,
-            self.ssd_aid
+            crate::hex::encode(&self.ssd_aid.0)
         )))
     }
 
     /// The name of the SP-TSM's own SSD key set.
     pub(crate) fn sp_keys(&self, step: StepName) -> Result<KeyName, Error> {
         Ok(KeyName(alloc::format!(
-            "ssd/{}/{:?}/sp",
+            "ssd/{}/{}/sp",
             self.seid(step)?,
-            self.ssd_aid
+            crate::hex::encode(&self.ssd_aid.0)
         )))
     }
 
