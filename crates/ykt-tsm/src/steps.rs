@@ -451,7 +451,12 @@ pub(crate) fn probe(state: &FlowState, step: StepName) -> Result<Option<Vec<Cmd>
             let load = state.load.ok_or(Error::State)?;
             alloc::vec![
                 Cmd::plain(select(purse_aid())),
-                Cmd::plain(transaction_prove(load.online_counter)).any(),
+                Cmd::plain(transaction_prove(if p::PROVE_WITH_PRE_INCREMENT_COUNTER {
+                    load.online_counter
+                } else {
+                    load.online_counter.wrapping_add(1)
+                }))
+                .any(),
                 Cmd::plain(initialize_for_load(load.amount)),
             ]
         }
