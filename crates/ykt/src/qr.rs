@@ -11,12 +11,17 @@
 //! | issuer | `root-ca.record` | the self-signed root key record terminals load (parameter 4026, §2.3) |
 //! | issuer | `issuer.cert` | the issuer certificate (field 3, §2.2) |
 //! | issuer | `issuer.txt` | code version, org code, platform id |
+//! | issuer | `api.token` | the API token of `ykt qr issuer serve` (mode 0600, made at first start) |
+//! | issuer | `blacklist.txt` | optional: the blacklist the service publishes (`version = N`, `account = HEX`) |
 //! | wallet | `device.key`, `device.pub` | the device key pair (§4.2) |
 //! | wallet | `authorisation` | the issuer's blob, fields 1–15 (§4.1) |
 //! | terminal | `qr-params.txt` | root keys, whitelist, local orgs, blacklist, with table versions (§2.3, §3.1) |
 //! | terminal | `qr-records.ykr` | accepted codes, an append-only log synced before the verdict (§3.1 step 12, §5) |
 //! | terminal | `qr-terminal.key`, `qr-terminal.pub` | the key that signs uploads (§5) |
 //! | terminal | `qr-upload.next` | the first record sequence not yet uploaded |
+//!
+//! `ykt qr issuer serve` puts the issuer directory behind HTTP (`ykt-qr-service`); the wallet
+//! reaches it with `--issuer-url` and the terminal with `--from-url` instead of the directory.
 //!
 //! The replay cache (§3.1 step 9) is rebuilt at each start from the record log: a code is
 //! accepted only after its record is durable, so the log is the cache's durable copy and a
@@ -42,6 +47,9 @@ use ykt_qr::{
     Authorisation, Expiry, IssuerCertificate, QrCode, RootKeyEntry, RootKeyRecord, Verifier,
     VerifierConfig, Version, wallet,
 };
+use ykt_qr_service::policy::{default_account, default_payment_account};
+use ykt_qr_service::wire::RequestedTerms;
+use ykt_qr_service::{ApiToken, AppState, Policy, PublishedIssuer, ServiceConfig};
 use ykt_qr_symbol::{Symbol, TextStyle};
 use ykt_terminal::journal::NvStorage as _;
 use ykt_transport::nv::FileStorage;
@@ -96,6 +104,33 @@ enum IssuerCommand {
         /// The time to take as now: YYYYMMDDhhmmss (China Standard Time) or Unix seconds.
         #[arg(long, value_name = "TIME")]
         at: Option<String>,
+    },
+    /// Serves the issuer of DIR over HTTP (plain HTTP: TLS is terminated in front of it):
+    /// POST /v1/authorisations for wallets holding the API token and proving possession of
+    /// their key, GET /v1/parameters for terminals, GET /healthz. Prints the address bound;
+    /// stops on SIGINT or SIGTERM.
+    Serve {
+        /// The issuer's directory (from `ykt qr issuer init`).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The address to listen on (port 0: any free port).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8470")]
+        listen: std::net::SocketAddr,
+        /// The file holding the API token wallets present (default: DIR/api.token, made with
+        /// a random token at the first start).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// The largest single-payment limit granted, fen; larger requests are clamped.
+        #[arg(long, value_name = "FEN")]
+        max_limit: Option<u32>,
+        /// The longest authorisation granted (field 11 − now): 90s, 30m, 24h, 7d; longer
+        /// requests are clamped.
+        #[arg(long, value_name = "DURATION")]
+        max_validity: Option<String>,
+        /// The longest code validity granted (field 12), seconds; longer requests are
+        /// clamped.
+        #[arg(long, value_name = "SECONDS")]
+        max_code_validity: Option<u16>,
     },
     /// Authorises a user public key (signature B over fields 3–14, §4.1) and writes the
     /// blob of fields 1–15 (hex).
@@ -168,8 +203,19 @@ enum WalletQrCommand {
         #[arg(long, value_name = "WDIR")]
         dir: PathBuf,
         /// The issuer: its directory (from `ykt qr issuer init`).
-        #[arg(long, value_name = "DIR")]
-        issuer: PathBuf,
+        #[arg(long, value_name = "DIR", required_unless_present = "issuer_url")]
+        issuer: Option<PathBuf>,
+        /// The issuer: its service (`ykt qr issuer serve`), http://HOST:PORT.
+        #[arg(
+            long,
+            value_name = "URL",
+            conflicts_with = "issuer",
+            requires = "token"
+        )]
+        issuer_url: Option<String>,
+        /// The API token the issuer service gave this wallet (with --issuer-url).
+        #[arg(long, value_name = "TOKEN", requires = "issuer_url")]
+        token: Option<String>,
         #[command(flatten)]
         terms: TermsArgs,
         /// The time to take as now: YYYYMMDDhhmmss (China Standard Time) or Unix seconds.
@@ -256,6 +302,11 @@ enum TerminalQrCommand {
         /// code, platform id) (4020), or admit its org code for local (81) codes.
         #[arg(long, value_name = "ISSUERDIR")]
         from: Option<PathBuf>,
+        /// An issuer service (`ykt qr issuer serve`), http://HOST:PORT: install the root keys,
+        /// whitelist and local orgs it publishes, and its blacklist (when it publishes one)
+        /// in place of the terminal's.
+        #[arg(long, value_name = "URL", conflicts_with = "from")]
+        from_url: Option<String>,
         /// The ticket type the whitelist maps the issuer to, hex.
         #[arg(long, value_name = "HEX", default_value = "01")]
         ticket_type: String,
@@ -326,6 +377,33 @@ pub fn run(args: QrArgs) -> anyhow::Result<()> {
             };
             issuer_init(&dir, &setup)
         }
+        QrCommand::Issuer(IssuerCommand::Serve {
+            dir,
+            listen,
+            token_file,
+            max_limit,
+            max_validity,
+            max_code_validity,
+        }) => {
+            let mut policy = Policy::default();
+            if let Some(limit) = max_limit {
+                ensure!(
+                    limit > 0 && limit <= issuer::MAX_LIMIT,
+                    "--max-limit must be 1 to {} fen",
+                    issuer::MAX_LIMIT
+                );
+                policy.max_limit = limit;
+            }
+            if let Some(text) = max_validity {
+                policy.max_valid_for = parse_duration(&text)?;
+                ensure!(policy.max_valid_for > 0, "--max-validity must be above 0");
+            }
+            if let Some(seconds) = max_code_validity {
+                ensure!(seconds > 0, "--max-code-validity must be above 0");
+                policy.max_code_validity = seconds;
+            }
+            issuer_serve(&dir, listen, token_file.as_deref(), policy)
+        }
         QrCommand::Issuer(IssuerCommand::Authorise {
             dir,
             user_key,
@@ -335,7 +413,7 @@ pub fn run(args: QrArgs) -> anyhow::Result<()> {
         }) => {
             let now = now(at.as_deref())?;
             let key = parse_public_key(&user_key)?;
-            let blob = IssuerDirectory(dir).authorise(&key, &terms, now)?;
+            let blob = IssuerDirectory(dir).authorise_key(&key, &terms, now)?;
             let text = format!("{}\n", hex::encode(blob.encode()));
             match out {
                 Some(path) => {
@@ -359,9 +437,20 @@ pub fn run_wallet(args: WalletArgs) -> anyhow::Result<()> {
         WalletCommand::Qr(WalletQrCommand::Init {
             dir,
             issuer,
+            issuer_url,
+            token,
             terms,
             at,
-        }) => wallet_init(&dir, &IssuerDirectory(issuer), &terms, now(at.as_deref())?),
+        }) => {
+            let now = now(at.as_deref())?;
+            match (issuer, issuer_url, token) {
+                (Some(issuer), None, _) => wallet_init(&dir, &IssuerDirectory(issuer), &terms, now),
+                (None, Some(url), Some(token)) => {
+                    wallet_init(&dir, &IssuerHttp { url, token }, &terms, now)
+                }
+                _ => bail!("give --issuer DIR, or --issuer-url URL with --token"),
+            }
+        }
         WalletCommand::Qr(WalletQrCommand::Show {
             dir,
             png,
@@ -420,6 +509,7 @@ pub fn run_terminal(dir: &Path, at: Option<&str>, args: &TerminalQrArgs) -> anyh
         }
         TerminalQrCommand::Params {
             from,
+            from_url,
             ticket_type,
             block_account,
             unblock_account,
@@ -427,7 +517,12 @@ pub fn run_terminal(dir: &Path, at: Option<&str>, args: &TerminalQrArgs) -> anyh
             let ticket_type = hex_array::<1>(ticket_type, "--ticket-type")?[0];
             let block = parse_accounts(block_account)?;
             let unblock = parse_accounts(unblock_account)?;
-            params(dir, from.as_deref(), ticket_type, &block, &unblock)
+            let source = match (from, from_url) {
+                (Some(d), _) => Some(ParamSource::Dir(d)),
+                (None, Some(u)) => Some(ParamSource::Url(u)),
+                (None, None) => None,
+            };
+            params(dir, source, ticket_type, &block, &unblock)
         }
         TerminalQrCommand::Upload { out, all } => upload(dir, out, *all),
     }
@@ -512,16 +607,97 @@ fn issuer_init(dir: &Path, setup: &IssuerSetup) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Where a wallet gets its authorisation (qr-code.md §4.1). Today the issuer's directory on
-/// this machine; an HTTP issuer service implements the same call later.
+const API_TOKEN_FILE: &str = "api.token";
+
+/// `ykt qr issuer serve`: the issuer directory behind HTTP until SIGINT or SIGTERM.
+fn issuer_serve(
+    dir: &Path,
+    listen: std::net::SocketAddr,
+    token_file: Option<&Path>,
+    policy: Policy,
+) -> anyhow::Result<()> {
+    let issuer = PublishedIssuer::load(dir).context("loading the issuer")?;
+    let token_path = token_file.map_or_else(|| dir.join(API_TOKEN_FILE), Path::to_path_buf);
+    if token_file.is_none() && !token_path.exists() {
+        let mut secret = zeroize::Zeroizing::new([0u8; 24]);
+        getrandom::fill(secret.as_mut_slice())
+            .map_err(|e| anyhow::anyhow!("OS random source: {e}"))?;
+        write_secret(
+            &token_path,
+            &zeroize::Zeroizing::new(hex_line(secret.as_slice())),
+        )?;
+        eprintln!("a new API token was written to {}", token_path.display());
+    }
+    let text = zeroize::Zeroizing::new(
+        fs::read_to_string(&token_path)
+            .with_context(|| format!("reading the API token {}", token_path.display()))?,
+    );
+    let token = ApiToken::new(&text).with_context(|| token_path.display().to_string())?;
+    let mut config = ServiceConfig::new(token);
+    config.policy = policy;
+    let state = AppState::new(issuer, config).context("starting the issuer service")?;
+    ykt_qr_service::run(listen, state, |addr| {
+        println!("issuer service listening on http://{addr}");
+        let _ = std::io::stdout().flush();
+        eprintln!(
+            "wallets present the API token in {}; caps: limit {}, authorisation {} s, code validity {} s",
+            token_path.display(),
+            cli_clock::yuan(policy.max_limit),
+            policy.max_valid_for,
+            policy.max_code_validity
+        );
+    })
+    .context("the issuer service")?;
+    eprintln!("issuer service stopped");
+    Ok(())
+}
+
+/// Where a wallet gets its authorisation (qr-code.md §4.1): the issuer's directory on this
+/// machine, or the issuer service over HTTP.
 trait IssuerService {
-    /// Authorises `user_key` under `terms` at `now` (Unix seconds): fields 1–15.
+    /// Authorises `device_key`'s public key under `terms` at `now` (Unix seconds): fields
+    /// 1–15. The key signs the request where the issuer asks for proof of possession.
     fn authorise(
         &self,
-        user_key: &Sm2PublicKey,
+        device_key: &Sm2PrivateKey,
         terms: &TermsArgs,
         now: u64,
     ) -> anyhow::Result<Authorisation>;
+}
+
+/// The issuer service at a URL, with the wallet's API token.
+struct IssuerHttp {
+    url: String,
+    token: String,
+}
+
+impl IssuerService for IssuerHttp {
+    fn authorise(
+        &self,
+        device_key: &Sm2PrivateKey,
+        terms: &TermsArgs,
+        now: u64,
+    ) -> anyhow::Result<Authorisation> {
+        let requested = RequestedTerms {
+            limit: terms.limit,
+            valid_for: parse_duration(&terms.valid_for)?,
+            validity: terms.validity,
+            account: terms.account.clone(),
+            payment_account: terms.payment_account.clone(),
+            account_type: terms.account_type.clone(),
+            issuer_data: terms.issuer_data.clone(),
+        };
+        let granted =
+            ykt_qr_service::authorise(&self.url, &self.token, device_key, &requested, now)
+                .with_context(|| format!("asking {} for an authorisation", self.url))?;
+        if !granted.clamped.is_empty() {
+            eprintln!(
+                "the issuer clamped {} to its caps",
+                granted.clamped.join(", ")
+            );
+        }
+        Ok(granted.authorisation)
+    }
 }
 
 /// The issuer of an `ykt qr issuer init` directory.
@@ -529,6 +705,18 @@ struct IssuerDirectory(PathBuf);
 
 impl IssuerService for IssuerDirectory {
     fn authorise(
+        &self,
+        device_key: &Sm2PrivateKey,
+        terms: &TermsArgs,
+        now: u64,
+    ) -> anyhow::Result<Authorisation> {
+        self.authorise_key(device_key.public_key(), terms, now)
+    }
+}
+
+impl IssuerDirectory {
+    /// Authorises a public key (the issuer's own command needs no proof of possession).
+    fn authorise_key(
         &self,
         user_key: &Sm2PublicKey,
         terms: &TermsArgs,
@@ -584,40 +772,6 @@ impl IssuerService for IssuerDirectory {
     }
 }
 
-/// The default user account: org code(4) ‖ 11 decimal digits from the key's hash ‖ `F`
-/// (BCD-like and F-padded, as field 5 is in the field, §1.1).
-fn default_account(org_code: &[u8; 4], fingerprint: &[u8; 32]) -> [u8; 10] {
-    let mut digits = digits_of(fingerprint, 11);
-    digits.push(0xF);
-    let mut out = [0u8; 10];
-    out[..4].copy_from_slice(org_code);
-    for (i, pair) in digits.chunks(2).enumerate() {
-        out[4 + i] = (pair[0] << 4) | pair[1];
-    }
-    out
-}
-
-/// The default payment account: `PAY` and 13 decimal digits from the key's hash.
-fn default_payment_account(fingerprint: &[u8; 32]) -> [u8; 16] {
-    let mut out = *b"PAY0000000000000";
-    for (o, d) in out[3..].iter_mut().zip(digits_of(&fingerprint[8..], 13)) {
-        *o = b'0' + d;
-    }
-    out
-}
-
-fn digits_of(bytes: &[u8], n: usize) -> Vec<u8> {
-    let mut v = u64::from_be_bytes([
-        bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
-    ]);
-    let mut out = vec![0u8; n];
-    for d in out.iter_mut().rev() {
-        *d = (v % 10) as u8;
-        v /= 10;
-    }
-    out
-}
-
 // ---- the wallet --------------------------------------------------------------------------------
 
 const DEVICE_KEY_FILE: &str = "device.key";
@@ -645,7 +799,7 @@ fn wallet_init(
         )?;
         key
     };
-    let blob = issuer.authorise(key.public_key(), terms, now)?;
+    let blob = issuer.authorise(&key, terms, now)?;
     write_public(
         &dir.join(AUTHORISATION_FILE),
         hex_line(&blob.encode()).as_bytes(),
@@ -811,6 +965,31 @@ impl Params {
         write_public(&dir.join(PARAMS_FILE), text.as_bytes())
     }
 
+    /// Installs a root key record, replacing one of the same version and index.
+    fn install_root(&mut self, entry: RootKeyEntry) {
+        self.roots
+            .retain(|e| !(e.version == entry.version && e.record.index == entry.record.index));
+        self.roots.push(entry);
+    }
+
+    /// Whitelists an issuer for interoperable codes, replacing its old entry.
+    fn install_issuer(&mut self, org_code: [u8; 4], platform_id: [u8; 4], ticket_type: u8) {
+        self.whitelist
+            .retain(|w| !(w.org_code == org_code && w.platform_id == platform_id));
+        self.whitelist.push(WhitelistEntry {
+            org_code,
+            platform_id,
+            ticket_type,
+        });
+    }
+
+    /// Admits an org code for local codes.
+    fn install_local_org(&mut self, org_code: [u8; 4]) {
+        if !self.local_orgs.contains(&org_code) {
+            self.local_orgs.push(org_code);
+        }
+    }
+
     /// A verifier holding these tables.
     fn verifier(&self, config: VerifierConfig) -> anyhow::Result<Verifier> {
         let mut verifier = Verifier::new(config);
@@ -846,56 +1025,94 @@ impl Params {
     }
 }
 
+/// Where `ykt terminal qr params` takes an issuer's parameters from.
+enum ParamSource<'a> {
+    /// An `ykt qr issuer init` directory.
+    Dir(&'a Path),
+    /// An `ykt qr issuer serve` service.
+    Url(&'a str),
+}
+
 /// `ykt terminal qr params` (qr-code.md §2.3).
 fn params(
     dir: &Path,
-    from: Option<&Path>,
+    source: Option<ParamSource<'_>>,
     ticket_type: u8,
     block: &[[u8; 10]],
     unblock: &[[u8; 10]],
 ) -> anyhow::Result<()> {
     let mut params = Params::load(dir)?;
-    if let Some(issuer) = from {
-        let path = issuer.join(ROOT_RECORD_FILE);
-        let record = RootKeyRecord::decode(&read_hex(&path)?)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        record
-            .public_key_checked()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let info = read_key_values(&issuer.join(ISSUER_INFO_FILE))?;
-        let version = Version::new(hex_array::<1>(info_value(&info, "version")?, "version")?[0])
-            .context("issuer.txt: version must be 80 to FF")?;
-        let org_code: [u8; 4] = hex_array(info_value(&info, "org_code")?, "org_code")?;
-        let platform_id: [u8; 4] = hex_array(info_value(&info, "platform_id")?, "platform_id")?;
-        params
-            .roots
-            .retain(|e| !(e.version == version && e.record.index == record.index));
-        params.roots.push(RootKeyEntry { version, record });
-        params.versions.root_keys += 1;
-        if version == ykt_qr::ids::LOCAL_ID_VERSION {
-            if !params.local_orgs.contains(&org_code) {
-                params.local_orgs.push(org_code);
+    let mut blacklist_changed = false;
+    match source {
+        Some(ParamSource::Dir(issuer)) => {
+            let path = issuer.join(ROOT_RECORD_FILE);
+            let record = RootKeyRecord::decode(&read_hex(&path)?)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            record
+                .public_key_checked()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let info = read_key_values(&issuer.join(ISSUER_INFO_FILE))?;
+            let version =
+                Version::new(hex_array::<1>(info_value(&info, "version")?, "version")?[0])
+                    .context("issuer.txt: version must be 80 to FF")?;
+            let org_code: [u8; 4] = hex_array(info_value(&info, "org_code")?, "org_code")?;
+            let platform_id: [u8; 4] = hex_array(info_value(&info, "platform_id")?, "platform_id")?;
+            params.install_root(RootKeyEntry { version, record });
+            params.versions.root_keys += 1;
+            if version == ykt_qr::ids::LOCAL_ID_VERSION {
+                params.install_local_org(org_code);
+            } else {
+                params.install_issuer(org_code, platform_id, ticket_type);
+                params.versions.whitelist += 1;
             }
-        } else {
-            params
-                .whitelist
-                .retain(|w| !(w.org_code == org_code && w.platform_id == platform_id));
-            params.whitelist.push(WhitelistEntry {
-                org_code,
-                platform_id,
-                ticket_type,
-            });
-            params.versions.whitelist += 1;
+            println!(
+                "root key {:02x} for version {:02x} and issuer {} / {} installed",
+                params.roots.last().map_or(0, |e| e.record.index),
+                version.value(),
+                hex::encode(org_code),
+                hex::encode(platform_id)
+            );
         }
-        println!(
-            "root key {:02x} for version {:02x} and issuer {} / {} installed",
-            params.roots.last().map_or(0, |e| e.record.index),
-            version.value(),
-            hex::encode(org_code),
-            hex::encode(platform_id)
-        );
+        Some(ParamSource::Url(url)) => {
+            let published = ykt_qr_service::parameters(url)
+                .with_context(|| format!("downloading the parameters of {url}"))?;
+            ensure!(
+                !published.root_keys.is_empty(),
+                "{url} publishes no root key"
+            );
+            for entry in &published.root_keys {
+                params.install_root(entry.clone());
+            }
+            params.versions.root_keys += 1;
+            if !published.whitelist.is_empty() {
+                for (org_code, platform_id) in &published.whitelist {
+                    params.install_issuer(*org_code, *platform_id, ticket_type);
+                }
+                params.versions.whitelist += 1;
+            }
+            for org in &published.local_orgs {
+                params.install_local_org(*org);
+            }
+            if published.blacklist_version > 0 {
+                params.blacklist = published.blacklist.clone();
+                blacklist_changed = true;
+            }
+            println!(
+                "from {url}: {} root keys, {} whitelist entries, {} local orgs, {} (version {})",
+                published.root_keys.len(),
+                published.whitelist.len(),
+                published.local_orgs.len(),
+                if published.blacklist_version > 0 {
+                    format!("{} blacklisted accounts", published.blacklist.len())
+                } else {
+                    "no blacklist".to_string()
+                },
+                published.blacklist_version
+            );
+        }
+        None => {}
     }
-    if !block.is_empty() || !unblock.is_empty() {
+    if blacklist_changed || !block.is_empty() || !unblock.is_empty() {
         for a in block {
             if !params.blacklist.contains(a) {
                 params.blacklist.push(*a);
@@ -1214,7 +1431,11 @@ fn hex_line(bytes: &[u8]) -> String {
 
 /// Writes a private key (hex) to a new file of mode 0600, synced; never replaces a file.
 fn write_private_key(path: &Path, key: &[u8; 32]) -> anyhow::Result<()> {
-    let text = zeroize::Zeroizing::new(hex_line(key));
+    write_secret(path, &zeroize::Zeroizing::new(hex_line(key)))
+}
+
+/// Writes a secret to a new file of mode 0600, synced; never replaces a file.
+fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)

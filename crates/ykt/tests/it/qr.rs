@@ -2,9 +2,10 @@
 //! and a scanning terminal that accepts it once, refuses replays, expired codes and blacklisted
 //! accounts, survives restarts, and uploads a signed batch.
 
+use std::io::BufRead as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 const YKT: &str = env!("CARGO_BIN_EXE_ykt");
 
@@ -20,10 +21,7 @@ struct Setup {
 impl Setup {
     /// An issuer, a wallet authorised by it and a terminal holding its parameters.
     fn new(name: &str) -> Self {
-        let root = std::env::temp_dir().join(format!("ykt-qr-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        let s = Self { root };
+        let s = Self::empty(name);
         let at = T.to_string();
         s.ok(&["qr", "issuer", "init", "--dir", s.p("issuer"), "--at", &at]);
         s.ok(&[
@@ -41,6 +39,14 @@ impl Setup {
         ]);
         s.terminal_ok(&["params", "--from", s.p("issuer")]);
         s
+    }
+
+    /// An empty directory for the roles.
+    fn empty(name: &str) -> Self {
+        let root = std::env::temp_dir().join(format!("ykt-qr-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        Self { root }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -346,4 +352,160 @@ fn the_issuer_authorises_a_key_given_as_hex_or_as_a_file() {
     let out = s.run(&["qr", "issuer", "init", "--dir", s.p("issuer")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already holds keys"));
+}
+
+/// `ykt qr issuer serve` as a child process, killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(YKT)
+            .args(["qr", "issuer", "serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let Some(url) = line
+            .trim()
+            .strip_prefix("issuer service listening on ")
+            .map(str::to_string)
+        else {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "no address printed: {line:?}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        };
+        Self { child, url }
+    }
+
+    /// Stops the server with SIGTERM and gives its stderr.
+    fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "{exit:?}: {stderr}");
+        stderr
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn qr_over_http_the_served_issuer_authorises_a_wallet_whose_code_the_terminal_accepts() {
+    let s = Setup::empty("http");
+    s.ok(&["qr", "issuer", "init", "--dir", s.p("issuer")]);
+    let server = Server::start(&["--dir", s.p("issuer"), "--max-limit", "1500"]);
+    assert!(
+        server.url.starts_with("http://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+    // The token file was made at the first start, private.
+    let token_path = s.path("issuer/api.token");
+    let mode = std::fs::metadata(&token_path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let token = std::fs::read_to_string(&token_path).unwrap();
+    let token = token.trim();
+
+    // A wrong token is refused with the service's code.
+    let out = s.run(&[
+        "wallet",
+        "qr",
+        "init",
+        "--dir",
+        s.p("wallet"),
+        "--issuer-url",
+        &server.url,
+        "--token",
+        "not-the-token-of-this-issuer",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refused (unauthorised, HTTP 401)"),
+        "{stderr}"
+    );
+
+    // The wallet asks for 20 yuan; the service grants its cap of 15.
+    let out = s.run(&[
+        "wallet",
+        "qr",
+        "init",
+        "--dir",
+        s.p("wallet"),
+        "--issuer-url",
+        &server.url,
+        "--token",
+        token,
+        "--account",
+        ACCOUNT,
+        "--limit",
+        "2000",
+        "--valid-for",
+        "2h",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("the issuer clamped limit"), "{stderr}");
+    assert!(stdout.contains("limit ¥15.00"), "{stdout}");
+    // The account is masked in the output.
+    assert!(!stdout.contains(ACCOUNT), "{stdout}");
+    let blob = std::fs::read_to_string(s.path("wallet/authorisation")).unwrap();
+    let auth = ykt_qr::Authorisation::decode(&hex::decode(blob.trim()).unwrap()).unwrap();
+    assert_eq!(auth.body.limit, 1500);
+    assert_eq!(hex::encode(auth.body.user_account), ACCOUNT);
+
+    // The terminal takes its parameters from the service and accepts the code once.
+    let out = s.terminal_ok(&["params", "--from-url", &server.url]);
+    assert!(out.contains("1 root keys, 1 whitelist entries"), "{out}");
+    let now = unix_now();
+    let png = s.show(now, "code.png");
+    let (code, out) = s.scan(now + 2, &png, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("accepted"), "{out}");
+    let (code, out) = s.scan(now + 3, &png, &[]);
+    assert_eq!(code, 5, "{out}");
+
+    // Plain HTTP only, and a service that is not there is a transport failure.
+    let out = s.terminal(&["params", "--from-url", "https://127.0.0.1:1"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must start with http://"));
+
+    let url = server.url.clone();
+    let stderr = server.stop();
+    assert!(stderr.contains("issuer service stopped"), "{stderr}");
+    assert!(!stderr.contains(token), "the token was logged: {stderr}");
+    let out = s.terminal(&["params", "--from-url", &url]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("request to the issuer service failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
