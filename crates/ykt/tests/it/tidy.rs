@@ -43,6 +43,8 @@ const FORBIDDEN_IN_CORES: &[&str] = &[
     "getrandom",
     "signal-hook",
     "ykt-transport",
+    "ykt-store",
+    "ykt-kms",
 ];
 
 /// Files of cores allowed to use `std::fs`, and why.
@@ -67,6 +69,7 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     ),
     ("ykt-gp-host", &["ykt-apdu", "ykt-crypto", "ykt-scp"]),
     ("ykt-kms", &["ykt-crypto", "ykt-scp", "ykt-gp-host"]),
+    ("ykt-store", &["ykt-crypto"]),
     ("ykt-qr-symbol", &[]),
     ("ykt-transport", &["ykt-apdu", "ykt-card", "ykt-terminal"]),
     (
