@@ -604,3 +604,47 @@ fn the_issuer_key_is_never_shown_and_local_issuers_publish_their_org() {
     let err = PublishedIssuer::load(&dir.0).unwrap_err();
     assert!(err.path.ends_with("issuer.cert"), "{err}");
 }
+
+#[test]
+fn mutated_bodies_always_get_a_json_refusal_never_a_failure() {
+    let s = Service::with("mutated", |c| c.replay_capacity = 1000, None);
+    let key = user();
+    let mut rng = TestRng::new(99);
+    let mut next = |n: u64| {
+        use rand_core::TryRng as _;
+        let Ok(v) = rng.try_next_u64();
+        v % n
+    };
+    for i in 0..300u32 {
+        let mut bytes = body(&key, T, &format!("{i:08x}e0e0e0e0"));
+        for _ in 0..=next(3) {
+            let at = next(bytes.len() as u64) as usize;
+            match next(3) {
+                0 => bytes[at] = next(256) as u8,
+                1 => {
+                    bytes.remove(at);
+                }
+                _ => bytes.insert(at, b"{}[]\",:0e-\\"[next(11) as usize]),
+            }
+        }
+        let (status, text) = s.post_ok_token(&bytes);
+        if status == 200 {
+            // A mutation the canonical form absorbs (white space, say).
+            continue;
+        }
+        let code = refusal(status, &text);
+        assert!(
+            matches!(
+                code,
+                ErrorCode::BadRequest
+                    | ErrorCode::BadSignature
+                    | ErrorCode::Stale
+                    | ErrorCode::Policy
+                    | ErrorCode::Replayed
+            ),
+            "{code:?}: {text}"
+        );
+    }
+    let (status, text) = s.post_ok_token(&body(&key, T, "f0f0f0f0f0f0f0f0"));
+    assert_eq!(status, 200, "{text}");
+}
