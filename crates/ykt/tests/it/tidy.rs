@@ -22,6 +22,7 @@ const CORES: &[&str] = &[
     "ykt-qr",
     "ykt-nfcqr",
     "ykt-gp-host",
+    "ykt-tsm",
 ];
 
 /// Crates that do no I/O but use `std` (so are not `#![no_std]`): the conformance harness parses
@@ -70,6 +71,17 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     ("ykt-gp-host", &["ykt-apdu", "ykt-crypto", "ykt-scp"]),
     ("ykt-kms", &["ykt-crypto", "ykt-scp", "ykt-gp-host"]),
     ("ykt-store", &["ykt-crypto"]),
+    (
+        "ykt-tsm",
+        &[
+            "ykt-apdu",
+            "ykt-crypto",
+            "ykt-scp",
+            "ykt-gp",
+            "ykt-gp-host",
+            "ykt-purse",
+        ],
+    ),
     ("ykt-qr-symbol", &[]),
     ("ykt-transport", &["ykt-apdu", "ykt-card", "ykt-terminal"]),
     (
