@@ -39,9 +39,9 @@
 //! An item lists the features it needs ([`profile::FEATURES`]); it runs only when the sample
 //! declares them all, else N/A. `tearing` and `fixture` are simulator-only. The sample profiles:
 //! `ykt se serve` (the e-purse.md §8 3DES test card and the test ISD of [`isd`]) is
-//! [`profile::SAMPLE_SERVE_3DES`] (`ep,alg-3des,gp,isd-scp03`; `ep,alg-sm4,…` with `--sm4`,
-//! `isd-scp02` / `isd-sm4` with `--isd`), the simulator is [`profile::SAMPLE_SIM`] (with
-//! `gp-content`: the ISD can load and install its library's test package, and `nfcqr`), the
+//! [`profile::SAMPLE_SERVE_3DES`] (`ep,alg-3des,gp,isd-scp03,gp-content`; `ep,alg-sm4,…` with
+//! `--sm4`, `isd-scp02` / `isd-sm4` with `--isd`; `gp-content`: the ISD can load and install
+//! its library's test package), the simulator is [`profile::SAMPLE_SIM`] (also `nfcqr`), the
 //! QR scanning terminal [`profile::SAMPLE_QR_TERMINAL`]. Items whose method is not `auto` are
 //! NOT_RUN with the evidence they need.
 //!

@@ -44,9 +44,10 @@ pub const FEATURES: &[(&str, &str)] = &[
     ),
 ];
 
-/// The profile `ykt se serve` presents (the §8 3DES test card with the test ISD, SCP03) and
-/// that `--target pcsc:..` assumes unless `--profile` says otherwise.
-pub const SAMPLE_SERVE_3DES: &str = "ep,alg-3des,gp,isd-scp03";
+/// The profile `ykt se serve` presents (the §8 3DES test card with the test ISD, SCP03, and the
+/// library INSTALL draws on) and that `--target pcsc:..` assumes unless `--profile` says
+/// otherwise.
+pub const SAMPLE_SERVE_3DES: &str = "ep,alg-3des,gp,isd-scp03,gp-content";
 /// Everything the in-process simulator offers.
 pub const SAMPLE_SIM: &str = "ep,alg-3des,alg-sm4,t2,tearing,fixture,gp,isd-scp03,gp-content,nfcqr";
 /// The terminal target: the `ykt_terminal` flows, with the second-ticket priority rule

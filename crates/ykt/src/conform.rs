@@ -28,10 +28,10 @@ use ykt_transport::{CardChannel, PcscChannel};
     6 an item FAILED; 7 none FAILED but one was INCONCLUSIVE; 4 the PC/SC reader cannot be \
     reached; 2 usage; 1 any other error.\n\
     Against `ykt se serve` behind pcscd (the e-purse.md §8 test card with the test ISD): \
-    ykt conform --target \"pcsc:Virtual PCD 00 00\" --profile ep,alg-3des,gp,isd-scp03 \
-    (ep,alg-sm4,gp,isd-scp03 for `ykt se serve --sm4`; isd-scp02 or isd-sm4 for `--isd`). \
-    Declare gp-content only for a card whose ISD can load and install the test package, and \
-    nfcqr only for a card with the NFC QR applet. Items work relative to the card's state, \
+    ykt conform --target \"pcsc:Virtual PCD 00 00\" --profile ep,alg-3des,gp,isd-scp03,gp-content \
+    (ep,alg-sm4,gp,isd-scp03,gp-content for `ykt se serve --sm4`; isd-scp02 or isd-sm4 for \
+    `--isd`). Declare gp-content only for a card whose ISD can load and install the test \
+    package, and nfcqr only for a card with the NFC QR applet at A000000632515201. Items work relative to the card's state, \
     so the same card can be tested again. `--target qr-terminal` runs the QR scanning \
     terminal items against ykt-qr's verifier and record store (profile qr-terminal)."
 )]
@@ -45,8 +45,9 @@ pub struct ConformArgs {
     #[arg(long, default_value = "sim", value_name = "TARGET")]
     target: String,
     /// The sample's declared features, comma-separated (see --list). Default: everything for
-    /// `sim` (with gp-content and nfcqr), `ep,alg-3des,gp,isd-scp03` (what `ykt se serve`
-    /// presents) for `pcsc`, `te,t2` for `terminal`, `qr-terminal` for `qr-terminal`.
+    /// `sim` (with gp-content and nfcqr), `ep,alg-3des,gp,isd-scp03,gp-content` (what
+    /// `ykt se serve` presents) for `pcsc`, `te,t2` for `terminal`, `qr-terminal` for
+    /// `qr-terminal`.
     #[arg(long, value_name = "FEATURES")]
     profile: Option<String>,
     /// Run only items whose ID starts with PATTERN, or matches it with `*` wildcards
