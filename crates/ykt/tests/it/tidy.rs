@@ -46,6 +46,8 @@ const FORBIDDEN_IN_CORES: &[&str] = &[
     "ykt-transport",
     "ykt-store",
     "ykt-kms",
+    "ykt-qr-service",
+    "ureq",
 ];
 
 /// Files of cores allowed to use `std::fs`, and why.
@@ -71,6 +73,7 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     ("ykt-gp-host", &["ykt-apdu", "ykt-crypto", "ykt-scp"]),
     ("ykt-kms", &["ykt-crypto", "ykt-scp", "ykt-gp-host"]),
     ("ykt-store", &["ykt-crypto"]),
+    ("ykt-qr-service", &["ykt-crypto", "ykt-qr"]),
     (
         "ykt-tsm",
         &[
@@ -111,6 +114,7 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
             "ykt-nfcqr",
             "ykt-qr",
             "ykt-qr-symbol",
+            "ykt-qr-service",
             "ykt-terminal",
             "ykt-transport",
             "ykt-conformance",
