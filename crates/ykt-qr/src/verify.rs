@@ -266,7 +266,14 @@ pub struct Verifier {
     revoked: BTreeSet<(u8, [u8; 3])>,
     replay: ReplayCache,
     versions: ParameterVersions,
+    /// Issuer keys already decompressed from their certificates' 33-byte form, so a point
+    /// square root is not paid again for every code of the same issuer (at most
+    /// [`ISSUER_KEY_CACHE`] entries; signature A is still verified for every code).
+    issuer_keys: BTreeMap<[u8; 33], Sm2PublicKey>,
 }
+
+/// The most issuer keys a verifier keeps decompressed (then it starts again).
+pub const ISSUER_KEY_CACHE: usize = 64;
 
 /// A parameter download: a whole table with its version, replacing the one held (§3.1, §5).
 #[derive(Debug, Clone, Copy)]
@@ -309,6 +316,7 @@ impl Verifier {
             revoked: BTreeSet::new(),
             replay,
             versions: ParameterVersions::default(),
+            issuer_keys: BTreeMap::new(),
         }
     }
 
@@ -431,7 +439,7 @@ impl Verifier {
 
     /// Steps 1–11 without recording; gives the replay key and its expiry.
     fn check(
-        &self,
+        &mut self,
         bytes: &[u8],
         fare: u32,
         now: u64,
@@ -468,7 +476,17 @@ impl Verifier {
         cert.verify(version, &root.key)
             .map_err(|_| Rejection::CertificateSignature)?;
         // 4. Issuer authorisation.
-        let issuer_key = cert.issuer_key().map_err(|_| Rejection::IssuerKeyInvalid)?;
+        let issuer_key = match self.issuer_keys.get(&cert.public_key) {
+            Some(key) => key.clone(),
+            None => {
+                let key = cert.issuer_key().map_err(|_| Rejection::IssuerKeyInvalid)?;
+                if self.issuer_keys.len() >= ISSUER_KEY_CACHE {
+                    self.issuer_keys.clear();
+                }
+                self.issuer_keys.insert(cert.public_key, key.clone());
+                key
+            }
+        };
         verify_sig(
             &issuer_key,
             &ids::issuer_id(version, body),
