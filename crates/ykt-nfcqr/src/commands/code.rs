@@ -23,8 +23,9 @@ pub const ANSWER_CODE: u8 = 0x01;
 /// Checks, in order: `6A86` P1/P2; `6700` data not 4 bytes; `6A88` no key or no authorisation;
 /// `6A80` the time is before the last generation time the card signed (§4.3 "gen_time must not
 /// go backwards"; equal is allowed); `6985` the time is after field 11 (§4.3 "Return the status
-/// `6985` when the blob has expired") or after the month the issuer certificate expires (from the first second of the next month, `Expiry::has_passed`, as the terminal checks it)
-/// (§3.1 step 3); `9402` the profile's per-authorisation code limit is reached (§4.3 "a
+/// `6985` when the blob has expired") or after the month the issuer certificate expires (from
+/// the first second of the next month, `Expiry::has_passed`, as the terminal checks it; §3.1
+/// step 3); `9402` the profile's per-authorisation code limit is reached (§4.3 "a
 /// per-blob signing counter"). The counters and the last generation time are one transaction,
 /// committed before the answer leaves the card.
 pub(crate) fn generate_code(
