@@ -157,4 +157,7 @@ pub enum Error {
     /// An SM2 operation failed.
     #[error(transparent)]
     Crypto(ykt_crypto::Error),
+    /// A parameter file (4026 or 4020, §2.3) did not decode.
+    #[error(transparent)]
+    Table(#[from] crate::tables::TableError),
 }

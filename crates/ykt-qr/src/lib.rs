@@ -20,7 +20,8 @@
 //! [`wallet`]) and the verification rules of §3.1 ([`verify`]) with the replay cache
 //! ([`replay`]), a model of a drifting terminal clock ([`clock`]), and the records of accepted
 //! codes with their upload as signed batches of JSON lines ([`record`], §5), kept across power
-//! loss in an append-only log over a [`store::Storage`] ([`store`]).
+//! loss in an append-only log over a [`store::Storage`] ([`store`]), and the terminal
+//! parameter files 4026 and 4020 with their SHA-1 ([`tables`], §2.3).
 //! What it does not own: the primitives (SM2 and SM3 come from `ykt-crypto`), QR symbol
 //! rendering and scanning, transport of the blob and of uploads (HTTP), and files (a
 //! [`store::Storage`] on a file belongs to an adapter crate).
@@ -43,6 +44,7 @@ pub mod issuer;
 pub mod record;
 pub mod replay;
 pub mod store;
+pub mod tables;
 pub mod testing;
 pub mod verify;
 pub mod wallet;
@@ -50,6 +52,7 @@ pub mod wallet;
 pub use crate::cert::{Expiry, IssuerCertificate, RootKeyEntry, RootKeyRecord};
 pub use crate::code::{Authorisation, CodeBody, Field, QrCode, SignatureField, Version};
 pub use crate::error::{CertificateField, DecodeError, Error, RootKeyField, Structure};
+pub use crate::tables::{RootKeyTable, TableError, WhitelistTable};
 pub use crate::verify::{Accepted, Rejection, Verdict, Verifier, VerifierConfig};
 
 /// The compressed SEC1 form (`02`/`03` ‖ X, 33 bytes) of an SM2 public key, as fields 3 and 10

@@ -361,6 +361,29 @@ impl Verifier {
         Ok(())
     }
 
+    /// Applies several downloads all or nothing (§2.3, §3.1): when one is refused (not newer,
+    /// or a root key record that does not verify) the verifier is left as it was.
+    pub fn apply_all(&mut self, updates: &[ParameterUpdate<'_>]) -> Result<(), Error> {
+        let saved = (
+            self.root_keys.clone(),
+            self.whitelist.clone(),
+            self.account_blacklist.clone(),
+            self.versions,
+        );
+        for update in updates {
+            if let Err(e) = self.apply(*update) {
+                (
+                    self.root_keys,
+                    self.whitelist,
+                    self.account_blacklist,
+                    self.versions,
+                ) = saved;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// The versions of the downloaded tables held (0 before the first download).
     pub fn parameter_versions(&self) -> ParameterVersions {
         self.versions

@@ -13,6 +13,7 @@ mod openssl;
 mod replay;
 mod roundtrip;
 mod store;
+mod tables;
 mod upload;
 mod vectors;
 mod window;
