@@ -42,7 +42,8 @@ use ykt_qr::clock::DriftingClock;
 use ykt_qr::issuer::{self, Issuer, Terms};
 use ykt_qr::record::{self, Mode, ParameterVersions, Record};
 use ykt_qr::store::{RecordStore, Storage};
-use ykt_qr::verify::{ParameterUpdate, WhitelistEntry};
+use ykt_qr::tables::{RootKeyTable, WhitelistTable};
+use ykt_qr::verify::{ParameterUpdate, WhitelistEntry, WhitelistRecord};
 use ykt_qr::{
     Authorisation, Expiry, IssuerCertificate, QrCode, RootKeyEntry, RootKeyRecord, Verifier,
     VerifierConfig, Version, wallet,
@@ -131,6 +132,28 @@ enum IssuerCommand {
         /// clamped.
         #[arg(long, value_name = "SECONDS")]
         max_code_validity: Option<u16>,
+    },
+    /// Writes the terminal parameter files of DIR's issuer (§2.3): 4026 with its root key
+    /// record and 4020 whitelisting its (org code, platform id), binary, with their SHA-1.
+    ExportTables {
+        /// The issuer's directory (from `ykt qr issuer init`).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The 4026 file (root CA keys) to write.
+        #[arg(long = "out-4026", value_name = "FILE")]
+        out_4026: PathBuf,
+        /// The 4020 file (issuer whitelist) to write.
+        #[arg(long = "out-4020", value_name = "FILE")]
+        out_4020: PathBuf,
+        /// The version both tables carry; a terminal takes only a newer one.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        table_version: u32,
+        /// The ticket type the whitelist maps the issuer to, hex.
+        #[arg(long, value_name = "HEX", default_value = "01")]
+        ticket_type: String,
+        /// The card type of the whitelist record, hex.
+        #[arg(long, value_name = "HEX", default_value = "00")]
+        card_type: String,
     },
     /// Authorises a user public key (signature B over fields 3–14, §4.1) and writes the
     /// blob of fields 1–15 (hex).
@@ -307,6 +330,15 @@ enum TerminalQrCommand {
         /// in place of the terminal's.
         #[arg(long, value_name = "URL", conflicts_with = "from")]
         from_url: Option<String>,
+        /// A parameter 4026 file (root CA keys, `ykt qr issuer export-tables`): replaces the
+        /// root keys when its version is newer; checked whole (length, count, SHA-1, every
+        /// self-signature) and applied with --table-4020 all or nothing.
+        #[arg(long = "table-4026", value_name = "FILE", conflicts_with_all = ["from", "from_url"])]
+        table_4026: Option<PathBuf>,
+        /// A parameter 4020 file (issuer whitelist): replaces the whitelist when its version is
+        /// newer.
+        #[arg(long = "table-4020", value_name = "FILE", conflicts_with_all = ["from", "from_url"])]
+        table_4020: Option<PathBuf>,
         /// The ticket type the whitelist maps the issuer to, hex.
         #[arg(long, value_name = "HEX", default_value = "01")]
         ticket_type: String,
@@ -404,6 +436,23 @@ pub fn run(args: QrArgs) -> anyhow::Result<()> {
             }
             issuer_serve(&dir, listen, token_file.as_deref(), policy)
         }
+        QrCommand::Issuer(IssuerCommand::ExportTables {
+            dir,
+            out_4026,
+            out_4020,
+            table_version,
+            ticket_type,
+            card_type,
+        }) => export_tables(
+            &dir,
+            &out_4026,
+            &out_4020,
+            table_version,
+            WhitelistTerms {
+                ticket_type: hex_array::<1>(&ticket_type, "--ticket-type")?[0],
+                card_type: hex_array::<1>(&card_type, "--card-type")?[0],
+            },
+        ),
         QrCommand::Issuer(IssuerCommand::Authorise {
             dir,
             user_key,
@@ -510,6 +559,8 @@ pub fn run_terminal(dir: &Path, at: Option<&str>, args: &TerminalQrArgs) -> anyh
         TerminalQrCommand::Params {
             from,
             from_url,
+            table_4026,
+            table_4020,
             ticket_type,
             block_account,
             unblock_account,
@@ -520,6 +571,12 @@ pub fn run_terminal(dir: &Path, at: Option<&str>, args: &TerminalQrArgs) -> anyh
             let source = match (from, from_url) {
                 (Some(d), _) => Some(ParamSource::Dir(d)),
                 (None, Some(u)) => Some(ParamSource::Url(u)),
+                (None, None) if table_4026.is_some() || table_4020.is_some() => {
+                    Some(ParamSource::Tables {
+                        root_keys: table_4026.as_deref(),
+                        whitelist: table_4020.as_deref(),
+                    })
+                }
                 (None, None) => None,
             };
             params(dir, source, ticket_type, &block, &unblock)
@@ -604,6 +661,62 @@ fn issuer_init(dir: &Path, setup: &IssuerSetup) -> anyhow::Result<()> {
         dir.display()
     );
     println!("the private keys are TEST keys (files of mode 0600); never use them for real codes");
+    Ok(())
+}
+
+/// What the exported 4020 record maps the issuer to (§2.3).
+struct WhitelistTerms {
+    ticket_type: u8,
+    card_type: u8,
+}
+
+/// `ykt qr issuer export-tables` (qr-code.md §2.3): the issuer's root key as a 4026 file and
+/// its (org code, platform id) as a 4020 file.
+fn export_tables(
+    dir: &Path,
+    out_4026: &Path,
+    out_4020: &Path,
+    table_version: u32,
+    terms: WhitelistTerms,
+) -> anyhow::Result<()> {
+    let path = dir.join(ROOT_RECORD_FILE);
+    let record = RootKeyRecord::decode(&read_hex(&path)?)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let info = read_key_values(&dir.join(ISSUER_INFO_FILE))?;
+    let version = Version::new(hex_array::<1>(info_value(&info, "version")?, "version")?[0])
+        .context("issuer.txt: version must be 80 to FF")?;
+    let org_code: [u8; 4] = hex_array(info_value(&info, "org_code")?, "org_code")?;
+    let platform_id: [u8; 4] = hex_array(info_value(&info, "platform_id")?, "platform_id")?;
+    let roots = RootKeyTable::new(table_version, vec![RootKeyEntry { version, record }])
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let mut issuer = [ykt_qr::tables::ISSUER_FIELD_FILL; 8];
+    issuer[..4].copy_from_slice(&org_code);
+    let whitelist = WhitelistTable::new(
+        table_version,
+        vec![WhitelistRecord {
+            issuer,
+            platform: platform_id,
+            card_type: terms.card_type,
+            ticket_type: terms.ticket_type,
+        }],
+    );
+    write_public(out_4026, &roots.encode()?)?;
+    write_public(out_4020, &whitelist.encode()?)?;
+    println!(
+        "parameter 4026 (root key {:02x} for version {:02x}) written to {}; parameter 4020 (issuer {} / {} -> ticket type {:02x}) written to {}; both version {table_version}",
+        roots.entries().first().map_or(0, |e| e.record.index),
+        version.value(),
+        out_4026.display(),
+        hex::encode(org_code),
+        hex::encode(platform_id),
+        terms.ticket_type,
+        out_4020.display()
+    );
+    if version == ykt_qr::ids::LOCAL_ID_VERSION {
+        println!(
+            "the issuer's codes are local (81): terminals admit them by org code (`params --from`), not by the 4020 whitelist"
+        );
+    }
     Ok(())
 }
 
@@ -1031,6 +1144,11 @@ enum ParamSource<'a> {
     Dir(&'a Path),
     /// An `ykt qr issuer serve` service.
     Url(&'a str),
+    /// Parameter files 4026 and 4020 (§2.3), either or both.
+    Tables {
+        root_keys: Option<&'a Path>,
+        whitelist: Option<&'a Path>,
+    },
 }
 
 /// `ykt terminal qr params` (qr-code.md §2.3).
@@ -1109,6 +1227,55 @@ fn params(
                 },
                 published.blacklist_version
             );
+        }
+        Some(ParamSource::Tables {
+            root_keys,
+            whitelist,
+        }) => {
+            let read = |path: &Path| -> anyhow::Result<Vec<u8>> {
+                fs::read(path).with_context(|| format!("reading {}", path.display()))
+            };
+            let roots = root_keys
+                .map(|p| {
+                    RootKeyTable::decode(&read(p)?)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+                })
+                .transpose()?;
+            let list = whitelist
+                .map(|p| {
+                    WhitelistTable::decode(&read(p)?)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+                })
+                .transpose()?;
+            // Both tables are checked against the ones held, all or nothing, before either is
+            // kept.
+            let updates: Vec<ParameterUpdate<'_>> = roots
+                .iter()
+                .map(RootKeyTable::update)
+                .chain(list.iter().map(WhitelistTable::update))
+                .collect();
+            params
+                .verifier(VerifierConfig::default())?
+                .apply_all(&updates)
+                .map_err(|e| anyhow::anyhow!("parameter files refused: {e}"))?;
+            if let Some(t) = &roots {
+                params.roots = t.entries().to_vec();
+                params.versions.root_keys = t.version();
+                println!(
+                    "parameter 4026 version {}: {} root keys",
+                    t.version(),
+                    t.entries().len()
+                );
+            }
+            if let Some(t) = &list {
+                params.whitelist = t.entries().to_vec();
+                params.versions.whitelist = t.version();
+                println!(
+                    "parameter 4020 version {}: {} whitelist entries",
+                    t.version(),
+                    t.entries().len()
+                );
+            }
         }
         None => {}
     }

@@ -509,3 +509,100 @@ fn qr_over_http_the_served_issuer_authorises_a_wallet_whose_code_the_terminal_ac
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn parameter_files_4026_and_4020_exported_by_the_issuer_are_installed_only_whole_and_newer() {
+    let s = Setup::empty("tables");
+    let at = T.to_string();
+    s.ok(&["qr", "issuer", "init", "--dir", s.p("issuer"), "--at", &at]);
+    s.ok(&[
+        "wallet",
+        "qr",
+        "init",
+        "--dir",
+        s.p("wallet"),
+        "--issuer",
+        s.p("issuer"),
+        "--account",
+        ACCOUNT,
+        "--at",
+        &at,
+    ]);
+    let export = |version: &str, f26: &str, f20: &str| {
+        s.ok(&[
+            "qr",
+            "issuer",
+            "export-tables",
+            "--dir",
+            s.p("issuer"),
+            "--out-4026",
+            s.p(f26),
+            "--out-4020",
+            s.p(f20),
+            "--table-version",
+            version,
+            "--ticket-type",
+            "07",
+        ])
+    };
+    let out = export("3", "v3.4026", "v3.4020");
+    assert!(
+        out.contains("ticket type 07") && out.contains("version 3"),
+        "{out}"
+    );
+    let f26 = std::fs::read(s.path("v3.4026")).unwrap();
+    let f20 = std::fs::read(s.path("v3.4020")).unwrap();
+    // Headers: version 3, one record, big-endian; 32 + 160 and 28 + 16 bytes.
+    assert_eq!((f26.len(), &f26[..8]), (192, &[0, 0, 0, 3, 0, 0, 0, 1][..]));
+    assert_eq!((f20.len(), &f20[..8]), (44, &[0, 0, 0, 3, 0, 0, 0, 1][..]));
+
+    // A flipped byte in either file: refused, nothing installed.
+    let mut bad = f20.clone();
+    bad[40] ^= 0x01;
+    std::fs::write(s.path("bad.4020"), &bad).unwrap();
+    let tables = |f26: &str, f20: &str| {
+        s.terminal(&["params", "--table-4026", s.p(f26), "--table-4020", s.p(f20)])
+    };
+    let out = tables("v3.4026", "bad.4020");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("SHA-1"), "{err}");
+    assert!(!s.path("terminal/qr-params.txt").exists());
+
+    let out = tables("v3.4026", "v3.4020");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("1 root keys (version 3), 1 whitelist entries (version 3)"),
+        "{text}"
+    );
+
+    // The same version again, or a truncated file: refused, the tables held unchanged.
+    let out = tables("v3.4026", "v3.4020");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("not newer"), "{err}");
+    std::fs::write(s.path("cut.4026"), &f26[..100]).unwrap();
+    export("4", "v4.4026", "v4.4020");
+    let out = tables("cut.4026", "v4.4020");
+    assert!(!out.status.success());
+    let held = std::fs::read_to_string(s.path("terminal/qr-params.txt")).unwrap();
+    assert!(
+        held.contains("roots_version = 3") && held.contains("whitelist_version = 3"),
+        "{held}"
+    );
+
+    // The installed tables admit the issuer's code, mapped to ticket type 07.
+    let png = s.show(T, "code.png");
+    let (code, out) = s.scan(T + 1, &png, &[]);
+    assert_eq!(code, 0, "{out}");
+    let batch = s.path("batch.jsonl");
+    s.terminal_ok(&["upload", "--out", batch.to_str().unwrap()]);
+    let batch = std::fs::read_to_string(&batch).unwrap();
+    assert!(
+        batch.contains("\"ticket_type\":7") && batch.contains("\"4026\":3,\"4020\":3"),
+        "{batch}"
+    );
+}
