@@ -506,3 +506,117 @@ pub(super) fn upload(q: &mut QtHarness, p: Params<'_>) -> Result<String, Stop> {
         first + n as u32 - 1
     ))
 }
+
+/// The parameter files of crates/ykt-qr/tests/data, built with Python's hashlib (its README):
+/// 4026 version 2 (the §6 root key for versions 80 and 81, and the S5 key) and 4020 version 7
+/// (the §6 issuer → ticket type 01).
+const TABLE_4026: &str = include_str!("../../../ykt-qr/tests/data/tables_4026_hashlib.hex");
+const TABLE_4020: &str = include_str!("../../../ykt-qr/tests/data/tables_4020_hashlib.hex");
+
+/// QT-COM-002: the parameter downloads 4026 and 4020 (qr-code.md §2.3) are applied whole or
+/// not at all: a file whose SHA-1 does not match, a truncated file and an older version are
+/// refused with the terminal's tables unchanged; the good files replace both tables, and the
+/// new whitelist's ticket type is the one a code now maps to.
+pub(super) fn parameter_files(q: &mut QtHarness, _: Params<'_>) -> Result<String, Stop> {
+    use ykt_qr::cert::RootKeyEntry;
+    use ykt_qr::record::ParameterVersions;
+    use ykt_qr::tables::{self, RootKeyTable, WhitelistTable};
+    use ykt_qr::verify::WhitelistRecord;
+
+    let version = Version::INTEROPERABLE;
+    let ex = q.example(version)?;
+    let g = testing::GENERATION_TIME;
+    let now = u64::from(g) + 1;
+    let code = q.code(&ex, g)?.encode();
+    // Version 1 of both tables, as the terminal holds them before the download: the §6 root
+    // key, the §6 issuer mapped to ticket type 09.
+    let record = ex.root.record(&mut q.rng).map_err(qr("root record"))?;
+    let old_roots = RootKeyTable::new(1, vec![RootKeyEntry { version, record }])
+        .and_then(|t| t.encode())
+        .map_err(|e| Stop::Inconclusive(format!("the version 1 4026: {e}")))?;
+    let mut issuer = [0xFF; 8];
+    issuer[..4].copy_from_slice(&testing::ORG_CODE);
+    let old_list = WhitelistTable::new(
+        1,
+        vec![WhitelistRecord {
+            issuer,
+            platform: testing::PLATFORM_ID,
+            card_type: 0,
+            ticket_type: 0x09,
+        }],
+    )
+    .encode()
+    .map_err(|e| Stop::Inconclusive(format!("the version 1 4020: {e}")))?;
+    let mut t = Verifier::new(VerifierConfig::default());
+    tables::apply_files(&mut t, Some(&old_roots), Some(&old_list))
+        .map_err(|e| Stop::Fail(format!("the version 1 tables were refused: {e}")))?;
+    let held = |t: &Verifier, want: (u32, u32), ticket: u8, what: &str| {
+        let v = t.parameter_versions();
+        let got = t.clone().verify(&code, FARE, now).map(|a| a.ticket_type);
+        ensure(
+            (v.root_keys, v.whitelist) == want && got == Ok(Some(ticket)),
+            || {
+                format!(
+                    "{what}: versions ({}, {}), the code gives {got:?}; expected {want:?} and ticket type {ticket:02X}",
+                    v.root_keys, v.whitelist
+                )
+            },
+        )
+    };
+    held(&t, (1, 1), 0x09, "before the download")?;
+
+    let (good_roots, good_list) = (unhex(TABLE_4026), unhex(TABLE_4020));
+    let mut out = Vec::new();
+    let mut refused = |t: &mut Verifier,
+                       what: &str,
+                       roots: &[u8],
+                       list: &[u8],
+                       want: (u32, u32),
+                       ticket: u8|
+     -> Result<(), Stop> {
+        let r = tables::apply_files(t, Some(roots), Some(list));
+        let e = r
+            .err()
+            .ok_or_else(|| Stop::Fail(format!("{what}: applied")))?;
+        held(t, want, ticket, what)?;
+        out.push(format!("{what} refused ({e})"));
+        Ok(())
+    };
+    let mut bad_sha = good_roots.clone();
+    bad_sha[12] ^= 0x01;
+    refused(
+        &mut t,
+        "4026 with a bad SHA-1",
+        &bad_sha,
+        &good_list,
+        (1, 1),
+        0x09,
+    )?;
+    let cut = &good_list[..good_list.len() - 1];
+    refused(&mut t, "truncated 4020", &good_roots, cut, (1, 1), 0x09)?;
+
+    let applied = tables::apply_files(&mut t, Some(&good_roots), Some(&good_list))
+        .map_err(|e| Stop::Fail(format!("the good files were refused: {e}")))?;
+    ensure(
+        applied
+            == ParameterVersions {
+                root_keys: 2,
+                whitelist: 7,
+                blacklist: 0,
+            },
+        || format!("after the download: {applied:?}"),
+    )?;
+    held(&t, (2, 7), 0x01, "after the download")?;
+    refused(
+        &mut t,
+        "older version 1",
+        &old_roots,
+        &old_list,
+        (2, 7),
+        0x01,
+    )?;
+    Ok(format!(
+        "{}; 4026 v2 and 4020 v7 applied, the new whitelist in force (ticket type 01)",
+        out.join("; ")
+    ))
+}

@@ -25,6 +25,7 @@ pub(crate) const CHECKERS: &[(&str, QtCheck)] = &[
     ("qt::break_signatures", items::break_signatures),
     ("qt::lists", items::lists),
     ("qt::upload", items::upload),
+    ("qt::parameter_files", items::parameter_files),
 ];
 
 /// Seed of the harness's signature nonces.
