@@ -1,0 +1,1 @@
+//! ykt-envelope (being built).

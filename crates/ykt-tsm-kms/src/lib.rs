@@ -1,0 +1,1 @@
+//! ykt-tsm-kms (being built).

@@ -1,0 +1,1 @@
+//! ykt-tsm-service (being built).

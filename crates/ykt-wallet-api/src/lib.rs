@@ -1,0 +1,1 @@
+//! ykt-wallet-api (being built).

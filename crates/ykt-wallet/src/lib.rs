@@ -1,0 +1,1 @@
+//! ykt-wallet (being built).
