@@ -13,12 +13,12 @@ use serde_json::Value;
 use ykt_crypto::{Sm2PrivateKey, Sm2Signature};
 use ykt_qr::{Authorisation, IssuerCertificate, RootKeyEntry, RootKeyRecord, Version, ids};
 
+use crate::PROOF_ID;
 use crate::issuer_dir::hex_array;
 use crate::wire::{
     AUTHORISATION_REQUEST_TYPE, AuthorisationRequest, AuthorisationResponse, ErrorBody, ErrorCode,
     GrantedTerms, ParametersResponse, RequestedTerms,
 };
-use crate::{PROOF_ID, canonical};
 
 /// How long one exchange may take.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -256,7 +256,7 @@ pub fn signed_body(
 ) -> Result<Vec<u8>, ClientError> {
     let mut value =
         serde_json::to_value(request).map_err(|e| ClientError::Response(ResponseError::Json(e)))?;
-    let signed = canonical::to_vec(&value)
+    let signed = ykt_envelope::jcs::to_vec(&value)
         .map_err(|_| ClientError::Signing(ykt_crypto::Error::SigningFailed))?;
     let signature = key.sign(PROOF_ID, &signed).map_err(ClientError::Signing)?;
     if let Value::Object(members) = &mut value {
@@ -265,7 +265,8 @@ pub fn signed_body(
             Value::String(hex::encode(signature.to_bytes())),
         );
     }
-    canonical::to_vec(&value).map_err(|_| ClientError::Signing(ykt_crypto::Error::SigningFailed))
+    ykt_envelope::jcs::to_vec(&value)
+        .map_err(|_| ClientError::Signing(ykt_crypto::Error::SigningFailed))
 }
 
 fn read_answer<T: DeserializeOwned>(

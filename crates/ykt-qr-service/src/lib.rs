@@ -22,7 +22,7 @@
 //!
 //! The wallet signs its request with the key it wants authorised: SM2-SM3 with the user ID
 //! `1234567812345678` ([`ykt_crypto::DEFAULT_SM2_ID`], the ID of the brief's version `80`
-//! codes, §2.4), over the canonical JSON ([`canonical`]: keys sorted, no white space; RFC 8785
+//! codes, §2.4), over the canonical JSON ([`ykt_envelope::jcs`]: keys sorted, no white space; RFC 8785
 //! for the integers and strings the body holds) of the whole body without its `signature`
 //! member. The signature is raw r ‖ s (64 bytes) in hex, as the codes carry it. Every member
 //! of the body is signed, so nothing can be added or changed in transit.
@@ -56,7 +56,6 @@
 //! Boundary: the code format, the signatures and the authorisation itself are `ykt-qr`'s; this
 //! crate adds HTTP, files, the clock and the OS random source.
 
-pub mod canonical;
 pub mod client;
 pub mod issuer_dir;
 pub mod policy;

@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 use ykt_crypto::{Sm2PublicKey, Sm2Signature};
 use zeroize::Zeroizing;
 
+use crate::PROOF_ID;
 use crate::issuer_dir::PublishedIssuer;
 use crate::policy::{GrantError, Policy};
 use crate::random::OsRandom;
@@ -31,7 +32,6 @@ use crate::wire::{
     ErrorBody, ErrorCode, ParametersResponse, RootKeyItem, RootKeysTable, WhitelistItem,
     WhitelistTable,
 };
-use crate::{PROOF_ID, canonical};
 
 /// The nonce lengths taken, bytes.
 pub const NONCE_LEN: std::ops::RangeInclusive<usize> = 8..=32;
@@ -525,7 +525,7 @@ fn handle_authorise(
         Some(_) => return Err(bad("signature must be a hex string".into())),
         None => return Err(bad("the body has no signature".into())),
     };
-    let signed = canonical::to_vec(&value).map_err(|e| bad(e.to_string()))?;
+    let signed = ykt_envelope::jcs::to_vec(&value).map_err(|e| bad(e.to_string()))?;
     let request: AuthorisationRequest = serde_json::from_value(value)
         .map_err(|e| bad(format!("not an authorisation request: {e}")))?;
     if request.msg_type != AUTHORISATION_REQUEST_TYPE {

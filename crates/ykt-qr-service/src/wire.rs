@@ -9,7 +9,7 @@ pub const AUTHORISATION_REQUEST_TYPE: &str = "QrAuthoriseReq";
 
 /// `POST /v1/authorisations`: what the wallet asks for. On the wire the body also has
 /// `"signature"`: hex r ‖ s of the wallet key's SM2-SM3 signature over the canonical JSON of
-/// every other member ([`crate::canonical`], ID [`crate::PROOF_ID`]).
+/// every other member ([`ykt_envelope::jcs`], ID [`crate::PROOF_ID`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorisationRequest {

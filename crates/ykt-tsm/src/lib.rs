@@ -14,10 +14,12 @@
 //!   and DGI `8001`, the SM2 handover, purse personalisation blocks encrypted under the SSD
 //!   DEK, MAC1 / MAC2 / TAC, tokens, receipts) by key name; [`MemoryVault`] for tests.
 //! * [`PaymentProvider`] with [`TestProvider`], and [`OrderBook`] (exactly one load per order).
+//! * The business messages' bodies and numbers ([`api`]), which the service and the wallet
+//!   share.
 //! * Every uncertain choice in [`proposals`].
 //!
-//! What it does not own: HTTP, JSON envelopes and their signatures (tsm-gp.md §7, a server
-//! crate), storage (a store persists [`FlowState`] and [`OrderBook`]), the wallet (the
+//! What it does not own: HTTP, the JSON envelopes and their signatures (tsm-gp.md §7,
+//! `ykt-envelope`), storage (a store persists [`FlowState`] and [`OrderBook`]), the wallet (the
 //! wallet's half of the relay is [`relay::relay_on_card`]), clocks (the time is
 //! [`Env::now`]) and randomness ([`Env::rng`]). No I/O, `#![no_std]` + `alloc`.
 //!
@@ -36,6 +38,7 @@
 
 extern crate alloc;
 
+pub mod api;
 mod error;
 pub mod flow;
 pub mod flows;

@@ -1,10 +1,10 @@
-//! Canonical JSON: the bytes a proof-of-possession signature covers.
+//! Canonical JSON (RFC 8785, JCS): the bytes every signature over JSON covers (tsm-gp.md §7).
 //!
 //! Object members sorted by their names' UTF-16 code units, no white space, strings escaped as
-//! `serde_json` escapes them (`"`, `\`, and control characters; the rest as UTF-8) and numbers
-//! as integers. For the values an authorisation request holds (integers, ASCII strings, `null`,
-//! objects) this is RFC 8785 (JCS), the rule of the project's signed JSON envelopes. A number
-//! with a fraction or an exponent has no single spelling here and is refused.
+//! RFC 8785 §3.2.2.2 says (`"`, `\`, the short escapes, other control characters as `\u00xx`;
+//! the rest as UTF-8) and numbers as integers. Our messages carry only integers, strings,
+//! booleans, `null`, arrays and objects, for which this is exactly JCS. A number with a fraction
+//! or an exponent is refused rather than given the ECMAScript spelling JCS would need.
 
 use serde_json::Value;
 
