@@ -1,0 +1,1 @@
+//! Flows as persisted, resumable state machines (being built).
