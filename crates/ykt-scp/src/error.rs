@@ -118,6 +118,8 @@ pub enum ScpError {
     CommandTooLong(usize),
     /// The channel was closed by an earlier failure.
     Closed,
+    /// The [`crate::SessionKeyDeriver`] could not compute the session keys.
+    Deriver,
 }
 
 impl From<ParameterError> for ScpError {
@@ -135,6 +137,7 @@ impl fmt::Display for ScpError {
             Self::Response(e) => write!(f, "secure channel response refused: {e:?}"),
             Self::CommandTooLong(n) => write!(f, "command of {n} data bytes too long to wrap"),
             Self::Closed => f.write_str("secure channel closed"),
+            Self::Deriver => f.write_str("session key derivation failed"),
         }
     }
 }

@@ -14,13 +14,13 @@ use crate::keys::{KeySet, StaticKeys};
 use crate::params::Protocol;
 
 /// SCP02 session-key derivation constants (GP Card Specification v2.2 E.4.1).
-mod scp02_constant {
-    pub(super) const C_MAC: [u8; 2] = [0x01, 0x01];
+pub(crate) mod scp02_constant {
+    pub(crate) const C_MAC: [u8; 2] = [0x01, 0x01];
     /// Not derived: i = 15 / 55 have no R-MAC (listed to complete the table).
     #[allow(dead_code)]
-    pub(super) const R_MAC: [u8; 2] = [0x01, 0x02];
-    pub(super) const DEK: [u8; 2] = [0x01, 0x81];
-    pub(super) const S_ENC: [u8; 2] = [0x01, 0x82];
+    pub(crate) const R_MAC: [u8; 2] = [0x01, 0x02];
+    pub(crate) const DEK: [u8; 2] = [0x01, 0x81];
+    pub(crate) const S_ENC: [u8; 2] = [0x01, 0x82];
 }
 
 /// Session keys and both cryptograms of one handshake.

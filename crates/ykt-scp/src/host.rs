@@ -7,8 +7,12 @@ use ykt_apdu::{CommandApdu, ResponseApdu, StatusWord};
 use ykt_crypto::ct_eq;
 
 use crate::channel::Channel;
+use crate::derive::{
+    Failure, SessionKeyDeriver, StaticKeyKind, check_kind, handshake_derived,
+    pseudo_random_challenge_derived,
+};
 use crate::error::{InitializeUpdateError, ParameterError, ResponseError, ScpError};
-use crate::handshake::{check_keys, handshake, pseudo_random_challenge};
+use crate::handshake::{Handshake, check_keys, handshake, pseudo_random_challenge};
 use crate::keys::KeySet;
 use crate::params::{Protocol, SecurityLevel};
 
@@ -24,6 +28,32 @@ pub struct HostConfig {
     /// The AID of the security domain, for checking a pseudo-random card challenge; `None`
     /// skips that check (the card cryptogram still authenticates the card).
     pub security_domain_aid: Option<Vec<u8>>,
+}
+
+/// What a host needs to open a channel whose static keys it does not hold: the session keys
+/// come from a [`SessionKeyDeriver`] ([`HostSession::initialize_update_derived`]).
+#[derive(Clone, Debug)]
+pub struct DerivedHostConfig {
+    /// The key version number, for P1 of INITIALIZE UPDATE.
+    pub key_version: u8,
+    /// The algorithm and length of the static keys.
+    pub key_kind: StaticKeyKind,
+    /// The protocol and `i` the host runs; the card's announced `i` must match (SCP03).
+    pub protocol: Protocol,
+    /// The security level asked for in EXTERNAL AUTHENTICATE.
+    pub level: SecurityLevel,
+    /// The AID of the security domain, for checking a pseudo-random card challenge; `None`
+    /// skips that check (the card cryptogram still authenticates the card).
+    pub security_domain_aid: Option<Vec<u8>>,
+}
+
+/// Where a session's static keys are.
+#[derive(Clone, Debug)]
+enum Keys {
+    /// In memory ([`HostConfig::keys`]).
+    Static(KeySet),
+    /// Behind a [`SessionKeyDeriver`].
+    Derived(StaticKeyKind),
 }
 
 /// What the card told the host in its INITIALIZE UPDATE response.
@@ -59,7 +89,10 @@ enum State {
 /// Any failure closes the session for good; open a new one.
 #[derive(Debug)]
 pub struct HostSession {
-    config: HostConfig,
+    keys: Keys,
+    protocol: Protocol,
+    level: SecurityLevel,
+    security_domain_aid: Option<Vec<u8>>,
     state: State,
     card: Option<CardInfo>,
 }
@@ -72,9 +105,45 @@ impl HostSession {
         config: HostConfig,
         host_challenge: &[u8],
     ) -> Result<(Self, CommandApdu), ScpError> {
-        let protocol = config.protocol;
-        check_keys(&config.keys, protocol)?;
-        protocol.check_level(config.level)?;
+        check_keys(&config.keys, config.protocol)?;
+        let version = config.keys.version;
+        Self::start(
+            Keys::Static(config.keys),
+            version,
+            config.protocol,
+            config.level,
+            config.security_domain_aid,
+            host_challenge,
+        )
+    }
+
+    /// As [`HostSession::initialize_update`], for static keys the host does not hold: the
+    /// INITIALIZE UPDATE response then goes to
+    /// [`HostSession::on_initialize_update_response_derived`] with the deriver that holds them.
+    pub fn initialize_update_derived(
+        config: DerivedHostConfig,
+        host_challenge: &[u8],
+    ) -> Result<(Self, CommandApdu), ScpError> {
+        check_kind(config.key_kind, config.protocol)?;
+        Self::start(
+            Keys::Derived(config.key_kind),
+            config.key_version,
+            config.protocol,
+            config.level,
+            config.security_domain_aid,
+            host_challenge,
+        )
+    }
+
+    fn start(
+        keys: Keys,
+        version: u8,
+        protocol: Protocol,
+        level: SecurityLevel,
+        security_domain_aid: Option<Vec<u8>>,
+        host_challenge: &[u8],
+    ) -> Result<(Self, CommandApdu), ScpError> {
+        protocol.check_level(level)?;
         if host_challenge.len() != protocol.challenge_len() {
             return Err(ParameterError::ChallengeLength {
                 expected: protocol.challenge_len(),
@@ -82,11 +151,14 @@ impl HostSession {
             }
             .into());
         }
-        let cmd = CommandApdu::new(0x80, 0x50, config.keys.version, 0x00)
+        let cmd = CommandApdu::new(0x80, 0x50, version, 0x00)
             .with_data(host_challenge.to_vec())
             .with_le(256);
         let session = Self {
-            config,
+            keys,
+            protocol,
+            level,
+            security_domain_aid,
             state: State::AwaitingInitializeUpdate {
                 host_challenge: host_challenge.to_vec(),
             },
@@ -97,9 +169,55 @@ impl HostSession {
 
     /// Checks the INITIALIZE UPDATE response (layout, SCP, `i`, pseudo-random challenge, card
     /// cryptogram) and builds EXTERNAL AUTHENTICATE with the host cryptogram and C-MAC.
+    /// A session opened with [`HostSession::initialize_update_derived`] needs
+    /// [`HostSession::on_initialize_update_response_derived`] instead
+    /// ([`ParameterError::KeyTypeMismatch`]).
     pub fn on_initialize_update_response(
         &mut self,
         resp: &ResponseApdu,
+    ) -> Result<CommandApdu, ScpError> {
+        let Keys::Static(keys) = self.keys.clone() else {
+            self.state = State::Closed;
+            return Err(ParameterError::KeyTypeMismatch.into());
+        };
+        self.respond(resp, &mut |protocol, step| match step {
+            Step::Challenge { seq, aid } => pseudo_random_challenge(&keys, protocol, seq, aid)
+                .map(Computed::Challenge)
+                .map_err(Failure::Parameter),
+            Step::Handshake { host, card, seq } => handshake(&keys, protocol, host, card, seq)
+                .map(Computed::Handshake)
+                .map_err(Failure::Parameter),
+        })
+    }
+
+    /// As [`HostSession::on_initialize_update_response`] for a session opened with
+    /// [`HostSession::initialize_update_derived`]: the session keys (and the expected
+    /// pseudo-random card challenge) come from `deriver` ([`crate::derive`]); a deriver failure
+    /// is [`ScpError::Deriver`] and closes the session.
+    pub fn on_initialize_update_response_derived(
+        &mut self,
+        resp: &ResponseApdu,
+        deriver: &mut dyn SessionKeyDeriver,
+    ) -> Result<CommandApdu, ScpError> {
+        let Keys::Derived(kind) = self.keys else {
+            self.state = State::Closed;
+            return Err(ParameterError::KeyTypeMismatch.into());
+        };
+        self.respond(resp, &mut |protocol, step| match step {
+            Step::Challenge { seq, aid } => {
+                pseudo_random_challenge_derived(deriver, protocol, seq, aid)
+                    .map(Computed::Challenge)
+            }
+            Step::Handshake { host, card, seq } => {
+                handshake_derived(deriver, kind, protocol, host, card, seq).map(Computed::Handshake)
+            }
+        })
+    }
+
+    fn respond(
+        &mut self,
+        resp: &ResponseApdu,
+        compute: &mut dyn FnMut(Protocol, Step<'_>) -> Result<Computed, Failure>,
     ) -> Result<CommandApdu, ScpError> {
         let State::AwaitingInitializeUpdate { host_challenge } =
             core::mem::replace(&mut self.state, State::Closed)
@@ -109,30 +227,50 @@ impl HostSession {
         if resp.sw != StatusWord::SUCCESS {
             return Err(ScpError::Card(resp.sw));
         }
-        let protocol = self.config.protocol;
+        let protocol = self.protocol;
         let parsed = parse_response(protocol, &resp.data).map_err(ScpError::InitializeUpdate)?;
         let refuse = |e| ScpError::InitializeUpdate(e);
+        let failed = |f: Failure| match f {
+            Failure::Parameter(e) => ScpError::Parameter(e),
+            Failure::Deriver => ScpError::Deriver,
+        };
         if protocol.pseudo_random_challenge()
-            && let Some(aid) = &self.config.security_domain_aid
+            && let Some(aid) = &self.security_domain_aid
         {
-            let expected = pseudo_random_challenge(&self.config.keys, protocol, parsed.seq, aid)?;
+            let expected = match compute(
+                protocol,
+                Step::Challenge {
+                    seq: parsed.seq,
+                    aid,
+                },
+            )
+            .map_err(failed)?
+            {
+                Computed::Challenge(c) => c,
+                Computed::Handshake(_) => return Err(ScpError::Deriver),
+            };
             if !ct_eq(&expected, parsed.card_challenge) {
                 return Err(refuse(InitializeUpdateError::PseudoRandomChallenge));
             }
         }
-        let hs = handshake(
-            &self.config.keys,
+        let Computed::Handshake(hs) = compute(
             protocol,
-            &host_challenge,
-            parsed.card_challenge,
-            parsed.seq,
-        )?;
+            Step::Handshake {
+                host: &host_challenge,
+                card: parsed.card_challenge,
+                seq: parsed.seq,
+            },
+        )
+        .map_err(failed)?
+        else {
+            return Err(ScpError::Deriver);
+        };
         if !ct_eq(&hs.card_cryptogram, parsed.card_cryptogram) {
             return Err(refuse(InitializeUpdateError::CardCryptogram));
         }
         self.card = Some(parsed.info);
         let mut channel = Channel::new(protocol, hs.keys);
-        let level = self.config.level;
+        let level = self.level;
         let ea = CommandApdu::new(0x80, 0x82, level.to_byte(), 0x00).with_data(hs.host_cryptogram);
         let wrapped = channel.wrap_command(&ea)?;
         self.state = State::AwaitingExternalAuthenticate(channel);
@@ -152,7 +290,7 @@ impl HostSession {
         if resp.sw != StatusWord::SUCCESS {
             return Err(ScpError::Card(resp.sw));
         }
-        channel.open(self.config.level);
+        channel.open(self.level);
         self.state = State::Open(channel);
         Ok(())
     }
@@ -197,8 +335,26 @@ impl HostSession {
 
     /// The security level of the session.
     pub fn level(&self) -> SecurityLevel {
-        self.config.level
+        self.level
     }
+}
+
+/// A computation of the handshake, on static keys in memory or through a deriver.
+enum Step<'a> {
+    /// The expected pseudo-random card challenge.
+    Challenge { seq: &'a [u8], aid: &'a [u8] },
+    /// Session keys and cryptograms.
+    Handshake {
+        host: &'a [u8],
+        card: &'a [u8],
+        seq: &'a [u8],
+    },
+}
+
+/// What a [`Step`] gives.
+enum Computed {
+    Challenge(Vec<u8>),
+    Handshake(Handshake),
 }
 
 /// The fields of an INITIALIZE UPDATE response.

@@ -78,6 +78,7 @@ extern crate alloc;
 pub mod card;
 mod channel;
 mod cipher;
+pub mod derive;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -88,7 +89,11 @@ mod params;
 pub mod sm4;
 
 pub use crate::card::{CardConfig, CardSession};
+pub use crate::derive::{
+    DeriverError, KeySetDeriver, SessionKeyDeriver, StaticKeyKind, StaticKeyOperation,
+    StaticKeyRole,
+};
 pub use crate::error::{InitializeUpdateError, ParameterError, ResponseError, ScpError};
-pub use crate::host::{CardInfo, HostConfig, HostSession};
+pub use crate::host::{CardInfo, DerivedHostConfig, HostConfig, HostSession};
 pub use crate::keys::{KeySet, StaticKeys};
 pub use crate::params::{Protocol, Scp02Options, Scp03Options, SecurityLevel, scp02_i, scp03_i};

@@ -24,7 +24,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 use ykt_apdu::{CommandApdu, ResponseApdu, StatusWord};
 use ykt_gp_host::commands::put_key::KeyCheckValues;
-use ykt_scp::{HostConfig, HostSession};
+use ykt_scp::{DerivedHostConfig, HostSession};
 
 use crate::error::{AnswerError, Error};
 use crate::hex::Hex;
@@ -32,7 +32,7 @@ use crate::model::{CardNumber, InstanceState, Management, PurseCardSpec, SeId, S
 use crate::payment::{LoadReceipt, OrderRef, PaymentProvider};
 use crate::relay::{Expect, RelayRequest, RelayResponse};
 use crate::steps::{self, StepName};
-use crate::vault::{Entropy, KeyName, KeyRef, KeyVault, LoadProof};
+use crate::vault::{ChannelDeriver, Entropy, KeyName, KeyRef, KeyVault, LoadProof};
 
 /// Which TSM performs a step (tsm-gp.md §2): its vault is the one asked.
 /// This list is complete: the brief has these two TSM roles.
@@ -360,6 +360,7 @@ enum Pending {
     Opening {
         aid: Vec<u8>,
         keys: KeyRef,
+        role: Role,
         session: HostSession,
     },
     /// EXTERNAL AUTHENTICATE.
@@ -493,7 +494,7 @@ impl Flow {
                     self.rt.pending = Some(pending);
                     return Err(Error::Relay);
                 }
-                self.consume(pending, resp)?;
+                self.consume(env, pending, resp)?;
             }
             (None, None) => {}
             (_, pending) => {
@@ -635,17 +636,20 @@ impl Flow {
                         last,
                     ));
                 }
-                let key_set = env
+                // tsm-gp.md §5, §6: the static keys stay in the vault; the session keys are
+                // computed there when the card's INITIALIZE UPDATE answer is in.
+                let (key_version, key_kind) = env
                     .vault(role)
-                    .channel_keys(&keys)
+                    .channel_key_info(&keys)
                     .map_err(|error| Error::Vault { step, error })?;
                 let mut challenge = [0u8; 8];
                 env.rng.fill(&mut challenge);
                 let protocol = crate::proposals::protocol()
                     .map_err(|e| channel_err(ykt_scp::ScpError::Parameter(e)))?;
-                let (session, iu) = HostSession::initialize_update(
-                    HostConfig {
-                        keys: key_set,
+                let (session, iu) = HostSession::initialize_update_derived(
+                    DerivedHostConfig {
+                        key_version,
+                        key_kind,
                         protocol,
                         level: crate::proposals::LEVEL,
                         security_domain_aid: Some(aid.clone()),
@@ -655,7 +659,12 @@ impl Flow {
                 .map_err(channel_err)?;
                 let select = steps::select(&aid);
                 self.rt.channel = None;
-                self.rt.pending = Some(Pending::Opening { aid, keys, session });
+                self.rt.pending = Some(Pending::Opening {
+                    aid,
+                    keys,
+                    role,
+                    session,
+                });
                 Ok(self.request(
                     alloc::vec![Hex(select.to_bytes()), Hex(iu.to_bytes())],
                     alloc::vec![Expect::success(), Expect::success()],
@@ -665,7 +674,12 @@ impl Flow {
         }
     }
 
-    fn consume(&mut self, pending: Pending, resp: &RelayResponse) -> Result<(), Error> {
+    fn consume(
+        &mut self,
+        env: &mut Env<'_>,
+        pending: Pending,
+        resp: &RelayResponse,
+    ) -> Result<(), Error> {
         let step = self
             .state
             .steps
@@ -713,6 +727,7 @@ impl Flow {
             Pending::Opening {
                 aid,
                 keys,
+                role,
                 mut session,
             } => {
                 let [select, iu] = &resp.rapdus[..] else {
@@ -729,9 +744,13 @@ impl Flow {
                 if iu.sw != StatusWord::SUCCESS {
                     return Err(card(iu.sw));
                 }
+                let mut deriver = ChannelDeriver::new(&*env.vault(role), &keys);
                 let external_authenticate = session
-                    .on_initialize_update_response(&iu)
-                    .map_err(|error| Error::Channel { step, error })?;
+                    .on_initialize_update_response_derived(&iu, &mut deriver)
+                    .map_err(|error| match deriver.error() {
+                        Some(error) => Error::Vault { step, error },
+                        None => Error::Channel { step, error },
+                    })?;
                 self.rt.opening = Some(Opening {
                     aid,
                     keys,

@@ -41,7 +41,12 @@ use crate::hex::Hex;
 use crate::model::{CardNumber, InstanceState, Management, SeId, SeState};
 use crate::payment::LoadReceipt;
 use crate::proposals as p;
-use crate::vault::{KeyRef, LoadProof};
+use crate::vault::{KeyEncryption, KeyRef, LoadProof};
+
+/// How PUT KEY and DGI `8001` key values are encrypted: every channel of this TSM is SCP03
+/// ([`p::SCP_I`]), so under the static K-DEK (tsm-gp.md §5.2); an SCP02 domain would need
+/// [`KeyEncryption::Scp02SessionDek`] with the channel's sequence counter (§5.1).
+const KEY_ENCRYPTION: KeyEncryption = KeyEncryption::StaticDek;
 
 /// A step's name (`FAILED_<name>` in the §8 state).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -626,7 +631,11 @@ pub(crate) fn run(
         StepName::SsdFirstKeys => {
             let wrapped = env
                 .sei
-                .wrap_key_set(&state.initial_keys(step)?, &state.isd_keys(step)?)
+                .wrap_key_set(
+                    &state.initial_keys(step)?,
+                    &state.isd_keys(step)?,
+                    KEY_ENCRYPTION,
+                )
                 .map_err(vault_err(step))?;
             rt.key_check = Some((p::SSD_INITIAL_KEY_VERSION, wrapped.check_values));
             let dgi = store_data::dgi(ykt_gp::commands::store_data::DGI_SD_KEYS, &wrapped.data)?;
@@ -668,7 +677,11 @@ pub(crate) fn run(
             }
             let wrapped = env
                 .sp
-                .wrap_key_set(&sp_keys, &KeyRef::Named(state.initial_keys(step)?))
+                .wrap_key_set(
+                    &sp_keys,
+                    &KeyRef::Named(state.initial_keys(step)?),
+                    KEY_ENCRYPTION,
+                )
                 .map_err(vault_err(step))?;
             rt.key_check = Some((p::SSD_SP_KEY_VERSION, wrapped.check_values));
             let cmd = CommandApdu::new(0x80, 0xD8, p::SSD_INITIAL_KEY_VERSION, put_key::P2_KEY_SET)

@@ -3,11 +3,10 @@
 //! back. [`MemoryVault`] is the in-memory implementation for tests; a KMS crate implements the
 //! same trait over an HSM later.
 //!
-//! The one exception to "no key out" is [`KeyVault::channel_keys`]: `ykt_scp::HostSession`
-//! derives the session keys from static keys in this process, so the vault releases a
-//! security domain's static key set (zeroizing types, `[redacted]` in Debug) for the length of
-//! one secure channel. A vault that keeps them in an HSM would have to derive the session
-//! keys itself, which ykt-scp does not offer yet.
+//! Secure channels too: `ykt_scp::HostSession` opens a channel from session keys the vault
+//! computes ([`KeyVault::channel_operation`], driven through [`ChannelDeriver`]), so no static
+//! key leaves a vault, and SCP02 PUT KEY data goes under the session DEK the vault derives
+//! itself ([`KeyEncryption::Scp02SessionDek`]).
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -20,9 +19,13 @@ use ykt_crypto::purse::{self, PurseAlgorithm, Sm4Rules};
 use ykt_crypto::{AesKey, Sm2PrivateKey, Sm2PublicKey};
 use ykt_gp::dm::{ReceiptContext, ReceiptKey, TokenKind, TokenSigner};
 use ykt_gp_host::commands::put_key::{self, KeyCheckValues, KeyEncryptionKey};
-use ykt_purse::{KeyUsage, MasterKey, PurseProfile};
-use ykt_scp::{KeySet, StaticKeys};
+use ykt_scp::{
+    DeriverError, KeySet, KeySetDeriver, SessionKeyDeriver, StaticKeyKind, StaticKeyOperation,
+    StaticKeys,
+};
 use zeroize::{Zeroize, Zeroizing};
+
+pub use ykt_purse::{KeyEntry, KeyUsage, MasterKey, PurseProfile};
 
 use crate::error::VaultError;
 use crate::model::{CardNumber, PurseCardSpec, SeId};
@@ -63,6 +66,20 @@ pub enum KeyRef {
         master: KeyName,
         /// The SE.
         seid: SeId,
+    },
+}
+
+/// Which key encrypts the key values of PUT KEY or DGI `8001` (tsm-gp.md §3.6, §5.1, §5.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum KeyEncryption {
+    /// SCP03 and the SM4 channel: the static K-DEK of the key set (CBC, ICV zero).
+    StaticDek,
+    /// SCP02: the session DEK of the open channel, derived from the static K-DEK with
+    /// constant `0181` and the channel's sequence counter (3DES-ECB).
+    Scp02SessionDek {
+        /// The channel's sequence counter (INITIALIZE UPDATE response).
+        sequence_counter: [u8; 2],
     },
 }
 
@@ -131,8 +148,18 @@ pub trait KeyVault {
     /// True when a key (of any kind) is stored under `name`.
     fn contains(&self, name: &KeyName) -> bool;
 
-    /// The static keys of a security domain for one secure channel (see the module docs).
-    fn channel_keys(&self, keys: &KeyRef) -> Result<KeySet, VaultError>;
+    /// The key version and the algorithm of the key set `keys`: what a secure channel to its
+    /// security domain names in INITIALIZE UPDATE.
+    fn channel_key_info(&self, keys: &KeyRef) -> Result<(u8, StaticKeyKind), VaultError>;
+
+    /// One block operation on a static key of `keys` that a host secure channel's handshake
+    /// asks for (`ykt_scp::derive`: SCP02 session keys, SCP03 KDF blocks); the result is
+    /// session-key material or KDF output, never a static key.
+    fn channel_operation(
+        &self,
+        keys: &KeyRef,
+        operation: &StaticKeyOperation<'_>,
+    ) -> Result<Zeroizing<[u8; 16]>, VaultError>;
 
     /// Makes a new AES-128 key set of `version` under `name` from `rng`
     /// ([`VaultError::KeyExists`] if the name is taken).
@@ -143,9 +170,14 @@ pub trait KeyVault {
         rng: &mut dyn Entropy,
     ) -> Result<(), VaultError>;
 
-    /// The key set `new` encrypted under the K-DEK of `under`, for PUT KEY or DGI `8001`
-    /// (tsm-gp.md §3.6, §5.2).
-    fn wrap_key_set(&self, new: &KeyName, under: &KeyRef) -> Result<WrappedKeySet, VaultError>;
+    /// The key set `new` encrypted under the DEK of `under` that `encryption` names, for PUT
+    /// KEY or DGI `8001` (tsm-gp.md §3.6, §5.2).
+    fn wrap_key_set(
+        &self,
+        new: &KeyName,
+        under: &KeyRef,
+        encryption: KeyEncryption,
+    ) -> Result<WrappedKeySet, VaultError>;
 
     /// The key set `name` encrypted for another TSM's transport public key (SEC1 bytes;
     /// [`crate::proposals::HANDOVER_CIPHER`]).
@@ -219,6 +251,57 @@ pub trait KeyVault {
         context: &ReceiptContext<'_>,
     ) -> Result<(), VaultError>;
 }
+
+/// A vault's key set as a `ykt_scp::SessionKeyDeriver`, for one handshake: the session keys
+/// are computed by [`KeyVault::channel_operation`]. The vault's own error is kept
+/// ([`ChannelDeriver::error`]), since the channel only learns that derivation failed.
+pub struct ChannelDeriver<'a> {
+    vault: &'a dyn KeyVault,
+    keys: &'a KeyRef,
+    error: Option<VaultError>,
+}
+
+impl<'a> ChannelDeriver<'a> {
+    /// The deriver of the key set `keys` in `vault`.
+    pub fn new(vault: &'a dyn KeyVault, keys: &'a KeyRef) -> Self {
+        Self {
+            vault,
+            keys,
+            error: None,
+        }
+    }
+
+    /// The vault's error, if an operation failed.
+    pub fn error(&self) -> Option<VaultError> {
+        self.error
+    }
+}
+
+impl fmt::Debug for ChannelDeriver<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelDeriver")
+            .field("keys", self.keys)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionKeyDeriver for ChannelDeriver<'_> {
+    fn compute(
+        &mut self,
+        operation: &StaticKeyOperation<'_>,
+    ) -> Result<Zeroizing<[u8; 16]>, DeriverError> {
+        self.vault
+            .channel_operation(self.keys, operation)
+            .map_err(|e| {
+                self.error = Some(e);
+                DeriverError
+            })
+    }
+}
+
+/// SCP02 session DEK derivation constant (GP Card Specification v2.2 E.4.1).
+pub const SCP02_DEK_CONSTANT: [u8; 2] = [0x01, 0x81];
 
 /// `rand_core`'s view of an [`Entropy`] (for SM2 encryption).
 struct Rng<'a>(&'a mut dyn Entropy);
@@ -378,6 +461,13 @@ impl MemoryVault {
         self.receipt_keys.insert(name, key);
     }
 
+    /// The key set `keys` in clear (an SSD's, or an SE's ISD keys derived from the master).
+    /// A memory vault holds its keys in this process anyway; tests compare them with what
+    /// the card and the scripts hold. No [`KeyVault`] method gives a static key out.
+    pub fn key_set(&self, keys: &KeyRef) -> Result<KeySet, VaultError> {
+        self.resolve(keys)
+    }
+
     fn resolve(&self, keys: &KeyRef) -> Result<KeySet, VaultError> {
         match keys {
             KeyRef::Named(name) => self
@@ -469,8 +559,19 @@ impl KeyVault for MemoryVault {
             || self.receipt_keys.contains_key(name)
     }
 
-    fn channel_keys(&self, keys: &KeyRef) -> Result<KeySet, VaultError> {
-        self.resolve(keys)
+    fn channel_key_info(&self, keys: &KeyRef) -> Result<(u8, StaticKeyKind), VaultError> {
+        let set = self.resolve(keys)?;
+        Ok((set.version, StaticKeyKind::of(&set)))
+    }
+
+    fn channel_operation(
+        &self,
+        keys: &KeyRef,
+        operation: &StaticKeyOperation<'_>,
+    ) -> Result<Zeroizing<[u8; 16]>, VaultError> {
+        KeySetDeriver(&self.resolve(keys)?)
+            .compute(operation)
+            .map_err(|_| VaultError::KeyType)
     }
 
     fn generate_key_set(
@@ -492,12 +593,28 @@ impl KeyVault for MemoryVault {
         Ok(())
     }
 
-    fn wrap_key_set(&self, new: &KeyName, under: &KeyRef) -> Result<WrappedKeySet, VaultError> {
+    fn wrap_key_set(
+        &self,
+        new: &KeyName,
+        under: &KeyRef,
+        encryption: KeyEncryption,
+    ) -> Result<WrappedKeySet, VaultError> {
         let new = self.key_sets.get(new).ok_or(VaultError::UnknownKey)?;
         let under = self.resolve(under)?;
-        let (data, check_values) =
-            put_key::key_set_data(new, &KeyEncryptionKey::Static(&under.keys))
-                .map_err(|_| VaultError::KeyType)?;
+        let built = match encryption {
+            KeyEncryption::StaticDek => {
+                put_key::key_set_data(new, &KeyEncryptionKey::Static(&under.keys))
+            }
+            KeyEncryption::Scp02SessionDek { sequence_counter } => {
+                let StaticKeys::Tdes { dek, .. } = &under.keys else {
+                    return Err(VaultError::KeyType);
+                };
+                let session =
+                    ykt_crypto::scp::scp02_session_key(dek, SCP02_DEK_CONSTANT, sequence_counter);
+                put_key::key_set_data(new, &KeyEncryptionKey::Scp02SessionDek(&session))
+            }
+        };
+        let (data, check_values) = built.map_err(|_| VaultError::KeyType)?;
         Ok(WrappedKeySet { data, check_values })
     }
 

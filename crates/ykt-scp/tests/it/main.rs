@@ -3,6 +3,7 @@
 // Test code states its expectations by unwrapping and panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod derived;
 mod harness;
 mod openssl;
 mod properties;

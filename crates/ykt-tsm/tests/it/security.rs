@@ -41,13 +41,11 @@ fn no_plaintext_key_in_any_script() {
     let initial = KeyName(format!("ssd/{seid}/{ssd}/initial"));
     let sp = KeyName(format!("ssd/{seid}/{ssd}/sp"));
     let mut secrets = Vec::new();
-    secrets.extend(key_bytes(&world.sei.channel_keys(&isd).unwrap()));
+    secrets.extend(key_bytes(&world.sei.key_set(&isd).unwrap()));
     secrets.extend(key_bytes(
-        &world.sei.channel_keys(&KeyRef::Named(initial)).unwrap(),
+        &world.sei.key_set(&KeyRef::Named(initial)).unwrap(),
     ));
-    secrets.extend(key_bytes(
-        &world.sp.channel_keys(&KeyRef::Named(sp)).unwrap(),
-    ));
+    secrets.extend(key_bytes(&world.sp.key_set(&KeyRef::Named(sp)).unwrap()));
     secrets.extend(key_bytes(&isd_master()));
     for k in test_issuer(PurseAlgorithm::Tdes)
         .unwrap()
@@ -115,11 +113,11 @@ fn after_rotation_the_sei_keys_no_longer_open_the_ssd() {
     };
     let initial = world
         .sei
-        .channel_keys(&KeyRef::Named(KeyName(format!("ssd/{seid}/{ssd}/initial"))))
+        .key_set(&KeyRef::Named(KeyName(format!("ssd/{seid}/{ssd}/initial"))))
         .unwrap();
     let sp = world
         .sp
-        .channel_keys(&KeyRef::Named(KeyName(format!("ssd/{seid}/{ssd}/sp"))))
+        .key_set(&KeyRef::Named(KeyName(format!("ssd/{seid}/{ssd}/sp"))))
         .unwrap();
     assert!(
         !try_open(&mut card, initial),
