@@ -6,7 +6,7 @@ use crate::audit::{AuditEvent, AuditSink, Operation};
 use crate::error::KmsError;
 use crate::types::{
     CipherMode, Derivation, KeyId, KeyInfo, KeyRef, KeySpec, MacAlgorithm, PublicKey, SecretBytes,
-    SignatureAlgorithm, WrapMode,
+    SignatureAlgorithm, WrapMode, WrapPart,
 };
 
 /// A key management service: keys by name and version, used through operations that never
@@ -74,6 +74,19 @@ pub trait Kms: Send + Sync {
     fn wrap(
         &self,
         key: &KeyRef,
+        wrapping: &KeyRef,
+        mode: WrapMode,
+        purpose: &str,
+    ) -> Result<Vec<u8>, KmsError>;
+
+    /// `parts` concatenated, the [`WrapPart::Key`]s as their values, encrypted under
+    /// `wrapping` in `mode` (the whole must be whole blocks; the caller pads): a record that
+    /// carries key values between fields of its own, such as the e-purse personalisation
+    /// DGIs (tsm-gp.md §6), wrapped without the keys leaving the KMS. Each key must be
+    /// exportable, as for [`Kms::wrap`]; each is audited as one wrap under `wrapping`.
+    fn wrap_composed(
+        &self,
+        parts: &[WrapPart<'_>],
         wrapping: &KeyRef,
         mode: WrapMode,
         purpose: &str,

@@ -17,8 +17,10 @@
 //! What the TSM does through it (tsm-gp.md §6): hold ISD master keys and derive per-SE keys
 //! ([`Derivation::GpEmv`], [`Derivation::GpVisa2`], [`Derivation::GpKdf3`]), hold the purse
 //! master keys and derive per-card keys ([`Derivation::Pboc`]), export keys only wrapped under a
-//! DEK for PUT KEY and encrypted STORE DATA ([`Kms::wrap`]), check MAC1 and make MAC2
-//! ([`MacAlgorithm::PurseSession`]), sign tokens and messages ([`Kms::sign`]).
+//! DEK for PUT KEY and encrypted STORE DATA ([`Kms::wrap`]; inside a record of clear fields,
+//! [`Kms::wrap_composed`]; under an SCP02 session DEK, [`Derivation::Scp02Session`]), check
+//! MAC1 and make MAC2 ([`MacAlgorithm::PurseSession`]), sign tokens and messages
+//! ([`Kms::sign`]).
 //!
 //! What it owns: key storage, the key file format, the mapping of operations onto PKCS#11
 //! mechanisms, and the audit events. What it does not own: the algorithms (ykt-crypto, and
@@ -43,5 +45,5 @@ pub use crate::software::SoftwareKms;
 pub use crate::software::file::KdfParams;
 pub use crate::types::{
     CipherMode, Derivation, GpStaticKey, KeyId, KeyInfo, KeyRef, KeySpec, KeyType,
-    MAX_KEY_NAME_LEN, MacAlgorithm, PublicKey, SecretBytes, SignatureAlgorithm, WrapMode,
+    MAX_KEY_NAME_LEN, MacAlgorithm, PublicKey, SecretBytes, SignatureAlgorithm, WrapMode, WrapPart,
 };

@@ -22,7 +22,8 @@
 //! Refused with [`KmsError::Unsupported`], naming the software backend: SM4 and SM2 keys
 //! (tokens such as SoftHSM have no SM mechanisms), RSA keys, derivations (cryptoki 0.12
 //! exposes no `CKM_DES3_ECB_ENCRYPT_DATA` / `CKM_AES_ECB_ENCRYPT_DATA`), the e-purse session
-//! MACs and TAC (single-DES session keys), and 3DES-CMAC (no mechanism in cryptoki 0.12).
+//! MACs and TAC (single-DES session keys), 3DES-CMAC (no mechanism in cryptoki 0.12), and
+//! [`Kms::wrap_composed`] (`C_WrapKey` wraps one key object alone).
 //! A mechanism the token lacks is [`KmsError::Unsupported`] too. SoftHSM 2.6 wraps under
 //! AES-CBC and AES key wrap but not under 3DES, and unwraps only AES key wrap: keys reach it
 //! wrapped as [`WrapMode::AesKeyWrap`].
@@ -43,7 +44,7 @@ use crate::error::KmsError;
 use crate::kms::{Auditor, Kms, cipher_name, use_of, wrap_name};
 use crate::types::{
     CipherMode, Derivation, KeyId, KeyInfo, KeyRef, KeySpec, KeyType, MacAlgorithm, PublicKey,
-    SecretBytes, SignatureAlgorithm, WrapMode,
+    SecretBytes, SignatureAlgorithm, WrapMode, WrapPart,
 };
 
 /// The backend's name in audit events.
@@ -663,6 +664,33 @@ impl Kms for Pkcs11Kms {
             use_of(Operation::Destroy, &r, None, "destroy", purpose),
             result,
         )
+    }
+
+    fn wrap_composed(
+        &self,
+        parts: &[WrapPart<'_>],
+        wrapping: &KeyRef,
+        mode: WrapMode,
+        purpose: &str,
+    ) -> Result<Vec<u8>, KmsError> {
+        // C_WrapKey wraps one key object alone; no mechanism encrypts a key's value together
+        // with other bytes in one CBC chain.
+        let what = "wrapping key values inside a composed record (C_WrapKey wraps one key alone); use the software backend";
+        for part in parts {
+            if let WrapPart::Key(key) = part {
+                self.auditor.record::<()>(
+                    use_of(
+                        Operation::Wrap,
+                        key,
+                        Some(wrapping.id()),
+                        wrap_name(mode),
+                        purpose,
+                    ),
+                    Err(unsupported(what)),
+                )?;
+            }
+        }
+        Err(unsupported(what))
     }
 
     fn wrap(

@@ -258,6 +258,16 @@ pub enum Derivation {
         /// Which static key.
         key: GpStaticKey,
     },
+    /// An SCP02 session key (GP Card Specification v2.2 §E.4.1): 3DES-CBC, ICV zero, of
+    /// `constant ‖ sequence counter ‖ 00 × 12` under a static 3DES key
+    /// (`ykt_crypto::scp::scp02_session_key`); e.g. the session DEK (`0181`) PUT KEY data is
+    /// encrypted under.
+    Scp02Session {
+        /// The derivation constant (`0101` C-MAC, `0102` R-MAC, `0181` DEK, `0182` S-ENC).
+        constant: [u8; 2],
+        /// The channel's sequence counter.
+        sequence_counter: [u8; 2],
+    },
 }
 
 impl Derivation {
@@ -268,6 +278,7 @@ impl Derivation {
             Self::GpEmv { .. } => "gp-emv",
             Self::GpVisa2 { .. } => "gp-visa2",
             Self::GpKdf3 { .. } => "gp-kdf3",
+            Self::Scp02Session { .. } => "scp02-session",
         }
     }
 }
@@ -316,6 +327,16 @@ impl From<&KeyId> for KeyRef {
     fn from(id: &KeyId) -> Self {
         Self::stored(id.clone())
     }
+}
+
+/// One piece of the plaintext [`Kms::wrap_composed`](crate::Kms::wrap_composed) encrypts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WrapPart<'a> {
+    /// Bytes of the caller's (headers, tags, padding; possibly a secret of the caller's own).
+    Clear(&'a [u8]),
+    /// The value of a key in the KMS (exportable, symmetric or SM2), which only the KMS sees.
+    Key(&'a KeyRef),
 }
 
 /// How [`Kms::wrap`](crate::Kms::wrap) encrypts a key's value under a wrapping key; for ECB

@@ -222,6 +222,18 @@ impl Material {
             (Derivation::GpEmv { kdd, key }, _) => self.gp(Diversification::Emv, kdd, *key, id),
             (Derivation::GpVisa2 { kdd, key }, _) => self.gp(Diversification::Visa2, kdd, *key, id),
             (Derivation::GpKdf3 { kdd, key }, _) => self.gp(Diversification::Kdf3, kdd, *key, id),
+            (
+                Derivation::Scp02Session {
+                    constant,
+                    sequence_counter,
+                },
+                Self::Tdes(k),
+            ) => Ok(Self::Tdes(ykt_crypto::scp::scp02_session_key(
+                k,
+                *constant,
+                *sequence_counter,
+            ))),
+            (Derivation::Scp02Session { .. }, _) => Err(self.wrong(id, "a 3DES static key")),
         }
     }
 

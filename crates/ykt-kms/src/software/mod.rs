@@ -16,7 +16,7 @@ use crate::error::{KeyFileError, KmsError};
 use crate::kms::{Auditor, Kms, cipher_name, use_of, wrap_name};
 use crate::types::{
     CipherMode, Derivation, KeyId, KeyInfo, KeyRef, KeySpec, MacAlgorithm, PublicKey, SecretBytes,
-    SignatureAlgorithm, WrapMode,
+    SignatureAlgorithm, WrapMode, WrapPart,
 };
 
 use self::file::{FileKey, KdfParams, Record};
@@ -488,6 +488,55 @@ impl Kms for SoftwareKms {
                 wrap_name(mode),
                 purpose,
             ),
+            result,
+        )
+    }
+
+    fn wrap_composed(
+        &self,
+        parts: &[WrapPart<'_>],
+        wrapping: &KeyRef,
+        mode: WrapMode,
+        purpose: &str,
+    ) -> Result<Vec<u8>, KmsError> {
+        let mut plain = zeroize::Zeroizing::new(Vec::new());
+        for part in parts {
+            match part {
+                WrapPart::Clear(bytes) => plain.extend_from_slice(bytes),
+                WrapPart::Key(key) => {
+                    let value = (|| {
+                        let (material, exportable) = self.resolve(key)?;
+                        if !exportable {
+                            return Err(KmsError::NotExportable(key.id().clone()));
+                        }
+                        if material.key_type() == crate::types::KeyType::Rsa {
+                            return Err(KmsError::WrongKeyType {
+                                id: key.id().clone(),
+                                actual: material.key_type(),
+                                expected: "a 3DES, AES, SM4 or SM2 key",
+                            });
+                        }
+                        material.secret()
+                    })();
+                    let value = self.auditor.record(
+                        use_of(
+                            Operation::Wrap,
+                            key,
+                            Some(wrapping.id()),
+                            wrap_name(mode),
+                            purpose,
+                        ),
+                        value,
+                    )?;
+                    plain.extend_from_slice(&value);
+                }
+            }
+        }
+        let result = self
+            .resolve(wrapping)
+            .and_then(|(kek, _)| kek.wrap(&plain, mode, wrapping.id()));
+        self.auditor.record(
+            use_of(Operation::Encrypt, wrapping, None, wrap_name(mode), purpose),
             result,
         )
     }

@@ -123,6 +123,27 @@ fn softhsm_child() {
     // The shared behaviour, cross-checked with ykt-crypto.
     suite::run(&kms, &audit, "hsm/");
 
+    // A composed record cannot be wrapped by the token (C_WrapKey wraps one key alone).
+    let composed = id("hsm/", "composed", 1);
+    kms.import(
+        &composed,
+        KeySpec::exportable(KeyType::Aes128),
+        &SecretBytes::from_slice(&suite::AES128),
+        "t",
+    )
+    .unwrap();
+    audit.take();
+    assert!(matches!(
+        kms.wrap_composed(
+            &[ykt_kms::WrapPart::Key(&KeyRef::from(&composed))],
+            &KeyRef::from(&composed),
+            WrapMode::CbcZeroIv,
+            "t",
+        ),
+        Err(KmsError::Unsupported { .. })
+    ));
+    assert!(audit.take().iter().all(|e| !e.succeeded));
+
     // The token never reveals a key's value: CKA_SENSITIVE is set on every object.
     let session = context
         .open_ro_session(context.get_slots_with_token().unwrap()[0])

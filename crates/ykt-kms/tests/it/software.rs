@@ -622,3 +622,147 @@ fn secret_bytes_print_redacted() {
     let s = SecretBytes::from_slice(&TDES);
     assert_eq!(format!("{s:?}"), "SecretBytes([redacted])");
 }
+
+/// The SCP02 session-key derivation gives the session DEK of the pysim vector (tsm-gp.md §9.3),
+/// and a key set PUT KEY encrypts under it equals `ykt-gp-host`'s own encryption.
+#[test]
+fn scp02_session_derivation() {
+    let (kms, audit) = kms();
+    let dek_value: [u8; 16] = [
+        0x10, 0x21, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x0E,
+        0x0F,
+    ];
+    let dek = id("", "isd/dek", 0x20);
+    kms.import(
+        &dek,
+        KeySpec::internal(KeyType::Tdes2),
+        &SecretBytes::from_slice(&dek_value),
+        "t",
+    )
+    .unwrap();
+    let card = id("", "card/key", 1);
+    kms.import(
+        &card,
+        KeySpec::exportable(KeyType::Tdes2),
+        &SecretBytes::from_slice(&TDES),
+        "t",
+    )
+    .unwrap();
+    let session = KeyRef::from(&dek).diversified(Derivation::Scp02Session {
+        constant: [0x01, 0x81],
+        sequence_counter: [0x00, 0x01],
+    });
+    let want = ykt_crypto::scp::scp02_session_key(
+        &TdesKey::from_slice(&dek_value).unwrap(),
+        [0x01, 0x81],
+        [0x00, 0x01],
+    );
+    assert_eq!(
+        hex::encode_upper(want.expose()),
+        "511DB767812597722109C867F9D7257A"
+    );
+    let wrapped = kms
+        .wrap(&KeyRef::from(&card), &session, WrapMode::Ecb, "put key")
+        .unwrap();
+    assert_eq!(wrapped, ykt_crypto::ecb_encrypt(&want, &TDES).unwrap());
+    let events = audit.take();
+    let last = events.last().unwrap();
+    assert_eq!(last.other_key.as_ref(), Some(&dek));
+    kms.encrypt(&session, &CipherMode::Ecb, &[0u8; 8], "t")
+        .unwrap();
+    assert_eq!(audit.take()[0].derivations, vec!["scp02-session"]);
+    // Only 3DES keys have SCP02 session keys.
+    kms.import(
+        &id("", "aes", 1),
+        KeySpec::internal(KeyType::Aes128),
+        &SecretBytes::from_slice(&AES128),
+        "t",
+    )
+    .unwrap();
+    let aes = KeyRef::from(&id("", "aes", 1)).diversified(Derivation::Scp02Session {
+        constant: [0x01, 0x81],
+        sequence_counter: [0x00, 0x01],
+    });
+    assert!(matches!(
+        kms.encrypt(&aes, &CipherMode::Ecb, &[0u8; 16], "t"),
+        Err(KmsError::WrongKeyType { .. })
+    ));
+}
+
+/// A composed record: clear bytes with derived card keys between them, encrypted in one CBC
+/// chain under the DEK, equal to the clear computation; one audit event per key and one for
+/// the encryption; a key that is not exportable is refused and nothing is encrypted.
+#[test]
+fn wrap_composed_records() {
+    let (kms, audit) = kms();
+    let master = id("", "purse/master", 1);
+    kms.import(
+        &master,
+        KeySpec::exportable(KeyType::Tdes2),
+        &SecretBytes::from_slice(&TDES),
+        "t",
+    )
+    .unwrap();
+    let dek = id("", "ssd/dek", 0x30);
+    kms.import(
+        &dek,
+        KeySpec::internal(KeyType::Aes128),
+        &SecretBytes::from_slice(&AES128),
+        "t",
+    )
+    .unwrap();
+    audit.take();
+    let card = KeyRef::from(&master).diversified(Derivation::Pboc { diversifier: ASN });
+    let head = [0x80, 0x00, 0x19, 0x01, 0x01, 0x01, 0, 0, 0, 0, 0, 0];
+    let tail = [0x80, 0, 0, 0];
+    let got = kms
+        .wrap_composed(
+            &[
+                ykt_kms::WrapPart::Clear(&head),
+                ykt_kms::WrapPart::Key(&card),
+                ykt_kms::WrapPart::Clear(&tail),
+            ],
+            &KeyRef::from(&dek),
+            WrapMode::CbcZeroIv,
+            "personalise",
+        )
+        .unwrap();
+    let card_value = ykt_crypto::diversify_tdes(&TdesKey::from_slice(&TDES).unwrap(), &ASN);
+    let plain = [&head[..], card_value.expose(), &tail].concat();
+    let want =
+        ykt_crypto::cbc_encrypt(&AesKey::from_slice(&AES128).unwrap(), &[0u8; 16], &plain).unwrap();
+    assert_eq!(got, want);
+    let events = audit.take();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].key, master);
+    assert_eq!(events[0].derivations, vec!["pboc"]);
+    assert_eq!(events[0].other_key.as_ref(), Some(&dek));
+    assert!(
+        events
+            .iter()
+            .all(|e| e.succeeded && e.purpose == "personalise")
+    );
+    // Not whole blocks.
+    assert!(
+        kms.wrap_composed(
+            &[
+                ykt_kms::WrapPart::Key(&card),
+                ykt_kms::WrapPart::Clear(&[1])
+            ],
+            &KeyRef::from(&dek),
+            WrapMode::CbcZeroIv,
+            "t",
+        )
+        .is_err()
+    );
+    // The DEK itself is internal: it cannot be a part.
+    assert!(matches!(
+        kms.wrap_composed(
+            &[ykt_kms::WrapPart::Key(&KeyRef::from(&dek))],
+            &KeyRef::from(&dek),
+            WrapMode::CbcZeroIv,
+            "t",
+        ),
+        Err(KmsError::NotExportable(_))
+    ));
+}
