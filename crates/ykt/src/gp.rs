@@ -23,10 +23,6 @@ use ykt_scp::{KeySet, Protocol, SecurityLevel};
 use ykt_transport::{CardChannel, InProcess, PcscChannel, TransportError};
 use zeroize::Zeroizing;
 
-use ykt_card::{Aid as CardAid, Applet, AppletFactory};
-use ykt_gp::IsdFactory;
-use ykt_purse::factory::PurseAppletFactory;
-use ykt_purse::psam::PsamAppletFactory;
 
 use crate::entropy::OsEntropy;
 use crate::state;
@@ -427,20 +423,6 @@ fn key_set(
     })
 }
 
-/// The code a simulated card may instantiate (INSTALL): supplementary security domains and
-/// the applets of this build. The library is not part of the state file, so it is set on
-/// every run.
-struct Library;
-
-impl AppletFactory for Library {
-    fn create(&self, kind: &str, aid: &CardAid, params: &[u8]) -> Option<Box<dyn Applet + Send>> {
-        IsdFactory
-            .create(kind, aid, params)
-            .or_else(|| PurseAppletFactory.create(kind, aid, params))
-            .or_else(|| PsamAppletFactory.create(kind, aid, params))
-    }
-}
-
 /// The fresh card of `--sim FILE` when FILE does not exist: the e-purse test card with the
 /// test ISD (SCP03 i=70, the public GP test keys), as `ykt se serve --state` creates it.
 fn fresh_card() -> anyhow::Result<ykt_card::Card> {
@@ -456,9 +438,8 @@ fn fresh_card() -> anyhow::Result<ykt_card::Card> {
 pub fn run(args: GpArgs) -> anyhow::Result<()> {
     match &args.connect.sim {
         Some(path) => {
-            let (mut card, created) =
+            let (card, created) =
                 state::load_or_create(path, Box::new(OsEntropy::new()?), fresh_card)?;
-            card.set_library(Box::new(Library));
             if created {
                 info!(path = %path.display(), "created the test card (public GP test keys)");
             }
