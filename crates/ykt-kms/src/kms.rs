@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
+use ykt_crypto::{Sm2CipherMode, Sm2PublicKey};
+
 use crate::audit::{AuditEvent, AuditSink, Operation};
 use crate::error::KmsError;
 use crate::types::{
-    CipherMode, Derivation, KeyId, KeyInfo, KeyRef, KeySpec, MacAlgorithm, PublicKey, SecretBytes,
-    SignatureAlgorithm, WrapMode, WrapPart,
+    CipherMode, Derivation, KeyId, KeyInfo, KeyRef, KeySpec, MacAlgorithm, PublicKey, SealedLayout,
+    SecretBytes, SignatureAlgorithm, WrapMode, WrapPart,
 };
 
 /// A key management service: keys by name and version, used through operations that never
@@ -91,6 +93,33 @@ pub trait Kms: Send + Sync {
         mode: WrapMode,
         purpose: &str,
     ) -> Result<Vec<u8>, KmsError>;
+
+    /// `parts` concatenated (as for [`Kms::wrap_composed`]) and SM2-encrypted (GM/T 0003.4,
+    /// in the `cipher` order) for another party's public key `recipient`: how a key set
+    /// travels to another key store (tsm-gp.md §6, the SSD handover) without its values in
+    /// clear outside either. Each key must be exportable and is audited as one wrap.
+    fn seal_for(
+        &self,
+        parts: &[WrapPart<'_>],
+        recipient: &Sm2PublicKey,
+        cipher: Sm2CipherMode,
+        purpose: &str,
+    ) -> Result<Vec<u8>, KmsError>;
+
+    /// The inverse of [`Kms::seal_for`]: decrypts `sealed` with the stored SM2 key
+    /// `unwrapping` and imports the keys that follow a clear header of `header_len` bytes.
+    /// `layout` reads the header (a key version, a key type: nothing secret) and names the
+    /// keys in the order they follow, each as long as its type's secret; the plaintext must end
+    /// with the last one. Every key is stored, or none is.
+    fn open_import(
+        &self,
+        unwrapping: &KeyRef,
+        cipher: Sm2CipherMode,
+        sealed: &[u8],
+        header_len: usize,
+        layout: &SealedLayout<'_>,
+        purpose: &str,
+    ) -> Result<Vec<KeyInfo>, KmsError>;
 
     /// Encrypts whole blocks under a symmetric key.
     fn encrypt(

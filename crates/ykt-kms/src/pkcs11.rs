@@ -44,7 +44,7 @@ use crate::error::KmsError;
 use crate::kms::{Auditor, Kms, cipher_name, use_of, wrap_name};
 use crate::types::{
     CipherMode, Derivation, KeyId, KeyInfo, KeyRef, KeySpec, KeyType, MacAlgorithm, PublicKey,
-    SecretBytes, SignatureAlgorithm, WrapMode, WrapPart,
+    SealedLayout, SecretBytes, SignatureAlgorithm, WrapMode, WrapPart,
 };
 
 /// The backend's name in audit events.
@@ -691,6 +691,45 @@ impl Kms for Pkcs11Kms {
             }
         }
         Err(unsupported(what))
+    }
+
+    fn seal_for(
+        &self,
+        parts: &[WrapPart<'_>],
+        _recipient: &ykt_crypto::Sm2PublicKey,
+        _cipher: ykt_crypto::Sm2CipherMode,
+        purpose: &str,
+    ) -> Result<Vec<u8>, KmsError> {
+        for part in parts {
+            if let WrapPart::Key(key) = part {
+                self.auditor.record::<()>(
+                    use_of(Operation::Wrap, key, None, "sm2-seal", purpose),
+                    Err(unsupported(NATIONAL)),
+                )?;
+            }
+        }
+        Err(unsupported(NATIONAL))
+    }
+
+    fn open_import(
+        &self,
+        unwrapping: &KeyRef,
+        _cipher: ykt_crypto::Sm2CipherMode,
+        _sealed: &[u8],
+        _header_len: usize,
+        _layout: &SealedLayout<'_>,
+        purpose: &str,
+    ) -> Result<Vec<KeyInfo>, KmsError> {
+        self.auditor.record(
+            use_of(
+                Operation::UnwrapImport,
+                unwrapping,
+                None,
+                "sm2-open",
+                purpose,
+            ),
+            Err(unsupported(NATIONAL)),
+        )
     }
 
     fn wrap(

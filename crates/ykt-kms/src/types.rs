@@ -459,3 +459,7 @@ pub enum PublicKey {
     /// An RSA public key.
     Rsa(RsaPublicKey),
 }
+
+/// What [`Kms::open_import`](crate::Kms::open_import) asks of its caller: from the clear header
+/// of a sealed key set, the identities and specs of the keys that follow it, in order.
+pub type SealedLayout<'a> = dyn Fn(&[u8]) -> Result<Vec<(KeyId, KeySpec)>, KmsError> + 'a;

@@ -309,6 +309,19 @@ impl Material {
         self.cipher(&wrap_mode(mode, block), value, false, id)
     }
 
+    /// This SM2 key decrypting `sealed` (GM/T 0003.4).
+    pub(crate) fn sm2_decrypt(
+        &self,
+        sealed: &[u8],
+        cipher: ykt_crypto::Sm2CipherMode,
+        id: &KeyId,
+    ) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+        match self {
+            Self::Sm2(k) => Ok(Zeroizing::new(k.decrypt(sealed, cipher)?)),
+            _ => Err(self.wrong(id, "an SM2 key")),
+        }
+    }
+
     /// This key (a wrapping key) decrypting a wrapped value of a `key_type` key.
     pub(crate) fn unwrap(
         &self,

@@ -15,9 +15,10 @@ use crate::audit::{AuditSink, Operation};
 use crate::error::{KeyFileError, KmsError};
 use crate::kms::{Auditor, Kms, cipher_name, use_of, wrap_name};
 use crate::types::{
-    CipherMode, Derivation, KeyId, KeyInfo, KeyRef, KeySpec, MacAlgorithm, PublicKey, SecretBytes,
-    SignatureAlgorithm, WrapMode, WrapPart,
+    CipherMode, Derivation, KeyId, KeyInfo, KeyRef, KeySpec, MacAlgorithm, PublicKey, SealedLayout,
+    SecretBytes, SignatureAlgorithm, WrapMode, WrapPart,
 };
+use ykt_crypto::{Sm2CipherMode, Sm2PublicKey};
 
 use self::file::{FileKey, KdfParams, Record};
 use self::material::Material;
@@ -276,6 +277,74 @@ impl SoftwareKms {
         Ok(info)
     }
 
+    /// Stores every entry or none (one save).
+    fn insert_all(&self, entries: Vec<(KeyId, Entry)>) -> Result<Vec<KeyInfo>, KmsError> {
+        let mut state = self.lock()?;
+        for (i, (id, _)) in entries.iter().enumerate() {
+            if state.keys.contains_key(id) || entries[..i].iter().any(|(other, _)| other == id) {
+                return Err(KmsError::KeyExists(id.clone()));
+            }
+        }
+        let infos: Vec<KeyInfo> = entries
+            .iter()
+            .map(|(id, e)| KeyInfo {
+                id: id.clone(),
+                key_type: e.material.key_type(),
+                exportable: e.exportable,
+            })
+            .collect();
+        let ids: Vec<KeyId> = entries.iter().map(|(id, _)| id.clone()).collect();
+        state.keys.extend(entries);
+        let State { keys, store } = &mut *state;
+        if let Some(store) = store
+            && let Err(e) = store.save(keys)
+        {
+            for id in &ids {
+                keys.remove(id);
+            }
+            return Err(e);
+        }
+        Ok(infos)
+    }
+
+    /// The clear values of composed parts, each key audited as a wrap for `other`.
+    fn compose(
+        &self,
+        parts: &[WrapPart<'_>],
+        other: Option<&KeyId>,
+        algorithm: &'static str,
+        purpose: &str,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, KmsError> {
+        let mut plain = zeroize::Zeroizing::new(Vec::new());
+        for part in parts {
+            match part {
+                WrapPart::Clear(bytes) => plain.extend_from_slice(bytes),
+                WrapPart::Key(key) => {
+                    let value = (|| {
+                        let (material, exportable) = self.resolve(key)?;
+                        if !exportable {
+                            return Err(KmsError::NotExportable(key.id().clone()));
+                        }
+                        if material.key_type() == crate::types::KeyType::Rsa {
+                            return Err(KmsError::WrongKeyType {
+                                id: key.id().clone(),
+                                actual: material.key_type(),
+                                expected: "a 3DES, AES, SM4 or SM2 key",
+                            });
+                        }
+                        material.secret()
+                    })();
+                    let value = self.auditor.record(
+                        use_of(Operation::Wrap, key, other, algorithm, purpose),
+                        value,
+                    )?;
+                    plain.extend_from_slice(&value);
+                }
+            }
+        }
+        Ok(plain)
+    }
+
     /// The material a reference names (derived if it has a path) and whether it is
     /// exportable.
     fn resolve(&self, key: &KeyRef) -> Result<(Material, bool), KmsError> {
@@ -499,39 +568,7 @@ impl Kms for SoftwareKms {
         mode: WrapMode,
         purpose: &str,
     ) -> Result<Vec<u8>, KmsError> {
-        let mut plain = zeroize::Zeroizing::new(Vec::new());
-        for part in parts {
-            match part {
-                WrapPart::Clear(bytes) => plain.extend_from_slice(bytes),
-                WrapPart::Key(key) => {
-                    let value = (|| {
-                        let (material, exportable) = self.resolve(key)?;
-                        if !exportable {
-                            return Err(KmsError::NotExportable(key.id().clone()));
-                        }
-                        if material.key_type() == crate::types::KeyType::Rsa {
-                            return Err(KmsError::WrongKeyType {
-                                id: key.id().clone(),
-                                actual: material.key_type(),
-                                expected: "a 3DES, AES, SM4 or SM2 key",
-                            });
-                        }
-                        material.secret()
-                    })();
-                    let value = self.auditor.record(
-                        use_of(
-                            Operation::Wrap,
-                            key,
-                            Some(wrapping.id()),
-                            wrap_name(mode),
-                            purpose,
-                        ),
-                        value,
-                    )?;
-                    plain.extend_from_slice(&value);
-                }
-            }
-        }
+        let plain = self.compose(parts, Some(wrapping.id()), wrap_name(mode), purpose)?;
         let result = self
             .resolve(wrapping)
             .and_then(|(kek, _)| kek.wrap(&plain, mode, wrapping.id()));
@@ -539,6 +576,88 @@ impl Kms for SoftwareKms {
             use_of(Operation::Encrypt, wrapping, None, wrap_name(mode), purpose),
             result,
         )
+    }
+
+    fn seal_for(
+        &self,
+        parts: &[WrapPart<'_>],
+        recipient: &Sm2PublicKey,
+        cipher: Sm2CipherMode,
+        purpose: &str,
+    ) -> Result<Vec<u8>, KmsError> {
+        let plain = self.compose(parts, None, "sm2-seal", purpose)?;
+        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        Ok(recipient.encrypt(&mut rng, &plain, cipher)?)
+    }
+
+    fn open_import(
+        &self,
+        unwrapping: &KeyRef,
+        cipher: Sm2CipherMode,
+        sealed: &[u8],
+        header_len: usize,
+        layout: &SealedLayout<'_>,
+        purpose: &str,
+    ) -> Result<Vec<KeyInfo>, KmsError> {
+        let opened = (|| {
+            let (key, _) = self.resolve(unwrapping)?;
+            let plain = key.sm2_decrypt(sealed, cipher, unwrapping.id())?;
+            let header = plain.get(..header_len).ok_or(KmsError::InvalidInput(
+                "sealed data shorter than its header",
+            ))?;
+            let slots = layout(header)?;
+            let mut rest = &plain[header_len..];
+            let mut entries = Vec::with_capacity(slots.len());
+            for (id, spec) in slots {
+                let n = spec
+                    .key_type
+                    .secret_len()
+                    .ok_or(KmsError::InvalidMaterial(spec.key_type))?;
+                let (value, tail) = rest
+                    .split_at_checked(n)
+                    .ok_or(KmsError::InvalidMaterial(spec.key_type))?;
+                rest = tail;
+                let material = Material::from_secret(spec.key_type, value)?;
+                entries.push((
+                    id,
+                    Entry {
+                        material,
+                        exportable: spec.exportable,
+                    },
+                ));
+            }
+            if !rest.is_empty() {
+                return Err(KmsError::InvalidInput("sealed data longer than its keys"));
+            }
+            Ok(entries)
+        })();
+        let opened = self.auditor.record(
+            use_of(
+                Operation::UnwrapImport,
+                unwrapping,
+                None,
+                "sm2-open",
+                purpose,
+            ),
+            opened,
+        )?;
+        let ids: Vec<KeyId> = opened.iter().map(|(id, _)| id.clone()).collect();
+        let result = self.insert_all(opened);
+        for id in &ids {
+            self.auditor
+                .record(
+                    use_of(
+                        Operation::UnwrapImport,
+                        &KeyRef::from(id),
+                        Some(unwrapping.id()),
+                        "sm2-open",
+                        purpose,
+                    ),
+                    result.as_ref().map(|_| ()).map_err(clone_error),
+                )
+                .ok();
+        }
+        result
     }
 
     fn encrypt(
@@ -635,5 +754,13 @@ impl Kms for SoftwareKms {
     fn public_key(&self, key: &KeyId) -> Result<PublicKey, KmsError> {
         let (m, _) = self.resolve(&KeyRef::from(key))?;
         m.public_key(key)
+    }
+}
+
+/// A copy of an insertion error for the per-key audit events (the caller gets the original).
+fn clone_error(e: &KmsError) -> KmsError {
+    match e {
+        KmsError::KeyExists(id) => KmsError::KeyExists(id.clone()),
+        _ => KmsError::InvalidInput("the keys could not be stored"),
     }
 }

@@ -766,3 +766,96 @@ fn wrap_composed_records() {
         Err(KmsError::NotExportable(_))
     ));
 }
+
+/// A key set sealed for another KMS's SM2 key and opened there: the keys arrive with the
+/// version the header names and the same values (their MACs agree); a damaged blob, a short
+/// one or a taken name imports nothing.
+#[test]
+fn seal_for_and_open_import() {
+    let (sender, sender_audit) = kms();
+    let (receiver, receiver_audit) = kms();
+    let transport = id("", "transport", 1);
+    receiver
+        .import(
+            &transport,
+            KeySpec::internal(KeyType::Sm2),
+            &SecretBytes::from_slice(&SM2_SCALAR),
+            "t",
+        )
+        .unwrap();
+    let PublicKey::Sm2(public) = receiver.public_key(&transport).unwrap() else {
+        panic!("an SM2 key");
+    };
+    let names = ["set/enc", "set/mac", "set/dek"];
+    for (i, n) in names.iter().enumerate() {
+        sender
+            .import(
+                &id("", n, 0x30),
+                KeySpec::exportable(KeyType::Aes128),
+                &SecretBytes::from_slice(&[i as u8 + 1; 16]),
+                "t",
+            )
+            .unwrap();
+    }
+    sender_audit.take();
+    let refs: Vec<KeyRef> = names
+        .iter()
+        .map(|n| KeyRef::from(&id("", n, 0x30)))
+        .collect();
+    let header = [0x30, 0x88, 0x10];
+    let mut parts = vec![ykt_kms::WrapPart::Clear(&header)];
+    parts.extend(refs.iter().map(ykt_kms::WrapPart::Key));
+    let sealed = sender
+        .seal_for(
+            &parts,
+            &public,
+            ykt_crypto::Sm2CipherMode::C1C3C2,
+            "handover",
+        )
+        .unwrap();
+    assert_eq!(sender_audit.take().len(), 3);
+    assert_no_secret(
+        &hex::encode(&sealed),
+        &[vec![1; 16], vec![2; 16], vec![3; 16]],
+    );
+    let layout = |h: &[u8]| {
+        assert_eq!(h, &header);
+        Ok(names
+            .iter()
+            .map(|n| {
+                (
+                    id("", &format!("in/{n}"), h[0]),
+                    KeySpec::exportable(KeyType::Aes128),
+                )
+            })
+            .collect())
+    };
+    let open = |blob: &[u8]| {
+        receiver.open_import(
+            &KeyRef::from(&transport),
+            ykt_crypto::Sm2CipherMode::C1C3C2,
+            blob,
+            3,
+            &layout,
+            "handover",
+        )
+    };
+    let mut damaged = sealed.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    assert!(open(&damaged).is_err());
+    assert_eq!(receiver.list().unwrap().len(), 1);
+    let infos = open(&sealed).unwrap();
+    assert_eq!(infos.len(), 3);
+    assert!(receiver_audit.take().iter().any(|e| e.succeeded));
+    for (i, n) in names.iter().enumerate() {
+        let mac = |k: &dyn Kms, key: KeyRef| k.mac(&key, &MacAlgorithm::Cmac, b"x", "t").unwrap();
+        assert_eq!(
+            mac(&receiver, KeyRef::from(&id("", &format!("in/{n}"), 0x30))),
+            mac(&sender, refs[i].clone())
+        );
+    }
+    // Again: the names are taken, nothing changes.
+    assert!(matches!(open(&sealed), Err(KmsError::KeyExists(_))));
+    assert_eq!(receiver.list().unwrap().len(), 4);
+}
