@@ -1,1 +1,31 @@
-//! ykt-wallet (being built).
+//! The wallet SDK (JT/T 1059.5—2025 client software; client.md): the device's identity, the
+//! business flows between the SP-TSM and the SE, masked views of personal data and the sealed
+//! local state.
+//!
+//! ```text
+//!  app / CLI ──► Wallet (flows) ──TsmLink──► SP-TSM   (signed envelopes, ykt-envelope)
+//!                   │  verify under the pinned TSM key, txn_id, result code
+//!                   └──SeLink──► SE   (relay scripts: ykt_tsm::relay::relay_on_card;
+//!                                      balance and records read offline)
+//!  WalletState ──seal──► bytes (SM4-GCM, DEK wrapped by PBKDF2-HMAC-SM3)  ──► the CLI's file
+//! ```
+//!
+//! No I/O: no sockets, files or clocks (client.md §3). The links are traits the caller wires
+//! (HTTP, PC/SC, an in-process card), time is an argument (`now_ms`), randomness an RNG argument,
+//! and persistence a `Persist` callback the wallet calls before each card command of a top-up.
+
+#![warn(missing_docs)]
+
+pub mod device;
+pub mod mask;
+pub mod seal;
+pub mod state;
+#[doc(hidden)]
+pub mod testing;
+
+pub use crate::device::DeviceKey;
+pub use crate::mask::{CardNo, Seid};
+pub use crate::seal::{Corruption, SealError, SealKey};
+pub use crate::state::{
+    CardRecord, JournalEntry, JournalStep, OpenFlow, StateError, TsmPin, WalletState,
+};

@@ -1,0 +1,5 @@
+//! The wallet SDK's integration tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod mask;
+mod seal;
