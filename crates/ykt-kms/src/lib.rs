@@ -45,5 +45,6 @@ pub use crate::software::SoftwareKms;
 pub use crate::software::file::KdfParams;
 pub use crate::types::{
     CipherMode, Derivation, GpStaticKey, KeyId, KeyInfo, KeyRef, KeySpec, KeyType,
-    MAX_KEY_NAME_LEN, MacAlgorithm, PublicKey, SecretBytes, SignatureAlgorithm, WrapMode, WrapPart,
+    MAX_KEY_NAME_LEN, MacAlgorithm, PublicKey, SealedLayout, SecretBytes, SignatureAlgorithm,
+    WrapMode, WrapPart,
 };
