@@ -1,5 +1,5 @@
 //! The wallet's local API for other apps (JT/T 1059.5—2025 change 5: "other apps must not call
-//! the client's interfaces without authorisation"; client.md §6.6, a [PROPOSAL] throughout).
+//! the client's interfaces without authorisation"; client.md §6.6, a \[PROPOSAL\] throughout).
 //!
 //! ```text
 //!  user ── wallet api grant <app> --scope … --ttl 5m ──► grant::issue ──► token (to the app)
@@ -28,7 +28,7 @@
 //! - [`grant`]: what the CLI calls to issue, list and revoke grants (random `jti`s from the OS).
 //! - [`server`] (tokio + axum): the guards, the router and the two listeners.
 //! - [`backend`]: the [`LocalBackend`] trait the wallet implements, and [`MemoryBackend`].
-//! - [`mask`]: card numbers as other apps see them.
+//! - [`mod@mask`]: card numbers as other apps see them.
 //! - [`proposals`]: every choice the public texts leave open, one constant each.
 //!
 //! Boundary: no wallet logic, no storage: the data comes through [`LocalBackend`], and the secret

@@ -1,5 +1,5 @@
 //! Every choice of this crate that the public texts do not fix (client.md §6.6 marks the whole
-//! mechanism a [PROPOSAL]; JT/T 1059.5—2025 change 5 only says that other apps must not call the
+//! mechanism a \[PROPOSAL\]; JT/T 1059.5—2025 change 5 only says that other apps must not call the
 //! client's interfaces without authorisation). Each constant here is a proposal and the one
 //! place to change it once the standard's clauses are known.
 

@@ -162,7 +162,14 @@ async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Resp
             ok
         }
         Guard::Tcp { hosts } => {
-            let ok = host_allowed(request.headers().get(header::HOST), hosts);
+            // An absolute-form target (`GET http://host/…`) names a host too; it must be on
+            // the list as well.
+            let target_ok = request.uri().authority().is_none_or(|authority| {
+                hosts
+                    .iter()
+                    .any(|h| h.eq_ignore_ascii_case(authority.as_str()))
+            });
+            let ok = target_ok && host_allowed(request.headers().get(header::HOST), hosts);
             if !ok {
                 tracing::warn!("local API request with a Host not on the allow-list refused");
             }

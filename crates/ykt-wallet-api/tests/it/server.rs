@@ -342,6 +342,19 @@ async fn host_not_on_the_allow_list_is_refused() {
             assert_generic(&reply, 403, "forbidden");
         }
     }
+    // An absolute-form target naming another host is refused even with a good Host.
+    let reply = send(
+        &h.tcp,
+        &Request::get("http://evil.example/v1/cards").bearer(&token),
+    )
+    .await;
+    assert_generic(&reply, 403, "forbidden");
+    let reply = send(
+        &h.tcp,
+        &Request::get(&format!("http://{addr}/v1/cards")).bearer(&token),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.raw);
     for host in [
         format!("localhost:{}", addr.port()),
         format!("LOCALHOST:{}", addr.port()),
@@ -645,6 +658,52 @@ async fn a_caller_of_another_uid_is_refused_on_the_socket() {
     // The TCP side has no uid check and still answers.
     let reply = send(&h.tcp, &Request::get("/v1/cards").bearer(&token)).await;
     assert_eq!(reply.status, 200);
+    h.stop().await;
+}
+
+/// With root and curl at hand, a real connection from another uid: the socket is opened up to
+/// everyone for the test (mode 0666 in a 0755 directory) so only the peer-uid check stands in
+/// the way. Without them the test says so and checks nothing more than the tests above.
+#[tokio::test]
+async fn a_real_caller_of_another_uid_is_refused() {
+    const CURL: &str = "/usr/bin/curl";
+    const NOBODY: u32 = 65534;
+    let h = Harness::start("uid-real").await;
+    if h.owner_uid != 0 || !std::path::Path::new(CURL).exists() {
+        eprintln!("skipped: a connection from another uid needs root and {CURL}");
+        h.stop().await;
+        return;
+    }
+    let Target::Unix(path) = h.unix.clone() else {
+        unreachable!()
+    };
+    std::fs::set_permissions(&h.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let curl = |uid: Option<u32>| {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::process::CommandExt as _;
+            let mut command = std::process::Command::new(CURL);
+            command
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "--unix-socket",
+                ])
+                .arg(&path)
+                .arg("http://localhost/v1/health");
+            if let Some(uid) = uid {
+                command.uid(uid).gid(uid);
+            }
+            let out = command.output().unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        })
+    };
+    assert_eq!(curl(Some(NOBODY)).await.unwrap(), "403");
+    assert_eq!(curl(None).await.unwrap(), "200");
     h.stop().await;
 }
 
