@@ -5,6 +5,7 @@
 
 mod grant;
 mod http;
+mod logs;
 mod server;
 mod token;
 

@@ -21,21 +21,21 @@ use crate::http::{Reply, Request, Target, send};
 use crate::test_secret;
 
 /// The canary card number of client.md §6.8.
-const CANARY: &str = "3100123456789012";
+pub const CANARY: &str = "3100123456789012";
 const CANARY_MASKED: &str = "310012******9012";
-const SECOND: &str = "3100987654321098";
+pub const SECOND: &str = "3100987654321098";
 /// The start of the test clock, ms.
 const T0_MS: u64 = 1_800_000_000_000;
 const NOW: u64 = T0_MS / 1000;
 
-struct Harness {
-    dir: PathBuf,
-    unix: Target,
-    tcp: Target,
+pub(crate) struct Harness {
+    pub dir: PathBuf,
+    pub unix: Target,
+    pub tcp: Target,
     clock: Arc<AtomicU64>,
-    state: AppState,
-    backend: Arc<MemoryBackend>,
-    owner_uid: u32,
+    pub state: AppState,
+    pub backend: Arc<MemoryBackend>,
+    pub owner_uid: u32,
     stops: Vec<oneshot::Sender<()>>,
     tasks: Vec<JoinHandle<Result<(), ServeError>>>,
 }
@@ -83,12 +83,12 @@ fn backend() -> MemoryBackend {
 }
 
 impl Harness {
-    async fn start(name: &str) -> Self {
+    pub async fn start(name: &str) -> Self {
         Self::start_with(name, None).await
     }
 
     /// Both listeners; `expect_uid` makes the Unix socket expect another uid than its owner's.
-    async fn start_with(name: &str, expect_uid: Option<u32>) -> Self {
+    pub async fn start_with(name: &str, expect_uid: Option<u32>) -> Self {
         let dir = temp_dir(name);
         let clock = Arc::new(AtomicU64::new(T0_MS));
         let backend = Arc::new(backend());
@@ -130,19 +130,19 @@ impl Harness {
         }
     }
 
-    fn targets(&self) -> [Target; 2] {
+    pub fn targets(&self) -> [Target; 2] {
         [self.unix.clone(), self.tcp.clone()]
     }
 
-    fn advance_ms(&self, ms: u64) {
+    pub fn advance_ms(&self, ms: u64) {
         self.clock.fetch_add(ms, Ordering::SeqCst);
     }
 
-    fn now(&self) -> u64 {
+    pub fn now(&self) -> u64 {
         self.clock.load(Ordering::SeqCst) / 1000
     }
 
-    fn token(&self, app: &str, scopes: &[Scope]) -> String {
+    pub fn token(&self, app: &str, scopes: &[Scope]) -> String {
         let jti = format!("jti-{app}-{}", self.clock.load(Ordering::SeqCst));
         token::issue(&test_secret(), app, scopes, 300, self.now(), &jti)
             .unwrap()
@@ -151,7 +151,7 @@ impl Harness {
             .to_string()
     }
 
-    async fn stop(mut self) {
+    pub async fn stop(mut self) {
         for stop in self.stops.drain(..) {
             let _ = stop.send(());
         }
@@ -165,7 +165,7 @@ impl Harness {
     }
 }
 
-fn assert_generic(reply: &Reply, status: u16, code: &str) {
+pub fn assert_generic(reply: &Reply, status: u16, code: &str) {
     assert_eq!(reply.status, status, "{}", reply.raw);
     assert_eq!(
         reply.body,
@@ -175,7 +175,7 @@ fn assert_generic(reply: &Reply, status: u16, code: &str) {
     );
 }
 
-fn claims(now: u64) -> Claims {
+pub fn claims(now: u64) -> Claims {
     Claims {
         aud: AUDIENCE.into(),
         exp: now + 300,
