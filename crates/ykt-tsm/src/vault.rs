@@ -341,6 +341,23 @@ pub fn derive_isd_keys(master: &KeySet, seid: &SeId) -> Result<KeySet, VaultErro
     .map_err(|_| VaultError::KeyType)
 }
 
+/// The length of the handover plaintext's clear header: `KVN ‖ 88 ‖ key length`.
+pub const HANDOVER_HEADER_LEN: usize = 3;
+
+/// The handover header of an AES key set of `version` with keys of `key_len` bytes (the
+/// keys follow it: K-ENC ‖ K-MAC ‖ K-DEK; [`crate::proposals::HANDOVER_CIPHER`]).
+pub fn handover_header(version: u8, key_len: u8) -> [u8; HANDOVER_HEADER_LEN] {
+    [version, 0x88, key_len]
+}
+
+/// The key version and key length a handover header names (`None` if it is not one).
+pub fn parse_handover_header(header: &[u8]) -> Option<(u8, usize)> {
+    match header {
+        [version, 0x88, len] => Some((*version, usize::from(*len))),
+        _ => None,
+    }
+}
+
 /// The handover plaintext of an AES key set: `KVN ‖ 88 ‖ length ‖ K-ENC ‖ K-MAC ‖ K-DEK`
 /// ([`crate::proposals::HANDOVER_CIPHER`]).
 pub fn encode_handover(keys: &KeySet) -> Result<Zeroizing<Vec<u8>>, VaultError> {
@@ -379,6 +396,189 @@ fn encrypt_padded(keys: &KeySet, data: &[u8]) -> Result<Vec<u8>, VaultError> {
     }
     put_key::encrypt_sensitive(&KeyEncryptionKey::Static(&keys.keys), &padded)
         .map_err(|_| VaultError::KeyType)
+}
+
+/// The PUT KEY (and DGI `8001`) key-check input of a key set of `kind`: encrypting it in ECB
+/// under each key gives its check value (first three bytes; tsm-gp.md §3.6).
+pub fn key_check_input(kind: StaticKeyKind) -> Vec<u8> {
+    match kind {
+        StaticKeyKind::Tdes => alloc::vec![0u8; 8],
+        StaticKeyKind::Sm4 => alloc::vec![put_key::SM4_KCV_INPUT_BYTE; 16],
+        _ => alloc::vec![0x01u8; 16],
+    }
+}
+
+/// PUT KEY's data field from keys encrypted elsewhere: `version`, then for K-ENC, K-MAC and
+/// K-DEK the key block of `kind` (`key_len` clear bytes, `encrypted` under the DEK) with its
+/// check value, as `ykt_gp_host::commands::put_key::key_set_data` lays it out.
+pub fn wrapped_key_set(
+    version: u8,
+    kind: StaticKeyKind,
+    key_len: usize,
+    keys: [(Vec<u8>, [u8; 3]); 3],
+) -> Result<WrappedKeySet, VaultError> {
+    if !(0x01..=0x7F).contains(&version) {
+        return Err(VaultError::KeyType);
+    }
+    let ty = match kind {
+        StaticKeyKind::Tdes => put_key::KEY_TYPE_DES,
+        StaticKeyKind::Sm4 => put_key::KEY_TYPE_SM4,
+        _ => put_key::KEY_TYPE_AES,
+    };
+    let mut data = alloc::vec![version];
+    let mut check_values = [[0u8; 3]; 3];
+    for (i, (encrypted, kcv)) in keys.into_iter().enumerate() {
+        let len = u8::try_from(encrypted.len()).map_err(|_| VaultError::KeyType)?;
+        if ty == put_key::KEY_TYPE_DES {
+            data.extend_from_slice(&[ty, len]);
+        } else {
+            let clear = u8::try_from(key_len).map_err(|_| VaultError::KeyType)?;
+            data.extend_from_slice(&[ty, len.saturating_add(1), clear]);
+        }
+        data.extend_from_slice(&encrypted);
+        data.push(0x03);
+        data.extend_from_slice(&kcv);
+        check_values[i] = kcv;
+    }
+    Ok(WrappedKeySet { data, check_values })
+}
+
+/// A purse master key as a vault that keeps its value elsewhere describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MasterKeyInfo {
+    /// What the card key is for.
+    pub usage: KeyUsage,
+    /// Key index.
+    pub index: u8,
+    /// Key version.
+    pub version: u8,
+    /// Algorithm of the master and the card key.
+    pub algorithm: PurseAlgorithm,
+}
+
+impl From<&MasterKey> for MasterKeyInfo {
+    fn from(m: &MasterKey) -> Self {
+        Self {
+            usage: m.usage,
+            index: m.index,
+            version: m.version,
+            algorithm: m.algorithm,
+        }
+    }
+}
+
+/// A piece of a personalisation block's plaintext ([`purse_perso_template`]).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PersoPart {
+    /// Bytes of the block (DGI tags and lengths, key headers, the PIN, padding).
+    Clear(Zeroizing<Vec<u8>>),
+    /// The card key diversified from master `n` (an index into the masters given) by the
+    /// card's ASN: its 16 bytes go here.
+    CardKey(usize),
+}
+
+impl fmt::Debug for PersoPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Clear(b) => write!(f, "Clear({} bytes)", b.len()),
+            Self::CardKey(n) => write!(f, "CardKey({n})"),
+        }
+    }
+}
+
+/// One STORE DATA block of a purse personalisation as [`purse_perso_template`] lays it out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersoTemplateBlock {
+    /// P1.
+    pub p1: u8,
+    /// P2.
+    pub p2: u8,
+    /// True when the block goes encrypted under the DEK (then its parts are padded to whole
+    /// 16-byte blocks, ISO/IEC 9797-1 method 2, as `ykt_gp::commands::store_data::DECRYPT_RULE`
+    /// undoes).
+    pub encrypted: bool,
+    /// The plaintext, in order.
+    pub parts: Vec<PersoPart>,
+}
+
+/// The personalisation blocks of `card` for a vault whose purse master keys are elsewhere:
+/// the same blocks as [`KeyVault::purse_perso_blocks`] of a [`MemoryVault`] before encryption,
+/// with each card key left as a [`PersoPart::CardKey`] for the key store to fill in and
+/// encrypt (the clear card keys never exist here).
+pub fn purse_perso_template(
+    masters: &[MasterKeyInfo],
+    pin: &[u8],
+    profile: PurseProfile,
+    card: &PurseCardSpec,
+) -> Result<Vec<PersoTemplateBlock>, VaultError> {
+    // A placeholder value per key; the layout does not depend on key values.
+    let keys: Vec<KeyEntry> = masters
+        .iter()
+        .map(|m| KeyEntry {
+            usage: m.usage,
+            index: m.index,
+            version: m.version,
+            algorithm: m.algorithm,
+            key: purse::PurseKey::from_bytes([0u8; 16]),
+        })
+        .collect();
+    let mut data = card.card_data(pin);
+    let builder = ykt_purse::perso::Builder::new(profile, &data, &keys);
+    data.pin.zeroize();
+    let builder = builder.map_err(|_| VaultError::KeyType)?;
+    let blocks = builder.blocks().map_err(|_| VaultError::KeyType)?;
+    let mut next_key = 0usize;
+    blocks
+        .iter()
+        .map(|b| {
+            let encrypted = b.encrypted();
+            let mut parts = Vec::new();
+            let mut clear = Zeroizing::new(Vec::new());
+            let base = b.data.as_ptr() as usize;
+            let mut at = 0usize;
+            for (tag, value) in
+                ykt_purse::perso::dgi::parse(&b.data).map_err(|_| VaultError::KeyType)?
+            {
+                if tag != ykt_purse::perso::dgi::KEY {
+                    continue;
+                }
+                // The card key is the last 16 bytes of a key DGI's value.
+                let end = value.as_ptr() as usize - base + value.len();
+                let start = end.checked_sub(16).ok_or(VaultError::KeyType)?;
+                clear.extend_from_slice(&b.data[at..start]);
+                parts.push(PersoPart::Clear(core::mem::take(&mut clear)));
+                if next_key >= masters.len() {
+                    return Err(VaultError::KeyType);
+                }
+                parts.push(PersoPart::CardKey(next_key));
+                next_key += 1;
+                at = end;
+            }
+            clear.extend_from_slice(&b.data[at..]);
+            if encrypted {
+                clear.push(0x80);
+                let total = parts
+                    .iter()
+                    .map(|p| match p {
+                        PersoPart::Clear(c) => c.len(),
+                        PersoPart::CardKey(_) => 16,
+                    })
+                    .sum::<usize>()
+                    + clear.len();
+                let padded = clear.len() + (16 - total % 16) % 16;
+                clear.resize(padded, 0);
+            }
+            parts.push(PersoPart::Clear(clear));
+            parts.retain(|p| !matches!(p, PersoPart::Clear(c) if c.is_empty()));
+            Ok(PersoTemplateBlock {
+                p1: b.p1,
+                p2: b.p2,
+                encrypted,
+                parts,
+            })
+        })
+        .collect()
 }
 
 /// A card issuer's purse keys as the vault keeps them.
@@ -523,7 +723,8 @@ impl MemoryVault {
 /// Transaction type of an e-purse load (e-purse.md §5.6, H).
 const LOAD_TYPE: u8 = 0x02;
 
-fn mac1_input(p: &LoadProof) -> Vec<u8> {
+/// What MAC1 of a load covers: old balance ‖ amount ‖ `02` ‖ terminal (e-purse.md §5.4).
+pub fn mac1_input(p: &LoadProof) -> Vec<u8> {
     let mut v = Vec::with_capacity(15);
     v.extend_from_slice(&p.old_balance.to_be_bytes());
     v.extend_from_slice(&p.amount.to_be_bytes());
@@ -532,7 +733,8 @@ fn mac1_input(p: &LoadProof) -> Vec<u8> {
     v
 }
 
-fn mac2_input(p: &LoadProof, datetime: &[u8; 7]) -> Vec<u8> {
+/// What MAC2 of a load covers: amount ‖ `02` ‖ terminal ‖ date and time (e-purse.md §5.4).
+pub fn mac2_input(p: &LoadProof, datetime: &[u8; 7]) -> Vec<u8> {
     let mut v = Vec::with_capacity(18);
     v.extend_from_slice(&p.amount.to_be_bytes());
     v.push(LOAD_TYPE);
@@ -541,7 +743,9 @@ fn mac2_input(p: &LoadProof, datetime: &[u8; 7]) -> Vec<u8> {
     v
 }
 
-fn tac_input(p: &LoadProof, datetime: &[u8; 7]) -> Vec<u8> {
+/// What the TAC of a load covers: new balance ‖ online counter ‖ the MAC2 input
+/// (e-purse.md §5.5).
+pub fn tac_input(p: &LoadProof, datetime: &[u8; 7]) -> Vec<u8> {
     let mut v = Vec::with_capacity(24);
     v.extend_from_slice(&p.old_balance.saturating_add(p.amount).to_be_bytes());
     v.extend_from_slice(&p.online_counter.to_be_bytes());

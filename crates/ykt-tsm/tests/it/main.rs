@@ -8,3 +8,4 @@ mod flows;
 mod resume;
 mod security;
 mod support;
+mod vault_layout;
