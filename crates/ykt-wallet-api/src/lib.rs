@@ -52,7 +52,7 @@ pub use crate::limit::{Limited, RateLimiter};
 pub use crate::mask::{CardNumber, mask};
 pub use crate::server::{
     ApiError, AppState, Clock, PeerUid, ServeError, TcpServer, UnixServer, default_socket_path,
-    host_allowed, peer_allowed, tcp_app, unix_app,
+    host_allowed, peer_allowed, serve, tcp_app, unix_app,
 };
 pub use crate::token::{
     Claims, IssueError, Revocations, Scope, Secret, Token, TokenError, UnknownScope, Verifier,

@@ -750,3 +750,44 @@ impl TcpServer {
             .map_err(ServeError::Serve)
     }
 }
+
+/// Serves on the Unix socket and, when given, on loopback HTTP, until `shutdown` completes or
+/// either listener fails (which stops the other too); the socket file is removed at the end.
+pub async fn serve(
+    unix: UnixServer,
+    tcp: Option<TcpServer>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let unix_task = async {
+        let served = unix
+            .serve(state.clone(), until_stopped(stopped.clone()))
+            .await;
+        let _ = stop.send(true);
+        served
+    };
+    let tcp_task = async {
+        let Some(tcp) = tcp else {
+            return Ok(());
+        };
+        let served = tcp
+            .serve(state.clone(), until_stopped(stopped.clone()))
+            .await;
+        let _ = stop.send(true);
+        served
+    };
+    let trigger = async {
+        tokio::select! {
+            () = shutdown => {
+                let _ = stop.send(true);
+            }
+            () = until_stopped(stopped.clone()) => {}
+        }
+    };
+    let (unix_served, tcp_served, ()) = tokio::join!(unix_task, tcp_task, trigger);
+    unix_served.and(tcp_served)
+}

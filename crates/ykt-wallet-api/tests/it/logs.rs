@@ -1,9 +1,13 @@
 //! The log canary (client.md §6.8, R1, R2): every call, good and refused, with a subscriber
 //! that captures every event and span field at every level; no card number, token or secret
 //! may appear in it, in any of their printed forms.
+//!
+//! The subscriber is the test binary's global one, installed before any server starts
+//! ([`capture`], called by every harness), so it sees the log of every server test and no
+//! event is lost to a callsite whose interest was cached while no subscriber was listening.
 
 use std::fmt::{self, Write as _};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -17,8 +21,19 @@ use crate::http::{Request, send};
 use crate::server::{CANARY, Harness, SECOND, claims};
 use crate::test_secret;
 
+/// The captured log.
 #[derive(Clone, Default)]
-struct Capture(Arc<Mutex<String>>);
+pub struct Capture(Arc<Mutex<String>>);
+
+/// The binary's capturing subscriber, installed on first use.
+pub fn capture() -> &'static Capture {
+    static CAPTURE: OnceLock<Capture> = OnceLock::new();
+    CAPTURE.get_or_init(|| {
+        let capture = Capture::default();
+        tracing::subscriber::set_global_default(capture.clone()).unwrap();
+        capture
+    })
+}
 
 struct Fields<'a>(&'a mut String);
 
@@ -68,10 +83,7 @@ impl Subscriber for Capture {
 
 #[tokio::test]
 async fn no_card_number_token_or_secret_reaches_the_log() {
-    let capture = Capture::default();
-    // The test runtime has one thread, so the server's tasks log to this subscriber too.
-    let _guard = tracing::subscriber::set_default(capture.clone());
-
+    let capture = capture();
     let h = Harness::start("logs").await;
     let now = h.now();
     let good = h.token("app.logs", &Scope::ALL);

@@ -14,7 +14,7 @@ use ykt_wallet_api::token::{self, danger};
 use ykt_wallet_api::{
     AppState, Balance, Card, CardHandle, CardNumber, Claims, MemoryBackend, PeerUid, RecordKind,
     Revocations, Scope, Secret, ServeError, TcpServer, TopupState, TransactionRecord, UnixServer,
-    peer_allowed,
+    peer_allowed, serve,
 };
 
 use crate::http::{Reply, Request, Target, send};
@@ -89,6 +89,7 @@ impl Harness {
 
     /// Both listeners; `expect_uid` makes the Unix socket expect another uid than its owner's.
     pub async fn start_with(name: &str, expect_uid: Option<u32>) -> Self {
+        crate::logs::capture();
         let dir = temp_dir(name);
         let clock = Arc::new(AtomicU64::new(T0_MS));
         let backend = Arc::new(backend());
@@ -747,5 +748,51 @@ async fn binding_over_stale_live_and_foreign_files() {
         Err(ServeError::NotASocket(_))
     ));
     assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn serve_runs_both_listeners_until_shutdown() {
+    crate::logs::capture();
+    let dir = temp_dir("serve");
+    let path = dir.join("ykt-wallet.sock");
+    let state = AppState::new(test_secret(), Revocations::new(), Arc::new(backend()));
+    let unix = UnixServer::bind(&path).unwrap();
+    let tcp = TcpServer::bind(0).await.unwrap();
+    let targets = [Target::Unix(path.clone()), Target::Tcp(tcp.local_addr())];
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve(unix, Some(tcp), state, async move {
+        let _ = stopped.await;
+    }));
+    // The system clock: a token issued now is valid now.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = token::issue(
+        &test_secret(),
+        "app.serve",
+        &[Scope::CardsRead],
+        60,
+        now,
+        "jti-s",
+    )
+    .unwrap()
+    .0;
+    for target in &targets {
+        let reply = send(target, &Request::get("/v1/cards").bearer(token.as_str())).await;
+        assert_eq!(reply.status, 200, "{}", reply.raw);
+    }
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    assert!(!path.exists());
+    assert!(
+        tokio::net::TcpStream::connect(match &targets[1] {
+            Target::Tcp(addr) => *addr,
+            Target::Unix(_) => unreachable!(),
+        })
+        .await
+        .is_err()
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
