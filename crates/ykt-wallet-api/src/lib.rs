@@ -26,7 +26,8 @@
 //!   the per-install [`Secret`], the token text, the [`Verifier`] with its [`Revocations`].
 //! - [`limit`] (no I/O): a token bucket per caller and the hourly top-up allowance.
 //! - [`grant`]: what the CLI calls to issue, list and revoke grants (random `jti`s from the OS).
-//! - [`server`] (tokio + axum): the guards, the router and the two listeners.
+//! - [`server`] (tokio + axum): the guards, the router and the two listeners; [`serve`] runs
+//!   both until the caller's shutdown future completes.
 //! - [`backend`]: the [`LocalBackend`] trait the wallet implements, and [`MemoryBackend`].
 //! - [`mod@mask`]: card numbers as other apps see them.
 //! - [`proposals`]: every choice the public texts leave open, one constant each.

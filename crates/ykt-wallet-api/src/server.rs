@@ -103,6 +103,16 @@ impl AppState {
             .revoke(jti, exp);
     }
 
+    /// Replaces the revocation list (the grant book reloaded from the caller's store).
+    pub fn set_revocations(&self, revocations: Revocations) {
+        let mut verifier = self
+            .0
+            .verifier
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        *verifier = Verifier::new(verifier.secret().clone(), revocations);
+    }
+
     fn now_ms(&self) -> u64 {
         (self.0.clock)()
     }

@@ -374,6 +374,10 @@ impl Verifier {
         }
     }
 
+    pub(crate) fn secret(&self) -> &Secret {
+        &self.secret
+    }
+
     /// The revocation list.
     pub fn revocations(&self) -> &Revocations {
         &self.revocations

@@ -230,6 +230,21 @@ async fn bad_tokens_get_401_with_no_detail() {
     .unwrap()
     .0;
     h.state.revoke("jti-r", now + 300);
+    // A token revoked in a reloaded grant book, handed over whole.
+    let reloaded = token::issue(
+        &test_secret(),
+        "app.b",
+        &[Scope::CardsRead],
+        300,
+        now,
+        "jti-b",
+    )
+    .unwrap()
+    .0;
+    let mut book = Revocations::new();
+    book.revoke("jti-r", now + 300);
+    book.revoke("jti-b", now + 300);
+    h.state.set_revocations(book);
 
     let cases: Vec<(&str, Request)> = vec![
         ("no token", Request::get("/v1/cards")),
@@ -257,6 +272,10 @@ async fn bad_tokens_get_401_with_no_detail() {
         (
             "revoked",
             Request::get("/v1/cards").bearer(revoked.as_str()),
+        ),
+        (
+            "revoked in the book",
+            Request::get("/v1/cards").bearer(reloaded.as_str()),
         ),
         ("garbage", Request::get("/v1/cards").bearer("not-a-token")),
         (
