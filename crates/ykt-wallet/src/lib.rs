@@ -12,20 +12,29 @@
 //!
 //! No I/O: no sockets, files or clocks (client.md §3). The links are traits the caller wires
 //! (HTTP, PC/SC, an in-process card), time is an argument (`now_ms`), randomness an RNG argument,
-//! and persistence a `Persist` callback the wallet calls before each card command of a top-up.
+//! and persistence a [`Persist`] callback the wallet calls before each card command of a top-up.
 
 #![warn(missing_docs)]
 
 pub mod device;
+pub mod error;
+pub mod link;
 pub mod mask;
+pub mod proposals;
 pub mod seal;
 pub mod state;
 #[doc(hidden)]
 pub mod testing;
+mod wallet;
 
 pub use crate::device::DeviceKey;
+pub use crate::error::{Member, WalletError};
+pub use crate::link::{
+    LinkError, Persist, PersistError, SeError, SeLink, TsmLink, decode_response,
+};
 pub use crate::mask::{CardNo, Seid};
 pub use crate::seal::{Corruption, SealError, SealKey};
 pub use crate::state::{
     CardRecord, JournalEntry, JournalStep, OpenFlow, StateError, TsmPin, WalletState,
 };
+pub use crate::wallet::{CardQuery, Links, Progress, Resumed, TopUp, TransferCode, Wallet};

@@ -1,5 +1,6 @@
 //! The wallet SDK's integration tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod flows;
 mod mask;
 mod seal;

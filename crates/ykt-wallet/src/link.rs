@@ -1,0 +1,93 @@
+//! The wallet's two links (client.md §3): to the SP-TSM (signed envelopes over HTTP in the CLI)
+//! and to the SE (PC/SC, vpcd or an in-process card). The wallet only sees these traits; the
+//! caller wires them.
+
+use ykt_envelope::Envelope;
+
+use crate::state::WalletState;
+
+/// The link to the SP-TSM: one request envelope out, one response envelope back.
+pub trait TsmLink {
+    /// Sends `request` and returns the TSM's response, not yet verified (the wallet verifies).
+    fn send(&mut self, request: &Envelope) -> Result<Envelope, LinkError>;
+}
+
+/// The link to the SE: one command APDU out, the response (data ‖ SW1 SW2) back.
+pub trait SeLink {
+    /// Transmits `capdu`.
+    fn transmit(&mut self, capdu: &[u8]) -> Result<Vec<u8>, SeError>;
+}
+
+/// Why the TSM link failed (a transport failure, not a refusal: refusals are result codes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// The TSM could not be reached (connection refused, DNS, TLS handshake). Retried.
+    #[error("the service cannot be reached")]
+    Unreachable,
+    /// No answer in time. Retried with the same `request_id`.
+    #[error("the service did not answer in time")]
+    Timeout,
+    /// An answer that is not an envelope (an HTTP error page, bad JSON, an unknown result
+    /// code, an unknown member). Not retried.
+    #[error("the service's answer is not a valid message")]
+    Malformed,
+}
+
+impl LinkError {
+    /// True when the same request may be sent again (fresh nonce, same `request_id`).
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Self::Unreachable | Self::Timeout)
+    }
+}
+
+/// Why the SE link failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SeError {
+    /// No SE (no reader, no card, the card was removed).
+    #[error("the secure element is not present")]
+    NotPresent,
+    /// The exchange broke off (a reader or transport error).
+    #[error("the exchange with the secure element failed")]
+    Communication,
+}
+
+/// Reads a response body from the TSM link (the bytes of an HTTP response) as an envelope;
+/// anything else, including an unknown result code, is [`LinkError::Malformed`].
+pub fn decode_response(bytes: &[u8]) -> Result<Envelope, LinkError> {
+    Envelope::from_slice(bytes).map_err(|_| LinkError::Malformed)
+}
+
+/// Where the wallet's state is kept: the wallet calls [`Persist::persist`] whenever the state
+/// changed in a way that must survive a crash, and always before a card command of a top-up
+/// (client.md §4.2). The CLI seals the state and writes the file atomically.
+pub trait Persist {
+    /// Saves `state` durably (fsync before returning).
+    fn persist(&mut self, state: &WalletState) -> Result<(), PersistError>;
+}
+
+/// The state could not be saved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the wallet could not save its state")]
+#[non_exhaustive]
+pub struct PersistError;
+
+impl PersistError {
+    /// The error.
+    pub fn new() -> Self {
+        PersistError
+    }
+}
+
+impl Default for PersistError {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<F: FnMut(&WalletState) -> Result<(), PersistError>> Persist for F {
+    fn persist(&mut self, state: &WalletState) -> Result<(), PersistError> {
+        self(state)
+    }
+}
