@@ -28,7 +28,14 @@ const CORES: &[&str] = &[
 /// Crates that do no I/O but use `std` (so are not `#![no_std]`): the conformance harness parses
 /// its TOML catalogue and builds its reports as strings; the binary reaches cards and files for it.
 /// The QR symbol crate renders and scans images in memory (bytes in, bytes out).
-const SANS_IO_STD: &[&str] = &["ykt-conformance", "ykt-qr-symbol"];
+/// The envelope crate canonicalises and signs JSON values (serde_json with std); the wallet SDK
+/// is sans-IO by its brief (client.md §3) but uses std's collections and errors.
+const SANS_IO_STD: &[&str] = &[
+    "ykt-conformance",
+    "ykt-qr-symbol",
+    "ykt-envelope",
+    "ykt-wallet",
+];
 
 /// Crates that must never appear in a core's normal dependencies.
 const FORBIDDEN_IN_CORES: &[&str] = &[
@@ -47,6 +54,9 @@ const FORBIDDEN_IN_CORES: &[&str] = &[
     "ykt-store",
     "ykt-kms",
     "ykt-qr-service",
+    "ykt-tsm-service",
+    "ykt-tsm-kms",
+    "ykt-wallet-api",
     "ureq",
 ];
 
@@ -73,7 +83,18 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     ("ykt-gp-host", &["ykt-apdu", "ykt-crypto", "ykt-scp"]),
     ("ykt-kms", &["ykt-crypto", "ykt-scp", "ykt-gp-host"]),
     ("ykt-store", &["ykt-crypto"]),
-    ("ykt-qr-service", &["ykt-crypto", "ykt-qr"]),
+    ("ykt-qr-service", &["ykt-crypto", "ykt-qr", "ykt-envelope"]),
+    ("ykt-envelope", &["ykt-crypto"]),
+    ("ykt-tsm-kms", &["ykt-tsm", "ykt-kms", "ykt-crypto", "ykt-scp"]),
+    (
+        "ykt-tsm-service",
+        &["ykt-tsm", "ykt-store", "ykt-envelope", "ykt-crypto"],
+    ),
+    (
+        "ykt-wallet",
+        &["ykt-tsm", "ykt-envelope", "ykt-crypto", "ykt-purse"],
+    ),
+    ("ykt-wallet-api", &[]),
     (
         "ykt-tsm",
         &[
@@ -118,6 +139,13 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
             "ykt-terminal",
             "ykt-transport",
             "ykt-conformance",
+            "ykt-tsm",
+            "ykt-envelope",
+            "ykt-store",
+            "ykt-tsm-service",
+            "ykt-tsm-kms",
+            "ykt-wallet",
+            "ykt-wallet-api",
         ],
     ),
 ];
