@@ -724,12 +724,11 @@ impl Wallet {
             .ok_or(WalletError::Protocol)
     }
 
-    fn offline<R: CryptoRng + ?Sized>(
+    fn offline(
         &mut self,
         links: &mut Links<'_>,
         card: &CardNo,
         commands: Vec<Vec<u8>>,
-        _rng: &mut R,
     ) -> Result<Vec<Vec<u8>>, WalletError> {
         let record = self.card_record(card)?;
         let mut select = vec![0x00, 0xA4, 0x04, 0x00];
@@ -751,11 +750,10 @@ impl Wallet {
 
     /// The balance read offline on the SE (client.md §2): SELECT the card's AID, GET BALANCE
     /// `80 5C 00 02 04` (e-purse.md §4.2). Kept as the card's last known balance.
-    pub fn balance<R: CryptoRng + ?Sized>(
+    pub fn balance(
         &mut self,
         links: &mut Links<'_>,
         now_ms: i64,
-        rng: &mut R,
         card: &CardNo,
     ) -> Result<u32, WalletError> {
         (links.progress)(Progress {
@@ -763,7 +761,7 @@ impl Wallet {
             index: 0,
             count: 1,
         });
-        let rapdus = self.offline(links, card, vec![vec![0x80, 0x5C, 0x00, 0x02, 0x04]], rng)?;
+        let rapdus = self.offline(links, card, vec![vec![0x80, 0x5C, 0x00, 0x02, 0x04]])?;
         for r in &rapdus {
             let sw = sw_of(r);
             if sw != [0x90, 0x00] {
@@ -784,10 +782,9 @@ impl Wallet {
     /// The transaction log read offline (client.md §2): SELECT the card's AID, then READ
     /// RECORD `00 B2 n C4 17` of EF18 (e-purse.md §2), newest first, until the card has no more
     /// (`6A83`).
-    pub fn records<R: CryptoRng + ?Sized>(
+    pub fn records(
         &mut self,
         links: &mut Links<'_>,
-        rng: &mut R,
         card: &CardNo,
     ) -> Result<Vec<TransactionRecord>, WalletError> {
         let p2 = (ykt_purse::files::SFI_EF18 << 3) | 0x04;
@@ -800,7 +797,7 @@ impl Wallet {
             index: 0,
             count: 1,
         });
-        let rapdus = self.offline(links, card, commands, rng)?;
+        let rapdus = self.offline(links, card, commands)?;
         let mut out = Vec::new();
         for (i, r) in rapdus.iter().enumerate() {
             let sw = sw_of(r);

@@ -15,21 +15,21 @@ use ykt_wallet::*;
 
 use crate::mask::CANARY;
 
-const NOW: i64 = 1_796_169_600_000;
-const SEID: &str = "1122334455667788AABB";
-const TSM_ID: &str = "SPTSM-330400";
+pub const NOW: i64 = 1_796_169_600_000;
+pub const SEID: &str = "1122334455667788AABB";
+pub const TSM_ID: &str = "SPTSM-330400";
 
-type Responder = Box<dyn FnOnce(&Envelope, &Sm2Signer) -> Result<Envelope, LinkError>>;
+pub type Responder = Box<dyn FnOnce(&Envelope, &Sm2Signer) -> Result<Envelope, LinkError>>;
 
 /// A TSM that answers each request with the next scripted responder and keeps the requests.
-struct FakeTsm {
-    signer: Sm2Signer,
+pub struct FakeTsm {
+    pub signer: Sm2Signer,
     script: VecDeque<Responder>,
-    seen: Vec<Envelope>,
+    pub seen: Vec<Envelope>,
 }
 
 impl FakeTsm {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let mut d = [0x42; 32];
         d[0] = 0x01;
         Self {
@@ -39,7 +39,7 @@ impl FakeTsm {
         }
     }
 
-    fn then(&mut self, r: Responder) -> &mut Self {
+    pub fn then(&mut self, r: Responder) -> &mut Self {
         self.script.push_back(r);
         self
     }
@@ -58,7 +58,7 @@ fn response_type(req: &Envelope) -> &'static str {
 }
 
 /// A success answering the request with `body`.
-fn ok(body: Value) -> Responder {
+pub fn ok(body: Value) -> Responder {
     Box::new(move |req, signer| {
         Ok(req
             .reply(
@@ -135,7 +135,7 @@ fn fail(e: LinkError) -> Responder {
     Box::new(move |_, _| Err(e))
 }
 
-fn enrol_resp(signer: &Sm2Signer) -> Value {
+pub fn enrol_resp(signer: &Sm2Signer) -> Value {
     json!({
         "device_id": "DEV-0001",
         "tsm_id": TSM_ID,
@@ -144,7 +144,11 @@ fn enrol_resp(signer: &Sm2Signer) -> Value {
 }
 
 /// A FlowResp for the request's txn_id: RUNNING with `relay`, or COMPLETED with `outcome`.
-fn flow(kind: FlowKind, relay: Option<RelayRequest>, outcome: Option<OutcomeView>) -> Responder {
+pub fn flow(
+    kind: FlowKind,
+    relay: Option<RelayRequest>,
+    outcome: Option<OutcomeView>,
+) -> Responder {
     Box::new(move |req, signer| {
         let status = if outcome.is_some() {
             FlowStatus::Completed
@@ -175,7 +179,7 @@ fn flow(kind: FlowKind, relay: Option<RelayRequest>, outcome: Option<OutcomeView
     })
 }
 
-fn relay(seq: u32, capdus: &[&[u8]]) -> RelayRequest {
+pub fn relay(seq: u32, capdus: &[&[u8]]) -> RelayRequest {
     RelayRequest {
         session_id: "s-1".into(),
         seq,
@@ -573,7 +577,7 @@ fn retries_keep_the_request_id_and_change_the_nonce() {
     assert_eq!(h.wallet.open_flows().len(), 1);
 }
 
-fn order(state: &str) -> Value {
+pub fn order(state: &str) -> Value {
     serde_json::to_value(OrderResp {
         order_id: "ORD-1".into(),
         state: state.into(),
@@ -736,7 +740,7 @@ fn a_failed_flow_is_typed() {
 #[test]
 fn balance_and_records_offline() {
     let mut h = Harness::with_card();
-    let balance = h.run(|w, l, r| w.balance(l, NOW + 5, r, &card())).unwrap();
+    let balance = h.run(|w, l, _| w.balance(l, NOW + 5, &card())).unwrap();
     assert_eq!(balance, 1234);
     assert_eq!(h.wallet.cards()[0].balance, Some((1234, NOW + 5)));
     {
@@ -747,7 +751,7 @@ fn balance_and_records_offline() {
         assert_eq!(w.commands, vec![select, vec![0x80, 0x5C, 0x00, 0x02, 0x04]]);
     }
     h.world.borrow_mut().commands.clear();
-    let records = h.run(|w, l, r| w.records(l, r, &card())).unwrap();
+    let records = h.run(|w, l, _| w.records(l, &card())).unwrap();
     assert_eq!(records.len(), 2);
     assert_eq!((records[0].counter, records[0].amount), (1, 100));
     assert_eq!((records[1].counter, records[1].amount), (2, 200));
@@ -758,7 +762,7 @@ fn balance_and_records_offline() {
     assert!(h.tsm.seen.len() == 3, "offline: no TSM request");
     let other = CardNo::new("3100999999999999");
     assert_eq!(
-        h.run(|w, l, r| w.balance(l, NOW, r, &other)).unwrap_err(),
+        h.run(|w, l, _| w.balance(l, NOW, &other)).unwrap_err(),
         WalletError::UnknownCard
     );
 }

@@ -1,6 +1,7 @@
 //! The wallet SDK's integration tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod card;
 mod flows;
 mod mask;
 mod seal;
