@@ -10,3 +10,5 @@
 // Each module below is owned by one part of the service; keep edits to your own lines.
 pub mod engine;
 pub mod http;
+
+pub use crate::http::{Backend, BackendError, ServerConfig, TsmClient};

@@ -1,0 +1,243 @@
+//! The TSM's HTTP client: envelopes out, envelopes back; the documents and the admin getters.
+//!
+//! Plain HTTP only (`http://`): TLS ends in front of the service. [`TsmClient::send`] keeps
+//! "the exchange failed" (no connection, a timeout, an answer that is not an envelope:
+//! [`ClientError::Transport`], [`ClientError::NotAnEnvelope`]) apart from "the TSM said no",
+//! which is a signed envelope with a code other than `0000` and comes back as `Ok`: the caller
+//! verifies it under the TSM's key and reads `result`.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use ykt_envelope::{Envelope, ResultInfo};
+
+use super::backend::{CardInstanceView, ChainView, FlowView, SeView};
+
+/// How long one exchange may take.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The URL is not `http://…`.
+    #[error("the TSM URL must start with http:// (TLS is terminated in front of the service)")]
+    UnsupportedUrl,
+    /// The request did not get through, or the answer did not come back.
+    #[error("the request to the TSM failed")]
+    Transport(#[source] ureq::Error),
+    /// An answer that is not an envelope (a proxy's error page, a truncated body).
+    #[error("the TSM's answer (HTTP {status}) is not an envelope")]
+    NotAnEnvelope {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// A document or admin answer that is not the JSON expected.
+    #[error("the TSM's answer (HTTP {status}) is not the JSON expected")]
+    BadJson {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// `GET /health` answered that the TSM (its store) is not available.
+    #[error("the TSM is unavailable (HTTP {status})")]
+    Unavailable {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The admin API refused (`{"code","msg"}`; 401 for a missing or wrong token).
+    #[error("the TSM's admin API refused (HTTP {status}, {}): {}", .result.code, .result.msg)]
+    Admin {
+        /// The HTTP status.
+        status: u16,
+        /// The TSM's code and message.
+        result: ResultInfo,
+    },
+}
+
+impl ClientError {
+    /// Whether the exchange itself failed (as opposed to a refusal the TSM gave).
+    pub fn is_transport(&self) -> bool {
+        matches!(
+            self,
+            Self::Transport(_) | Self::NotAnEnvelope { .. } | Self::BadJson { .. }
+        )
+    }
+}
+
+/// A client of one TSM.
+#[derive(Debug, Clone)]
+pub struct TsmClient {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl TsmClient {
+    /// A client of the TSM at `base_url` (`http://host:port`, a path prefix allowed).
+    pub fn new(base_url: &str) -> Result<Self, ClientError> {
+        if !base_url.starts_with("http://") {
+            return Err(ClientError::UnsupportedUrl);
+        }
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(TIMEOUT))
+            .build();
+        Ok(Self {
+            base: base_url.trim_end_matches('/').to_string(),
+            agent: ureq::Agent::new_with_config(config),
+        })
+    }
+
+    /// The base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends a sealed request to `POST /v1/{msg_type}`; gives the TSM's envelope, whatever its
+    /// code (check its signature and `result`).
+    pub fn send(&self, request: &Envelope) -> Result<Envelope, ClientError> {
+        self.send_bytes(&request.msg_type, &request.to_vec())
+    }
+
+    /// Sends raw bytes to `POST /v1/{msg_type}` (tests of refusals; replays of captured bytes).
+    pub fn send_bytes(&self, msg_type: &str, body: &[u8]) -> Result<Envelope, ClientError> {
+        let (status, text) = self.post(&format!("/v1/{msg_type}"), body)?;
+        Envelope::from_slice(text.as_bytes()).map_err(|_| ClientError::NotAnEnvelope { status })
+    }
+
+    /// [`TsmClient::send_bytes`] with the HTTP status.
+    pub fn send_bytes_with_status(
+        &self,
+        msg_type: &str,
+        body: &[u8],
+    ) -> Result<(u16, Envelope), ClientError> {
+        let (status, text) = self.post(&format!("/v1/{msg_type}"), body)?;
+        let envelope = Envelope::from_slice(text.as_bytes())
+            .map_err(|_| ClientError::NotAnEnvelope { status })?;
+        Ok((status, envelope))
+    }
+
+    fn post(&self, path: &str, body: &[u8]) -> Result<(u16, String), ClientError> {
+        let mut response = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "application/json")
+            .send(body)
+            .map_err(ClientError::Transport)?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(ClientError::Transport)?;
+        Ok((status, text))
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> Result<(u16, String), ClientError> {
+        let mut request = self.agent.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = request.call().map_err(ClientError::Transport)?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(ClientError::Transport)?;
+        Ok((status, text))
+    }
+
+    fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> Result<T, ClientError> {
+        let (status, text) = self.get(path, token)?;
+        if (200..300).contains(&status) {
+            return serde_json::from_str(&text).map_err(|_| ClientError::BadJson { status });
+        }
+        match serde_json::from_str::<ResultInfo>(&text) {
+            Ok(result) => Err(ClientError::Admin { status, result }),
+            Err(_) => Err(ClientError::BadJson { status }),
+        }
+    }
+
+    /// `GET /openapi.json`.
+    pub fn openapi(&self) -> Result<Value, ClientError> {
+        self.get_json("/openapi.json", None)
+    }
+
+    /// `GET /health`: `Ok` with the status text (`ok`) when the TSM and its store answer,
+    /// [`ClientError::Unavailable`] when the TSM answers that its store does not.
+    pub fn health(&self) -> Result<String, ClientError> {
+        let (status, text) = self.get("/health", None)?;
+        if !(200..300).contains(&status) {
+            return Err(ClientError::Unavailable { status });
+        }
+        let value: Value =
+            serde_json::from_str(&text).map_err(|_| ClientError::BadJson { status })?;
+        value
+            .get("status")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or(ClientError::BadJson { status })
+    }
+
+    /// `GET /metrics`, the Prometheus text.
+    pub fn metrics(&self) -> Result<String, ClientError> {
+        Ok(self.get("/metrics", None)?.1)
+    }
+
+    /// Admin: one SE.
+    pub fn admin_se(&self, token: &str, seid: &str) -> Result<SeView, ClientError> {
+        self.get_json(&format!("/admin/v1/ses/{}", escape(seid)), Some(token))
+    }
+
+    /// Admin: the card instances on an SE.
+    pub fn admin_cards(
+        &self,
+        token: &str,
+        seid: &str,
+    ) -> Result<Vec<CardInstanceView>, ClientError> {
+        self.get_json(
+            &format!("/admin/v1/ses/{}/cards", escape(seid)),
+            Some(token),
+        )
+    }
+
+    /// Admin: the flows in `status` (`RUNNING`, …), of one SE or of all.
+    pub fn admin_flows(
+        &self,
+        token: &str,
+        status: &str,
+        seid: Option<&str>,
+    ) -> Result<Vec<FlowView>, ClientError> {
+        let mut path = format!("/admin/v1/flows?status={}", escape(status));
+        if let Some(seid) = seid {
+            path.push_str(&format!("&seid={}", escape(seid)));
+        }
+        self.get_json(&path, Some(token))
+    }
+
+    /// Admin: one flow.
+    pub fn admin_flow(&self, token: &str, id: &str) -> Result<FlowView, ClientError> {
+        self.get_json(&format!("/admin/v1/flows/{}", escape(id)), Some(token))
+    }
+
+    /// Admin: the audit chain's verification.
+    pub fn admin_verify_audit(&self, token: &str) -> Result<ChainView, ClientError> {
+        self.get_json("/admin/v1/audit/verify", Some(token))
+    }
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986 §2.3).
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

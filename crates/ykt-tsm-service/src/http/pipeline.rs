@@ -1,0 +1,711 @@
+//! `POST /v1/{msg_type}`: the business API's pipeline (tsm-gp.md §7, client.md §6.3 R5).
+//!
+//! ```text
+//!  parse the envelope (unknown members refused) and its body ─ msg_type = path, msg_no,
+//!  receiver_id = tsm_id ─ the sender's key (EnrolReq: the body's device_pub) ─ verify ─
+//!  check_time ─ replay guard (sender, nonce) ─ idempotency claim (sender, request_id,
+//!  SM3 of JCS {msg_type, txn_id, body}) ─ dispatch ─ seal the reply ─ complete the claim
+//! ```
+//!
+//! Every answer, refusals included, is an envelope signed by the TSM with `result.code` and
+//! the HTTP status [`Code::http_status`] (a body over the limit: 413).
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use ykt_crypto::Sm2PublicKey;
+use ykt_envelope::{Code, Envelope, EnvelopeError, Header, PeerKey, ResultInfo, response_no};
+use ykt_store::{Begun, RequestHash};
+use ykt_tsm::api::{self, MessageDef};
+
+use super::backend::{Backend, BackendError, Start};
+use super::metrics::FlowMove;
+use super::proposals::{ERROR_RESPONSE_TYPE, NONCE_LEN, PURGE_EVERY_MS};
+use super::server::{AppState, json_text};
+
+/// The longest id (`sender_id`, `txn_id`, `request_id`) taken, characters.
+const MAX_ID_LEN: usize = 128;
+
+/// The nonce lengths taken, bytes (hex in the envelope).
+const NONCE_BYTES: std::ops::RangeInclusive<usize> = 8..=64;
+
+/// The handler.
+pub(crate) async fn business<B: Backend>(
+    State(state): State<AppState<B>>,
+    Path(msg_type): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let def = api::message(&msg_type);
+    let (code, response) = handle(&state, def, body).await;
+    let label = def.map_or("unknown", |d| d.request);
+    state.0.metrics.record(label, code, started.elapsed());
+    response
+}
+
+/// What the refusal or the reply is addressed with.
+struct Ctx {
+    /// The response's `msg_type`.
+    response_type: String,
+    /// The response's `msg_no`.
+    response_no: String,
+    /// The request's sender (the response's receiver).
+    sender: String,
+    txn_id: String,
+    request_id: String,
+}
+
+impl Ctx {
+    /// From what can be read of a request that may not be an envelope at all.
+    fn best_effort(def: Option<MessageDef>, bytes: &[u8]) -> Self {
+        let raw: Option<Value> = serde_json::from_slice(bytes).ok();
+        let member = |name: &str| {
+            raw.as_ref()
+                .and_then(|v| v.get(name))
+                .and_then(Value::as_str)
+                .filter(|s| s.len() <= MAX_ID_LEN && !s.chars().any(char::is_control))
+                .unwrap_or_default()
+                .to_string()
+        };
+        Self {
+            response_type: def.map_or(ERROR_RESPONSE_TYPE, |d| d.response).to_string(),
+            response_no: def.map_or_else(|| "0000".to_string(), |d| response_no(d.msg_no)),
+            sender: member("sender_id"),
+            txn_id: member("txn_id"),
+            request_id: member("request_id"),
+        }
+    }
+
+    fn of(def: MessageDef, envelope: &Envelope) -> Self {
+        Self {
+            response_type: def.response.to_string(),
+            response_no: response_no(def.msg_no),
+            sender: envelope.sender_id.clone(),
+            txn_id: envelope.txn_id.clone(),
+            request_id: envelope.request_id.clone(),
+        }
+    }
+}
+
+/// A refusal before dispatch.
+struct Refusal {
+    code: Code,
+    msg: String,
+    status: Option<StatusCode>,
+}
+
+impl Refusal {
+    fn new(code: Code, msg: impl Into<String>) -> Self {
+        Self {
+            code,
+            msg: msg.into(),
+            status: None,
+        }
+    }
+
+    fn bad(msg: impl Into<String>) -> Self {
+        Self::new(Code::BadRequest, msg)
+    }
+
+    fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "business request failed");
+        Self::new(Code::Internal, "internal error")
+    }
+}
+
+impl From<BackendError> for Refusal {
+    fn from(e: BackendError) -> Self {
+        if e.code == Code::Internal {
+            Self::internal(e.message)
+        } else {
+            Self::new(e.code, e.message)
+        }
+    }
+}
+
+impl From<ykt_store::Error> for Refusal {
+    fn from(e: ykt_store::Error) -> Self {
+        BackendError::from(e).into()
+    }
+}
+
+fn envelope_refusal(e: &EnvelopeError) -> Refusal {
+    match e {
+        // Our own texts, without the JSON they came from.
+        EnvelopeError::Malformed(_) => Refusal::bad("the envelope is malformed"),
+        EnvelopeError::Body(_) => Refusal::bad("the body is malformed"),
+        EnvelopeError::Signer(_) => Refusal::internal(e),
+        _ => Refusal::new(e.code(), e.to_string()),
+    }
+}
+
+/// A JSON error as a message that names at most a member, never a value.
+fn safe_json_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    for prefix in ["unknown field `", "missing field `", "duplicate field `"] {
+        if let Some(rest) = text.strip_prefix(prefix)
+            && let Some(end) = rest.find('`')
+        {
+            let name = &rest[..end];
+            if name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return format!("{prefix}{name}`");
+            }
+        }
+    }
+    match e.classify() {
+        serde_json::error::Category::Syntax => "not JSON".into(),
+        serde_json::error::Category::Eof => "truncated JSON".into(),
+        serde_json::error::Category::Data => "a member has the wrong type or value".into(),
+        serde_json::error::Category::Io => "could not be read".into(),
+    }
+}
+
+/// A request's body, typed.
+enum Request {
+    Enrol(api::EnrolReq),
+    Start(Start),
+    ApduResult(api::ApduResultReq),
+    Resume,
+    FlowQuery,
+    TopupOrder(api::TopupOrderReq),
+    OrderQuery(api::OrderReq),
+    TestPay(api::OrderReq),
+    CardsQuery,
+}
+
+fn body<T: DeserializeOwned>(def: MessageDef, envelope: &Envelope) -> Result<T, Refusal> {
+    serde_json::from_value(envelope.body.clone()).map_err(|e| {
+        Refusal::bad(format!(
+            "the body is not a {}: {}",
+            def.request,
+            safe_json_error(&e)
+        ))
+    })
+}
+
+impl Request {
+    fn parse(def: MessageDef, e: &Envelope) -> Result<Self, Refusal> {
+        Ok(match def {
+            d if d == api::ENROL => Request::Enrol(body(d, e)?),
+            d if d == api::OPEN_CARD => Request::Start(Start::OpenCard(body(d, e)?)),
+            d if d == api::TOPUP => Request::Start(Start::TopUp(body(d, e)?)),
+            d if d == api::DELETE_CARD => Request::Start(Start::DeleteCard(body(d, e)?)),
+            d if d == api::REFUND => Request::Start(Start::Refund(body(d, e)?)),
+            d if d == api::TRANSFER_OUT => Request::Start(Start::TransferOut(body(d, e)?)),
+            d if d == api::TRANSFER_IN => Request::Start(Start::TransferIn(body(d, e)?)),
+            d if d == api::LOCK => Request::Start(Start::Lock(body(d, e)?)),
+            d if d == api::UNLOCK => Request::Start(Start::Unlock(body(d, e)?)),
+            d if d == api::APP_QUERY => Request::Start(Start::AppQuery(body(d, e)?)),
+            d if d == api::CARD_QUERY => Request::Start(Start::CardQuery(body(d, e)?)),
+            d if d == api::APDU_RESULT => Request::ApduResult(body(d, e)?),
+            d if d == api::RESUME => body::<api::Empty>(d, e).map(|_| Request::Resume)?,
+            d if d == api::FLOW_QUERY => body::<api::Empty>(d, e).map(|_| Request::FlowQuery)?,
+            d if d == api::TOPUP_ORDER => Request::TopupOrder(body(d, e)?),
+            d if d == api::ORDER_QUERY => Request::OrderQuery(body(d, e)?),
+            d if d == api::TEST_PAY => Request::TestPay(body(d, e)?),
+            d if d == api::CARDS_QUERY => body::<api::Empty>(d, e).map(|_| Request::CardsQuery)?,
+            d => {
+                return Err(Refusal::bad(format!("{} is not served here", d.request)));
+            }
+        })
+    }
+}
+
+/// A completed request's answer as the idempotency record keeps it.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredReply {
+    msg_type: String,
+    result: ResultInfo,
+    body: Value,
+}
+
+/// Seals an answer; a failure to sign (or to draw a nonce) is a plain, generic 500.
+fn seal<B>(
+    state: &AppState<B>,
+    ctx: &Ctx,
+    msg_type: &str,
+    result: ResultInfo,
+    body: &Value,
+    status: Option<StatusCode>,
+) -> Response {
+    let config = &state.0.config;
+    let status = status.unwrap_or_else(|| {
+        StatusCode::from_u16(result.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    });
+    let mut nonce = [0u8; NONCE_LEN];
+    let sealed = getrandom::fill(&mut nonce)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            let header = Header {
+                msg_type: msg_type.to_string(),
+                msg_no: ctx.response_no.clone(),
+                sender_id: config.tsm_id.clone(),
+                receiver_id: ctx.sender.clone(),
+                txn_id: ctx.txn_id.clone(),
+                request_id: ctx.request_id.clone(),
+            };
+            Envelope::seal(
+                &header,
+                body,
+                Some(result),
+                &nonce,
+                state.now(),
+                &*config.signer,
+            )
+            .map_err(|e| e.to_string())
+        });
+    match sealed {
+        Ok(envelope) => json_text(
+            status,
+            String::from_utf8(envelope.to_vec()).unwrap_or_default(),
+        ),
+        Err(detail) => {
+            tracing::error!(%detail, "sealing a response failed");
+            json_text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{\"code\":\"9999\",\"msg\":\"internal error\"}".to_string(),
+            )
+        }
+    }
+}
+
+fn refuse<B>(state: &AppState<B>, ctx: &Ctx, refusal: Refusal) -> (Code, Response) {
+    if refusal.code != Code::Internal {
+        tracing::warn!(
+            code = %refusal.code,
+            msg_type = %ctx.response_type,
+            sender = %ctx.sender,
+            reason = %refusal.msg,
+            "business request refused"
+        );
+    }
+    let code = refusal.code;
+    let response = seal(
+        state,
+        ctx,
+        &ctx.response_type,
+        ResultInfo::error(code, refusal.msg),
+        &Value::Object(Default::default()),
+        refusal.status,
+    );
+    (code, response)
+}
+
+/// The pipeline; gives the result code (for the metrics) and the response.
+async fn handle<B: Backend>(
+    state: &AppState<B>,
+    def: Option<MessageDef>,
+    body: Result<Bytes, BytesRejection>,
+) -> (Code, Response) {
+    let bytes = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            let ctx = Ctx::best_effort(def, &[]);
+            let refusal = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Refusal {
+                    status: Some(StatusCode::PAYLOAD_TOO_LARGE),
+                    ..Refusal::bad(format!(
+                        "the body is larger than {} bytes",
+                        state.0.config.max_body
+                    ))
+                }
+            } else {
+                Refusal::bad("the body could not be read")
+            };
+            return refuse(state, &ctx, refusal);
+        }
+    };
+    let ctx = Ctx::best_effort(def, &bytes);
+    let Some(def) = def else {
+        return refuse(state, &ctx, Refusal::bad("no such message type"));
+    };
+    // tsm-gp.md §7: the envelope, every member known.
+    let envelope: Envelope = match serde_json::from_slice(&bytes) {
+        Ok(e) => e,
+        Err(e) => {
+            let msg = format!("not an envelope: {}", safe_json_error(&e));
+            return refuse(state, &ctx, Refusal::bad(msg));
+        }
+    };
+    let ctx = Ctx::of(def, &envelope);
+    match checked(state, def, &envelope).await {
+        Ok((request, hash)) => dispatch_claimed(state, &ctx, def, &envelope, request, hash).await,
+        Err(refusal) => refuse(state, &ctx, refusal),
+    }
+}
+
+/// The checks before dispatch, up to the replay guard; gives the typed request and its hash.
+async fn checked<B: Backend>(
+    state: &AppState<B>,
+    def: MessageDef,
+    envelope: &Envelope,
+) -> Result<(Request, RequestHash), Refusal> {
+    let config = &state.0.config;
+    let store = state.0.backend.store();
+    // tsm-gp.md §7: the header addresses this message type and this TSM.
+    if envelope.msg_type != def.request {
+        return Err(Refusal::bad(format!(
+            "msg_type does not match the path /v1/{}",
+            def.request
+        )));
+    }
+    if envelope.msg_no != def.msg_no {
+        return Err(Refusal::bad(format!(
+            "msg_no of {} is {}",
+            def.request, def.msg_no
+        )));
+    }
+    if envelope.receiver_id != config.tsm_id {
+        return Err(Refusal::bad("receiver_id is not this TSM"));
+    }
+    if envelope.result.is_some() {
+        return Err(Refusal::bad("a request carries no result"));
+    }
+    for (name, value) in [
+        ("sender_id", &envelope.sender_id),
+        ("request_id", &envelope.request_id),
+        ("txn_id", &envelope.txn_id),
+    ] {
+        if value.len() > MAX_ID_LEN || value.chars().any(char::is_control) {
+            return Err(Refusal::bad(format!(
+                "{name} must be at most {MAX_ID_LEN} printable characters"
+            )));
+        }
+    }
+    if envelope.sender_id.is_empty() || envelope.request_id.is_empty() {
+        return Err(Refusal::bad("sender_id and request_id must not be empty"));
+    }
+    if !hex::decode(&envelope.nonce).is_ok_and(|n| NONCE_BYTES.contains(&n.len())) {
+        return Err(Refusal::bad(format!(
+            "nonce must be {} to {} bytes of hex",
+            NONCE_BYTES.start(),
+            NONCE_BYTES.end()
+        )));
+    }
+    let request = Request::parse(def, envelope)?;
+    // The sender's key: proof of possession for enrolment, the enrolled key otherwise.
+    let key = match &request {
+        Request::Enrol(req) => Sm2PublicKey::from_sec1_bytes(req.device_pub.as_bytes())
+            .map_err(|_| Refusal::bad("device_pub is not an SM2 public key"))?,
+        _ => state.0.backend.device_key(&envelope.sender_id).await?,
+    };
+    envelope
+        .verify(&PeerKey::Sm2(key))
+        .map_err(|e| envelope_refusal(&e))?;
+    // client.md §6.3 R5: freshness, then the replay guard (after the signature, so forged
+    // messages cannot fill it).
+    let now = state.now();
+    let sent = envelope
+        .check_time(now, config.clock_window_ms)
+        .map_err(|e| envelope_refusal(&e))?;
+    purge_if_due(state, now).await;
+    store
+        .accept_message(
+            &envelope.sender_id,
+            &envelope.nonce,
+            sent,
+            config.clock_window_ms,
+        )
+        .await?;
+    let hashed = serde_json::json!({
+        "msg_type": envelope.msg_type,
+        "txn_id": envelope.txn_id,
+        "body": envelope.body,
+    });
+    let canonical = ykt_envelope::jcs::to_vec(&hashed)
+        .map_err(|_| Refusal::bad("numbers in the body must be integers"))?;
+    Ok((request, RequestHash::of(&canonical)))
+}
+
+async fn purge_if_due<B: Backend>(state: &AppState<B>, now: i64) {
+    let last = state.0.last_purge_ms.load(Ordering::Relaxed);
+    if now.saturating_sub(last) < PURGE_EVERY_MS
+        || state
+            .0
+            .last_purge_ms
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    let memory = state
+        .0
+        .config
+        .replay_memory_ms
+        .max(state.0.config.clock_window_ms);
+    if let Err(error) = state.0.backend.store().purge_messages(memory).await {
+        tracing::warn!(%error, "purging the replay guard failed");
+    }
+}
+
+/// Removes this process's claim from its set when the request ends (or is dropped).
+struct ClaimGuard<'a, B> {
+    state: &'a AppState<B>,
+    key: (String, String),
+}
+
+impl<B> Drop for ClaimGuard<'_, B> {
+    fn drop(&mut self) {
+        let mut claims = self
+            .state
+            .0
+            .claims
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        claims.ours.remove(&self.key);
+    }
+}
+
+/// Whether a claim refused as in progress was left by a process no longer working on it:
+/// not this process's, and seen stuck for the configured time (see
+/// [`super::proposals::ORPHAN_CLAIM_MS`]).
+fn orphaned<B>(state: &AppState<B>, key: &(String, String), now: i64) -> bool {
+    let mut claims = state
+        .0
+        .claims
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if claims.ours.contains(key) {
+        return false;
+    }
+    let timeout = state.0.config.orphan_claim_ms;
+    if claims.stuck_since.len() > 10_000 {
+        claims
+            .stuck_since
+            .retain(|_, since| now.saturating_sub(*since) < timeout.saturating_mul(2));
+    }
+    let since = *claims.stuck_since.entry(key.clone()).or_insert(now);
+    if now.saturating_sub(since) >= timeout {
+        claims.stuck_since.remove(key);
+        true
+    } else {
+        false
+    }
+}
+
+enum Claimed<'a, B> {
+    New(ClaimGuard<'a, B>),
+    Stored(String),
+}
+
+/// tsm-gp.md §7 `request_id`: claims the request, or finds its stored answer.
+async fn claim<'a, B: Backend>(
+    state: &'a AppState<B>,
+    envelope: &Envelope,
+    hash: &RequestHash,
+) -> Result<Claimed<'a, B>, Refusal> {
+    let store = state.0.backend.store();
+    let key = (envelope.sender_id.clone(), envelope.request_id.clone());
+    let mut released = false;
+    loop {
+        // Marked ours before the claim exists, so no other request of this process takes
+        // it for an orphan in between.
+        let mut guard = None;
+        {
+            let mut claims = state
+                .0
+                .claims
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !claims.ours.contains(&key) {
+                claims.ours.insert(key.clone());
+                guard = Some(ClaimGuard {
+                    state,
+                    key: key.clone(),
+                });
+            }
+        }
+        let Some(guard) = guard else {
+            return Err(Refusal::new(Code::InProgress, "the request is in progress"));
+        };
+        match store
+            .begin_request(&envelope.sender_id, &envelope.request_id, hash)
+            .await
+        {
+            Ok(Begun::New) => return Ok(Claimed::New(guard)),
+            Ok(Begun::Stored(text)) => return Ok(Claimed::Stored(text)),
+            Ok(_) => return Err(Refusal::internal("unknown idempotency outcome")),
+            Err(ykt_store::Error::InProgress { .. }) => {
+                drop(guard);
+                if !released && orphaned(state, &key, state.now()) {
+                    tracing::warn!(
+                        sender = %envelope.sender_id,
+                        request_id = %envelope.request_id,
+                        "releasing an idempotency claim left in progress"
+                    );
+                    store
+                        .abandon_request(&envelope.sender_id, &envelope.request_id, hash)
+                        .await?;
+                    released = true;
+                    continue;
+                }
+                return Err(Refusal::new(Code::InProgress, "the request is in progress"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+async fn dispatch_claimed<B: Backend>(
+    state: &AppState<B>,
+    ctx: &Ctx,
+    def: MessageDef,
+    envelope: &Envelope,
+    request: Request,
+    hash: RequestHash,
+) -> (Code, Response) {
+    let guard = match claim(state, envelope, &hash).await {
+        Ok(Claimed::New(guard)) => guard,
+        Ok(Claimed::Stored(text)) => return answer_stored(state, ctx, &text),
+        Err(refusal) => return refuse(state, ctx, refusal),
+    };
+    let outcome = dispatch(state, envelope, request).await;
+    let (result, body, flow_move) = match outcome {
+        Ok((body, flow_move)) => (ResultInfo::ok(), body, flow_move),
+        Err(e) => {
+            let refusal = Refusal::from(e);
+            if refusal.code != Code::Internal {
+                tracing::info!(
+                    code = %refusal.code,
+                    msg_type = def.request,
+                    sender = %envelope.sender_id,
+                    reason = %refusal.msg,
+                    "business request declined"
+                );
+            }
+            (
+                ResultInfo::error(refusal.code, refusal.msg),
+                Value::Object(Default::default()),
+                None,
+            )
+        }
+    };
+    let code = result.code;
+    let stored = StoredReply {
+        msg_type: def.response.to_string(),
+        result: result.clone(),
+        body: body.clone(),
+    };
+    let response = seal(state, ctx, def.response, result, &body, None);
+    let store = state.0.backend.store();
+    let (sender, request_id) = (&envelope.sender_id, &envelope.request_id);
+    let done = if code == Code::Internal {
+        store.abandon_request(sender, request_id, &hash).await
+    } else {
+        match serde_json::to_string(&stored) {
+            Ok(text) => {
+                store
+                    .complete_request(sender, request_id, &hash, &text)
+                    .await
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "encoding a stored response");
+                Ok(())
+            }
+        }
+    };
+    if let Err(error) = done {
+        // The claim stays in progress; once this process lets go of it below, a retry
+        // releases it after the orphan timeout.
+        tracing::error!(%error, "completing an idempotency claim failed");
+    }
+    drop(guard);
+    if let (Code::Ok, Some(m)) = (code, flow_move) {
+        state.0.metrics.flow(m);
+    }
+    (code, response)
+}
+
+fn answer_stored<B>(state: &AppState<B>, ctx: &Ctx, text: &str) -> (Code, Response) {
+    match serde_json::from_str::<StoredReply>(text) {
+        Ok(stored) => {
+            let code = stored.result.code;
+            let response = seal(
+                state,
+                ctx,
+                &stored.msg_type,
+                stored.result,
+                &stored.body,
+                None,
+            );
+            (code, response)
+        }
+        Err(e) => refuse(
+            state,
+            ctx,
+            Refusal::internal(format!("stored response: {e}")),
+        ),
+    }
+}
+
+fn to_value<T: Serialize>(value: &T) -> Result<Value, BackendError> {
+    serde_json::to_value(value).map_err(|e| BackendError::new(Code::Internal, e.to_string()))
+}
+
+fn flow_move(resp: &api::FlowResp, started: bool) -> FlowMove {
+    FlowMove {
+        started,
+        completed: resp.status == api::FlowStatus::Completed,
+        failed: resp.status == api::FlowStatus::Failed,
+    }
+}
+
+/// tsm-gp.md §7 message table: each request to its backend call.
+async fn dispatch<B: Backend>(
+    state: &AppState<B>,
+    envelope: &Envelope,
+    request: Request,
+) -> Result<(Value, Option<FlowMove>), BackendError> {
+    let backend = &state.0.backend;
+    let device = envelope.sender_id.as_str();
+    let txn = envelope.txn_id.as_str();
+    let now = state.now();
+    match request {
+        Request::Enrol(req) => {
+            let key = Sm2PublicKey::from_sec1_bytes(req.device_pub.as_bytes())
+                .map_err(|_| BackendError::new(Code::BadRequest, "device_pub is not a key"))?;
+            let device_id = backend.enrol(&key, &req.device_model).await?;
+            let config = &state.0.config;
+            let resp = api::EnrolResp {
+                device_id,
+                tsm_id: config.tsm_id.clone(),
+                tsm_pub: ykt_tsm::hex::Hex(config.tsm_pub.clone()),
+            };
+            Ok((to_value(&resp)?, None))
+        }
+        Request::Start(start) => {
+            let resp = backend.start(device, txn, start, now).await?;
+            Ok((to_value(&resp)?, Some(flow_move(&resp, true))))
+        }
+        Request::ApduResult(req) => {
+            let resp = backend.apdu_result(device, txn, &req.response, now).await?;
+            Ok((to_value(&resp)?, Some(flow_move(&resp, false))))
+        }
+        Request::Resume => {
+            let resp = backend.resume(device, txn, now).await?;
+            Ok((to_value(&resp)?, Some(flow_move(&resp, false))))
+        }
+        Request::FlowQuery => Ok((to_value(&backend.flow(device, txn).await?)?, None)),
+        Request::TopupOrder(req) => {
+            Ok((to_value(&backend.create_order(device, &req).await?)?, None))
+        }
+        Request::OrderQuery(req) => Ok((
+            to_value(&backend.order(device, &req.order_id).await?)?,
+            None,
+        )),
+        Request::TestPay(req) => Ok((
+            to_value(&backend.test_pay(device, &req.order_id).await?)?,
+            None,
+        )),
+        Request::CardsQuery => Ok((to_value(&backend.cards(device).await?)?, None)),
+    }
+}

@@ -1,0 +1,293 @@
+//! The server: [`ServerConfig`], [`router`] and [`serve`].
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::future::{Future, IntoFuture as _};
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use subtle::ConstantTimeEq as _;
+use tokio::net::TcpListener;
+use ykt_envelope::{Signer, Sm2Signer};
+use zeroize::Zeroizing;
+
+use super::backend::Backend;
+use super::metrics::Metrics;
+use super::{admin, openapi, pipeline, proposals};
+
+/// A clock giving Unix milliseconds.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The operators' credential for the admin API (`Authorization: Bearer <token>`). Zeroized on
+/// drop; `Debug` prints `[redacted]`.
+#[derive(Clone)]
+pub struct AdminToken(Zeroizing<String>);
+
+/// A token too short, or with characters a header cannot carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Fewer than [`AdminToken::MIN_LEN`] characters.
+    #[error(
+        "the admin token must have at least {} characters",
+        AdminToken::MIN_LEN
+    )]
+    TooShort,
+    /// Not printable ASCII without spaces.
+    #[error("the admin token must be printable ASCII without spaces")]
+    BadCharacter,
+}
+
+impl AdminToken {
+    /// The shortest token taken.
+    pub const MIN_LEN: usize = 16;
+
+    /// A token (surrounding white space removed).
+    pub fn new(token: &str) -> Result<Self, TokenError> {
+        let t = token.trim();
+        if !t.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(TokenError::BadCharacter);
+        }
+        if t.len() < Self::MIN_LEN {
+            return Err(TokenError::TooShort);
+        }
+        Ok(Self(Zeroizing::new(t.to_string())))
+    }
+
+    /// Whether `presented` is this token: compared as SM3 digests in constant time, so neither
+    /// the contents nor the length leak through timing.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        let ours = ykt_crypto::sm3(self.0.as_bytes());
+        let theirs = ykt_crypto::sm3(presented);
+        bool::from(ours.ct_eq(&theirs))
+    }
+
+    /// The token, for a client's header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken([redacted])")
+    }
+}
+
+/// How the server runs.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The TSM's id: the `receiver_id` requests must carry and the `sender_id` of responses.
+    pub tsm_id: String,
+    /// Signs every response envelope.
+    pub signer: Arc<dyn Signer + Send + Sync>,
+    /// The TSM's SM2 public key (SEC1), given to devices at enrolment (`EnrolResp.tsm_pub`).
+    pub tsm_pub: Vec<u8>,
+    /// How far a timestamp may be from the clock, either way (ms).
+    pub clock_window_ms: i64,
+    /// How long the replay guard remembers a message (ms; at least the window).
+    pub replay_memory_ms: i64,
+    /// How long a claim left in progress by another process blocks a retry (ms).
+    pub orphan_claim_ms: i64,
+    /// The admin API's bearer token.
+    pub admin_token: AdminToken,
+    /// The largest request body read (bytes).
+    pub max_body: usize,
+    /// The clock (Unix ms).
+    pub clock: Clock,
+}
+
+impl ServerConfig {
+    /// A TSM signing with an SM2 key, with the defaults of [`proposals`] and the system clock.
+    pub fn new(tsm_id: impl Into<String>, signer: Sm2Signer, admin_token: AdminToken) -> Self {
+        let tsm_pub = signer.public_key().to_bytes().to_vec();
+        Self::with_signer(tsm_id, Arc::new(signer), tsm_pub, admin_token)
+    }
+
+    /// A TSM signing with any signer (a KMS key); `tsm_pub` is its SM2 public key (SEC1).
+    pub fn with_signer(
+        tsm_id: impl Into<String>,
+        signer: Arc<dyn Signer + Send + Sync>,
+        tsm_pub: Vec<u8>,
+        admin_token: AdminToken,
+    ) -> Self {
+        Self {
+            tsm_id: tsm_id.into(),
+            signer,
+            tsm_pub,
+            clock_window_ms: proposals::CLOCK_WINDOW_MS,
+            replay_memory_ms: proposals::REPLAY_MEMORY_MS,
+            orphan_claim_ms: proposals::ORPHAN_CLAIM_MS,
+            admin_token,
+            max_body: proposals::MAX_BODY,
+            clock: Arc::new(system_now),
+        }
+    }
+
+    /// The same with another clock (tests).
+    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The same with another body limit.
+    pub fn with_max_body(mut self, max_body: usize) -> Self {
+        self.max_body = max_body;
+        self
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("tsm_id", &self.tsm_id)
+            .field("key_id", &self.signer.key_id())
+            .field("clock_window_ms", &self.clock_window_ms)
+            .field("replay_memory_ms", &self.replay_memory_ms)
+            .field("orphan_claim_ms", &self.orphan_claim_ms)
+            .field("admin_token", &self.admin_token)
+            .field("max_body", &self.max_body)
+            .finish_non_exhaustive()
+    }
+}
+
+fn system_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The idempotency claims this process holds, and the claims of others it has seen stuck.
+#[derive(Default)]
+pub(crate) struct Claims {
+    /// (scope, request_id) of the requests this process is working on.
+    pub(crate) ours: HashSet<(String, String)>,
+    /// When this process first saw a claim it does not hold refused as in progress.
+    pub(crate) stuck_since: HashMap<(String, String), i64>,
+}
+
+/// What the handlers share.
+pub(crate) struct Shared<B> {
+    pub(crate) backend: B,
+    pub(crate) config: ServerConfig,
+    pub(crate) metrics: Metrics,
+    pub(crate) claims: Mutex<Claims>,
+    pub(crate) last_purge_ms: AtomicI64,
+    pub(crate) openapi: String,
+}
+
+/// The handlers' state.
+pub(crate) struct AppState<B>(pub(crate) Arc<Shared<B>>);
+
+impl<B> Clone for AppState<B> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<B> AppState<B> {
+    pub(crate) fn now(&self) -> i64 {
+        (self.0.config.clock)()
+    }
+}
+
+/// The router: the business API (`POST /v1/{msg_type}`), the admin API (`/admin/v1/…`),
+/// `GET /openapi.json`, `GET /health` and `GET /metrics`.
+pub fn router<B: Backend>(backend: B, config: ServerConfig) -> Router {
+    let max_body = config.max_body;
+    let state = AppState(Arc::new(Shared {
+        backend,
+        config,
+        metrics: Metrics::default(),
+        claims: Mutex::new(Claims::default()),
+        last_purge_ms: AtomicI64::new(i64::MIN),
+        openapi: openapi::document_json(),
+    }));
+    Router::new()
+        .route("/v1/{msg_type}", post(pipeline::business::<B>))
+        .route("/admin/v1/ses/{seid}", get(admin::se::<B>))
+        .route("/admin/v1/ses/{seid}/cards", get(admin::cards::<B>))
+        .route("/admin/v1/flows", get(admin::flows::<B>))
+        .route("/admin/v1/flows/{id}", get(admin::flow::<B>))
+        .route("/admin/v1/audit/verify", get(admin::verify_audit::<B>))
+        .route("/openapi.json", get(openapi_json::<B>))
+        .route("/health", get(health::<B>))
+        .route("/metrics", get(metrics::<B>))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// Serves [`router`] on `listener` until the future is dropped (or the listener fails).
+pub fn serve<B: Backend>(
+    listener: TcpListener,
+    backend: B,
+    config: ServerConfig,
+) -> impl Future<Output = std::io::Result<()>> + Send {
+    axum::serve(listener, router(backend, config)).into_future()
+}
+
+/// A JSON response from text.
+pub(crate) fn json_text(status: StatusCode, text: String) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    json_text(
+        StatusCode::NOT_FOUND,
+        "{\"code\":\"1006\",\"msg\":\"no such endpoint\"}".to_string(),
+    )
+}
+
+async fn openapi_json<B: Backend>(
+    axum::extract::State(state): axum::extract::State<AppState<B>>,
+) -> Response {
+    json_text(StatusCode::OK, state.0.openapi.clone())
+}
+
+/// `GET /health`: `{"status":"ok"}` when the store answers (a read of its migrations).
+async fn health<B: Backend>(
+    axum::extract::State(state): axum::extract::State<AppState<B>>,
+) -> Response {
+    match state.0.backend.store().applied_migrations().await {
+        Ok(_) => json_text(StatusCode::OK, "{\"status\":\"ok\"}".to_string()),
+        Err(error) => {
+            tracing::error!(%error, "health: the store does not answer");
+            json_text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{\"status\":\"unavailable\"}".to_string(),
+            )
+        }
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics<B: Backend>(
+    axum::extract::State(state): axum::extract::State<AppState<B>>,
+) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        state.0.metrics.render(),
+    )
+        .into_response()
+}
