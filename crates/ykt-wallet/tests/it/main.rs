@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod card;
+mod e2e;
 mod flows;
 mod mask;
 mod seal;

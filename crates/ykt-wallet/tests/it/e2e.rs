@@ -1,0 +1,416 @@
+//! End to end in process: the wallet, an SP-TSM built on the TSM domain (`ykt_tsm::Flow` with
+//! memory vaults and the test payment provider) behind a `TsmLink` that speaks signed envelopes,
+//! and a simulated SE (GP card manager, the SD and purse packages). Open card, top-up with the
+//! real MAC2 and TAC, balance and records read offline, the card query through the TSM.
+
+use std::collections::BTreeMap;
+
+use ykt_card::{Aid, Applet, AppletFactory, Atr, Card, SeededRandom};
+use ykt_crypto::purse::{PurseAlgorithm, Sm4Rules};
+use ykt_crypto::{AesKey, Sm2PrivateKey, Sm2PublicKey};
+use ykt_envelope::{Code, Envelope, PeerKey, ResultInfo, Sm2Signer};
+use ykt_gp::dm::{ReceiptAlgorithm, ReceiptKey, TokenSigner};
+use ykt_gp::{IsdFactory, IsdSetup, Package, install_isd};
+use ykt_purse::testing::{TEST_ASN, TEST_PIN, test_master_keys};
+use ykt_purse::{PurseAppletFactory, PurseProfile};
+use ykt_scp::KeySet;
+use ykt_tsm::api::{self, FlowResp, FlowStatus, LoadView, OrderResp, OutcomeView};
+use ykt_tsm::hex::Hex;
+use ykt_tsm::vault::derive_isd_keys;
+use ykt_tsm::{
+    CardInstance, CardNumber, Entropy, Env, Flow, KeyName, Management, MemoryVault, OrderBook,
+    OrderRef, Output, Parties, PurseCardSpec, SeId, TestProvider, proposals,
+};
+use ykt_wallet::proposals as proposals_wallet;
+use ykt_wallet::testing::TestRng;
+use ykt_wallet::*;
+
+const NOW_MS: i64 = 1_796_169_600_000;
+const NOW_BCD: [u8; 7] = [0x20, 0x26, 0x12, 0x02, 0x08, 0x00, 0x00];
+const TSM_ID: &str = "SPTSM-330400";
+const RECEIPT_KEY: [u8; 16] = [0x5A; 16];
+
+struct Library;
+
+impl AppletFactory for Library {
+    fn create(&self, kind: &str, aid: &Aid, params: &[u8]) -> Option<Box<dyn Applet + Send>> {
+        PurseAppletFactory
+            .create(kind, aid, params)
+            .or_else(|| IsdFactory.create(kind, aid, params))
+    }
+}
+
+struct TsmRng(u64);
+
+impl Entropy for TsmRng {
+    fn fill(&mut self, out: &mut [u8]) {
+        for chunk in out.chunks_mut(8) {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            chunk.copy_from_slice(&z.to_be_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+fn isd_master() -> KeySet {
+    let k = |d: u8| AesKey::from_slice(&[0x40 + d; 16]).unwrap();
+    KeySet::aes(0x30, k(0), k(1), k(2))
+}
+
+fn token_signer() -> TokenSigner {
+    let mut bytes = [0x11u8; 32];
+    bytes[31] = 1;
+    TokenSigner::Sm2(Sm2PrivateKey::from_bytes(&bytes).unwrap())
+}
+
+fn parties() -> Parties {
+    Parties {
+        isd_master: KeyName::new("sei/isd-master"),
+        token_signer: KeyName::new("sei/token"),
+        receipt_key: KeyName::new("sei/receipt"),
+        sp_transport: KeyName::new("sp/transport"),
+        purse_issuer: KeyName::new("sp/purse-issuer"),
+    }
+}
+
+fn card_spec() -> PurseCardSpec {
+    PurseCardSpec {
+        card_number: CardNumber(TEST_ASN.0),
+        issuer_id: [0x01, 0x01, 0x10, 0x00, 0xFF, 0xFF, 0xFF, 0xFF],
+        start_date: [0x20, 0x24, 0x01, 0x01],
+        expiry_date: [0x20, 0x34, 0x12, 0x31],
+    }
+}
+
+/// A blank SE keyed by card production (as `ykt-tsm`'s own tests make it).
+fn new_se(serial: u8) -> Card {
+    let protocol = proposals::protocol().unwrap();
+    let mut cplc = [0u8; 42];
+    for (i, b) in cplc.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(3) ^ serial;
+    }
+    let seid = SeId(proposals::seid_from_cplc(
+        &ykt_gp_host::Cplc::parse(&cplc).unwrap(),
+    ));
+    let mut s = IsdSetup::new(protocol, derive_isd_keys(&isd_master(), &seid).unwrap());
+    s.cplc = cplc;
+    s.iin = vec![0x00, 0x11, 0x22, 0x33];
+    s.cin = vec![1, 2, 3, 4, 5, 6, 7, serial];
+    s.key_diversification_data = seid.0;
+    s.packages.push(Package {
+        elf: Aid::new(&proposals::PURSE_ELF).unwrap(),
+        version: proposals::PURSE_PACKAGE_VERSION,
+        modules: vec![(
+            Aid::new(&proposals::PURSE_MODULE).unwrap(),
+            ykt_purse::KIND.to_string(),
+        )],
+    });
+    s.token_key = Some(token_signer().verification_key());
+    s.receipt_key = Some((ReceiptAlgorithm::AesCmac, RECEIPT_KEY));
+    let mut card = Card::new(
+        Atr::default_t1(),
+        Box::new(SeededRandom::new(u64::from(serial))),
+    );
+    card.set_library(Box::new(Library));
+    install_isd(&mut card, &s).unwrap();
+    card.power_on();
+    card
+}
+
+/// An SP-TSM in process: envelopes in and out, flows over the TSM domain.
+struct InProcessTsm {
+    signer: Sm2Signer,
+    sei: MemoryVault,
+    sp: MemoryVault,
+    payments: TestProvider,
+    orders: OrderBook,
+    rng: TsmRng,
+    device: Option<Sm2PublicKey>,
+    flows: BTreeMap<String, Flow>,
+    instances: Vec<CardInstance>,
+    order_cards: BTreeMap<String, (String, u32)>,
+}
+
+impl InProcessTsm {
+    fn new() -> Self {
+        let mut sei = MemoryVault::new();
+        sei.insert_isd_master(parties().isd_master, isd_master());
+        sei.insert_token_signer(parties().token_signer, token_signer());
+        sei.insert_receipt_key(
+            parties().receipt_key,
+            ReceiptKey::aes(AesKey::from_slice(&RECEIPT_KEY).unwrap()),
+        );
+        let mut sp = MemoryVault::new();
+        let mut d = [0x22u8; 32];
+        d[31] = 7;
+        sp.insert_transport_key(
+            parties().sp_transport,
+            Sm2PrivateKey::from_bytes(&d).unwrap(),
+        );
+        sp.insert_purse_issuer(
+            parties().purse_issuer,
+            test_master_keys(PurseAlgorithm::Tdes),
+            &TEST_PIN,
+            PurseProfile::EPURSE,
+            Sm4Rules::BRIEF,
+        );
+        let mut k = [0x33u8; 32];
+        k[0] = 1;
+        Self {
+            signer: Sm2Signer::new(Sm2PrivateKey::from_bytes(&k).unwrap()),
+            sei,
+            sp,
+            payments: TestProvider::new(),
+            orders: OrderBook::new(),
+            rng: TsmRng(42),
+            device: None,
+            flows: BTreeMap::new(),
+            instances: Vec::new(),
+            order_cards: BTreeMap::new(),
+        }
+    }
+
+    fn reply(&mut self, req: &Envelope, body: &impl serde::Serialize, code: Code) -> Envelope {
+        let mut nonce = [0u8; 16];
+        self.rng.fill(&mut nonce);
+        let def = api::message(&req.msg_type).unwrap();
+        let result = if code == Code::Ok {
+            ResultInfo::ok()
+        } else {
+            ResultInfo::error(code, "refused")
+        };
+        req.reply(def.response, body, result, &nonce, NOW_MS, &self.signer)
+            .unwrap()
+    }
+
+    fn instance(&self, card_no: &str) -> CardInstance {
+        self.instances
+            .iter()
+            .find(|i| i.card_number.danger_full() == card_no)
+            .cloned()
+            .unwrap()
+    }
+
+    /// One step of the flow of `txn`: the next relay message or the outcome.
+    fn step(&mut self, txn: &str, response: Option<&ykt_tsm::RelayResponse>) -> FlowResp {
+        let mut flow = self.flows.remove(txn).unwrap();
+        let mut env = Env {
+            sei: &mut self.sei,
+            sp: &mut self.sp,
+            payments: &mut self.payments,
+            rng: &mut self.rng,
+            now: NOW_BCD,
+        };
+        let out = flow.next(&mut env, response).unwrap();
+        let kind = flow.state().kind;
+        let (status, relay, outcome) = match out {
+            Output::Relay(r) => {
+                self.flows.insert(txn.to_string(), flow);
+                (FlowStatus::Running, Some(r), None)
+            }
+            Output::Done(o) => {
+                if let Some(load) = &o.load {
+                    self.orders.complete(load.clone());
+                }
+                let instance = o.instance.clone();
+                if let Some(i) = &instance {
+                    self.instances.retain(|x| x.card_number != i.card_number);
+                    self.instances.push(i.clone());
+                }
+                let view = OutcomeView {
+                    card_no: instance.as_ref().map(|i| i.card_number.danger_full()),
+                    seid: instance.as_ref().map(|i| i.seid.to_string()),
+                    app_aid: instance.as_ref().map(|_| Hex(ykt_purse::EP_AID.to_vec())),
+                    balance: o.balance,
+                    load: o.load.map(|l| LoadView {
+                        order_id: l.order_id,
+                        amount: l.amount,
+                        new_balance: l.new_balance,
+                        tac: l.tac,
+                    }),
+                    card: o.card,
+                    ..OutcomeView::default()
+                };
+                (FlowStatus::Completed, None, Some(view))
+            }
+        };
+        FlowResp {
+            txn_id: txn.to_string(),
+            kind,
+            status,
+            instance_state: String::new(),
+            step: None,
+            step_index: 0,
+            step_count: 0,
+            relay,
+            outcome,
+        }
+    }
+}
+
+impl TsmLink for InProcessTsm {
+    fn send(&mut self, req: &Envelope) -> Result<Envelope, LinkError> {
+        // The wire: bytes both ways.
+        let req = decode_response(&req.to_vec())?;
+        if req.msg_type == "EnrolReq" {
+            let body: api::EnrolReq = req.body().unwrap();
+            let key = Sm2PublicKey::from_sec1_bytes(body.device_pub.as_bytes()).unwrap();
+            req.verify(&PeerKey::Sm2(key.clone())).unwrap();
+            self.device = Some(key);
+            let resp = api::EnrolResp {
+                device_id: "DEV-0001".into(),
+                tsm_id: TSM_ID.into(),
+                tsm_pub: Hex(self.signer.public_key().to_bytes().to_vec()),
+            };
+            return Ok(self.reply(&req, &resp, Code::Ok));
+        }
+        if req
+            .verify(&PeerKey::Sm2(self.device.clone().unwrap()))
+            .is_err()
+        {
+            return Ok(self.reply(&req, &api::Empty {}, Code::BadSignature));
+        }
+        let txn = req.txn_id.clone();
+        let resp = match req.msg_type.as_str() {
+            "OpenCardReq" => {
+                let body: api::OpenCardReq = req.body().unwrap();
+                self.flows.insert(
+                    txn.clone(),
+                    Flow::open_card(&txn, parties(), body.management, card_spec()),
+                );
+                self.step(&txn, None)
+            }
+            "ApduResultReq" => {
+                let body: api::ApduResultReq = req.body().unwrap();
+                self.step(&txn, Some(&body.response))
+            }
+            "TopupOrderReq" => {
+                let body: api::TopupOrderReq = req.body().unwrap();
+                let id = format!("ORD-{}", self.order_cards.len() + 1);
+                self.order_cards
+                    .insert(id.clone(), (body.card_no, body.amount));
+                let r = OrderResp {
+                    order_id: id,
+                    state: "CREATED".into(),
+                    amount: body.amount,
+                };
+                return Ok(self.reply(&req, &r, Code::Ok));
+            }
+            "TestPayReq" => {
+                let body: api::OrderReq = req.body().unwrap();
+                let (card, amount) = self.order_cards[&body.order_id].clone();
+                let number = self.instance(&card).card_number;
+                self.payments.pay(&body.order_id, number, amount);
+                let r = OrderResp {
+                    order_id: body.order_id,
+                    state: "PAID".into(),
+                    amount,
+                };
+                return Ok(self.reply(&req, &r, Code::Ok));
+            }
+            "TopupReq" => {
+                let body: api::OrderReq = req.body().unwrap();
+                let (card, amount) = self.order_cards[&body.order_id].clone();
+                let instance = self.instance(&card);
+                self.orders.begin(&body.order_id, &txn).unwrap();
+                let order = OrderRef {
+                    order_id: body.order_id,
+                    amount,
+                };
+                self.flows.insert(
+                    txn.clone(),
+                    Flow::top_up(&txn, parties(), &instance, order).unwrap(),
+                );
+                self.step(&txn, None)
+            }
+            "CardQueryReq" => {
+                let body: api::CardReq = req.body().unwrap();
+                let instance = self.instance(&body.card_no);
+                self.flows.insert(
+                    txn.clone(),
+                    Flow::card_data_query(&txn, parties(), &instance).unwrap(),
+                );
+                self.step(&txn, None)
+            }
+            _ => return Ok(self.reply(&req, &api::Empty {}, Code::BadRequest)),
+        };
+        Ok(self.reply(&req, &resp, Code::Ok))
+    }
+}
+
+struct SimulatedSe(Card);
+
+impl SeLink for SimulatedSe {
+    fn transmit(&mut self, capdu: &[u8]) -> Result<Vec<u8>, SeError> {
+        self.0.transmit(capdu).map_err(|_| SeError::Communication)
+    }
+}
+
+#[test]
+fn open_card_top_up_balance_records_and_query() {
+    let mut tsm = InProcessTsm::new();
+    let mut se = SimulatedSe(new_se(1));
+    let mut saves = 0usize;
+    let mut persist = |_: &WalletState| {
+        saves += 1;
+        Ok(())
+    };
+    let mut steps = Vec::new();
+    let mut progress = |p: Progress| steps.push(p.step);
+    let mut links = Links {
+        tsm: &mut tsm,
+        se: &mut se,
+        persist: &mut persist,
+        progress: &mut progress,
+    };
+    let mut rng = TestRng::new(2026);
+    let mut wallet = Wallet::default();
+
+    wallet
+        .enrol(&mut links, NOW_MS, &mut rng, "test phone")
+        .unwrap();
+    let card = wallet
+        .open_card(
+            &mut links,
+            NOW_MS,
+            &mut rng,
+            Management::Authorized,
+            "330400",
+        )
+        .unwrap();
+    let card_no = card.card_no.clone();
+    assert_eq!(card_no.danger_full(), ykt_tsm::hex::encode(&TEST_ASN.0));
+    assert_eq!(wallet.balance(&mut links, NOW_MS, &card_no).unwrap(), 0);
+    assert!(wallet.records(&mut links, &card_no).unwrap().is_empty());
+
+    let done = wallet
+        .top_up(
+            &mut links,
+            NOW_MS,
+            &mut rng,
+            &card_no,
+            2_000,
+            proposals_wallet::TEST_PAY_CHANNEL,
+        )
+        .unwrap();
+    assert_eq!((done.amount, done.new_balance), (2_000, 2_000));
+    assert_eq!(wallet.balance(&mut links, NOW_MS, &card_no).unwrap(), 2_000);
+    let records = wallet.records(&mut links, &card_no).unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        (records[0].amount, records[0].transaction_type),
+        (2_000, 0x02)
+    );
+    assert_eq!(records[0].date, [0x20, 0x26, 0x12, 0x02]);
+
+    let q = wallet
+        .query(&mut links, NOW_MS, &mut rng, &card_no)
+        .unwrap();
+    assert_eq!(q.balance, Some(2_000));
+    assert!(wallet.open_flows().is_empty() && wallet.journal().is_empty());
+    assert!(saves > 5);
+    assert!(steps.iter().any(|s| s == "order"));
+}
