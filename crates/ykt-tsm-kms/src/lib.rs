@@ -1,1 +1,958 @@
-//! ykt-tsm-kms (being built).
+//! The TSM's key vault over a KMS: [`KmsVault`] implements `ykt_tsm::KeyVault` with
+//! `ykt_kms::Kms` operations, so every static key of the TSM (ISD master keys, SSD key sets,
+//! the SP's transport key, the purse issuer's master keys, the token signer, the receipt key)
+//! stays in the software KMS's key file or in a PKCS#11 token (tsm-gp.md §6).
+//!
+//! ```text
+//!  ykt_tsm::Flow ──KeyVault──► KmsVault ──Kms──► SoftwareKms (key file) | Pkcs11Kms (token)
+//!      secure channel: channel_operation ──► Kms::encrypt (SCP02) / Kms::mac (SCP03 KDF)
+//!      ISD keys per SE:  KeyRef(master).diversified(GpKdf3 { kdd: SEID })
+//!      PUT KEY / 8001:   Kms::wrap (+ Kms::encrypt for the check values)
+//!      SSD handover:     Kms::seal_for / Kms::open_import (SM2)
+//!      personalisation:  Kms::wrap_composed (card keys = masters diversified by the ASN)
+//!      MAC1/MAC2/TAC:    Kms::verify_mac / Kms::mac (PurseSession, PurseTac)
+//!      tokens, receipts: Kms::sign, Kms::verify_mac
+//! ```
+//!
+//! Invariant: no static key value is in this crate's memory: keys are named ([`key_id`] maps
+//! a `ykt_tsm::KeyName` and a slot to a `ykt_kms::KeyId`, in one place), and what comes back
+//! from the KMS is wrapped keys, session keys (for the length of one secure channel, inside
+//! `ykt_scp::HostSession`), MACs, signatures and verdicts. The one secret this vault holds
+//! itself is a purse issuer's initial PIN (not a key; [`KmsVault::register_purse_issuer`]).
+//!
+//! Boundary: no policy of its own beyond the mapping of names and the layouts `ykt_tsm::vault`
+//! gives; no storage of its own (the KMS's key file or token is the store; the issuers' key
+//! lists, profiles and PINs are configuration given at start).
+//!
+//! Backends: the software KMS does every operation. A PKCS#11 token holds 3DES and AES keys
+//! but refuses derivations, the e-purse MACs, composed wraps and SM2 (`ykt_kms::pkcs11`), so
+//! over [`Pkcs11Kms`](ykt_kms::Pkcs11Kms) only the operations on stored AES key sets work
+//! (SSD key sets: generate, channel session keys, PUT KEY wrapping under another stored set);
+//! ISD keys per SE, the handover, personalisation, loads and tokens need the software KMS.
+//! The operations of one call use one KMS (a key is wrapped under a key of the same store).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use ykt_crypto::Sm2PublicKey;
+use ykt_crypto::purse::{self, PurseAlgorithm, Sm4Rules};
+use ykt_kms::{
+    CipherMode, Derivation, GpStaticKey, KeyId, KeyInfo, KeySpec, KeyType, Kms, KmsError,
+    MacAlgorithm, PublicKey, SecretBytes, SignatureAlgorithm, WrapMode, WrapPart,
+};
+use ykt_scp::{StaticKeyKind, StaticKeyOperation, StaticKeyRole};
+use ykt_tsm::vault::{
+    self, Entropy, HANDOVER_HEADER_LEN, KeyEncryption, KeyUsage, LoadProof, MasterKey,
+    MasterKeyInfo, PersoBlock, PersoPart, PurseProfile, ReceiptContext, SCP02_DEK_CONSTANT,
+    TokenKind, WrappedKeySet,
+};
+use ykt_tsm::{KeyName, KeyRef, KeyVault, Parties, PurseCardSpec, Role, VaultError};
+use zeroize::Zeroizing;
+
+/// Which key of a vault name a KMS key is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Slot {
+    /// A key set's (or ISD master's) K-ENC.
+    Enc,
+    /// A key set's K-MAC.
+    Mac,
+    /// A key set's K-DEK.
+    Dek,
+    /// An SM2 transport key pair.
+    Transport,
+    /// A token signing key (SM2 or RSA).
+    TokenSigner,
+    /// A receipt key (AES, SM4 or 3DES).
+    Receipt,
+    /// A purse issuer's master key of a usage and index.
+    PurseMaster {
+        /// The usage.
+        usage: KeyUsage,
+        /// The key index.
+        index: u8,
+    },
+}
+
+impl Slot {
+    fn suffix(self) -> String {
+        match self {
+            Self::Enc => "enc".into(),
+            Self::Mac => "mac".into(),
+            Self::Dek => "dek".into(),
+            Self::Transport => "sm2".into(),
+            Self::TokenSigner => "token".into(),
+            Self::Receipt => "receipt".into(),
+            Self::PurseMaster { usage, index } => {
+                let usage = match usage {
+                    KeyUsage::Load => "dlk",
+                    KeyUsage::Purchase => "dpk",
+                    KeyUsage::Tac => "dtk",
+                    KeyUsage::Maintenance => "damk",
+                    KeyUsage::PinUnblock => "dpuk",
+                    KeyUsage::PinReload => "drpk",
+                };
+                format!("{usage}-{index:02x}")
+            }
+        }
+    }
+
+    fn of_role(role: StaticKeyRole) -> Self {
+        match role {
+            StaticKeyRole::Enc => Self::Enc,
+            StaticKeyRole::Mac => Self::Mac,
+            StaticKeyRole::Dek => Self::Dek,
+        }
+    }
+}
+
+/// The longest slot suffix (`damk-ff`, `receipt`), with its `/`.
+const SUFFIX_ROOM: usize = 8;
+
+/// The KMS key name prefix of a vault name: the name itself when it fits a KMS key name with
+/// room for a slot, otherwise `h/` and 40 hex digits of its SM3 hash.
+fn base(name: &KeyName) -> String {
+    let fits = !name.0.is_empty()
+        && name.0.len() + SUFFIX_ROOM <= ykt_kms::MAX_KEY_NAME_LEN
+        && name
+            .0
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
+        && !name.0.starts_with("h/");
+    if fits {
+        name.0.clone()
+    } else {
+        let digest = ykt_crypto::sm3(name.0.as_bytes());
+        let hex: String = digest[..20].iter().map(|b| format!("{b:02x}")).collect();
+        format!("h/{hex}")
+    }
+}
+
+/// The KMS identity of the key `slot` of the vault name `name` at `version`: the one mapping
+/// from `ykt_tsm::KeyName` to `ykt_kms::KeyId`. Deterministic: the same name, slot and
+/// version always give the same identity.
+pub fn key_id(name: &KeyName, slot: Slot, version: u8) -> Result<KeyId, VaultError> {
+    KeyId::new(&format!("{}/{}", base(name), slot.suffix()), version)
+        .map_err(|_| VaultError::UnknownKey)
+}
+
+fn kms_err(e: KmsError) -> VaultError {
+    match e {
+        KmsError::KeyNotFound(_) => VaultError::UnknownKey,
+        KmsError::KeyExists(_) => VaultError::KeyExists,
+        KmsError::WrongKeyType { .. }
+        | KmsError::InvalidMaterial(_)
+        | KmsError::NotExportable(_)
+        | KmsError::Unsupported { .. } => VaultError::KeyType,
+        _ => VaultError::Crypto,
+    }
+}
+
+fn block16(bytes: &[u8]) -> Result<Zeroizing<[u8; 16]>, VaultError> {
+    let mut out = Zeroizing::new([0u8; 16]);
+    if bytes.len() != 16 {
+        return Err(VaultError::Crypto);
+    }
+    out.copy_from_slice(bytes);
+    Ok(out)
+}
+
+fn kind_of(key_type: KeyType) -> Result<StaticKeyKind, VaultError> {
+    match key_type {
+        KeyType::Tdes2 => Ok(StaticKeyKind::Tdes),
+        KeyType::Aes128 => Ok(StaticKeyKind::Aes(16)),
+        KeyType::Aes256 => Ok(StaticKeyKind::Aes(32)),
+        KeyType::Sm4 => Ok(StaticKeyKind::Sm4),
+        _ => Err(VaultError::KeyType),
+    }
+}
+
+/// The audit purposes, each naming the brief's section.
+mod purpose {
+    pub(super) const CHANNEL: &str = "tsm-gp.md §5 secure channel session keys";
+    pub(super) const GENERATE: &str = "tsm-gp.md §6 SSD key set";
+    pub(super) const PUT_KEY: &str = "tsm-gp.md §3.6 PUT KEY / DGI 8001";
+    pub(super) const HANDOVER: &str = "tsm-gp.md §6 SSD key handover";
+    pub(super) const DELETE: &str = "tsm-gp.md §7 SSD deleted";
+    pub(super) const PERSO: &str = "tsm-gp.md §6 purse personalisation";
+    pub(super) const LOAD: &str = "e-purse.md §5.4 load MAC1/MAC2";
+    pub(super) const TAC: &str = "e-purse.md §5.5 load TAC";
+    pub(super) const TOKEN: &str = "tsm-gp.md §4 delegated-management token";
+    pub(super) const RECEIPT: &str = "tsm-gp.md §4 receipt";
+    pub(super) const PROVISION: &str = "key ceremony: provisioning";
+}
+
+/// A purse issuer as the vault knows it: which master keys it has (values in the KMS), its
+/// initial PIN, profile and SM4 rules.
+struct Issuer {
+    masters: Vec<MasterKeyInfo>,
+    pin: Zeroizing<Vec<u8>>,
+    profile: PurseProfile,
+    sm4_rules: Sm4Rules,
+}
+
+/// What [`KmsVault::provision`] makes a purse issuer with.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct PurseIssuerSetup {
+    /// The algorithm of every master key.
+    pub algorithm: PurseAlgorithm,
+    /// The initial PIN cards are personalised with.
+    pub pin: Zeroizing<Vec<u8>>,
+    /// The purse profile.
+    pub profile: PurseProfile,
+    /// The SM4 rules.
+    pub sm4_rules: Sm4Rules,
+}
+
+impl PurseIssuerSetup {
+    /// An issuer of `algorithm` with `pin` and the e-purse profile and the brief's SM4 rules.
+    pub fn new(algorithm: PurseAlgorithm, pin: &[u8]) -> Self {
+        Self {
+            algorithm,
+            pin: Zeroizing::new(pin.to_vec()),
+            profile: PurseProfile::EPURSE,
+            sm4_rules: Sm4Rules::BRIEF,
+        }
+    }
+}
+
+impl fmt::Debug for PurseIssuerSetup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PurseIssuerSetup")
+            .field("algorithm", &self.algorithm)
+            .field("pin", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+/// The master keys a new purse issuer gets (usage, index, version): load and purchase keys
+/// at index 1, the TAC key, the maintenance and PIN keys, all version 1 (the e-purse
+/// brief's §8 set has the same shape).
+const FRESH_MASTERS: [(KeyUsage, u8); 6] = [
+    (KeyUsage::Load, 0x01),
+    (KeyUsage::Purchase, 0x01),
+    (KeyUsage::Tac, 0x00),
+    (KeyUsage::Maintenance, 0x00),
+    (KeyUsage::PinUnblock, 0x00),
+    (KeyUsage::PinReload, 0x00),
+];
+
+/// A vault whose keys are in a KMS. See the [crate docs](crate).
+pub struct KmsVault {
+    kms: Arc<dyn Kms>,
+    issuers: BTreeMap<KeyName, Issuer>,
+}
+
+impl fmt::Debug for KmsVault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KmsVault")
+            .field("backend", &self.kms.backend())
+            .field("issuers", &self.issuers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The version of the keys that are not key sets (transport, token, receipt) in the KMS.
+const SINGLE_KEY_VERSION: u8 = 1;
+
+impl KmsVault {
+    /// A vault over `kms` (no purse issuer registered yet).
+    pub fn new(kms: Arc<dyn Kms>) -> Self {
+        Self {
+            kms,
+            issuers: BTreeMap::new(),
+        }
+    }
+
+    /// The KMS.
+    pub fn kms(&self) -> &Arc<dyn Kms> {
+        &self.kms
+    }
+
+    /// Tells the vault which purse master keys the issuer `name` has in the KMS (each stored
+    /// as [`key_id`]`(name, Slot::PurseMaster { usage, index }, version)`), its initial PIN,
+    /// profile and SM4 rules. The PIN is the one secret kept here (wiped on drop).
+    pub fn register_purse_issuer(
+        &mut self,
+        name: KeyName,
+        masters: Vec<MasterKeyInfo>,
+        pin: &[u8],
+        profile: PurseProfile,
+        sm4_rules: Sm4Rules,
+    ) {
+        self.issuers.insert(
+            name,
+            Issuer {
+                masters,
+                pin: Zeroizing::new(pin.to_vec()),
+                profile,
+                sm4_rules,
+            },
+        );
+    }
+
+    /// A fresh key hierarchy for a new deployment, every key generated inside `kms`
+    /// (`Kms::generate`): for [`Role::Sei`] the ISD master key set (AES-128, KVN `30`), the
+    /// token signer (SM2) and the receipt key (AES-128); for [`Role::Sp`] the transport key
+    /// (SM2) and the purse issuer's master keys (of `purse.algorithm`).
+    ///
+    /// The ISD master and the receipt key are generated internal (never exportable): card
+    /// production keys SEs through a KMS of its own, which this does not cover.
+    pub fn provision(
+        kms: Arc<dyn Kms>,
+        parties: &Parties,
+        role: Role,
+        purse: &PurseIssuerSetup,
+    ) -> Result<Self, KmsError> {
+        let p = purpose::PROVISION;
+        let mut vault = Self::new(kms.clone());
+        let id = |name: &KeyName, slot, version| {
+            key_id(name, slot, version).map_err(|_| KmsError::InvalidKeyName)
+        };
+        match role {
+            Role::Sei => {
+                for slot in [Slot::Enc, Slot::Mac, Slot::Dek] {
+                    kms.generate(
+                        &id(&parties.isd_master, slot, 0x30)?,
+                        KeySpec::internal(KeyType::Aes128),
+                        p,
+                    )?;
+                }
+                kms.generate(
+                    &id(&parties.token_signer, Slot::TokenSigner, SINGLE_KEY_VERSION)?,
+                    KeySpec::internal(KeyType::Sm2),
+                    p,
+                )?;
+                kms.generate(
+                    &id(&parties.receipt_key, Slot::Receipt, SINGLE_KEY_VERSION)?,
+                    KeySpec::internal(KeyType::Aes128),
+                    p,
+                )?;
+            }
+            Role::Sp => {
+                kms.generate(
+                    &id(&parties.sp_transport, Slot::Transport, SINGLE_KEY_VERSION)?,
+                    KeySpec::internal(KeyType::Sm2),
+                    p,
+                )?;
+                let key_type = match purse.algorithm {
+                    PurseAlgorithm::Tdes => KeyType::Tdes2,
+                    _ => KeyType::Sm4,
+                };
+                let mut masters = Vec::new();
+                for (usage, index) in FRESH_MASTERS {
+                    let info = MasterKeyInfo {
+                        usage,
+                        index,
+                        version: 1,
+                        algorithm: purse.algorithm,
+                    };
+                    // Exportable so that the per-card keys derived from it may leave wrapped
+                    // (the KMS's rule); the vault never wraps a master itself.
+                    kms.generate(
+                        &id(
+                            &parties.purse_issuer,
+                            Slot::PurseMaster { usage, index },
+                            info.version,
+                        )?,
+                        KeySpec::exportable(key_type),
+                        p,
+                    )?;
+                    masters.push(info);
+                }
+                vault.register_purse_issuer(
+                    parties.purse_issuer.clone(),
+                    masters,
+                    &purse.pin,
+                    purse.profile,
+                    purse.sm4_rules,
+                );
+            }
+        }
+        Ok(vault)
+    }
+
+    /// The exact keys the ykt-tsm tests use, imported into `kms` (a test deployment): for
+    /// [`Role::Sei`] the ISD master `40..40 ‖ 41..41 ‖ 42..42` (KVN `30`), the SM2 token signer
+    /// `11…11 01`, the receipt key `5A × 16` (AES); for [`Role::Sp`] the SM2 transport key
+    /// `22…22 07` and the e-purse brief's §8 3DES master keys with its test PIN, so that an SE
+    /// keyed as those tests key it works with this vault.
+    pub fn provision_test_keys(
+        kms: Arc<dyn Kms>,
+        parties: &Parties,
+        role: Role,
+    ) -> Result<Self, KmsError> {
+        let p = purpose::PROVISION;
+        let mut vault = Self::new(kms.clone());
+        let id = |name: &KeyName, slot, version| {
+            key_id(name, slot, version).map_err(|_| KmsError::InvalidKeyName)
+        };
+        let import = |id: KeyId, spec: KeySpec, value: &[u8]| {
+            kms.import(&id, spec, &SecretBytes::from_slice(value), p)
+                .map(|_| ())
+        };
+        match role {
+            Role::Sei => {
+                for (slot, b) in [(Slot::Enc, 0x40), (Slot::Mac, 0x41), (Slot::Dek, 0x42)] {
+                    import(
+                        id(&parties.isd_master, slot, 0x30)?,
+                        KeySpec::internal(KeyType::Aes128),
+                        &[b; 16],
+                    )?;
+                }
+                let mut signer = Zeroizing::new([0x11u8; 32]);
+                signer[31] = 1;
+                import(
+                    id(&parties.token_signer, Slot::TokenSigner, SINGLE_KEY_VERSION)?,
+                    KeySpec::internal(KeyType::Sm2),
+                    &signer[..],
+                )?;
+                import(
+                    id(&parties.receipt_key, Slot::Receipt, SINGLE_KEY_VERSION)?,
+                    KeySpec::internal(KeyType::Aes128),
+                    &[0x5A; 16],
+                )?;
+            }
+            Role::Sp => {
+                let mut transport = Zeroizing::new([0x22u8; 32]);
+                transport[31] = 7;
+                import(
+                    id(&parties.sp_transport, Slot::Transport, SINGLE_KEY_VERSION)?,
+                    KeySpec::internal(KeyType::Sm2),
+                    &transport[..],
+                )?;
+                let masters: Vec<MasterKey> =
+                    vault::test_keys::test_master_keys(PurseAlgorithm::Tdes);
+                for m in &masters {
+                    import(
+                        id(
+                            &parties.purse_issuer,
+                            Slot::PurseMaster {
+                                usage: m.usage,
+                                index: m.index,
+                            },
+                            m.version,
+                        )?,
+                        KeySpec::exportable(KeyType::Tdes2),
+                        m.key.expose(),
+                    )?;
+                }
+                vault.register_purse_issuer(
+                    parties.purse_issuer.clone(),
+                    masters.iter().map(MasterKeyInfo::from).collect(),
+                    &vault::test_keys::TEST_PIN,
+                    PurseProfile::EPURSE,
+                    Sm4Rules::BRIEF,
+                );
+            }
+        }
+        Ok(vault)
+    }
+
+    /// The stored key of `name` and `slot` (any version).
+    fn find(&self, name: &KeyName, slot: Slot) -> Result<KeyInfo, VaultError> {
+        let wanted = key_id(name, slot, 0)?;
+        self.kms
+            .list()
+            .map_err(kms_err)?
+            .into_iter()
+            .find(|k| k.id.name() == wanted.name())
+            .ok_or(VaultError::UnknownKey)
+    }
+
+    /// The stored key and the KMS reference of one static key of the key set `keys`.
+    fn static_key(
+        &self,
+        keys: &KeyRef,
+        role: StaticKeyRole,
+    ) -> Result<(KeyInfo, ykt_kms::KeyRef), VaultError> {
+        let slot = Slot::of_role(role);
+        match keys {
+            KeyRef::Named(name) => {
+                let info = self.find(name, slot)?;
+                let r = ykt_kms::KeyRef::from(&info.id);
+                Ok((info, r))
+            }
+            KeyRef::Isd { master, seid } => {
+                let info = self.find(master, slot)?;
+                let key = match role {
+                    StaticKeyRole::Enc => GpStaticKey::Enc,
+                    StaticKeyRole::Mac => GpStaticKey::Mac,
+                    _ => GpStaticKey::Dek,
+                };
+                // tsm-gp.md §6, `ykt_tsm::proposals::ISD_DIVERSIFICATION` over the SEID.
+                let step = match vault::isd_diversification_name() {
+                    "emv" => Derivation::GpEmv { kdd: seid.0, key },
+                    "visa2" => Derivation::GpVisa2 { kdd: seid.0, key },
+                    _ => Derivation::GpKdf3 { kdd: seid.0, key },
+                };
+                let r = ykt_kms::KeyRef::from(&info.id).diversified(step);
+                Ok((info, r))
+            }
+            _ => Err(VaultError::UnknownKey),
+        }
+    }
+
+    fn issuer(&self, name: &KeyName) -> Result<&Issuer, VaultError> {
+        self.issuers.get(name).ok_or(VaultError::UnknownKey)
+    }
+
+    /// The card key of `master` for `card` (the master diversified by the ASN).
+    fn card_key(
+        issuer: &KeyName,
+        master: &MasterKeyInfo,
+        diversifier: [u8; 8],
+    ) -> Result<ykt_kms::KeyRef, VaultError> {
+        let id = key_id(
+            issuer,
+            Slot::PurseMaster {
+                usage: master.usage,
+                index: master.index,
+            },
+            master.version,
+        )?;
+        Ok(ykt_kms::KeyRef::from(id).diversified(Derivation::Pboc { diversifier }))
+    }
+
+    /// The algorithm, the card's load key and its TAC key for `proof`.
+    fn load_keys(
+        &self,
+        issuer_name: &KeyName,
+        proof: &LoadProof,
+    ) -> Result<(Sm4Rules, ykt_kms::KeyRef, ykt_kms::KeyRef), VaultError> {
+        let issuer = self.issuer(issuer_name)?;
+        let alg = PurseAlgorithm::from_algorithm_id(proof.algorithm_id, issuer.sm4_rules)
+            .ok_or(VaultError::KeyType)?;
+        let load = issuer
+            .masters
+            .iter()
+            .find(|m| {
+                m.usage == KeyUsage::Load
+                    && m.index == proof.key_index
+                    && m.version == proof.key_version
+            })
+            .ok_or(VaultError::UnknownKey)?;
+        if load.algorithm != alg {
+            return Err(VaultError::KeyType);
+        }
+        let tac = issuer
+            .masters
+            .iter()
+            .find(|m| m.usage == KeyUsage::Tac)
+            .ok_or(VaultError::UnknownKey)?;
+        let div = proof.card.asn().diversifier();
+        Ok((
+            issuer.sm4_rules,
+            Self::card_key(issuer_name, load, div)?,
+            Self::card_key(issuer_name, tac, div)?,
+        ))
+    }
+}
+
+impl KeyVault for KmsVault {
+    fn contains(&self, name: &KeyName) -> bool {
+        if self.issuers.contains_key(name) {
+            return true;
+        }
+        let prefix = format!("{}/", base(name));
+        self.kms
+            .list()
+            .is_ok_and(|l| l.iter().any(|k| k.id.name().starts_with(&prefix)))
+    }
+
+    fn channel_key_info(&self, keys: &KeyRef) -> Result<(u8, StaticKeyKind), VaultError> {
+        let (info, _) = self.static_key(keys, StaticKeyRole::Enc)?;
+        Ok((info.id.version(), kind_of(info.key_type)?))
+    }
+
+    // tsm-gp.md §5.1, §5.2: the session keys computed in the KMS.
+    fn channel_operation(
+        &self,
+        keys: &KeyRef,
+        operation: &StaticKeyOperation<'_>,
+    ) -> Result<Zeroizing<[u8; 16]>, VaultError> {
+        match operation {
+            StaticKeyOperation::TdesCbc { key, data } => {
+                let (_, r) = self.static_key(keys, *key)?;
+                let out = Zeroizing::new(
+                    self.kms
+                        .encrypt(
+                            &r,
+                            &CipherMode::Cbc { iv: vec![0u8; 8] },
+                            &data[..],
+                            purpose::CHANNEL,
+                        )
+                        .map_err(kms_err)?,
+                );
+                block16(&out)
+            }
+            StaticKeyOperation::Cmac { key, data } => {
+                let (_, r) = self.static_key(keys, *key)?;
+                let out = Zeroizing::new(
+                    self.kms
+                        .mac(&r, &MacAlgorithm::Cmac, data, purpose::CHANNEL)
+                        .map_err(kms_err)?,
+                );
+                block16(&out)
+            }
+            _ => Err(VaultError::KeyType),
+        }
+    }
+
+    fn generate_key_set(
+        &mut self,
+        name: &KeyName,
+        version: u8,
+        _rng: &mut dyn Entropy,
+    ) -> Result<(), VaultError> {
+        // The KMS generates from its own random source.
+        if self.contains(name) {
+            return Err(VaultError::KeyExists);
+        }
+        let mut made = Vec::new();
+        for slot in [Slot::Enc, Slot::Mac, Slot::Dek] {
+            let id = key_id(name, slot, version)?;
+            let r = self
+                .kms
+                .generate(&id, KeySpec::exportable(KeyType::Aes128), purpose::GENERATE);
+            if let Err(e) = r {
+                for id in &made {
+                    let _ = self.kms.destroy(id, purpose::GENERATE);
+                }
+                return Err(kms_err(e));
+            }
+            made.push(id);
+        }
+        Ok(())
+    }
+
+    // tsm-gp.md §3.6: PUT KEY / DGI 8001 data with the keys wrapped in the KMS.
+    fn wrap_key_set(
+        &self,
+        new: &KeyName,
+        under: &KeyRef,
+        encryption: KeyEncryption,
+    ) -> Result<WrappedKeySet, VaultError> {
+        let (dek_info, dek) = self.static_key(under, StaticKeyRole::Dek)?;
+        let (dek, mode) = match (encryption, dek_info.key_type) {
+            (KeyEncryption::StaticDek, KeyType::Tdes2) => return Err(VaultError::KeyType),
+            (KeyEncryption::StaticDek, _) => (dek, WrapMode::CbcZeroIv),
+            (KeyEncryption::Scp02SessionDek { sequence_counter }, KeyType::Tdes2) => (
+                dek.diversified(Derivation::Scp02Session {
+                    constant: SCP02_DEK_CONSTANT,
+                    sequence_counter,
+                }),
+                WrapMode::Ecb,
+            ),
+            _ => return Err(VaultError::KeyType),
+        };
+        let mut version = 0;
+        let mut kind = StaticKeyKind::Tdes;
+        let mut blocks = Vec::with_capacity(3);
+        for role in [StaticKeyRole::Enc, StaticKeyRole::Mac, StaticKeyRole::Dek] {
+            let info = self.find(new, Slot::of_role(role))?;
+            version = info.id.version();
+            kind = kind_of(info.key_type)?;
+            let r = ykt_kms::KeyRef::from(&info.id);
+            let kcv = self
+                .kms
+                .encrypt(
+                    &r,
+                    &CipherMode::Ecb,
+                    &vault::key_check_input(kind),
+                    purpose::PUT_KEY,
+                )
+                .map_err(kms_err)?;
+            let kcv = [kcv[0], kcv[1], kcv[2]];
+            let wrapped = self
+                .kms
+                .wrap(&r, &dek, mode, purpose::PUT_KEY)
+                .map_err(kms_err)?;
+            blocks.push((wrapped, kcv));
+        }
+        let key_len = match kind {
+            StaticKeyKind::Aes(n) => n,
+            _ => 16,
+        };
+        let blocks: [(Vec<u8>, [u8; 3]); 3] = blocks.try_into().map_err(|_| VaultError::KeyType)?;
+        vault::wrapped_key_set(version, kind, key_len, blocks)
+    }
+
+    // tsm-gp.md §6: the handover, SM2-sealed in the KMS.
+    fn export_key_set(
+        &self,
+        name: &KeyName,
+        recipient: &[u8],
+        _rng: &mut dyn Entropy,
+    ) -> Result<Vec<u8>, VaultError> {
+        let public = Sm2PublicKey::from_sec1_bytes(recipient).map_err(|_| VaultError::KeyType)?;
+        let infos = [Slot::Enc, Slot::Mac, Slot::Dek].map(|slot| self.find(name, slot));
+        let [enc, mac, dek] = infos;
+        let (enc, mac, dek) = (enc?, mac?, dek?);
+        let len = match enc.key_type {
+            KeyType::Aes128 => 16,
+            KeyType::Aes256 => 32,
+            _ => return Err(VaultError::KeyType),
+        };
+        let header = vault::handover_header(enc.id.version(), len);
+        let refs = [&enc, &mac, &dek].map(|i| ykt_kms::KeyRef::from(&i.id));
+        let parts = [
+            WrapPart::Clear(&header),
+            WrapPart::Key(&refs[0]),
+            WrapPart::Key(&refs[1]),
+            WrapPart::Key(&refs[2]),
+        ];
+        self.kms
+            .seal_for(
+                &parts,
+                &public,
+                ykt_tsm::proposals::HANDOVER_CIPHER,
+                purpose::HANDOVER,
+            )
+            .map_err(kms_err)
+    }
+
+    fn import_key_set(
+        &mut self,
+        name: &KeyName,
+        transport: &KeyName,
+        wrapped: &[u8],
+    ) -> Result<(), VaultError> {
+        // Importing the same set again is not an error (a resumed flow re-sends it): a set
+        // already stored under the name is kept as it is.
+        if self.find(name, Slot::Enc).is_ok() {
+            return Ok(());
+        }
+        let key = self.find(transport, Slot::Transport)?;
+        let layout = |header: &[u8]| {
+            let (version, len) =
+                vault::parse_handover_header(header).ok_or(KmsError::InvalidInput("handover"))?;
+            let key_type = match len {
+                16 => KeyType::Aes128,
+                32 => KeyType::Aes256,
+                _ => return Err(KmsError::InvalidInput("handover key length")),
+            };
+            [Slot::Enc, Slot::Mac, Slot::Dek]
+                .into_iter()
+                .map(|slot| {
+                    key_id(name, slot, version)
+                        .map(|id| (id, KeySpec::internal(key_type)))
+                        .map_err(|_| KmsError::InvalidKeyName)
+                })
+                .collect()
+        };
+        self.kms
+            .open_import(
+                &ykt_kms::KeyRef::from(&key.id),
+                ykt_tsm::proposals::HANDOVER_CIPHER,
+                wrapped,
+                HANDOVER_HEADER_LEN,
+                &layout,
+                purpose::HANDOVER,
+            )
+            .map(|_| ())
+            .map_err(|e| match e {
+                KmsError::KeyExists(_) => VaultError::KeyExists,
+                KmsError::KeyNotFound(_) => VaultError::UnknownKey,
+                _ => VaultError::Unwrap,
+            })
+    }
+
+    fn transport_public_key(&self, transport: &KeyName) -> Result<Vec<u8>, VaultError> {
+        let key = self.find(transport, Slot::Transport)?;
+        match self.kms.public_key(&key.id).map_err(kms_err)? {
+            PublicKey::Sm2(pk) => Ok(pk.to_bytes().to_vec()),
+            _ => Err(VaultError::KeyType),
+        }
+    }
+
+    fn delete_key(&mut self, name: &KeyName) {
+        for slot in [Slot::Enc, Slot::Mac, Slot::Dek] {
+            if let Ok(info) = self.find(name, slot) {
+                let _ = self.kms.destroy(&info.id, purpose::DELETE);
+            }
+        }
+    }
+
+    // tsm-gp.md §6: the card keys diversified and wrapped inside the KMS.
+    fn purse_perso_blocks(
+        &self,
+        issuer_name: &KeyName,
+        card: &PurseCardSpec,
+        under: &KeyRef,
+    ) -> Result<Vec<PersoBlock>, VaultError> {
+        let issuer = self.issuer(issuer_name)?;
+        let template =
+            vault::purse_perso_template(&issuer.masters, &issuer.pin, issuer.profile, card)?;
+        let (dek_info, dek) = self.static_key(under, StaticKeyRole::Dek)?;
+        if dek_info.key_type == KeyType::Tdes2 {
+            return Err(VaultError::KeyType);
+        }
+        let div = card.card_number.asn().diversifier();
+        let card_keys: Vec<ykt_kms::KeyRef> = issuer
+            .masters
+            .iter()
+            .map(|m| Self::card_key(issuer_name, m, div))
+            .collect::<Result<_, _>>()?;
+        template
+            .iter()
+            .map(|block| {
+                let data = if block.encrypted {
+                    let parts: Vec<WrapPart<'_>> = block
+                        .parts
+                        .iter()
+                        .map(|p| match p {
+                            PersoPart::Clear(bytes) => Ok(WrapPart::Clear(&bytes[..])),
+                            PersoPart::CardKey(n) => card_keys
+                                .get(*n)
+                                .map(WrapPart::Key)
+                                .ok_or(VaultError::KeyType),
+                            _ => Err(VaultError::KeyType),
+                        })
+                        .collect::<Result<_, _>>()?;
+                    self.kms
+                        .wrap_composed(&parts, &dek, WrapMode::CbcZeroIv, purpose::PERSO)
+                        .map_err(kms_err)?
+                } else {
+                    let mut out = Vec::new();
+                    for p in &block.parts {
+                        match p {
+                            PersoPart::Clear(bytes) => out.extend_from_slice(bytes),
+                            _ => return Err(VaultError::KeyType),
+                        }
+                    }
+                    out
+                };
+                Ok(PersoBlock {
+                    p1: block.p1,
+                    p2: block.p2,
+                    data,
+                })
+            })
+            .collect()
+    }
+
+    // e-purse.md §5.4.
+    fn verify_mac1(&self, issuer: &KeyName, proof: &LoadProof) -> Result<(), VaultError> {
+        let (sm4_rules, dlk, _) = self.load_keys(issuer, proof)?;
+        let algorithm = MacAlgorithm::PurseSession {
+            session_input: purse::load_session_input(proof.random, proof.online_counter),
+            sm4_rules,
+        };
+        self.kms
+            .verify_mac(
+                &dlk,
+                &algorithm,
+                &vault::mac1_input(proof),
+                &proof.mac1,
+                purpose::LOAD,
+            )
+            .map_err(|e| match e {
+                KmsError::MacMismatch => VaultError::Mac1Invalid,
+                e => kms_err(e),
+            })
+    }
+
+    fn load_mac2(
+        &self,
+        issuer: &KeyName,
+        proof: &LoadProof,
+        datetime: &[u8; 7],
+    ) -> Result<[u8; 4], VaultError> {
+        self.verify_mac1(issuer, proof)?;
+        let (sm4_rules, dlk, _) = self.load_keys(issuer, proof)?;
+        let algorithm = MacAlgorithm::PurseSession {
+            session_input: purse::load_session_input(proof.random, proof.online_counter),
+            sm4_rules,
+        };
+        let mac = self
+            .kms
+            .mac(
+                &dlk,
+                &algorithm,
+                &vault::mac2_input(proof, datetime),
+                purpose::LOAD,
+            )
+            .map_err(kms_err)?;
+        mac.try_into().map_err(|_| VaultError::Crypto)
+    }
+
+    // e-purse.md §5.5.
+    fn verify_load_tac(
+        &self,
+        issuer: &KeyName,
+        proof: &LoadProof,
+        datetime: &[u8; 7],
+        tac: &[u8; 4],
+    ) -> Result<(), VaultError> {
+        let (sm4_rules, _, dtk) = self.load_keys(issuer, proof)?;
+        self.kms
+            .verify_mac(
+                &dtk,
+                &MacAlgorithm::PurseTac { sm4_rules },
+                &vault::tac_input(proof, datetime),
+                tac,
+                purpose::TAC,
+            )
+            .map_err(|e| match e {
+                KmsError::MacMismatch => VaultError::TacInvalid,
+                e => kms_err(e),
+            })
+    }
+
+    // tsm-gp.md §4.
+    fn sign_token(
+        &self,
+        signer: &KeyName,
+        kind: TokenKind,
+        p1: u8,
+        p2: u8,
+        data: &[u8],
+    ) -> Result<Vec<u8>, VaultError> {
+        let key = self.find(signer, Slot::TokenSigner)?;
+        let algorithm = match key.key_type {
+            KeyType::Sm2 => SignatureAlgorithm::Sm2Sm3 {
+                user_id: vault::TOKEN_SM2_ID.to_vec(),
+            },
+            KeyType::Rsa => SignatureAlgorithm::RsaPkcs1Sha256,
+            _ => return Err(VaultError::KeyType),
+        };
+        let message = vault::token_message(kind, p1, p2, data)?;
+        self.kms
+            .sign(&key.id, &algorithm, &message, purpose::TOKEN)
+            .map_err(kms_err)
+    }
+
+    // tsm-gp.md §4.
+    fn verify_receipt(
+        &self,
+        key: &KeyName,
+        response: &[u8],
+        context: &ReceiptContext<'_>,
+    ) -> Result<(), VaultError> {
+        let info = self.find(key, Slot::Receipt)?;
+        let (mac, input) = vault::receipt_mac_input(response, context)?;
+        let (algorithm, len) = match info.key_type {
+            KeyType::Tdes2 => (MacAlgorithm::RetailMac { iv: [0u8; 8] }, 8),
+            KeyType::Aes128 | KeyType::Aes256 | KeyType::Sm4 => (MacAlgorithm::Cmac, 16),
+            _ => return Err(VaultError::KeyType),
+        };
+        if mac.len() != len {
+            return Err(VaultError::ReceiptInvalid);
+        }
+        self.kms
+            .verify_mac(
+                &ykt_kms::KeyRef::from(&info.id),
+                &algorithm,
+                &input,
+                &mac,
+                purpose::RECEIPT,
+            )
+            .map_err(|e| match e {
+                KmsError::MacMismatch => VaultError::ReceiptInvalid,
+                e => kms_err(e),
+            })
+    }
+}

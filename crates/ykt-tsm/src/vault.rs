@@ -17,7 +17,7 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 use ykt_crypto::purse::{self, PurseAlgorithm, Sm4Rules};
 use ykt_crypto::{AesKey, Sm2PrivateKey, Sm2PublicKey};
-use ykt_gp::dm::{ReceiptContext, ReceiptKey, TokenKind, TokenSigner};
+use ykt_gp::dm::{ReceiptKey, TokenSigner};
 use ykt_gp_host::commands::put_key::{self, KeyCheckValues, KeyEncryptionKey};
 use ykt_scp::{
     DeriverError, KeySet, KeySetDeriver, SessionKeyDeriver, StaticKeyKind, StaticKeyOperation,
@@ -25,6 +25,7 @@ use ykt_scp::{
 };
 use zeroize::{Zeroize, Zeroizing};
 
+pub use ykt_gp::dm::{ReceiptContext, TokenKind};
 pub use ykt_purse::{KeyEntry, KeyUsage, MasterKey, PurseProfile};
 
 use crate::error::VaultError;
@@ -358,6 +359,22 @@ pub fn parse_handover_header(header: &[u8]) -> Option<(u8, usize)> {
     }
 }
 
+/// The name of [`crate::proposals::ISD_DIVERSIFICATION`] (`emv`, `visa2` or `kdf3`), for a
+/// vault that applies it elsewhere (with the SEID as the key diversification data).
+pub fn isd_diversification_name() -> &'static str {
+    match crate::proposals::ISD_DIVERSIFICATION {
+        ykt_gp_host::Diversification::Emv => "emv",
+        ykt_gp_host::Diversification::Visa2 => "visa2",
+        ykt_gp_host::Diversification::Kdf3 => "kdf3",
+    }
+}
+
+/// The e-purse brief's §8 test master keys and PIN (`ykt_purse::testing`), for test
+/// deployments of a vault.
+pub mod test_keys {
+    pub use ykt_purse::testing::{TEST_PIN, test_master_keys};
+}
+
 /// The handover plaintext of an AES key set: `KVN ‖ 88 ‖ length ‖ K-ENC ‖ K-MAC ‖ K-DEK`
 /// ([`crate::proposals::HANDOVER_CIPHER`]).
 pub fn encode_handover(keys: &KeySet) -> Result<Zeroizing<Vec<u8>>, VaultError> {
@@ -441,6 +458,30 @@ pub fn wrapped_key_set(
         check_values[i] = kcv;
     }
     Ok(WrappedKeySet { data, check_values })
+}
+
+/// The message a delegated-management token signs (tsm-gp.md §4; `ykt_gp::dm::token_input`):
+/// an SM2 token is SM2-SM3 with [`TOKEN_SM2_ID`] (`r ‖ s`), an RSA token PKCS#1 v1.5 SHA-256.
+pub fn token_message(kind: TokenKind, p1: u8, p2: u8, data: &[u8]) -> Result<Vec<u8>, VaultError> {
+    ykt_gp::dm::token_input(kind, p1, p2, data).map_err(|_| VaultError::Crypto)
+}
+
+/// The user ID of SM2 tokens (`ykt_gp::dm::SM2_TOKEN_ID`).
+pub const TOKEN_SM2_ID: &[u8] = ykt_gp::dm::SM2_TOKEN_ID;
+
+/// A receipt in a response split for checking elsewhere (tsm-gp.md §4): the receipt (the MAC)
+/// and what it covers (confirmation data ‖ the context bytes). The receipt is a CMAC of 16
+/// bytes under an AES or SM4 receipt key, or the retail MAC (zero ICV) of 8 under a 3DES one.
+pub fn receipt_mac_input(
+    response: &[u8],
+    context: &ReceiptContext<'_>,
+) -> Result<(Vec<u8>, Vec<u8>), VaultError> {
+    let parts = ykt_gp::dm::parse_receipt_response(response)
+        .map_err(|_| VaultError::ReceiptInvalid)?
+        .ok_or(VaultError::ReceiptMissing)?;
+    let mut input = parts.confirmation_data.to_vec();
+    input.extend_from_slice(&context.to_bytes().map_err(|_| VaultError::ReceiptInvalid)?);
+    Ok((parts.receipt.to_vec(), input))
 }
 
 /// A purse master key as a vault that keeps its value elsewhere describes it.
