@@ -21,6 +21,7 @@ use axum::response::Response;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tracing::Instrument as _;
 use ykt_crypto::Sm2PublicKey;
 use ykt_envelope::{Code, Envelope, EnvelopeError, Header, PeerKey, ResultInfo, response_no};
 use ykt_store::{Begun, RequestHash};
@@ -45,8 +46,9 @@ pub(crate) async fn business<B: Backend>(
 ) -> Response {
     let started = Instant::now();
     let def = api::message(&msg_type);
-    let (code, response) = handle(&state, def, body).await;
     let label = def.map_or("unknown", |d| d.request);
+    let span = tracing::info_span!("tsm.request", msg_type = label);
+    let (code, response) = handle(&state, def, body).instrument(span).await;
     state.0.metrics.record(label, code, started.elapsed());
     response
 }
@@ -63,6 +65,15 @@ struct Ctx {
     request_id: String,
 }
 
+/// An id as the answer and the log may repeat it: the id if short and printable, else empty.
+fn clean(id: &str) -> String {
+    if id.len() <= MAX_ID_LEN && !id.chars().any(char::is_control) {
+        id.to_string()
+    } else {
+        String::new()
+    }
+}
+
 impl Ctx {
     /// From what can be read of a request that may not be an envelope at all.
     fn best_effort(def: Option<MessageDef>, bytes: &[u8]) -> Self {
@@ -71,9 +82,8 @@ impl Ctx {
             raw.as_ref()
                 .and_then(|v| v.get(name))
                 .and_then(Value::as_str)
-                .filter(|s| s.len() <= MAX_ID_LEN && !s.chars().any(char::is_control))
+                .map(clean)
                 .unwrap_or_default()
-                .to_string()
         };
         Self {
             response_type: def.map_or(ERROR_RESPONSE_TYPE, |d| d.response).to_string(),
@@ -88,9 +98,9 @@ impl Ctx {
         Self {
             response_type: def.response.to_string(),
             response_no: response_no(def.msg_no),
-            sender: envelope.sender_id.clone(),
-            txn_id: envelope.txn_id.clone(),
-            request_id: envelope.request_id.clone(),
+            sender: clean(&envelope.sender_id),
+            txn_id: clean(&envelope.txn_id),
+            request_id: clean(&envelope.request_id),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! [PROPOSAL] Every choice the HTTP layer makes that tsm-gp.md §7 leaves open, in one place.
+//! \[PROPOSAL\] Every choice the HTTP layer makes that tsm-gp.md §7 leaves open, in one place.
 //!
 //! Besides the constants below:
 //!

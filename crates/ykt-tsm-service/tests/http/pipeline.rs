@@ -188,6 +188,16 @@ fn malformed(server: &TestServer, device: &Device) -> Vec<(&'static str, String,
             b"[1,2]".to_vec(),
         ),
         (
+            "long sender_id",
+            "OpenCardReq".into(),
+            with(&|v| v["sender_id"] = json!("x".repeat(4000))),
+        ),
+        (
+            "control characters in request_id",
+            "OpenCardReq".into(),
+            with(&|v| v["request_id"] = json!("a\nb")),
+        ),
+        (
             "short nonce",
             "OpenCardReq".into(),
             with(&|v| v["nonce"] = json!("00")),
@@ -208,6 +218,10 @@ fn malformed_requests_are_1006_400_and_signed() {
         assert_eq!((status, code(&answer)), (400, Code::BadRequest), "{what}");
         let msg = &answer.result.as_ref().unwrap().msg;
         assert!(!msg.is_empty() && !msg.contains("123456"), "{what}: {msg}");
+        // Ids are repeated only when short and printable.
+        for id in [&answer.receiver_id, &answer.request_id, &answer.txn_id] {
+            assert!(id.len() <= 128 && !id.contains('\n'), "{what}");
+        }
     }
     assert_eq!(server.fake.calls("start"), 0);
 }
