@@ -326,6 +326,13 @@ impl TsmLink for InProcessTsm {
                 );
                 self.step(&txn, None)
             }
+            "ResumeReq" => {
+                // A crashed flow is rebuilt from its persisted state; it probes the SE first.
+                let flow = self.flows.remove(&txn).unwrap();
+                self.flows
+                    .insert(txn.clone(), Flow::resume(flow.state().clone()));
+                self.step(&txn, None)
+            }
             "CardQueryReq" => {
                 let body: api::CardReq = req.body().unwrap();
                 let instance = self.instance(&body.card_no);
@@ -346,6 +353,111 @@ struct SimulatedSe(Card);
 impl SeLink for SimulatedSe {
     fn transmit(&mut self, capdu: &[u8]) -> Result<Vec<u8>, SeError> {
         self.0.transmit(capdu).map_err(|_| SeError::Communication)
+    }
+}
+
+/// Where the link breaks at the first CREDIT FOR LOAD.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Break {
+    /// The command never reaches the card.
+    BeforeCard,
+    /// The card executes it; its answer is lost.
+    AfterCard,
+}
+
+struct BreakingSe {
+    card: Card,
+    at_credit: Option<Break>,
+}
+
+impl SeLink for BreakingSe {
+    fn transmit(&mut self, capdu: &[u8]) -> Result<Vec<u8>, SeError> {
+        if capdu.starts_with(&[0x80, 0x52]) {
+            match self.at_credit.take() {
+                Some(Break::BeforeCard) => return Err(SeError::Communication),
+                Some(Break::AfterCard) => {
+                    let _ = self.card.transmit(capdu);
+                    return Err(SeError::Communication);
+                }
+                None => {}
+            }
+        }
+        self.card
+            .transmit(capdu)
+            .map_err(|_| SeError::Communication)
+    }
+}
+
+// client.md §4.3: the link breaks at the CREDIT FOR LOAD, before or after the card ran it; the
+// journal says "MAC2 issued", and `resume` at the next start ends with the load made once.
+#[test]
+fn a_top_up_broken_at_the_credit_resumes_to_one_load() {
+    for brk in [Break::BeforeCard, Break::AfterCard] {
+        let mut tsm = InProcessTsm::new();
+        let mut se = BreakingSe {
+            card: new_se(3),
+            at_credit: None,
+        };
+        let mut persist = |_: &WalletState| Ok(());
+        let mut progress = |_: Progress| {};
+        let mut rng = TestRng::new(7);
+        let mut wallet = Wallet::default();
+        let mut links = Links {
+            tsm: &mut tsm,
+            se: &mut se,
+            persist: &mut persist,
+            progress: &mut progress,
+        };
+        wallet.enrol(&mut links, NOW_MS, &mut rng, "m").unwrap();
+        let card = wallet
+            .open_card(
+                &mut links,
+                NOW_MS,
+                &mut rng,
+                Management::Authorized,
+                "330400",
+            )
+            .unwrap()
+            .card_no;
+        se.at_credit = Some(brk);
+        let mut links = Links {
+            tsm: &mut tsm,
+            se: &mut se,
+            persist: &mut persist,
+            progress: &mut progress,
+        };
+        let err = wallet
+            .top_up(
+                &mut links,
+                NOW_MS,
+                &mut rng,
+                &card,
+                1_500,
+                proposals_wallet::TEST_PAY_CHANNEL,
+            )
+            .unwrap_err();
+        assert_eq!(err, WalletError::Se(SeError::Communication), "{brk:?}");
+        assert_eq!(
+            wallet.journal()[0].step,
+            JournalStep::CreditForLoad,
+            "{brk:?}"
+        );
+        assert_eq!(wallet.journal()[0].balance_before, Some(0));
+        let txn = wallet.open_flows()[0].txn_id.clone();
+
+        let resumed = wallet.resume(&mut links, NOW_MS, &mut rng, &txn).unwrap();
+        assert_eq!(resumed.top_up.unwrap().new_balance, 1_500, "{brk:?}");
+        assert_eq!(
+            wallet.balance(&mut links, NOW_MS, &card).unwrap(),
+            1_500,
+            "{brk:?}"
+        );
+        assert_eq!(
+            wallet.records(&mut links, &card).unwrap().len(),
+            1,
+            "{brk:?}"
+        );
+        assert!(wallet.journal().is_empty() && wallet.open_flows().is_empty());
     }
 }
 
