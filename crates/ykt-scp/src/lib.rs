@@ -62,6 +62,12 @@
 //! assert_eq!(host.unwrap(&wrapped).unwrap(), reply);
 //! ```
 //!
+//! A host whose static keys stay in a key store opens the same channel from session keys the
+//! store computes: [`HostSession::initialize_update_derived`] and
+//! [`HostSession::on_initialize_update_response_derived`] with a [`SessionKeyDeriver`], which
+//! answers the few block operations on static keys the handshake needs ([`mod@derive`]); the
+//! wrapped commands are the same byte for byte.
+//!
 //! Errors: the card side answers with status words ([`card::WRONG_HOST_CRYPTOGRAM`],
 //! [`card::WRONG_MAC`], [`card::BELOW_SECURITY_LEVEL`], `6700`, `6A86`, ...), and never panics on
 //! any command; the host side has [`ScpError`], which keeps "the card said no"

@@ -1,7 +1,9 @@
 //! Keys behind a trait (tsm-gp.md §6): the domain never holds a long-term secret; it asks the
 //! [`KeyVault`] by name for each secret operation and gets wrapped bytes, MACs or verdicts
-//! back. [`MemoryVault`] is the in-memory implementation for tests; a KMS crate implements the
-//! same trait over an HSM later.
+//! back. [`MemoryVault`] is the in-memory implementation for tests; `ykt-tsm-kms` implements
+//! the same trait over a KMS (a key file or a PKCS#11 token), with the layout helpers here
+//! ([`purse_perso_template`], [`wrapped_key_set`], [`handover_header`], [`mac1_input`], …) so
+//! that the clear keys never exist outside the KMS.
 //!
 //! Secure channels too: `ykt_scp::HostSession` opens a channel from session keys the vault
 //! computes ([`KeyVault::channel_operation`], driven through [`ChannelDeriver`]), so no static

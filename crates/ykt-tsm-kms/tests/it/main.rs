@@ -8,5 +8,6 @@
 
 mod flows;
 mod pkcs11;
+mod provision;
 mod support;
 mod vault;
