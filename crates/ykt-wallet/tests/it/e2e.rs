@@ -132,6 +132,7 @@ struct InProcessTsm {
     flows: BTreeMap<String, Flow>,
     instances: Vec<CardInstance>,
     order_cards: BTreeMap<String, (String, u32)>,
+    transfer_codes: BTreeMap<String, String>,
 }
 
 impl InProcessTsm {
@@ -170,6 +171,7 @@ impl InProcessTsm {
             flows: BTreeMap::new(),
             instances: Vec::new(),
             order_cards: BTreeMap::new(),
+            transfer_codes: BTreeMap::new(),
         }
     }
 
@@ -232,6 +234,10 @@ impl InProcessTsm {
                         tac: l.tac,
                     }),
                     card: o.card,
+                    transfer_code: self.transfer_codes.get(txn).cloned(),
+                    refund: (kind == ykt_tsm::FlowKind::CardReturn)
+                        .then_some(o.balance)
+                        .flatten(),
                     ..OutcomeView::default()
                 };
                 (FlowStatus::Completed, None, Some(view))
@@ -331,6 +337,40 @@ impl TsmLink for InProcessTsm {
                 let flow = self.flows.remove(&txn).unwrap();
                 self.flows
                     .insert(txn.clone(), Flow::resume(flow.state().clone()));
+                self.step(&txn, None)
+            }
+            "TransferOutReq" => {
+                let body: api::CardReq = req.body().unwrap();
+                let instance = self.instance(&body.card_no);
+                let code = format!("TC-{}", self.transfer_codes.len() + 1);
+                self.transfer_codes.insert(txn.clone(), code.clone());
+                self.flows.insert(
+                    txn.clone(),
+                    Flow::transfer_out(&txn, parties(), &instance, &code).unwrap(),
+                );
+                self.step(&txn, None)
+            }
+            "TransferInReq" => {
+                let body: api::TransferInReq = req.body().unwrap();
+                self.flows.insert(
+                    txn.clone(),
+                    Flow::transfer_in(
+                        &txn,
+                        parties(),
+                        body.management,
+                        card_spec(),
+                        &body.transfer_code,
+                    ),
+                );
+                self.step(&txn, None)
+            }
+            "RefundReq" => {
+                let body: api::RefundReq = req.body().unwrap();
+                let instance = self.instance(&body.card_no);
+                self.flows.insert(
+                    txn.clone(),
+                    Flow::card_return(&txn, parties(), &instance).unwrap(),
+                );
                 self.step(&txn, None)
             }
             "CardQueryReq" => {
@@ -525,4 +565,93 @@ fn open_card_top_up_balance_records_and_query() {
     assert!(wallet.open_flows().is_empty() && wallet.journal().is_empty());
     assert!(saves > 5);
     assert!(steps.iter().any(|s| s == "order"));
+}
+
+struct SwitchableSe {
+    phones: [Card; 2],
+    current: usize,
+}
+
+impl SeLink for SwitchableSe {
+    fn transmit(&mut self, capdu: &[u8]) -> Result<Vec<u8>, SeError> {
+        self.phones[self.current]
+            .transmit(capdu)
+            .map_err(|_| SeError::Communication)
+    }
+}
+
+// 迁卡 then 退卡: the balance moves with the card number to a second SE, then is refunded once.
+#[test]
+fn transfer_to_a_second_se_then_return_the_card() {
+    let mut tsm = InProcessTsm::new();
+    let mut se = SwitchableSe {
+        phones: [new_se(4), new_se(5)],
+        current: 0,
+    };
+    let mut persist = |_: &WalletState| Ok(());
+    let mut progress = |_: Progress| {};
+    let mut rng = TestRng::new(8);
+    let mut wallet = Wallet::default();
+    let mut links = Links {
+        tsm: &mut tsm,
+        se: &mut se,
+        persist: &mut persist,
+        progress: &mut progress,
+    };
+    wallet.enrol(&mut links, NOW_MS, &mut rng, "m").unwrap();
+    let old = wallet
+        .open_card(
+            &mut links,
+            NOW_MS,
+            &mut rng,
+            Management::Authorized,
+            "330400",
+        )
+        .unwrap();
+    let card = old.card_no.clone();
+    wallet
+        .top_up(
+            &mut links,
+            NOW_MS,
+            &mut rng,
+            &card,
+            4_321,
+            proposals_wallet::TEST_PAY_CHANNEL,
+        )
+        .unwrap();
+    let code = wallet
+        .transfer_out(&mut links, NOW_MS, &mut rng, &card)
+        .unwrap();
+    assert!(wallet.cards().is_empty());
+    assert_eq!(
+        wallet.balance(&mut links, NOW_MS, &card).unwrap_err(),
+        WalletError::UnknownCard
+    );
+
+    se.current = 1;
+    let mut links = Links {
+        tsm: &mut tsm,
+        se: &mut se,
+        persist: &mut persist,
+        progress: &mut progress,
+    };
+    let moved = wallet
+        .transfer_in(&mut links, NOW_MS, &mut rng, &code, Management::Authorized)
+        .unwrap();
+    assert_eq!(moved.card_no, card);
+    assert_ne!(moved.seid, old.seid);
+    assert_eq!(wallet.balance(&mut links, NOW_MS, &card).unwrap(), 4_321);
+
+    let refund = wallet
+        .refund(&mut links, NOW_MS, &mut rng, &card, "ACC-1")
+        .unwrap();
+    assert_eq!(refund, 4_321);
+    assert!(wallet.cards().is_empty());
+    assert!(wallet.open_flows().is_empty());
+    // The purse is gone from the second SE: SELECT fails.
+    let mut select = vec![0x00, 0xA4, 0x04, 0x00, 0x08];
+    select.extend_from_slice(&ykt_purse::EP_AID);
+    select.push(0x00);
+    let answer = se.phones[1].transmit(&select).unwrap();
+    assert_eq!(answer[answer.len() - 2..], [0x6A, 0x82]);
 }
