@@ -1,6 +1,7 @@
 //! A server on 127.0.0.1:0 with the fake backend, a store on a temporary SQLite file, a shared
 //! clock, and devices that seal requests.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -11,7 +12,7 @@ use ykt_envelope::{Code, Envelope, Header, PeerKey, Sm2Signer};
 use ykt_store::Store;
 use ykt_tsm::api::{self, MessageDef};
 use ykt_tsm::hex::Hex;
-use ykt_tsm_service::http::{AdminToken, ServerConfig, TsmClient};
+use ykt_tsm_service::http::{AdminToken, Backend, ServerConfig, TsmClient};
 
 use crate::fake::FakeBackend;
 
@@ -22,10 +23,10 @@ pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-pub struct TestServer {
+pub struct TestServer<B = FakeBackend> {
     pub rt: tokio::runtime::Runtime,
     pub client: TsmClient,
-    pub fake: FakeBackend,
+    pub fake: B,
     pub store: Store,
     pub clock: Arc<AtomicI64>,
     pub tsm_key: Sm2PublicKey,
@@ -38,6 +39,19 @@ impl TestServer {
     }
 
     pub fn start_with(configure: impl FnOnce(ServerConfig) -> ServerConfig) -> Self {
+        Self::start_backend(
+            |store| std::future::ready(FakeBackend::new(store)),
+            configure,
+        )
+    }
+}
+
+impl<B: Backend> TestServer<B> {
+    /// A server on the backend `make` builds on the store.
+    pub fn start_backend<F: Future<Output = B>>(
+        make: impl FnOnce(Store) -> F,
+        configure: impl FnOnce(ServerConfig) -> ServerConfig,
+    ) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -75,7 +89,7 @@ impl TestServer {
             (store, (listener, addr))
         });
         let (listener, addr) = addr;
-        let fake = FakeBackend::new(store.clone());
+        let fake = rt.block_on(make(store.clone()));
         let server = ykt_tsm_service::http::serve(listener, fake.clone(), config);
         rt.spawn(async move {
             server.await.unwrap();
@@ -138,7 +152,7 @@ impl TestServer {
     }
 }
 
-impl Drop for TestServer {
+impl<B> Drop for TestServer<B> {
     fn drop(&mut self) {
         for f in &self.files {
             let _ = std::fs::remove_file(f);
@@ -189,9 +203,9 @@ impl Device {
     }
 
     /// A request with a fresh request id, sealed now.
-    pub fn seal(
+    pub fn seal<B: Backend>(
         &self,
-        server: &TestServer,
+        server: &TestServer<B>,
         def: MessageDef,
         txn_id: &str,
         body: &impl Serialize,
