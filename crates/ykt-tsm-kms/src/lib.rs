@@ -549,6 +549,47 @@ impl KmsVault {
             Self::card_key(issuer_name, tac, div)?,
         ))
     }
+    /// Opens a handover blob with the transport key and stores its keys under `name`.
+    fn open_handover(
+        &self,
+        name: &KeyName,
+        transport: &KeyName,
+        wrapped: &[u8],
+    ) -> Result<(), VaultError> {
+        let key = self.find(transport, Slot::Transport)?;
+        let layout = |header: &[u8]| {
+            let (version, len) =
+                vault::parse_handover_header(header).ok_or(KmsError::InvalidInput("handover"))?;
+            let key_type = match len {
+                16 => KeyType::Aes128,
+                32 => KeyType::Aes256,
+                _ => return Err(KmsError::InvalidInput("handover key length")),
+            };
+            [Slot::Enc, Slot::Mac, Slot::Dek]
+                .into_iter()
+                .map(|slot| {
+                    key_id(name, slot, version)
+                        .map(|id| (id, KeySpec::internal(key_type)))
+                        .map_err(|_| KmsError::InvalidKeyName)
+                })
+                .collect()
+        };
+        self.kms
+            .open_import(
+                &ykt_kms::KeyRef::from(&key.id),
+                ykt_tsm::proposals::HANDOVER_CIPHER,
+                wrapped,
+                HANDOVER_HEADER_LEN,
+                &layout,
+                purpose::HANDOVER,
+            )
+            .map(|_| ())
+            .map_err(|e| match e {
+                KmsError::KeyExists(_) => VaultError::KeyExists,
+                KmsError::KeyNotFound(_) => VaultError::UnknownKey,
+                _ => VaultError::Unwrap,
+            })
+    }
 }
 
 impl KeyVault for KmsVault {
@@ -720,44 +761,39 @@ impl KeyVault for KmsVault {
         transport: &KeyName,
         wrapped: &[u8],
     ) -> Result<(), VaultError> {
-        // Importing the same set again is not an error (a resumed flow re-sends it): a set
-        // already stored under the name is kept as it is.
+        // Importing the same set again is not an error (a resumed flow re-sends it): the blob
+        // is opened under a scratch name and its keys compared with the stored ones by their
+        // check values; a different set under the name is `KeyExists`.
         if self.find(name, Slot::Enc).is_ok() {
-            return Ok(());
-        }
-        let key = self.find(transport, Slot::Transport)?;
-        let layout = |header: &[u8]| {
-            let (version, len) =
-                vault::parse_handover_header(header).ok_or(KmsError::InvalidInput("handover"))?;
-            let key_type = match len {
-                16 => KeyType::Aes128,
-                32 => KeyType::Aes256,
-                _ => return Err(KmsError::InvalidInput("handover key length")),
+            let scratch = KeyName(format!("{}.reimport", base(name)));
+            self.delete_key(&scratch);
+            self.open_handover(&scratch, transport, wrapped)?;
+            let same = [Slot::Enc, Slot::Mac, Slot::Dek].iter().all(|slot| {
+                let kcv = |n: &KeyName| {
+                    let info = self.find(n, *slot).ok()?;
+                    let kind = kind_of(info.key_type).ok()?;
+                    let input = vault::key_check_input(kind);
+                    self.kms
+                        .encrypt(
+                            &ykt_kms::KeyRef::from(&info.id),
+                            &CipherMode::Ecb,
+                            &input,
+                            purpose::HANDOVER,
+                        )
+                        .ok()
+                        .map(|c| (info.id.version(), c))
+                };
+                let (a, b) = (kcv(name), kcv(&scratch));
+                a.is_some() && a == b
+            });
+            self.delete_key(&scratch);
+            return if same {
+                Ok(())
+            } else {
+                Err(VaultError::KeyExists)
             };
-            [Slot::Enc, Slot::Mac, Slot::Dek]
-                .into_iter()
-                .map(|slot| {
-                    key_id(name, slot, version)
-                        .map(|id| (id, KeySpec::internal(key_type)))
-                        .map_err(|_| KmsError::InvalidKeyName)
-                })
-                .collect()
-        };
-        self.kms
-            .open_import(
-                &ykt_kms::KeyRef::from(&key.id),
-                ykt_tsm::proposals::HANDOVER_CIPHER,
-                wrapped,
-                HANDOVER_HEADER_LEN,
-                &layout,
-                purpose::HANDOVER,
-            )
-            .map(|_| ())
-            .map_err(|e| match e {
-                KmsError::KeyExists(_) => VaultError::KeyExists,
-                KmsError::KeyNotFound(_) => VaultError::UnknownKey,
-                _ => VaultError::Unwrap,
-            })
+        }
+        self.open_handover(name, transport, wrapped)
     }
 
     fn transport_public_key(&self, transport: &KeyName) -> Result<Vec<u8>, VaultError> {

@@ -202,6 +202,25 @@ fn handover_between_kms_vaults() {
         assert_eq!(*a, *sp.channel_operation(&set, &op).unwrap());
         assert_eq!(*a, *msp.channel_operation(&set, &op).unwrap());
     }
+    // Another set under the same name is refused, and the scratch copy is gone.
+    let other = KeyName::new("ssd/other");
+    sei.generate_key_set(&other, 0x30, &mut TestRng(3)).unwrap();
+    let blob2 = sei
+        .export_key_set(&other, &public, &mut TestRng(4))
+        .unwrap();
+    assert_eq!(
+        sp.import_key_set(&name, &parties().sp_transport, &blob2),
+        Err(VaultError::KeyExists)
+    );
+    assert!(
+        !kmses
+            .sp
+            .list()
+            .unwrap()
+            .iter()
+            .any(|k| k.id.name().contains("reimport") || k.id.name().starts_with("h/"))
+    );
+    assert_eq!(*a_enc(&sp, &set), *a_enc(&sei, &set));
     sp.delete_key(&name);
     assert!(!sp.contains(&name));
 }
@@ -308,4 +327,12 @@ fn key_names_map_deterministically() {
     );
     let odd = key_id(&KeyName::new("sp issuer ü"), Slot::Receipt, 1).unwrap();
     assert!(odd.name().starts_with("h/"));
+}
+
+fn a_enc(vault: &KmsVault, set: &KeyRef) -> zeroize::Zeroizing<[u8; 16]> {
+    let op = StaticKeyOperation::Cmac {
+        key: StaticKeyRole::Enc,
+        data: b"which set",
+    };
+    vault.channel_operation(set, &op).unwrap()
 }
