@@ -30,6 +30,10 @@ text_enum! {
         CardWrite = "CARD_WRITE",
         /// An operator did something (block an SE, rotate a key, refund by hand).
         OperatorAction = "OPERATOR_ACTION",
+        /// A card instance, SE, flow or order changed state (tsm-gp.md §8).
+        StateChange = "STATE_CHANGE",
+        /// Money moved or was promised: an order paid or loaded, a refund, an escrow.
+        Payment = "PAYMENT",
     }
 }
 
@@ -151,11 +155,27 @@ fn hash32(text: &str) -> Result<[u8; 32], Error> {
 impl Store {
     /// Appends an event and returns its record; one transaction (head, row, head).
     pub async fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, Error> {
-        let at_ms = self.now();
         let mut tx = self.begin_write().await?;
+        let record = self.append_audit_in(&mut tx, event).await?;
+        tx.commit().await?;
+        tracing::debug!(
+            seq = record.seq,
+            kind = event.kind.as_str(),
+            "audit record appended"
+        );
+        Ok(record)
+    }
+
+    /// Appends an event inside the caller's write transaction (head, row, head).
+    pub(crate) async fn append_audit_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        event: &AuditEvent,
+    ) -> Result<AuditRecord, Error> {
+        let at_ms = self.now();
         let (seq, prev): (i64, String) =
             sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await?;
         let seq = unsigned(Entity::AuditRecord, seq)?;
         let prev_hash = hash32(&prev)?;
@@ -173,15 +193,13 @@ impl Store {
         .bind(&event.detail)
         .bind(hex::encode(prev_hash))
         .bind(hex::encode(hash))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         self.checkpoint("audit.after_insert").await?;
         sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
             .bind(hex::encode(hash))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        tx.commit().await?;
-        tracing::debug!(seq, kind = event.kind.as_str(), "audit record appended");
         Ok(AuditRecord {
             seq,
             at_ms,

@@ -136,10 +136,19 @@ pub struct CardInstance {
     pub created_ms: i64,
     /// When it last changed (Unix ms).
     pub updated_ms: i64,
+    /// The device that holds it (engine instances).
+    pub device_id: Option<String>,
+    /// How its SSD is managed (`AUTHORIZED`, `DELEGATED`).
+    pub management: Option<String>,
+    /// The flow working on it, if one holds it.
+    pub flow_id: Option<String>,
 }
 
 impl CardInstance {
-    fn from_row(row: &AnyRow, key_versions: BTreeMap<String, u8>) -> Result<Self, Error> {
+    pub(crate) fn from_row(
+        row: &AnyRow,
+        key_versions: BTreeMap<String, u8>,
+    ) -> Result<Self, Error> {
         let aid = |column: &str| -> Result<Option<Vec<u8>>, Error> {
             row.try_get::<Option<String>, _>(column)?
                 .map(|h| unhex(Entity::CardInstance, &h))
@@ -155,6 +164,9 @@ impl CardInstance {
             version: unsigned(Entity::CardInstance, row.try_get("version")?)?,
             created_ms: row.try_get("created_ms")?,
             updated_ms: row.try_get("updated_ms")?,
+            device_id: row.try_get("device_id")?,
+            management: row.try_get("management")?,
+            flow_id: row.try_get("flow_id")?,
         })
     }
 }
@@ -217,8 +229,8 @@ impl Store {
     /// The card instance, or [`Error::NotFound`].
     pub async fn card(&self, seid: &str, card_no: &str) -> Result<CardInstance, Error> {
         let row = sqlx::query(
-            "SELECT seid, card_no, state, ssd_aid, app_aid, version, created_ms, updated_ms \
-             FROM card_instance WHERE seid = $1 AND card_no = $2",
+            "SELECT seid, card_no, state, ssd_aid, app_aid, version, created_ms, updated_ms, \
+             device_id, management, flow_id FROM card_instance WHERE seid = $1 AND card_no = $2",
         )
         .bind(seid)
         .bind(card_no)
@@ -232,8 +244,8 @@ impl Store {
     /// The card instances on an SE, by card number.
     pub async fn cards_on_se(&self, seid: &str) -> Result<Vec<CardInstance>, Error> {
         let rows = sqlx::query(
-            "SELECT seid, card_no, state, ssd_aid, app_aid, version, created_ms, updated_ms \
-             FROM card_instance WHERE seid = $1 ORDER BY card_no",
+            "SELECT seid, card_no, state, ssd_aid, app_aid, version, created_ms, updated_ms, \
+             device_id, management, flow_id FROM card_instance WHERE seid = $1 ORDER BY card_no",
         )
         .bind(seid)
         .fetch_all(&self.pool)
@@ -247,7 +259,11 @@ impl Store {
         Ok(cards)
     }
 
-    async fn key_versions(&self, seid: &str, card_no: &str) -> Result<BTreeMap<String, u8>, Error> {
+    pub(crate) async fn key_versions(
+        &self,
+        seid: &str,
+        card_no: &str,
+    ) -> Result<BTreeMap<String, u8>, Error> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT key_set, kvn FROM card_key_version WHERE seid = $1 AND card_no = $2",
         )

@@ -20,6 +20,12 @@ pub enum Entity {
     TopupOrder,
     /// An audit record.
     AuditRecord,
+    /// An enrolled device.
+    Device,
+    /// A refund.
+    Refund,
+    /// A transfer's escrow.
+    Escrow,
 }
 
 impl fmt::Display for Entity {
@@ -32,6 +38,9 @@ impl fmt::Display for Entity {
             Entity::Message => "message",
             Entity::TopupOrder => "top-up order",
             Entity::AuditRecord => "audit record",
+            Entity::Device => "device",
+            Entity::Refund => "refund",
+            Entity::Escrow => "escrow",
         })
     }
 }

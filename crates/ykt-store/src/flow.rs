@@ -108,6 +108,8 @@ pub struct Flow {
     pub created_ms: i64,
     /// When it last moved (Unix ms).
     pub updated_ms: i64,
+    /// The device that started it (engine flows).
+    pub device_id: Option<String>,
 }
 
 impl Flow {
@@ -133,7 +135,7 @@ impl Flow {
         }
     }
 
-    fn from_row(row: &AnyRow) -> Result<Self, Error> {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
         let state: String = row.try_get("state")?;
         let state = serde_json::from_str(&state).map_err(|e| Error::Corrupt {
             what: Entity::Flow,
@@ -165,12 +167,14 @@ impl Flow {
             version: unsigned(Entity::Flow, row.try_get("version")?)?,
             created_ms: row.try_get("created_ms")?,
             updated_ms: row.try_get("updated_ms")?,
+            device_id: row.try_get("device_id")?,
         })
     }
 }
 
-const FLOW_COLUMNS: &str = "id, kind, seid, step, status, state, script_seq, script_idempotent, \
-                            version, created_ms, updated_ms";
+pub(crate) const FLOW_COLUMNS: &str = "id, kind, seid, step, status, state, script_seq, \
+                                       script_idempotent, version, created_ms, updated_ms, \
+                                       device_id";
 
 impl Store {
     /// Creates a running flow at version 1. [`Error::AlreadyExists`] for an id used before,

@@ -49,6 +49,8 @@
 
 mod audit;
 mod card;
+mod commit;
+mod device;
 mod error;
 mod flow;
 mod idempotency;
@@ -65,6 +67,10 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 pub use audit::{AuditEvent, AuditKind, AuditRecord, BreakReason, ChainBreak, ChainStatus};
 pub use card::{CardInstance, CardState, NewCard};
+pub use commit::{
+    CardWrite, Escrow, EscrowWrite, FlowWrite, Refund, RefundWrite, SeWrite, StepCommit, TopupWrite,
+};
+pub use device::{Counts, Device};
 pub use error::{Entity, Error};
 pub use flow::{Flow, FlowStatus, FlowUpdate, NewFlow, ReleasedScript, Resume};
 pub use idempotency::{Begun, RequestHash};
@@ -72,8 +78,10 @@ pub use se::{NewSe, Se, SeState};
 pub use topup::{NewTopup, TopupOrder, TopupState, TopupUpdate};
 
 /// The numbered migrations, embedded at build time. Both dialects run the same files.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (2, "engine", include_str!("../migrations/0002_engine.sql")),
+];
 
 /// Which database a [`Store`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -243,6 +251,33 @@ pub mod danger {
         Fail,
         /// Send the point's name on the channel, then never finish (the test kills the process).
         Hang(std::sync::mpsc::Sender<&'static str>),
+    }
+
+    /// Creates the PostgreSQL schema `name` on the server at `admin_url` and gives a URL whose
+    /// sessions work in it (a fresh database per test). Tests only.
+    pub async fn create_postgres_schema(
+        admin_url: &str,
+        name: &str,
+    ) -> Result<String, crate::Error> {
+        use sqlx::{Connection as _, Executor as _};
+        let mut admin = sqlx::PgConnection::connect(admin_url).await?;
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .await?;
+        admin.close().await?;
+        let sep = if admin_url.contains('?') { '&' } else { '?' };
+        Ok(format!("{admin_url}{sep}options=-c%20search_path%3D{name}"))
+    }
+
+    /// Drops the schema [`create_postgres_schema`] made. Tests only.
+    pub async fn drop_postgres_schema(admin_url: &str, name: &str) -> Result<(), crate::Error> {
+        use sqlx::{Connection as _, Executor as _};
+        let mut admin = sqlx::PgConnection::connect(admin_url).await?;
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE")))
+            .await?;
+        admin.close().await?;
+        Ok(())
     }
 
     /// The fault points, one per gap between statements of a multi-statement write.

@@ -70,7 +70,7 @@ pub struct Se {
 }
 
 impl Se {
-    fn from_row(row: &AnyRow) -> Result<Self, Error> {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
         Ok(Se {
             seid: row.try_get("seid")?,
             cplc: unhex(Entity::Se, &row.try_get::<String, _>("cplc")?)?,
@@ -83,7 +83,7 @@ impl Se {
     }
 }
 
-const SE_COLUMNS: &str = "seid, cplc, profile, state, version, created_ms, updated_ms";
+pub(crate) const SE_COLUMNS: &str = "seid, cplc, profile, state, version, created_ms, updated_ms";
 
 impl Store {
     /// Registers an SE in state `REGISTERED`; an SEID registered before is

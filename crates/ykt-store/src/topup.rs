@@ -14,6 +14,9 @@ use crate::{Store, signed, text_enum, unhex, unsigned};
 text_enum! {
     /// A top-up order's state.
     ///
+    /// The engine's orders (client.md §4.2) go `CREATED → PAID → LOAD_REQUESTED → LOADED`
+    /// (`PAID → LOADED` when the MAC2 and the credit are one move).
+    ///
     /// `CREATED → INITIALISED → MAC2_ISSUED → COMPLETED`; `CREATED | INITIALISED → CANCELLED`;
     /// `MAC2_ISSUED → UNCONFIRMED` (no TAC came back: the card may or may not have credited) and
     /// from there `COMPLETED` or `CANCELLED` once the card's counters tell.
@@ -30,6 +33,12 @@ text_enum! {
         Unconfirmed = "UNCONFIRMED",
         /// Not credited; the payment is to be refunded (terminal).
         Cancelled = "CANCELLED",
+        /// Paid (client.md §4.2); a flow may claim it for its load.
+        Paid = "PAID",
+        /// MAC2 issued for the claiming flow's load (client.md §4.2 `LOAD_REQUESTED`).
+        LoadRequested = "LOAD_REQUESTED",
+        /// Loaded: the card's TAC checked (client.md §4.2 `LOADED`, terminal).
+        Loaded = "LOADED",
     }
 }
 
@@ -43,6 +52,9 @@ impl TopupState {
                 | (Initialised, Mac2Issued | Cancelled)
                 | (Mac2Issued, Completed | Unconfirmed)
                 | (Unconfirmed, Completed | Cancelled)
+                | (Created, Paid)
+                | (Paid, LoadRequested | Loaded)
+                | (LoadRequested, Loaded)
         )
     }
 }
@@ -97,10 +109,18 @@ pub struct TopupOrder {
     pub created_ms: i64,
     /// When it last changed (Unix ms).
     pub updated_ms: i64,
+    /// The device that ordered it (engine orders).
+    pub device_id: Option<String>,
+    /// The payment channel (client.md §2 codes).
+    pub pay_channel: Option<String>,
+    /// The flow that claimed it for its load.
+    pub flow_id: Option<String>,
+    /// The balance after the load, fen.
+    pub new_balance: Option<u64>,
 }
 
 impl TopupOrder {
-    fn from_row(row: &AnyRow) -> Result<Self, Error> {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
         let counter: Option<i64> = row.try_get("online_counter")?;
         let online_counter = counter
             .map(|c| {
@@ -123,6 +143,13 @@ impl TopupOrder {
             version: unsigned(Entity::TopupOrder, row.try_get("version")?)?,
             created_ms: row.try_get("created_ms")?,
             updated_ms: row.try_get("updated_ms")?,
+            device_id: row.try_get("device_id")?,
+            pay_channel: row.try_get("pay_channel")?,
+            flow_id: row.try_get("flow_id")?,
+            new_balance: row
+                .try_get::<Option<i64>, _>("new_balance")?
+                .map(|b| unsigned(Entity::TopupOrder, b))
+                .transpose()?,
         })
     }
 
@@ -135,10 +162,53 @@ impl TopupOrder {
     }
 }
 
-const TOPUP_COLUMNS: &str = "order_id, pay_order_id, seid, card_no, amount_fen, state, \
-                             online_counter, tac, version, created_ms, updated_ms";
+pub(crate) const TOPUP_COLUMNS: &str = "order_id, pay_order_id, seid, card_no, amount_fen, state, \
+                             online_counter, tac, version, created_ms, updated_ms, device_id, \
+                             pay_channel, flow_id, new_balance";
 
 impl Store {
+    /// Creates an order of `device_id`, paid through `pay_channel`, in state `CREATED`, with
+    /// the payment order id equal to the order id. The same order again returns it.
+    pub async fn create_device_topup(
+        &self,
+        order: &NewTopup,
+        device_id: &str,
+        pay_channel: &str,
+    ) -> Result<TopupOrder, Error> {
+        let created = self.create_topup(order).await?;
+        if created.device_id.is_some() {
+            return Ok(created);
+        }
+        sqlx::query(
+            "UPDATE topup_order SET device_id = $1, pay_channel = $2 \
+             WHERE order_id = $3 AND device_id IS NULL",
+        )
+        .bind(device_id)
+        .bind(pay_channel)
+        .bind(&order.order_id)
+        .execute(&self.pool)
+        .await?;
+        self.topup(&order.order_id).await
+    }
+
+    /// The orders of a card instance, oldest first.
+    pub async fn topups_of_card(
+        &self,
+        seid: &str,
+        card_no: &str,
+    ) -> Result<Vec<TopupOrder>, Error> {
+        let sql = format!(
+            "SELECT {TOPUP_COLUMNS} FROM topup_order WHERE seid = $1 AND card_no = $2 \
+             ORDER BY created_ms, order_id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(seid)
+            .bind(card_no)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(TopupOrder::from_row).collect()
+    }
+
     /// Creates the order in state `CREATED`, or returns it if this very order exists already.
     ///
     /// [`Error::AlreadyExists`] if the order id or the payment order is taken by another order,

@@ -1,0 +1,93 @@
+//! Every choice of the engine that no brief fixes, in one place (\[PROPOSAL\]s of the service;
+//! the domain's own are `ykt_tsm::proposals`).
+
+/// \[PROPOSAL\] (e-purse.md §1; `ykt_purse::EP_AID`): the AID of the purse instance a flow
+/// installs, which the wallet SELECTs for balance and records (`OutcomeView::app_aid`). The
+/// service does not link the purse crate; a test checks the two agree.
+pub const PURSE_AID: [u8; 8] = [0xA0, 0x00, 0x00, 0x06, 0x32, 0x01, 0x01, 0x05];
+
+/// \[PROPOSAL\] (tsm-gp.md §7 "seid", "card_no"; e-purse.md §2 ASN): a card number is the
+/// stock's 4-byte prefix followed by the store counter's value in 12 BCD digits, so numbers are
+/// unique and never reused (the counter only goes up).
+pub fn card_number(prefix: [u8; 4], serial: u64) -> Option<[u8; 10]> {
+    if serial >= 1_000_000_000_000 {
+        return None;
+    }
+    let mut out = [0u8; 10];
+    out[..4].copy_from_slice(&prefix);
+    let mut n = serial;
+    for i in (4..10).rev() {
+        let lo = (n % 10) as u8;
+        n /= 10;
+        let hi = (n % 10) as u8;
+        n /= 10;
+        out[i] = (hi << 4) | lo;
+    }
+    Some(out)
+}
+
+/// The store counter card numbers are drawn from.
+pub const CARD_NUMBER_COUNTER: &str = "card_number";
+
+/// \[PROPOSAL\] (client.md §8 of loads: UTC+8, China Standard Time): the offset of the BCD date
+/// and time a load carries (INITIALIZE FOR LOAD, MAC2, TAC).
+pub const LOAD_TIME_OFFSET_MS: i64 = 8 * 3600 * 1000;
+
+/// \[PROPOSAL\] (tsm-gp.md §7 "transfer_code"): a transfer code is 10 random bytes in upper-case
+/// hex (80 bits: a bearer secret the old phone shows and the new phone types or scans).
+pub const TRANSFER_CODE_BYTES: usize = 10;
+
+/// \[PROPOSAL\]: the escrow of a transfer is stored under `hex(SM3(code))[..32]`, so the code
+/// itself opens nothing read from the store's escrow table.
+pub fn transfer_id(code: &str) -> String {
+    let digest = ykt_crypto::sm3(code.trim().to_ascii_uppercase().as_bytes());
+    hex::encode(&digest[..16])
+}
+
+/// \[PROPOSAL\] (client.md §2 channel codes): the built-in test payment provider's channel.
+pub const TEST_PAY_CHANNEL: &str = "99";
+
+/// \[PROPOSAL\] (tsm-gp.md §8 "never assume success"): a relay message is idempotent — the
+/// store's `ReleasedScript::idempotent` — when every command in it only reads: SELECT, GET DATA,
+/// GET STATUS, INITIALIZE UPDATE / INITIALIZE FOR LOAD (`50`: no persistent change), EXTERNAL
+/// AUTHENTICATE, GET RESPONSE, GET BALANCE, GET TRANSACTION PROVE, READ BINARY / RECORD.
+/// Any other instruction (INSTALL, LOAD, DELETE, PUT KEY, STORE DATA, SET STATUS, CREDIT FOR
+/// LOAD, anything unknown) counts as a card write.
+pub const READ_ONLY_INS: &[u8] = &[
+    0xA4, 0xCA, 0xCB, 0xF2, 0x50, 0x82, 0xC0, 0x5C, 0x5A, 0xB0, 0xB2,
+];
+
+/// True when `capdu` (a command APDU) only reads (see [`READ_ONLY_INS`]).
+pub fn is_read_only(capdu: &[u8]) -> bool {
+    capdu.get(1).is_some_and(|ins| READ_ONLY_INS.contains(ins))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn card_numbers_are_prefix_and_bcd_serial() {
+        assert_eq!(
+            card_number([0x31, 0x04, 0x10, 0x00], 1_234_567),
+            Some([0x31, 0x04, 0x10, 0x00, 0x00, 0x00, 0x01, 0x23, 0x45, 0x67])
+        );
+        assert_eq!(card_number([0; 4], 1_000_000_000_000), None);
+        assert_ne!(card_number([0; 4], 1), card_number([0; 4], 2));
+    }
+
+    #[test]
+    fn read_only_commands() {
+        assert!(is_read_only(&[0x00, 0xA4, 0x04, 0x00]));
+        assert!(!is_read_only(&[0x84, 0xE6, 0x0C, 0x00]));
+        assert!(!is_read_only(&[0x80, 0x52, 0x00, 0x00]));
+        assert!(!is_read_only(&[0x80]));
+    }
+
+    #[test]
+    fn transfer_ids_ignore_case_and_spaces() {
+        assert_eq!(transfer_id("ab12"), transfer_id(" AB12 "));
+        assert_ne!(transfer_id("AB12"), transfer_id("AB13"));
+        assert_eq!(transfer_id("AB12").len(), 32);
+    }
+}

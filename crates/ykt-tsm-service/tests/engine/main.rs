@@ -1,0 +1,9 @@
+//! The TSM engine's integration tests: flows driven through `Engine` against simulated SEs in
+//! process (the wallet's relay is `ykt_tsm::relay::relay_on_card`), on SQLite and, when
+//! `YKT_TEST_POSTGRES_URL` is set, on PostgreSQL; engines dropped and rebuilt mid-flow.
+
+// Test helpers outside #[test] functions unwrap and panic to report failures.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod lifecycle;
+mod support;

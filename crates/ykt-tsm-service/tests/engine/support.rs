@@ -1,0 +1,629 @@
+//! Simulated SEs (as in ykt-tsm's tests), both TSMs' vaults shared across engine restarts, a
+//! fresh database per test on each backend, and the wallet's relay loop against the engine.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use api::{FlowResp, FlowStatus};
+use ykt_card::{Aid, Applet, AppletFactory, Atr, Card, SeededRandom};
+use ykt_crypto::purse::{PurseAlgorithm, Sm4Rules};
+use ykt_crypto::{AesKey, Sm2PrivateKey};
+use ykt_gp::dm::{ReceiptAlgorithm, ReceiptKey, TokenSigner};
+use ykt_gp::{IsdFactory, IsdSetup, Package, install_isd};
+use ykt_purse::testing::{TEST_PIN, test_master_keys};
+use ykt_purse::{PurseAppletFactory, PurseProfile};
+use ykt_scp::{KeySet, StaticKeyKind, StaticKeyOperation};
+use ykt_store::Store;
+use ykt_tsm::relay::relay_on_card;
+use ykt_tsm::vault::{KeyEncryption, ReceiptContext, TokenKind, derive_isd_keys};
+use ykt_tsm::*;
+use ykt_tsm_service::engine::{CardStock, Engine, EngineConfig, EngineError, Keys};
+use zeroize::Zeroizing;
+
+pub const RECEIPT_KEY: [u8; 16] = [0x5A; 16];
+pub const NOW_MS: i64 = 1_796_142_600_000;
+
+pub struct Library;
+
+impl AppletFactory for Library {
+    fn create(&self, kind: &str, aid: &Aid, params: &[u8]) -> Option<Box<dyn Applet + Send>> {
+        PurseAppletFactory
+            .create(kind, aid, params)
+            .or_else(|| IsdFactory.create(kind, aid, params))
+    }
+}
+
+pub fn isd_master() -> KeySet {
+    let k = |d: u8| AesKey::from_slice(&[0x40 + d; 16]).unwrap();
+    KeySet::aes(0x30, k(0), k(1), k(2))
+}
+
+pub fn token_signer_bytes() -> [u8; 32] {
+    let mut bytes = [0x11u8; 32];
+    bytes[31] = 1;
+    bytes
+}
+
+pub fn token_signer() -> TokenSigner {
+    TokenSigner::Sm2(Sm2PrivateKey::from_bytes(&token_signer_bytes()).unwrap())
+}
+
+pub fn transport_bytes() -> [u8; 32] {
+    let mut d = [0x22u8; 32];
+    d[31] = 7;
+    d
+}
+
+pub fn parties() -> Parties {
+    Parties {
+        isd_master: KeyName::new("sei/isd-master"),
+        token_signer: KeyName::new("sei/token"),
+        receipt_key: KeyName::new("sei/receipt"),
+        sp_transport: KeyName::new("sp/transport"),
+        purse_issuer: KeyName::new("sp/purse-issuer"),
+    }
+}
+
+pub fn config(test_payments: bool) -> EngineConfig {
+    EngineConfig {
+        tsm_id: "SPTSM-TEST".into(),
+        parties: parties(),
+        card_stock: CardStock {
+            issuer_id: [0x01, 0x01, 0x10, 0x00, 0xFF, 0xFF, 0xFF, 0xFF],
+            start_date: [0x20, 0x24, 0x01, 0x01],
+            expiry_date: [0x20, 0x34, 0x12, 0x31],
+            number_prefix: [0x31, 0x04, 0x10, 0x00],
+        },
+        test_payments,
+    }
+}
+
+/// A vault shared by the engines of one test, so that the keys the flows generate survive a
+/// restart (as a KMS would keep them).
+#[derive(Clone)]
+pub struct SharedVault(pub Arc<Mutex<MemoryVault>>);
+
+impl KeyVault for SharedVault {
+    fn contains(&self, name: &KeyName) -> bool {
+        self.0.lock().unwrap().contains(name)
+    }
+    fn channel_key_info(&self, keys: &KeyRef) -> Result<(u8, StaticKeyKind), VaultError> {
+        self.0.lock().unwrap().channel_key_info(keys)
+    }
+    fn channel_operation(
+        &self,
+        keys: &KeyRef,
+        operation: &StaticKeyOperation<'_>,
+    ) -> Result<Zeroizing<[u8; 16]>, VaultError> {
+        self.0.lock().unwrap().channel_operation(keys, operation)
+    }
+    fn generate_key_set(
+        &mut self,
+        name: &KeyName,
+        version: u8,
+        rng: &mut dyn Entropy,
+    ) -> Result<(), VaultError> {
+        self.0.lock().unwrap().generate_key_set(name, version, rng)
+    }
+    fn wrap_key_set(
+        &self,
+        new: &KeyName,
+        under: &KeyRef,
+        encryption: KeyEncryption,
+    ) -> Result<WrappedKeySet, VaultError> {
+        self.0.lock().unwrap().wrap_key_set(new, under, encryption)
+    }
+    fn export_key_set(
+        &self,
+        name: &KeyName,
+        recipient: &[u8],
+        rng: &mut dyn Entropy,
+    ) -> Result<Vec<u8>, VaultError> {
+        self.0.lock().unwrap().export_key_set(name, recipient, rng)
+    }
+    fn import_key_set(
+        &mut self,
+        name: &KeyName,
+        transport: &KeyName,
+        wrapped: &[u8],
+    ) -> Result<(), VaultError> {
+        self.0
+            .lock()
+            .unwrap()
+            .import_key_set(name, transport, wrapped)
+    }
+    fn transport_public_key(&self, transport: &KeyName) -> Result<Vec<u8>, VaultError> {
+        self.0.lock().unwrap().transport_public_key(transport)
+    }
+    fn delete_key(&mut self, name: &KeyName) {
+        self.0.lock().unwrap().delete_key(name)
+    }
+    fn purse_perso_blocks(
+        &self,
+        issuer: &KeyName,
+        card: &PurseCardSpec,
+        under: &KeyRef,
+    ) -> Result<Vec<PersoBlock>, VaultError> {
+        self.0
+            .lock()
+            .unwrap()
+            .purse_perso_blocks(issuer, card, under)
+    }
+    fn verify_mac1(&self, issuer: &KeyName, proof: &LoadProof) -> Result<(), VaultError> {
+        self.0.lock().unwrap().verify_mac1(issuer, proof)
+    }
+    fn load_mac2(
+        &self,
+        issuer: &KeyName,
+        proof: &LoadProof,
+        datetime: &[u8; 7],
+    ) -> Result<[u8; 4], VaultError> {
+        self.0.lock().unwrap().load_mac2(issuer, proof, datetime)
+    }
+    fn verify_load_tac(
+        &self,
+        issuer: &KeyName,
+        proof: &LoadProof,
+        datetime: &[u8; 7],
+        tac: &[u8; 4],
+    ) -> Result<(), VaultError> {
+        self.0
+            .lock()
+            .unwrap()
+            .verify_load_tac(issuer, proof, datetime, tac)
+    }
+    fn sign_token(
+        &self,
+        signer: &KeyName,
+        kind: TokenKind,
+        p1: u8,
+        p2: u8,
+        data: &[u8],
+    ) -> Result<Vec<u8>, VaultError> {
+        self.0
+            .lock()
+            .unwrap()
+            .sign_token(signer, kind, p1, p2, data)
+    }
+    fn verify_receipt(
+        &self,
+        key: &KeyName,
+        response: &[u8],
+        context: &ReceiptContext<'_>,
+    ) -> Result<(), VaultError> {
+        self.0
+            .lock()
+            .unwrap()
+            .verify_receipt(key, response, context)
+    }
+}
+
+/// Both TSMs' vaults.
+#[derive(Clone)]
+pub struct Vaults {
+    pub sei: SharedVault,
+    pub sp: SharedVault,
+}
+
+impl Vaults {
+    pub fn new() -> Self {
+        let mut sei = MemoryVault::new();
+        sei.insert_isd_master(parties().isd_master, isd_master());
+        sei.insert_token_signer(parties().token_signer, token_signer());
+        sei.insert_receipt_key(
+            parties().receipt_key,
+            ReceiptKey::aes(AesKey::from_slice(&RECEIPT_KEY).unwrap()),
+        );
+        let mut sp = MemoryVault::new();
+        sp.insert_transport_key(
+            parties().sp_transport,
+            Sm2PrivateKey::from_bytes(&transport_bytes()).unwrap(),
+        );
+        sp.insert_purse_issuer(
+            parties().purse_issuer,
+            test_master_keys(PurseAlgorithm::Tdes),
+            &TEST_PIN,
+            PurseProfile::EPURSE,
+            Sm4Rules::BRIEF,
+        );
+        Self {
+            sei: SharedVault(Arc::new(Mutex::new(sei))),
+            sp: SharedVault(Arc::new(Mutex::new(sp))),
+        }
+    }
+
+    pub fn keys(&self) -> Keys {
+        Keys {
+            sei: Box::new(self.sei.clone()),
+            sp: Box::new(self.sp.clone()),
+        }
+    }
+}
+
+/// A blank SE from card production: CPLC from `serial`, ISD keys derived for its SEID.
+pub fn new_se(serial: u8) -> Card {
+    let protocol = proposals::protocol().unwrap();
+    let mut cplc = [0u8; 42];
+    for (i, b) in cplc.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(3) ^ serial;
+    }
+    let seid = seid_of(&cplc);
+    let mut s = IsdSetup::new(protocol, derive_isd_keys(&isd_master(), &seid).unwrap());
+    s.cplc = cplc;
+    s.iin = vec![0x00, 0x11, 0x22, 0x33];
+    s.cin = vec![1, 2, 3, 4, 5, 6, 7, serial];
+    s.key_diversification_data = seid.0;
+    s.packages.push(Package {
+        elf: Aid::new(&proposals::PURSE_ELF).unwrap(),
+        version: proposals::PURSE_PACKAGE_VERSION,
+        modules: vec![(
+            Aid::new(&proposals::PURSE_MODULE).unwrap(),
+            ykt_purse::KIND.to_string(),
+        )],
+    });
+    s.token_key = Some(token_signer().verification_key());
+    s.receipt_key = Some((ReceiptAlgorithm::AesCmac, RECEIPT_KEY));
+    let mut card = Card::new(
+        Atr::default_t1(),
+        Box::new(SeededRandom::new(u64::from(serial))),
+    );
+    card.set_library(Box::new(Library));
+    install_isd(&mut card, &s).unwrap();
+    card.power_on();
+    card
+}
+
+pub fn seid_of(cplc: &[u8; 42]) -> SeId {
+    SeId(proposals::seid_from_cplc(
+        &ykt_gp_host::Cplc::parse(cplc).unwrap(),
+    ))
+}
+
+/// The SEID of `new_se(serial)`.
+pub fn seid_of_serial(serial: u8) -> SeId {
+    let mut cplc = [0u8; 42];
+    for (i, b) in cplc.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(3) ^ serial;
+    }
+    seid_of(&cplc)
+}
+
+/// Every relay message the wallet relayed, and what came back.
+#[derive(Default)]
+pub struct Log {
+    pub requests: Vec<RelayRequest>,
+    pub responses: Vec<RelayResponse>,
+}
+
+impl Log {
+    /// How many STORE DATA commands with P1 `p1` the card accepted.
+    pub fn accepted_store_data(&self, p1: u8) -> usize {
+        self.requests
+            .iter()
+            .zip(&self.responses)
+            .flat_map(|(q, r)| q.capdus.iter().zip(&r.rapdus))
+            .filter(|(c, r)| {
+                let c = c.as_bytes();
+                let r = r.as_bytes();
+                c[1] == 0xE2 && c[2] == p1 && r[r.len() - 2..] == [0x90, 0x00]
+            })
+            .count()
+    }
+
+    /// How many CREDIT FOR LOAD commands the card accepted.
+    pub fn accepted_credits(&self) -> usize {
+        self.requests
+            .iter()
+            .zip(&self.responses)
+            .flat_map(|(q, r)| q.capdus.iter().zip(&r.rapdus))
+            .filter(|(c, r)| {
+                let c = c.as_bytes();
+                let r = r.as_bytes();
+                c[0] == 0x80 && c[1] == 0x52 && r[r.len() - 2..] == [0x90, 0x00]
+            })
+            .count()
+    }
+}
+
+/// The wallet relays one message to the card (through JSON, as the wire carries it).
+pub fn relay(card: &mut Card, req: &RelayRequest, log: &mut Log) -> RelayResponse {
+    let req: RelayRequest = serde_json::from_str(&serde_json::to_string(req).unwrap()).unwrap();
+    let resp = relay_on_card(&req, |c| card.transmit(c).unwrap());
+    log.requests.push(req);
+    log.responses.push(resp.clone());
+    resp
+}
+
+/// Drives a flow from `resp` to the end: every relay to the card, every answer to the engine.
+pub async fn drive(
+    engine: &Engine,
+    device: &str,
+    mut resp: FlowResp,
+    card: &mut Card,
+    log: &mut Log,
+) -> Result<FlowResp, EngineError> {
+    let txn = resp.txn_id.clone();
+    loop {
+        if resp.status != FlowStatus::Running {
+            return Ok(resp);
+        }
+        let req = resp
+            .relay
+            .clone()
+            .expect("a running flow has a relay message");
+        let answer = relay(card, &req, log);
+        resp = engine.apdu_result(device, &txn, &answer, NOW_MS).await?;
+    }
+}
+
+/// A device enrolled with a key from `seed`.
+pub async fn device(engine: &Engine, seed: u8) -> String {
+    let mut d = [seed; 32];
+    d[0] = 0x01;
+    let key = Sm2PrivateKey::from_bytes(&d).unwrap();
+    engine.enrol(key.public_key(), "test-phone").await.unwrap()
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A fresh database: an SQLite file, or a PostgreSQL schema.
+pub struct Db {
+    pub backend: &'static str,
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Files(Vec<PathBuf>),
+    Schema { admin_url: String, name: String },
+}
+
+impl Db {
+    pub fn sqlite() -> Db {
+        let path = std::env::temp_dir().join(format!("{}.db", unique("ykt-engine")));
+        let files = ["", "-wal", "-shm", "-journal"]
+            .iter()
+            .map(|s| PathBuf::from(format!("{}{s}", path.display())))
+            .collect();
+        Db {
+            backend: "sqlite",
+            url: format!("sqlite://{}?mode=rwc", path.display()),
+            cleanup: Cleanup::Files(files),
+        }
+    }
+
+    pub async fn postgres(admin_url: &str) -> Db {
+        let name = unique("ykt_engine");
+        let url = ykt_store::danger::create_postgres_schema(admin_url, &name)
+            .await
+            .expect("YKT_TEST_POSTGRES_URL is set but the server cannot be reached");
+        Db {
+            backend: "postgres",
+            url,
+            cleanup: Cleanup::Schema {
+                admin_url: admin_url.to_string(),
+                name,
+            },
+        }
+    }
+
+    /// A store on this database (a new pool each time: a restarted process).
+    pub async fn store(&self) -> Store {
+        Store::connect(&self.url).await.unwrap()
+    }
+
+    /// A new engine on this database with `vaults`.
+    pub async fn engine(&self, vaults: &Vaults) -> Engine {
+        Engine::new(self.store().await, vaults.keys(), config(true))
+            .await
+            .unwrap()
+    }
+
+    pub async fn finish(self) {
+        match self.cleanup {
+            Cleanup::Files(files) => {
+                for f in files {
+                    let _ = std::fs::remove_file(f);
+                }
+            }
+            Cleanup::Schema { admin_url, name } => {
+                ykt_store::danger::drop_postgres_schema(&admin_url, &name)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+/// Runs `test` on a fresh database of every backend available (PostgreSQL when
+/// `YKT_TEST_POSTGRES_URL` is set).
+pub async fn each(test: impl AsyncFn(&Db)) {
+    let mut dbs = vec![Db::sqlite()];
+    if let Some(url) = std::env::var("YKT_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        dbs.push(Db::postgres(&url).await);
+    }
+    for db in dbs {
+        eprintln!("-- backend {}", db.backend);
+        test(&db).await;
+        db.finish().await;
+    }
+}
+
+/// Opens a card on `card` for `device` and gives its card number and SEID (hex).
+pub async fn open(
+    engine: &Engine,
+    device: &str,
+    txn: &str,
+    card: &mut Card,
+    log: &mut Log,
+) -> (String, String) {
+    let first = engine
+        .start(
+            device,
+            txn,
+            ykt_tsm_service::engine::Start::OpenCard(api::OpenCardReq {
+                management: Management::Authorized,
+                city_code: "1000".into(),
+            }),
+            NOW_MS,
+        )
+        .await
+        .unwrap();
+    let done = drive(engine, device, first, card, log).await.unwrap();
+    assert_eq!(done.status, FlowStatus::Completed);
+    assert_eq!(done.instance_state, "ACTIVE");
+    let outcome = done.outcome.unwrap();
+    assert_eq!(outcome.balance, Some(0));
+    (outcome.card_no.unwrap(), outcome.seid.unwrap())
+}
+
+/// Orders, pays and loads `amount` onto the card; gives the final FlowResp.
+pub async fn top_up(
+    engine: &Engine,
+    device: &str,
+    card: &mut Card,
+    card_no: &str,
+    seid: &str,
+    amount: u32,
+    log: &mut Log,
+) -> FlowResp {
+    let order = engine
+        .create_order(
+            device,
+            &api::TopupOrderReq {
+                card_no: card_no.into(),
+                seid: seid.into(),
+                amount,
+                pay_channel: "99".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(order.state, "CREATED");
+    assert_eq!(
+        engine
+            .test_pay(device, &order.order_id)
+            .await
+            .unwrap()
+            .state,
+        "PAID"
+    );
+    let txn = format!("topup-{}", order.order_id);
+    let first = engine
+        .start(
+            device,
+            &txn,
+            ykt_tsm_service::engine::Start::TopUp(api::OrderReq {
+                order_id: order.order_id.clone(),
+            }),
+            NOW_MS,
+        )
+        .await
+        .unwrap();
+    let done = drive(engine, device, first, card, log).await.unwrap();
+    assert_eq!(done.status, FlowStatus::Completed);
+    assert_eq!(
+        engine.order(device, &order.order_id).await.unwrap().state,
+        "LOADED"
+    );
+    done
+}
+
+/// The card request for `card_no` on `seid`.
+pub fn card_req(card_no: &str, seid: &str) -> api::CardReq {
+    api::CardReq {
+        card_no: card_no.into(),
+        seid: seid.into(),
+    }
+}
+
+/// The card's balance through a card query flow.
+pub async fn balance(
+    engine: &Engine,
+    device: &str,
+    txn: &str,
+    card: &mut Card,
+    card_no: &str,
+    seid: &str,
+) -> u32 {
+    let first = engine
+        .start(
+            device,
+            txn,
+            ykt_tsm_service::engine::Start::CardQuery(card_req(card_no, seid)),
+            NOW_MS,
+        )
+        .await
+        .unwrap();
+    let done = drive(engine, device, first, card, &mut Log::default())
+        .await
+        .unwrap();
+    let view = done.outcome.unwrap().card.unwrap();
+    assert_eq!(view.card_number.danger_full(), card_no);
+    view.balance
+}
+
+/// Every key value the tests' vaults hold or derived, in hex (both cases): none may appear in
+/// any stored text.
+pub fn key_hexes(vaults: &Vaults, seids: &[SeId]) -> Vec<String> {
+    let mut keys: Vec<Vec<u8>> = vec![
+        RECEIPT_KEY.to_vec(),
+        token_signer_bytes().to_vec(),
+        transport_bytes().to_vec(),
+    ];
+    let mut set_bytes = |set: &KeySet| {
+        if let ykt_scp::StaticKeys::Aes { enc, mac, dek } = &set.keys {
+            keys.extend([
+                enc.expose().to_vec(),
+                mac.expose().to_vec(),
+                dek.expose().to_vec(),
+            ]);
+        }
+    };
+    set_bytes(&isd_master());
+    for seid in seids {
+        set_bytes(&derive_isd_keys(&isd_master(), seid).unwrap());
+        let ssd = hex::encode(&proposals::SSD_AID);
+        for (vault, which) in [
+            (&vaults.sei, "initial"),
+            (&vaults.sp, "initial"),
+            (&vaults.sp, "sp"),
+        ] {
+            let name = KeyName(format!("ssd/{seid}/{ssd}/{which}"));
+            if let Ok(set) = vault.0.lock().unwrap().key_set(&KeyRef::Named(name)) {
+                set_bytes(&set);
+            }
+        }
+    }
+    for m in test_master_keys(PurseAlgorithm::Tdes) {
+        keys.push(m.key.expose().to_vec());
+    }
+    keys.iter()
+        .flat_map(|k| [::hex::encode(k), ::hex::encode_upper(k)])
+        .collect()
+}
+
+/// Asserts that no stored text holds a key value.
+pub async fn assert_no_key_stored(store: &Store, vaults: &Vaults, seids: &[SeId]) {
+    let hexes = key_hexes(vaults, seids);
+    assert!(hexes.len() >= 20, "{}", hexes.len());
+    let dump = store.danger_dump_text().await.unwrap();
+    assert!(dump.len() > 50, "{}", dump.len());
+    for (column, text) in &dump {
+        for k in &hexes {
+            assert!(!text.contains(k.as_str()), "a key value in {column}");
+        }
+    }
+}
