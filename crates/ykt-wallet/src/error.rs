@@ -131,7 +131,7 @@ impl WalletError {
         }
     }
 
-    /// [PROPOSAL] The user-facing code and sentence (client.md §6.9). Result codes the wallet
+    /// \[PROPOSAL\] The user-facing code and sentence (client.md §6.9). Result codes the wallet
     /// has no sentence for get the generic one.
     pub fn user_text(&self) -> (&'static str, &'static str) {
         match self {

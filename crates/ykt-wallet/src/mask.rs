@@ -21,23 +21,23 @@ use zeroize::Zeroize;
 
 /// The masking shapes we chose (client.md §6.7, L).
 pub mod proposals {
-    /// [PROPOSAL] A card number of at least this many characters shows its first
+    /// \[PROPOSAL\] A card number of at least this many characters shows its first
     /// [`CARD_NO_HEAD`] and last [`CARD_NO_TAIL`]; a shorter one shows only `*` and the last
     /// [`CARD_NO_TAIL`].
     pub const CARD_NO_LONG: usize = 12;
-    /// [PROPOSAL] Characters shown at the start of a long card number.
+    /// \[PROPOSAL\] Characters shown at the start of a long card number.
     pub const CARD_NO_HEAD: usize = 6;
-    /// [PROPOSAL] Characters shown at the end of a card number.
+    /// \[PROPOSAL\] Characters shown at the end of a card number.
     pub const CARD_NO_TAIL: usize = 4;
-    /// [PROPOSAL] The hidden part of a long card number is one `*` per hidden character (so the
+    /// \[PROPOSAL\] The hidden part of a long card number is one `*` per hidden character (so the
     /// length stays visible, as on printed receipts); `false` would write a fixed `****`.
     pub const CARD_NO_STAR_PER_DIGIT: bool = true;
-    /// [PROPOSAL] An SEID or CPLC of at least this many characters shows its first and last
+    /// \[PROPOSAL\] An SEID or CPLC of at least this many characters shows its first and last
     /// [`SEID_EDGE`]; a shorter one shows `…` and the last [`SEID_EDGE`].
     pub const SEID_LONG: usize = 12;
-    /// [PROPOSAL] Characters shown at each end of an SEID or CPLC.
+    /// \[PROPOSAL\] Characters shown at each end of an SEID or CPLC.
     pub const SEID_EDGE: usize = 4;
-    /// [PROPOSAL] The ellipsis that stands for the hidden part of an SEID.
+    /// \[PROPOSAL\] The ellipsis that stands for the hidden part of an SEID.
     pub const SEID_ELLIPSIS: &str = "…";
 }
 

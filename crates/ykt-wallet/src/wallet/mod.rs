@@ -235,7 +235,7 @@ impl Wallet {
             index: 0,
             count: 1,
         });
-        let request = self.send(
+        let (request, response) = self.send(
             links,
             now_ms,
             rng,
@@ -245,7 +245,6 @@ impl Wallet {
             &txn_id,
             &body,
         )?;
-        let response = request.1;
         // Trust on first use, unless a key was pinned: the response verifies under the key
         // it names, which must be its signing key id and the pinned key.
         let resp: EnrolResp = response.body().map_err(|_| WalletError::Protocol)?;
@@ -257,7 +256,7 @@ impl Wallet {
         if pinned.as_ref().is_some_and(|p| p != &tsm_key) {
             return Err(WalletError::Mismatch(Member::TsmKey));
         }
-        check_response(&request.0, &response, &tsm_key, api::ENROL, now_ms, None)?;
+        check_response(&request, &response, &tsm_key, api::ENROL, now_ms, None)?;
         if ykt_envelope::key_id_sm2(&tsm_key) != response.cert_sn {
             return Err(WalletError::Mismatch(Member::TsmKey));
         }
