@@ -4,6 +4,7 @@
 // Test helpers outside #[test] functions unwrap and panic to report failures.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod channel_vault;
 mod flows;
 mod resume;
 mod security;
