@@ -20,7 +20,8 @@
 //! DEK for PUT KEY and encrypted STORE DATA ([`Kms::wrap`]; inside a record of clear fields,
 //! [`Kms::wrap_composed`]; under an SCP02 session DEK, [`Derivation::Scp02Session`]), check
 //! MAC1 and make MAC2 ([`MacAlgorithm::PurseSession`]), sign tokens and messages
-//! ([`Kms::sign`]).
+//! ([`Kms::sign`]), hand a key set to another TSM SM2-sealed ([`Kms::seal_for`],
+//! [`Kms::open_import`]).
 //!
 //! What it owns: key storage, the key file format, the mapping of operations onto PKCS#11
 //! mechanisms, and the audit events. What it does not own: the algorithms (ykt-crypto, and
