@@ -3,6 +3,7 @@
 
 mod card;
 mod e2e;
+mod errors;
 mod flows;
 mod mask;
 mod seal;
