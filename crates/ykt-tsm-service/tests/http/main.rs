@@ -5,7 +5,9 @@
 
 mod admin;
 mod docs;
+mod e2e;
 mod fake;
 mod idempotency;
 mod pipeline;
+mod se;
 mod support;
