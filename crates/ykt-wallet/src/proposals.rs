@@ -11,9 +11,6 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// (client.md §6.3 gives the server 300 s of skew; the wallet applies the same).
 pub const RESPONSE_WINDOW_MS: i64 = 300_000;
 
-/// \[PROPOSAL\] The `receiver_id` of an `EnrolReq` when no TSM id is pinned yet.
-pub const ENROL_RECEIVER_ID: &str = "SPTSM";
-
 /// \[PROPOSAL\] Before enrolment the device signs as its key id (`ykt_envelope::key_id_sm2`),
 /// which the TSM can recompute from `EnrolReq.device_pub`; this prefix goes before it.
 pub const ENROL_SENDER_PREFIX: &str = "DEV-";

@@ -200,18 +200,23 @@ impl Wallet {
         Ok(())
     }
 
-    /// Enrols the device (`EnrolReq`, client.md §6.1): registers its public key and pins the
-    /// TSM's id and key from `EnrolResp`. The response must verify under the key it carries
-    /// (and under the pinned key, if one was pinned with [`Self::pin_tsm`]).
+    /// Enrols the device with the TSM `tsm_id` (`EnrolReq`, client.md §6.1): registers its
+    /// public key and pins the TSM's key from `EnrolResp`. The response must come from `tsm_id`
+    /// and verify under the key it carries, which must be the pinned key if one was pinned with
+    /// [`Self::pin_tsm`] (otherwise the first key is trusted).
     pub fn enrol<R: CryptoRng + ?Sized>(
         &mut self,
         links: &mut Links<'_>,
         now_ms: i64,
         rng: &mut R,
+        tsm_id: &str,
         device_model: &str,
     ) -> Result<(), WalletError> {
         if self.state.device_id.is_some() {
             return Err(WalletError::AlreadyEnrolled);
+        }
+        if self.state.tsm.as_ref().is_some_and(|p| p.tsm_id != tsm_id) {
+            return Err(WalletError::Mismatch(Member::Sender));
         }
         self.ensure_device_key(links, rng)?;
         let key = self
@@ -224,10 +229,6 @@ impl Wallet {
             device_model: device_model.into(),
         };
         let sender = format!("{}{}", proposals::ENROL_SENDER_PREFIX, key.key_id());
-        let receiver = self.state.tsm.as_ref().map_or_else(
-            || proposals::ENROL_RECEIVER_ID.to_string(),
-            |p| p.tsm_id.clone(),
-        );
         let pinned = self.state.tsm.as_ref().and_then(TsmPin::key);
         let txn_id = new_id(rng);
         (links.progress)(Progress {
@@ -241,12 +242,12 @@ impl Wallet {
             rng,
             api::ENROL,
             &sender,
-            &receiver,
+            tsm_id,
             &txn_id,
             &body,
         )?;
-        // Trust on first use, unless a key was pinned: the response verifies under the key
-        // it names, which must be its signing key id and the pinned key.
+        // The key to verify under is in the body: read it, then verify before using anything
+        // else of the response.
         let resp: EnrolResp = response.body().map_err(|_| WalletError::Protocol)?;
         let pin = TsmPin {
             tsm_id: resp.tsm_id.clone(),
@@ -256,9 +257,16 @@ impl Wallet {
         if pinned.as_ref().is_some_and(|p| p != &tsm_key) {
             return Err(WalletError::Mismatch(Member::TsmKey));
         }
-        check_response(&request, &response, &tsm_key, api::ENROL, now_ms, None)?;
-        if ykt_envelope::key_id_sm2(&tsm_key) != response.cert_sn {
-            return Err(WalletError::Mismatch(Member::TsmKey));
+        check_response(
+            &request,
+            &response,
+            &tsm_key,
+            api::ENROL,
+            now_ms,
+            Some(tsm_id),
+        )?;
+        if resp.tsm_id != tsm_id {
+            return Err(WalletError::Mismatch(Member::Sender));
         }
         self.state.device_id = Some(resp.device_id);
         self.state.tsm = Some(pin);

@@ -8,7 +8,7 @@ use ykt_tsm::{FlowKind, Management};
 use ykt_wallet::testing::TestRng;
 use ykt_wallet::*;
 
-use crate::flows::{FakeTsm, NOW, SEID, enrol_resp, flow, ok, order, relay};
+use crate::flows::{FakeTsm, NOW, SEID, TSM_ID, enrol_resp, flow, ok, order, relay};
 
 const ASN: &str = "31041000000012345678";
 
@@ -94,7 +94,9 @@ fn published_load_then_offline_balance_and_records() {
             persist: &mut persist,
             progress: &mut progress,
         };
-        wallet.enrol(&mut links, NOW, &mut rng, "phone").unwrap();
+        wallet
+            .enrol(&mut links, NOW, &mut rng, TSM_ID, "phone")
+            .unwrap();
         wallet
             .open_card(&mut links, NOW, &mut rng, Management::Authorized, "330400")
             .unwrap();

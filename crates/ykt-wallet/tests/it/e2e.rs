@@ -448,7 +448,9 @@ fn a_top_up_broken_at_the_credit_resumes_to_one_load() {
             persist: &mut persist,
             progress: &mut progress,
         };
-        wallet.enrol(&mut links, NOW_MS, &mut rng, "m").unwrap();
+        wallet
+            .enrol(&mut links, NOW_MS, &mut rng, TSM_ID, "m")
+            .unwrap();
         let card = wallet
             .open_card(
                 &mut links,
@@ -522,7 +524,7 @@ fn open_card_top_up_balance_records_and_query() {
     let mut wallet = Wallet::default();
 
     wallet
-        .enrol(&mut links, NOW_MS, &mut rng, "test phone")
+        .enrol(&mut links, NOW_MS, &mut rng, TSM_ID, "test phone")
         .unwrap();
     let card = wallet
         .open_card(
@@ -598,7 +600,9 @@ fn transfer_to_a_second_se_then_return_the_card() {
         persist: &mut persist,
         progress: &mut progress,
     };
-    wallet.enrol(&mut links, NOW_MS, &mut rng, "m").unwrap();
+    wallet
+        .enrol(&mut links, NOW_MS, &mut rng, TSM_ID, "m")
+        .unwrap();
     let old = wallet
         .open_card(
             &mut links,

@@ -298,7 +298,8 @@ impl Harness {
         let mut h = Self::new();
         let body = enrol_resp(&h.tsm.signer);
         h.tsm.then(ok(body));
-        h.run(|w, l, r| w.enrol(l, NOW, r, "test phone")).unwrap();
+        h.run(|w, l, r| w.enrol(l, NOW, r, TSM_ID, "test phone"))
+            .unwrap();
         h
     }
 
@@ -375,6 +376,20 @@ fn enrol_pins_the_tsm_and_open_card_adds_the_card() {
 }
 
 #[test]
+fn enrol_refuses_another_tsm_id() {
+    let mut h = Harness::new();
+    let mut body = enrol_resp(&h.tsm.signer);
+    body["tsm_id"] = json!("SPTSM-OTHER");
+    h.tsm.then(ok(body));
+    let err = h
+        .run(|w, l, r| w.enrol(l, NOW, r, TSM_ID, "m"))
+        .unwrap_err();
+    assert_eq!(err, WalletError::Mismatch(Member::Sender));
+    assert!(h.wallet.state().tsm.is_none());
+    assert_eq!(h.tsm.seen[0].receiver_id, TSM_ID);
+}
+
+#[test]
 fn enrol_refuses_a_key_other_than_the_pinned_one() {
     let mut h = Harness::new();
     let other = Sm2PrivateKey::generate(&mut TestRng::new(77)).unwrap();
@@ -384,7 +399,9 @@ fn enrol_refuses_a_key_other_than_the_pinned_one() {
     });
     let body = enrol_resp(&h.tsm.signer);
     h.tsm.then(ok(body));
-    let err = h.run(|w, l, r| w.enrol(l, NOW, r, "m")).unwrap_err();
+    let err = h
+        .run(|w, l, r| w.enrol(l, NOW, r, TSM_ID, "m"))
+        .unwrap_err();
     assert_eq!(err, WalletError::Mismatch(Member::TsmKey));
     assert!(h.wallet.state().device_id.is_none());
 }
