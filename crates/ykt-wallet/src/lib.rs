@@ -13,6 +13,16 @@
 //! No I/O: no sockets, files or clocks (client.md §3). The links are traits the caller wires
 //! (HTTP, PC/SC, an in-process card), time is an argument (`now_ms`), randomness an RNG argument,
 //! and persistence a [`Persist`] callback the wallet calls before each card command of a top-up.
+//!
+//! * [`Wallet`]: `enrol`, `open_card`, `top_up` (order → payment → `load`), `balance` and
+//!   `records` (offline on the SE), `query`, `delete`, `refund`, `transfer_out`, `transfer_in`,
+//!   `resume`, `cards`, `open_flows`, `journal`; each flow takes [`Links`] (the two links,
+//!   persistence, a [`Progress`] callback), `now_ms` and an RNG.
+//! * [`WalletState`]: device key, enrolment ([`TsmPin`]), cards, open flows, the top-up journal;
+//!   [`WalletState::seal`] / [`WalletState::open`] over [`seal`].
+//! * [`mask`]: the masked shapes and the [`CardNo`] / [`Seid`] newtypes.
+//! * [`WalletError`]: typed, with a user code `Exxxx` and a sentence (client.md §6.9).
+//! * [`proposals`]: our choices where the briefs are silent.
 
 #![warn(missing_docs)]
 
