@@ -12,7 +12,7 @@
 //! | method, path | what |
 //! |---|---|
 //! | `POST /v1/{msg_type}` | every request type of [`ykt_tsm::api::MESSAGES`] |
-//! | `GET /admin/v1/ses/{seid}`, `…/ses/{seid}/cards`, `…/flows?status=`, `…/flows/{id}`, `…/audit/verify` | operators' views |
+//! | `GET /admin/v1/ses`, `…/ses/{seid}`, `…/ses/{seid}/cards`, `…/cards`, `…/flows?status=`, `…/flows/{id}`, `…/audit/verify` | operators' views |
 //! | `GET /openapi.json` | the OpenAPI document ([`openapi::document`]) |
 //! | `GET /health` | `{"status":"ok"}` when the store answers |
 //! | `GET /metrics` | Prometheus text: requests by type and code, latency, flows |

@@ -3,9 +3,11 @@
 //!
 //! | path | answer |
 //! |---|---|
+//! | `GET /admin/v1/ses` | `[`[`SeView`]`]` |
 //! | `GET /admin/v1/ses/{seid}` | [`SeView`] |
 //! | `GET /admin/v1/ses/{seid}/cards` | `[`[`CardInstanceView`]`]` |
-//! | `GET /admin/v1/flows?status=RUNNING[&seid=…]` | `[`[`FlowView`]`]` |
+//! | `GET /admin/v1/cards` | `[`[`CardInstanceView`]`]` |
+//! | `GET /admin/v1/flows?status=RUNNING\|COMPLETED\|FAILED[&seid=…]` | `[`[`FlowView`]`]` |
 //! | `GET /admin/v1/flows/{id}` | [`FlowView`] |
 //! | `GET /admin/v1/audit/verify` | [`ChainView`] |
 //!
@@ -70,6 +72,26 @@ fn answer<T: Serialize>(result: Result<T, BackendError>) -> Response {
         }
         Err(e) => refusal(e.code, &e.message),
     }
+}
+
+pub(crate) async fn ses<B: Backend>(
+    State(state): State<AppState<B>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = unauthorised(&state, &headers) {
+        return r;
+    }
+    answer(state.0.backend.admin_ses().await)
+}
+
+pub(crate) async fn all_cards<B: Backend>(
+    State(state): State<AppState<B>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = unauthorised(&state, &headers) {
+        return r;
+    }
+    answer(state.0.backend.admin_all_cards().await)
 }
 
 pub(crate) async fn se<B: Backend>(

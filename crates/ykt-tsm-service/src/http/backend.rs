@@ -183,6 +183,12 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// The store (replay guard, idempotency records, the admin views).
     fn store(&self) -> &Store;
 
+    /// Admin: every registered SE.
+    fn admin_ses(&self) -> impl BackendFuture<Vec<SeView>> {
+        let store = self.store().clone();
+        async move { Ok(store.ses().await?.into_iter().map(SeView::from).collect()) }
+    }
+
     /// Admin: one SE.
     fn admin_se(&self, seid: &str) -> impl BackendFuture<SeView> {
         let store = self.store().clone();
@@ -204,8 +210,20 @@ pub trait Backend: Clone + Send + Sync + 'static {
         }
     }
 
-    /// Admin: the flows in `status` (of one SE, or of all). The store lists running flows only;
-    /// another status is [`Code::BadRequest`] unless the backend overrides this.
+    /// Admin: every card instance.
+    fn admin_all_cards(&self) -> impl BackendFuture<Vec<CardInstanceView>> {
+        let store = self.store().clone();
+        async move {
+            Ok(store
+                .card_instances(None)
+                .await?
+                .into_iter()
+                .map(CardInstanceView::from)
+                .collect())
+        }
+    }
+
+    /// Admin: the flows in `status` (of one SE, or of all), oldest first.
     fn admin_flows(
         &self,
         status: FlowStatus,
@@ -214,16 +232,11 @@ pub trait Backend: Clone + Send + Sync + 'static {
         let store = self.store().clone();
         let seid = seid.map(str::to_owned);
         async move {
-            if status != FlowStatus::Running {
-                return Err(BackendError::new(
-                    Code::BadRequest,
-                    "only RUNNING flows can be listed",
-                ));
-            }
             Ok(store
-                .running_flows(seid.as_deref())
+                .flows_with_status(status)
                 .await?
                 .iter()
+                .filter(|f| seid.is_none() || f.seid == seid)
                 .map(FlowView::from)
                 .collect())
         }
@@ -328,6 +341,8 @@ pub struct FlowView {
     pub kind: String,
     /// Its SE.
     pub seid: Option<String>,
+    /// The device that started it.
+    pub device_id: Option<String>,
     /// Its step.
     pub step: String,
     /// `RUNNING`, `COMPLETED` or `FAILED`.
@@ -350,6 +365,7 @@ impl From<&Flow> for FlowView {
             id: f.id.clone(),
             kind: f.kind.clone(),
             seid: f.seid.clone(),
+            device_id: f.device_id.clone(),
             step: f.step.clone(),
             status: f.status.as_str().to_string(),
             outstanding_seq: f.script.map(|s| s.seq),

@@ -187,6 +187,16 @@ impl TsmClient {
         Ok(self.get("/metrics", None)?.1)
     }
 
+    /// Admin: every registered SE.
+    pub fn admin_ses(&self, token: &str) -> Result<Vec<SeView>, ClientError> {
+        self.get_json("/admin/v1/ses", Some(token))
+    }
+
+    /// Admin: every card instance.
+    pub fn admin_all_cards(&self, token: &str) -> Result<Vec<CardInstanceView>, ClientError> {
+        self.get_json("/admin/v1/cards", Some(token))
+    }
+
     /// Admin: one SE.
     pub fn admin_se(&self, token: &str, seid: &str) -> Result<SeView, ClientError> {
         self.get_json(&format!("/admin/v1/ses/{}", escape(seid)), Some(token))

@@ -536,6 +536,24 @@ pub fn document() -> OpenApi {
     let query = ParameterIn::Query;
     paths = paths
         .path(
+            "/admin/v1/ses",
+            get(admin_operation(
+                "admin_ses",
+                "Every registered SE",
+                array_of("SeView"),
+                &[],
+            )),
+        )
+        .path(
+            "/admin/v1/cards",
+            get(admin_operation(
+                "admin_all_cards",
+                "Every card instance",
+                array_of("CardInstanceView"),
+                &[],
+            )),
+        )
+        .path(
             "/admin/v1/ses/{seid}",
             get(admin_operation(
                 "admin_se",
@@ -557,7 +575,7 @@ pub fn document() -> OpenApi {
             "/admin/v1/flows",
             get(admin_operation(
                 "admin_flows",
-                "Flows by status (RUNNING by default), of one SE or of all",
+                "Flows by status (RUNNING by default; COMPLETED, FAILED), of one SE or of all",
                 array_of("FlowView"),
                 &[("status", query.clone(), false), ("seid", query, false)],
             )),

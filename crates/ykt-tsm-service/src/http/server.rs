@@ -213,7 +213,9 @@ pub fn router<B: Backend>(backend: B, config: ServerConfig) -> Router {
     }));
     Router::new()
         .route("/v1/{msg_type}", post(pipeline::business::<B>))
+        .route("/admin/v1/ses", get(admin::ses::<B>))
         .route("/admin/v1/ses/{seid}", get(admin::se::<B>))
+        .route("/admin/v1/cards", get(admin::all_cards::<B>))
         .route("/admin/v1/ses/{seid}/cards", get(admin::cards::<B>))
         .route("/admin/v1/flows", get(admin::flows::<B>))
         .route("/admin/v1/flows/{id}", get(admin::flow::<B>))

@@ -25,6 +25,8 @@ fn admin_paths_need_the_bearer_token() {
     let wrong_token = format!("Bearer {ADMIN_TOKEN}x");
     let right_token = format!("Bearer {ADMIN_TOKEN}");
     for path in [
+        "/admin/v1/ses",
+        "/admin/v1/cards",
         "/admin/v1/ses/5345",
         "/admin/v1/ses/5345/cards",
         "/admin/v1/flows",
@@ -80,6 +82,12 @@ fn admin_views_show_the_store() {
             .await
             .unwrap();
     });
+    let ses = c.admin_ses(ADMIN_TOKEN).unwrap();
+    assert_eq!(
+        ses.iter().map(|s| s.seid.as_str()).collect::<Vec<_>>(),
+        ["5345"]
+    );
+    assert_eq!(c.admin_all_cards(ADMIN_TOKEN).unwrap().len(), 1);
     let se = c.admin_se(ADMIN_TOKEN, "5345").unwrap();
     assert_eq!((se.seid.as_str(), se.cplc.as_str()), ("5345", "9f7f"));
     let cards = c.admin_cards(ADMIN_TOKEN, "5345").unwrap();
@@ -117,7 +125,7 @@ fn admin_views_show_the_store() {
             400,
         ),
         (
-            c.admin_flows(ADMIN_TOKEN, "COMPLETED", None).map(drop),
+            c.admin_flows(ADMIN_TOKEN, "RUNNING&x=1", None).map(drop),
             Code::BadRequest,
             400,
         ),

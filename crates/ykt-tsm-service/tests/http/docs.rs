@@ -49,6 +49,8 @@ fn openapi_lists_every_business_path_and_admin_security() {
         }
     }
     for admin in [
+        "/admin/v1/ses",
+        "/admin/v1/cards",
         "/admin/v1/ses/{seid}",
         "/admin/v1/ses/{seid}/cards",
         "/admin/v1/flows",
