@@ -545,6 +545,7 @@ impl Engine {
             transfer_code: extras.transfer_code.take(),
             refund_account: extras.refund_account.take(),
             error_code: None,
+            wrote_card: false,
         };
         self.step(
             &mut slot,
@@ -710,11 +711,19 @@ impl Engine {
         record.flow = state.clone();
         record.relay = relay.clone();
         record.error_code = error.as_ref().map(|e| e.code().to_string());
+        record.wrote_card |= relay.as_ref().is_some_and(|r| {
+            r.capdus
+                .iter()
+                .any(|c| !proposals::is_read_only(c.as_bytes()))
+        });
         let completed = record::status(&state) == api::FlowStatus::Completed;
+        let given_up = record::gives_up(&record);
         let update = FlowUpdate {
             step: record::step_name(&state),
             status: if completed {
                 StoreStatus::Completed
+            } else if given_up {
+                StoreStatus::Failed
             } else {
                 StoreStatus::Running
             },
@@ -794,7 +803,9 @@ impl Engine {
         let commit = StepCommit {
             flow: flow_write,
             se: record::se_write(&state),
-            cards: record::card_write(&state, device_id).into_iter().collect(),
+            cards: record::card_write(&state, device_id, given_up)
+                .into_iter()
+                .collect(),
             topup,
             refunds,
             escrows,
@@ -803,7 +814,7 @@ impl Engine {
         match self.store().commit_step(&commit).await {
             Ok(row) => {
                 slot.version = row.version;
-                slot.flow = (!completed).then_some(flow);
+                slot.flow = (!completed && !given_up).then_some(flow);
             }
             Err(e) => {
                 slot.flow = None;
@@ -823,7 +834,7 @@ impl Engine {
                 });
             }
         }
-        if completed {
+        if completed || given_up {
             lock(&self.inner.live).remove(txn_id);
         }
         match error {

@@ -28,6 +28,19 @@ pub struct Record {
     pub refund_account: Option<String>,
     /// The result code of the last failure.
     pub error_code: Option<String>,
+    /// True once a relay message that writes the card was released.
+    #[serde(default)]
+    pub wrote_card: bool,
+}
+
+/// True when a failure ends the flow for good (the store's `FAILED`) and frees its card: the
+/// flow never released a card write, so the card is as it was, and it is not a load (a load
+/// keeps its order and is retried, client.md §4.2). Any other failure stays retryable and keeps
+/// the card (tsm-gp.md §8 `FAILED_<step>` "with resumable retry").
+pub fn gives_up(record: &Record) -> bool {
+    record.flow.failed.is_some()
+        && !record.wrote_card
+        && !matches!(record.flow.kind, FlowKind::TopUp | FlowKind::TransferIn)
 }
 
 /// The store's `kind` column.
@@ -199,13 +212,13 @@ pub fn se_write(state: &FlowState) -> Option<SeWrite> {
 
 /// The card-instance row a move leaves (flows that change a card, once SE and number are
 /// known); the flow holds the row until it completes.
-pub fn card_write(state: &FlowState, device_id: &str) -> Option<CardWrite> {
+pub fn card_write(state: &FlowState, device_id: &str, release: bool) -> Option<CardWrite> {
     if !writes_card(state.kind) {
         return None;
     }
     let seid = state.seid?;
     let card = state.card_number?;
-    let done = status(state) == FlowStatus::Completed;
+    let done = release || status(state) == FlowStatus::Completed;
     let mut key_versions = BTreeMap::new();
     if let Some(i) = state
         .steps

@@ -250,20 +250,25 @@ async fn a_card_from_top_up_to_return() {
                 NOW_MS,
             )
             .await;
-        // The failed delete still holds the card.
-        let e = first.unwrap_err();
-        assert_eq!(e.code(), ykt_envelope::Code::StateConflict, "{e:?}");
-        let _ = e;
+        // The refused delete wrote nothing to the card: it gave up and freed the card.
+        let first = first.unwrap();
+        let done = drive(&engine, &device, first, &mut card, &mut log)
+            .await
+            .unwrap();
+        assert_eq!(done.instance_state, "DELETED");
+        assert_eq!(done.outcome.unwrap().refund, Some(1500));
+        let refund = engine.store().refund("return-1").await.unwrap().unwrap();
         assert_eq!(
-            engine
-                .store()
-                .card(&seid, &card_no)
-                .await
-                .unwrap()
-                .flow_id
-                .as_deref(),
-            Some("delete-1")
+            (refund.amount_fen, refund.account.as_str()),
+            (1500, "acct-42")
         );
+        let failed = engine.store().flow("delete-1").await.unwrap();
+        assert_eq!(failed.status.as_str(), "FAILED");
+        assert_eq!(failed.step, "FAILED_PROVE_BALANCE");
+        // A resume of a flow that gave up changes nothing.
+        let again = engine.resume(&device, "delete-1", NOW_MS).await.unwrap();
+        assert_eq!(again.status, FlowStatus::Failed);
+        assert!(again.relay.is_none());
     })
     .await;
 }

@@ -6,4 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod lifecycle;
+mod replay;
+mod restart;
 mod support;
+mod transfer;
