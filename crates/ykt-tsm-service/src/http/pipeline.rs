@@ -447,13 +447,16 @@ async fn purge_if_due<B: Backend>(state: &AppState<B>, now: i64) {
     {
         return;
     }
-    let memory = state
-        .0
-        .config
-        .replay_memory_ms
-        .max(state.0.config.clock_window_ms);
-    if let Err(error) = state.0.backend.store().purge_messages(memory).await {
+    let config = &state.0.config;
+    let store = state.0.backend.store();
+    let memory = config.replay_memory_ms.max(config.clock_window_ms);
+    if let Err(error) = store.purge_messages(memory).await {
         tracing::warn!(%error, "purging the replay guard failed");
+    }
+    // A claim is older than any request takes; purging it cannot cut one short.
+    let requests = config.request_memory_ms.max(config.orphan_claim_ms);
+    if let Err(error) = store.purge_requests(now.saturating_sub(requests)).await {
+        tracing::warn!(%error, "purging old idempotency records failed");
     }
 }
 

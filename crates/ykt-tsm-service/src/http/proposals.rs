@@ -26,7 +26,12 @@ pub const CLOCK_WINDOW_MS: i64 = 300_000;
 /// older records are purged at most once per [`PURGE_EVERY_MS`].
 pub const REPLAY_MEMORY_MS: i64 = 600_000;
 
-/// How often the replay guard's old records are purged (ms).
+/// How long a completed request's stored answer is kept for retries (ms): a day. Older
+/// idempotency records are purged with the replay guard's; a retry after that is a new
+/// request.
+pub const REQUEST_MEMORY_MS: i64 = 86_400_000;
+
+/// How often the replay guard's and the idempotency records' old rows are purged (ms).
 pub const PURGE_EVERY_MS: i64 = 60_000;
 
 /// The largest request body read (bytes); a larger one is refused with HTTP 413.

@@ -94,6 +94,8 @@ pub struct ServerConfig {
     pub clock_window_ms: i64,
     /// How long the replay guard remembers a message (ms; at least the window).
     pub replay_memory_ms: i64,
+    /// How long a completed request's answer is kept for retries (ms).
+    pub request_memory_ms: i64,
     /// How long a claim left in progress by another process blocks a retry (ms).
     pub orphan_claim_ms: i64,
     /// The admin API's bearer token.
@@ -125,6 +127,7 @@ impl ServerConfig {
             clock_window_ms: proposals::CLOCK_WINDOW_MS,
             replay_memory_ms: proposals::REPLAY_MEMORY_MS,
             orphan_claim_ms: proposals::ORPHAN_CLAIM_MS,
+            request_memory_ms: proposals::REQUEST_MEMORY_MS,
             admin_token,
             max_body: proposals::MAX_BODY,
             clock: Arc::new(system_now),
@@ -152,6 +155,7 @@ impl fmt::Debug for ServerConfig {
             .field("clock_window_ms", &self.clock_window_ms)
             .field("replay_memory_ms", &self.replay_memory_ms)
             .field("orphan_claim_ms", &self.orphan_claim_ms)
+            .field("request_memory_ms", &self.request_memory_ms)
             .field("admin_token", &self.admin_token)
             .field("max_body", &self.max_body)
             .finish_non_exhaustive()

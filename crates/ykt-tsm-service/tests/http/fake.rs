@@ -16,6 +16,7 @@ struct Inner {
     devices: Mutex<HashMap<String, Sm2PublicKey>>,
     calls: Mutex<HashMap<&'static str, usize>>,
     fail_next: Mutex<Option<BackendError>>,
+    delay_ms: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone)]
@@ -46,6 +47,13 @@ impl FakeBackend {
     /// The next business call fails with `e`.
     pub fn fail_next(&self, e: BackendError) {
         *self.inner.fail_next.lock().unwrap() = Some(e);
+    }
+
+    /// Every later `start` takes this long.
+    pub fn delay_starts(&self, ms: u64) {
+        self.inner
+            .delay_ms
+            .store(ms, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn called(&self, method: &'static str) -> Result<(), BackendError> {
@@ -101,6 +109,13 @@ impl Backend for FakeBackend {
         _now_ms: i64,
     ) -> Result<FlowResp, BackendError> {
         self.called("start")?;
+        let delay = self
+            .inner
+            .delay_ms
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
         let kind = match start {
             Start::OpenCard(_) => FlowKind::OpenCard,
             Start::Lock(_) => FlowKind::Lock,

@@ -105,3 +105,45 @@ fn an_internal_failure_releases_the_claim_and_says_nothing_of_itself() {
     assert_eq!(code(&answer), Code::Ok);
     assert_eq!(server.fake.calls("start"), 2);
 }
+
+#[test]
+fn a_retry_while_the_first_is_running_is_1008_and_the_work_is_done_once() {
+    let server = TestServer::start();
+    let device = server.enrolled(7);
+    server.fake.delay_starts(500);
+    let header = device.header(api::OPEN_CARD, "txn-1", "req-slow");
+    let first = device.seal_as(server.now(), &header, &open_card());
+    let retry = device.seal_as(server.now(), &header, &open_card());
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| server.send(&first));
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let b = server.send(&retry);
+        (a.join().unwrap(), b)
+    });
+    assert_eq!((code(&a), code(&b)), (Code::Ok, Code::InProgress));
+    assert_eq!(server.fake.calls("start"), 1);
+    // Once the first is done, a retry gets its answer.
+    let again = server.send(&device.seal_as(server.now(), &header, &open_card()));
+    assert_eq!(again.body, a.body);
+    assert_eq!(server.fake.calls("start"), 1);
+}
+
+#[test]
+fn old_idempotency_records_are_purged() {
+    let server = TestServer::start();
+    let device = server.enrolled(7);
+    let header = device.header(api::OPEN_CARD, "txn-1", "req-old");
+    assert_eq!(
+        code(&server.send(&device.seal_as(server.now(), &header, &open_card()))),
+        Code::Ok
+    );
+    server.advance(1_000);
+    let answer = server.send(&device.seal_as(server.now(), &header, &open_card()));
+    assert_eq!(code(&answer), Code::Ok);
+    assert_eq!(server.fake.calls("start"), 1);
+    // A day later (past a purge interval) the same request is new again.
+    server.advance(ykt_tsm_service::http::proposals::REQUEST_MEMORY_MS + 60_001);
+    let answer = server.send(&device.seal_as(server.now(), &header, &open_card()));
+    assert_eq!(code(&answer), Code::Ok);
+    assert_eq!(server.fake.calls("start"), 2);
+}
