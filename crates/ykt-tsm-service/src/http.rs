@@ -26,6 +26,8 @@
 //! (`Store::accept_message` on sender and nonce) → the idempotency claim
 //! (`Store::begin_request` on sender, `request_id` and the SM3 of the JCS of
 //! `{msg_type, txn_id, body}`) → dispatch → seal the reply → complete the claim.
+//! For `EnrolReq` the replay guard and the claim are scoped by the key's id
+//! (`enrol:<key id>`) instead of the sender id, which an unenrolled device chooses freely.
 //! Every refusal is an envelope signed by the TSM, with `result.code` and the HTTP status
 //! [`ykt_envelope::Code::http_status`] (413 for a body over the limit). Messages say what is
 //! wrong with the input, never the card data, keys or status words in it; details go to

@@ -348,7 +348,9 @@ async fn handle<B: Backend>(
     };
     let ctx = Ctx::of(def, &envelope);
     match checked(state, def, &envelope).await {
-        Ok((request, hash)) => dispatch_claimed(state, &ctx, def, &envelope, request, hash).await,
+        Ok((request, hash, scope)) => {
+            dispatch_claimed(state, &ctx, def, &envelope, request, hash, &scope).await
+        }
         Err(refusal) => refuse(state, &ctx, refusal),
     }
 }
@@ -358,7 +360,7 @@ async fn checked<B: Backend>(
     state: &AppState<B>,
     def: MessageDef,
     envelope: &Envelope,
-) -> Result<(Request, RequestHash), Refusal> {
+) -> Result<(Request, RequestHash, String), Refusal> {
     let config = &state.0.config;
     let store = state.0.backend.store();
     // tsm-gp.md §7: the header addresses this message type and this TSM.
@@ -403,10 +405,20 @@ async fn checked<B: Backend>(
     }
     let request = Request::parse(def, envelope)?;
     // The sender's key: proof of possession for enrolment, the enrolled key otherwise.
-    let key = match &request {
-        Request::Enrol(req) => Sm2PublicKey::from_sec1_bytes(req.device_pub.as_bytes())
-            .map_err(|_| Refusal::bad("device_pub is not an SM2 public key"))?,
-        _ => state.0.backend.device_key(&envelope.sender_id).await?,
+    // The replay guard's and the idempotency records' scope is the sender, except for
+    // enrolment, where the sender id is the unenrolled device's choice: there it is the key's,
+    // so that nobody else can spend a device's nonces or claim its request ids.
+    let (key, scope) = match &request {
+        Request::Enrol(req) => {
+            let key = Sm2PublicKey::from_sec1_bytes(req.device_pub.as_bytes())
+                .map_err(|_| Refusal::bad("device_pub is not an SM2 public key"))?;
+            let scope = format!("enrol:{}", ykt_envelope::key_id_sm2(&key));
+            (key, scope)
+        }
+        _ => (
+            state.0.backend.device_key(&envelope.sender_id).await?,
+            envelope.sender_id.clone(),
+        ),
     };
     envelope
         .verify(&PeerKey::Sm2(key))
@@ -419,12 +431,7 @@ async fn checked<B: Backend>(
         .map_err(|e| envelope_refusal(&e))?;
     purge_if_due(state, now).await;
     store
-        .accept_message(
-            &envelope.sender_id,
-            &envelope.nonce,
-            sent,
-            config.clock_window_ms,
-        )
+        .accept_message(&scope, &envelope.nonce, sent, config.clock_window_ms)
         .await?;
     let hashed = serde_json::json!({
         "msg_type": envelope.msg_type,
@@ -433,7 +440,7 @@ async fn checked<B: Backend>(
     });
     let canonical = ykt_envelope::jcs::to_vec(&hashed)
         .map_err(|_| Refusal::bad("numbers in the body must be integers"))?;
-    Ok((request, RequestHash::of(&canonical)))
+    Ok((request, RequestHash::of(&canonical), scope))
 }
 
 async fn purge_if_due<B: Backend>(state: &AppState<B>, now: i64) {
@@ -515,9 +522,10 @@ async fn claim<'a, B: Backend>(
     state: &'a AppState<B>,
     envelope: &Envelope,
     hash: &RequestHash,
+    scope: &str,
 ) -> Result<Claimed<'a, B>, Refusal> {
     let store = state.0.backend.store();
-    let key = (envelope.sender_id.clone(), envelope.request_id.clone());
+    let key = (scope.to_string(), envelope.request_id.clone());
     let mut released = false;
     loop {
         // Marked ours before the claim exists, so no other request of this process takes
@@ -540,10 +548,7 @@ async fn claim<'a, B: Backend>(
         let Some(guard) = guard else {
             return Err(Refusal::new(Code::InProgress, "the request is in progress"));
         };
-        match store
-            .begin_request(&envelope.sender_id, &envelope.request_id, hash)
-            .await
-        {
+        match store.begin_request(scope, &envelope.request_id, hash).await {
             Ok(Begun::New) => return Ok(Claimed::New(guard)),
             Ok(Begun::Stored(text)) => return Ok(Claimed::Stored(text)),
             Ok(_) => return Err(Refusal::internal("unknown idempotency outcome")),
@@ -551,12 +556,12 @@ async fn claim<'a, B: Backend>(
                 drop(guard);
                 if !released && orphaned(state, &key, state.now()) {
                     tracing::warn!(
-                        sender = %envelope.sender_id,
+                        scope,
                         request_id = %envelope.request_id,
                         "releasing an idempotency claim left in progress"
                     );
                     store
-                        .abandon_request(&envelope.sender_id, &envelope.request_id, hash)
+                        .abandon_request(scope, &envelope.request_id, hash)
                         .await?;
                     released = true;
                     continue;
@@ -575,8 +580,9 @@ async fn dispatch_claimed<B: Backend>(
     envelope: &Envelope,
     request: Request,
     hash: RequestHash,
+    scope: &str,
 ) -> (Code, Response) {
-    let guard = match claim(state, envelope, &hash).await {
+    let guard = match claim(state, envelope, &hash, scope).await {
         Ok(Claimed::New(guard)) => guard,
         Ok(Claimed::Stored(text)) => return answer_stored(state, ctx, &text),
         Err(refusal) => return refuse(state, ctx, refusal),
@@ -610,7 +616,7 @@ async fn dispatch_claimed<B: Backend>(
     };
     let response = seal(state, ctx, def.response, result, &body, None);
     let store = state.0.backend.store();
-    let (sender, request_id) = (&envelope.sender_id, &envelope.request_id);
+    let (sender, request_id) = (scope, &envelope.request_id);
     let done = if code == Code::Internal {
         store.abandon_request(sender, request_id, &hash).await
     } else {

@@ -339,3 +339,21 @@ fn the_client_keeps_transport_failures_apart() {
         .unwrap_err();
     assert!(e.is_transport(), "{e:?}");
 }
+
+#[test]
+fn nobody_else_can_claim_a_device_s_enrolment_request_id() {
+    let server = TestServer::start();
+    let victim = Device::new(9);
+    let mut attacker = Device::new(20);
+    attacker.id = victim.id.clone();
+    let enrol = |d: &Device| api::EnrolReq {
+        device_pub: ykt_tsm::hex::Hex(d.public_key().to_bytes().to_vec()),
+        device_model: "m".into(),
+    };
+    let header = victim.header(api::ENROL, "e", "req-1");
+    let first = attacker.seal_as(server.now(), &header, &enrol(&attacker));
+    assert_eq!(code(&server.send(&first)), Code::Ok);
+    let answer = server.send(&victim.seal_as(server.now(), &header, &enrol(&victim)));
+    assert_eq!(code(&answer), Code::Ok, "{:?}", answer.result);
+    assert_eq!(server.fake.calls("enrol"), 2);
+}
