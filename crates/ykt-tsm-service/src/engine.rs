@@ -26,6 +26,7 @@
 //! [`Keys`] vaults), the domain's decisions (`ykt_tsm`), SQL (`ykt_store`).
 
 mod admin;
+mod backend_impl;
 mod clock;
 mod payments;
 pub mod proposals;
