@@ -11,5 +11,5 @@
 pub mod engine;
 pub mod http;
 
-pub use crate::http::{Backend, BackendError, ServerConfig, TsmClient};
 pub use crate::engine::{Engine, EngineConfig, EngineError, Keys};
+pub use crate::http::{Backend, BackendError, ServerConfig, TsmClient};
