@@ -440,6 +440,17 @@ pub fn audit(
         });
         previous = Some(*state);
     }
+    if let Some(b) = before
+        && b.se_state != after.se_state
+        && let Some(seid) = after.seid
+    {
+        events.push(AuditEvent {
+            kind: AuditKind::StateChange,
+            actor: "sei-tsm".into(),
+            subject: format!("se/{seid}"),
+            detail: format!("{kind} {txn_id}: {:?} -> {:?}", b.se_state, after.se_state),
+        });
+    }
     let was = before.map(status);
     let now = status(after);
     if was.is_some() && was != Some(now) && now != FlowStatus::Running {

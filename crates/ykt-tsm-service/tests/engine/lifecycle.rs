@@ -374,3 +374,121 @@ async fn card_return_refunds_and_delete_deletes() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn delegated_open_card_records_the_tokens() {
+    each(async |db: &Db| {
+        let vaults = Vaults::new();
+        let engine = db.engine(&vaults).await;
+        let device = device(&engine, 7).await;
+        let mut card = new_se(4);
+        let first = engine
+            .start(
+                &device,
+                "open-dm",
+                Start::OpenCard(ykt_tsm::api::OpenCardReq {
+                    management: ykt_tsm::Management::Delegated,
+                    city_code: "1000".into(),
+                }),
+                NOW_MS,
+            )
+            .await
+            .unwrap();
+        assert_eq!(first.step_count, 10);
+        let done = drive(&engine, &device, first, &mut card, &mut Log::default())
+            .await
+            .unwrap();
+        assert_eq!(done.instance_state, "ACTIVE");
+        let outcome = done.outcome.unwrap();
+        let row = engine
+            .store()
+            .card(
+                outcome.seid.as_deref().unwrap(),
+                outcome.card_no.as_deref().unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.management.as_deref(), Some("DELEGATED"));
+        let records = engine.store().audit_records(1, 100_000).await.unwrap();
+        for subject in ["sei/token", "sei/receipt"] {
+            assert!(
+                records
+                    .iter()
+                    .any(|r| r.event.kind == AuditKind::KeyUse && r.event.subject == subject)
+            );
+        }
+        assert!(records.iter().any(|r| r.event.subject.starts_with("se/")
+            && r.event.detail.ends_with("Registered -> IsdKeysBound")));
+    })
+    .await;
+}
+
+/// A card that refuses a command fails the step (`FAILED_<step>`, the card's code); the next
+/// `resume` probes the card and finishes the flow.
+#[tokio::test]
+async fn a_refused_command_fails_the_step_and_resume_retries_it() {
+    each(async |db: &Db| {
+        let vaults = Vaults::new();
+        let engine = db.engine(&vaults).await;
+        let device = device(&engine, 7).await;
+        let mut card = new_se(5);
+        let mut log = Log::default();
+        let mut resp = engine
+            .start(
+                &device,
+                "open-refused",
+                Start::OpenCard(ykt_tsm::api::OpenCardReq {
+                    management: ykt_tsm::Management::Authorized,
+                    city_code: "1000".into(),
+                }),
+                NOW_MS,
+            )
+            .await
+            .unwrap();
+        // The first card write (INSTALL of the SSD) comes back refused, unsent.
+        let error = loop {
+            let req = resp.relay.clone().unwrap();
+            let writes = req
+                .capdus
+                .iter()
+                .any(|c| !proposals::is_read_only(c.as_bytes()));
+            let answer = if writes {
+                ykt_tsm::RelayResponse {
+                    session_id: req.session_id.clone(),
+                    seq: req.seq,
+                    rapdus: vec![ykt_tsm::hex::Hex(vec![0x6A, 0x80])],
+                }
+            } else {
+                relay(&mut card, &req, &mut log)
+            };
+            match engine
+                .apdu_result(&device, "open-refused", &answer, NOW_MS)
+                .await
+            {
+                Ok(next) => resp = next,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(error.code(), ykt_envelope::Code::ApduError, "{error:?}");
+        let failed = engine.flow(&device, "open-refused").await.unwrap();
+        assert_eq!(failed.status, FlowStatus::Failed);
+        assert_eq!(failed.instance_state, "FAILED_CREATE_SSD");
+        assert!(failed.relay.is_none());
+        let row = engine.store().flow("open-refused").await.unwrap();
+        assert_eq!(
+            (row.status.as_str(), row.step.as_str()),
+            ("RUNNING", "FAILED_CREATE_SSD")
+        );
+        let resumed = engine
+            .resume(&device, "open-refused", NOW_MS)
+            .await
+            .unwrap();
+        assert_eq!(resumed.status, FlowStatus::Running);
+        let done = drive(&engine, &device, resumed, &mut card, &mut log)
+            .await
+            .unwrap();
+        assert_eq!(done.instance_state, "ACTIVE");
+        assert_eq!(log.accepted_store_data(0xE8), 1);
+    })
+    .await;
+}

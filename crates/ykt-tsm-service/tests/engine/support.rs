@@ -532,13 +532,31 @@ pub async fn top_up(
         )
         .await
         .unwrap();
-    let done = drive(engine, device, first, card, log).await.unwrap();
-    assert_eq!(done.status, FlowStatus::Completed);
+    // client.md §4.2: PAID until the MAC2 is out, LOAD_REQUESTED while CREDIT FOR LOAD is.
+    let mut resp = first;
+    let mut credit_seen = false;
+    while resp.status == FlowStatus::Running {
+        let req = resp.relay.clone().unwrap();
+        let credit = req
+            .capdus
+            .iter()
+            .any(|c| c.as_bytes().starts_with(&[0x80, 0x52]));
+        credit_seen |= credit;
+        let state = engine.order(device, &order.order_id).await.unwrap().state;
+        assert_eq!(state, if credit { "LOAD_REQUESTED" } else { "PAID" });
+        let answer = relay(card, &req, log);
+        resp = engine
+            .apdu_result(device, &txn, &answer, NOW_MS)
+            .await
+            .unwrap();
+    }
+    assert!(credit_seen);
+    assert_eq!(resp.status, FlowStatus::Completed);
     assert_eq!(
         engine.order(device, &order.order_id).await.unwrap().state,
         "LOADED"
     );
-    done
+    resp
 }
 
 /// The card request for `card_no` on `seid`.
