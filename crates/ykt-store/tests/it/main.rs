@@ -6,6 +6,7 @@
 
 mod atomic;
 mod audit;
+mod commit;
 mod flows;
 mod idempotency;
 mod migrations;
