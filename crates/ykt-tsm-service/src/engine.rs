@@ -186,8 +186,9 @@ impl EngineError {
     }
 }
 
-/// A flow to start (tsm-gp.md §7 business messages).
-#[derive(Clone, Debug)]
+/// A flow to start (tsm-gp.md §7 business messages). Debug names the flow only: the bodies
+/// carry card numbers.
+#[derive(Clone)]
 #[non_exhaustive]
 pub enum Start {
     /// 申请开卡.
@@ -210,6 +211,23 @@ pub enum Start {
     AppQuery(api::AppQueryReq),
     /// 查询: the card's data.
     CardQuery(api::CardReq),
+}
+
+impl std::fmt::Debug for Start {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::OpenCard(_) => "Start::OpenCard",
+            Self::TopUp(_) => "Start::TopUp",
+            Self::DeleteCard(_) => "Start::DeleteCard",
+            Self::Refund(_) => "Start::Refund",
+            Self::TransferOut(_) => "Start::TransferOut",
+            Self::TransferIn(_) => "Start::TransferIn",
+            Self::Lock(_) => "Start::Lock",
+            Self::Unlock(_) => "Start::Unlock",
+            Self::AppQuery(_) => "Start::AppQuery",
+            Self::CardQuery(_) => "Start::CardQuery",
+        })
+    }
 }
 
 /// A live flow and the store version it was last persisted at.
@@ -814,6 +832,25 @@ impl Engine {
         };
         match self.store().commit_step(&commit).await {
             Ok(row) => {
+                tracing::debug!(
+                    txn_id,
+                    kind = row.kind.as_str(),
+                    step = row.step.as_str(),
+                    status = row.status.as_str(),
+                    version = row.version,
+                    relay_seq = relay.as_ref().map(|r| r.seq),
+                    "flow moved"
+                );
+                if completed {
+                    tracing::info!(txn_id, kind = row.kind.as_str(), "flow completed");
+                } else if let Some(e) = &error {
+                    tracing::warn!(
+                        txn_id,
+                        step = row.step.as_str(),
+                        code = e.code(),
+                        "step failed"
+                    );
+                }
                 slot.version = row.version;
                 slot.flow = (!completed && !given_up).then_some(flow);
             }

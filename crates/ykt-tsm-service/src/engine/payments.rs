@@ -10,8 +10,9 @@ use ykt_tsm::{CardNumber, FlowKind, FlowState, Payment, PaymentError, PaymentPro
 
 use super::EngineError;
 
-/// What the provider knows for one step of one flow, and what the step did.
-#[derive(Debug, Default)]
+/// What the provider knows for one step of one flow, and what the step did. (No Debug: it
+/// holds full card numbers.)
+#[derive(Default)]
 pub struct Snapshot {
     paid: BTreeMap<String, Payment>,
     refunds: BTreeMap<String, Payment>,

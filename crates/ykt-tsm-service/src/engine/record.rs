@@ -233,7 +233,10 @@ pub fn card_write(state: &FlowState, device_id: &str, release: bool) -> Option<C
         card_no: card.danger_full(),
         state: card_state(state),
         ssd_aid: Some(state.ssd_aid.0.clone()),
-        app_aid: Some(proposals::PURSE_AID.to_vec()),
+        // The purse's AID once it is installed (open card and transfer in install it).
+        app_aid: (!matches!(state.kind, FlowKind::OpenCard | FlowKind::TransferIn)
+            || state.history.contains(&InstanceState::AppInstalled))
+        .then(|| proposals::PURSE_AID.to_vec()),
         management: Some(management_name(state.management).to_string()),
         device_id: device_id.to_string(),
         hold: !done,

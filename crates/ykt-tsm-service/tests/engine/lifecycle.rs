@@ -492,3 +492,10 @@ async fn a_refused_command_fails_the_step_and_resume_retries_it() {
     })
     .await;
 }
+
+#[test]
+fn a_start_prints_no_card_number() {
+    let start = Start::Lock(card_req("31041000000000001234", "0A0B0C0D0E0F10111213"));
+    let text = format!("{start:?}");
+    assert_eq!(text, "Start::Lock");
+}
