@@ -499,3 +499,49 @@ fn a_start_prints_no_card_number() {
     let text = format!("{start:?}");
     assert_eq!(text, "Start::Lock");
 }
+
+/// tsm-gp.md §8: one flow at a time changes a card instance.
+#[tokio::test]
+async fn a_card_busy_with_a_flow_refuses_another() {
+    each(async |db: &Db| {
+        let vaults = Vaults::new();
+        let engine = db.engine(&vaults).await;
+        let device = device(&engine, 7).await;
+        let mut card = new_se(6);
+        let mut log = Log::default();
+        let (card_no, seid) = open(&engine, &device, "open-6", &mut card, &mut log).await;
+        let lock = engine
+            .start(
+                &device,
+                "lock-6",
+                Start::Lock(card_req(&card_no, &seid)),
+                NOW_MS,
+            )
+            .await
+            .unwrap();
+        assert_eq!(lock.status, FlowStatus::Running);
+        let e = engine
+            .start(
+                &device,
+                "delete-6",
+                Start::DeleteCard(card_req(&card_no, &seid)),
+                NOW_MS,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ykt_envelope::Code::StateConflict, "{e:?}");
+        assert!(engine.store().flow("delete-6").await.is_err());
+        // A query only reads, and may run meanwhile.
+        assert_eq!(
+            balance(&engine, &device, "q-6", &mut card, &card_no, &seid).await,
+            0
+        );
+        let done = drive(&engine, &device, lock, &mut card, &mut log)
+            .await
+            .unwrap();
+        assert_eq!(done.instance_state, "LOCKED");
+        let row = engine.store().card(&seid, &card_no).await.unwrap();
+        assert_eq!((row.state, row.flow_id), (CardState::Locked, None));
+    })
+    .await;
+}
