@@ -2,109 +2,15 @@
 //! SE through a relay loop (`ykt_tsm::relay::relay_on_card`), and the admin API sees it.
 
 use ykt_card::Card;
-use ykt_crypto::Sm2PublicKey;
 use ykt_envelope::Code;
-use ykt_store::Store;
-use ykt_tsm::RelayResponse;
 use ykt_tsm::api::{self, CardsResp, FlowResp, FlowStatus, OrderResp, TopupOrderReq};
 use ykt_tsm::relay::relay_on_card;
-use ykt_tsm_service::engine::{self, CardStock, Engine, EngineConfig, EngineError, Keys};
-use ykt_tsm_service::http::{Backend, BackendError, Start};
+use ykt_tsm_service::engine::{CardStock, Engine, EngineConfig, Keys};
 
 use crate::se::{new_se, parties, vaults};
 use crate::support::{ADMIN_TOKEN, Device, TSM_ID, TestServer, code, open_card};
 
-/// The engine behind the HTTP layer's trait.
-#[derive(Clone)]
-struct Tsm(Engine);
-
-fn refusal(e: EngineError) -> BackendError {
-    BackendError::new(e.code(), e.to_string())
-}
-
-fn start_of(start: Start) -> engine::Start {
-    match start {
-        Start::OpenCard(r) => engine::Start::OpenCard(r),
-        Start::TopUp(r) => engine::Start::TopUp(r),
-        Start::DeleteCard(r) => engine::Start::DeleteCard(r),
-        Start::Refund(r) => engine::Start::Refund(r),
-        Start::TransferOut(r) => engine::Start::TransferOut(r),
-        Start::TransferIn(r) => engine::Start::TransferIn(r),
-        Start::Lock(r) => engine::Start::Lock(r),
-        Start::Unlock(r) => engine::Start::Unlock(r),
-        Start::AppQuery(r) => engine::Start::AppQuery(r),
-        Start::CardQuery(r) => engine::Start::CardQuery(r),
-        _ => unreachable!("every request type is mapped"),
-    }
-}
-
-impl Backend for Tsm {
-    async fn enrol(&self, key: &Sm2PublicKey, model: &str) -> Result<String, BackendError> {
-        self.0.enrol(key, model).await.map_err(refusal)
-    }
-    async fn device_key(&self, device_id: &str) -> Result<Sm2PublicKey, BackendError> {
-        self.0.device_key(device_id).await.map_err(refusal)
-    }
-    async fn start(
-        &self,
-        device_id: &str,
-        txn_id: &str,
-        start: Start,
-        now_ms: i64,
-    ) -> Result<FlowResp, BackendError> {
-        self.0
-            .start(device_id, txn_id, start_of(start), now_ms)
-            .await
-            .map_err(refusal)
-    }
-    async fn apdu_result(
-        &self,
-        device_id: &str,
-        txn_id: &str,
-        response: &RelayResponse,
-        now_ms: i64,
-    ) -> Result<FlowResp, BackendError> {
-        self.0
-            .apdu_result(device_id, txn_id, response, now_ms)
-            .await
-            .map_err(refusal)
-    }
-    async fn resume(
-        &self,
-        device_id: &str,
-        txn_id: &str,
-        now_ms: i64,
-    ) -> Result<FlowResp, BackendError> {
-        self.0
-            .resume(device_id, txn_id, now_ms)
-            .await
-            .map_err(refusal)
-    }
-    async fn flow(&self, device_id: &str, txn_id: &str) -> Result<FlowResp, BackendError> {
-        self.0.flow(device_id, txn_id).await.map_err(refusal)
-    }
-    async fn create_order(
-        &self,
-        device_id: &str,
-        req: &TopupOrderReq,
-    ) -> Result<OrderResp, BackendError> {
-        self.0.create_order(device_id, req).await.map_err(refusal)
-    }
-    async fn order(&self, device_id: &str, order_id: &str) -> Result<OrderResp, BackendError> {
-        self.0.order(device_id, order_id).await.map_err(refusal)
-    }
-    async fn test_pay(&self, device_id: &str, order_id: &str) -> Result<OrderResp, BackendError> {
-        self.0.test_pay(device_id, order_id).await.map_err(refusal)
-    }
-    async fn cards(&self, device_id: &str) -> Result<CardsResp, BackendError> {
-        self.0.cards(device_id).await.map_err(refusal)
-    }
-    fn store(&self) -> &Store {
-        self.0.store()
-    }
-}
-
-fn engine_server() -> TestServer<Tsm> {
+fn engine_server() -> TestServer<Engine> {
     TestServer::start_backend(
         |store| async move {
             let (sei, sp) = vaults();
@@ -123,7 +29,7 @@ fn engine_server() -> TestServer<Tsm> {
                 },
                 test_payments: true,
             };
-            Tsm(Engine::new(store, keys, config).await.unwrap())
+            Engine::new(store, keys, config).await.unwrap()
         },
         |c| c,
     )
@@ -132,7 +38,7 @@ fn engine_server() -> TestServer<Tsm> {
 /// Relays `flow` to the end on `card`; every answer is sent twice (the second a retry with a
 /// new nonce and the same `request_id`), and the retry must get the same answer.
 fn drive(
-    server: &TestServer<Tsm>,
+    server: &TestServer<Engine>,
     device: &Device,
     card: &mut Card,
     txn_id: &str,
