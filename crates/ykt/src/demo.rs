@@ -7,7 +7,10 @@
 //! recovers each cut; a blacklisted card is blocked; the back office checks every TAC from the
 //! journals' upload and that no fen was created or lost; the conformance suite runs against the
 //! simulated SE and the terminal, with HTML and JUnit reports; a card survives a state file round
-//! trip. Every step talks to the cards in APDUs through `ykt_transport::InProcess`.
+//! trip. A phone then enrols a wallet with the TSM over HTTP, opens a card on its blank SE in
+//! one download-and-personalise flow, tops it up by remote payment, rides the bus with it,
+//! moves it to a new phone and returns it. Every step talks to the cards in APDUs through
+//! `ykt_transport::InProcess`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -520,6 +523,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::write(&upload, export::json_lines(&uploads))
         .with_context(|| format!("writing {}", upload.display()))?;
 
+    phone(&mut demo, &dir)?;
+
     step("Conformance suite (JT/T 1059.8 style): the simulated SE, then the terminal");
     let mut reports = Vec::new();
     let mut totals = (0, 0);
@@ -575,7 +580,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
 
     println!(
-        "\nDone: 2 cards, {} records, {checked} TACs verified, no fen created or lost, {} conformance items passed.",
+        "\nDone: 2 cards and a phone card opened, topped up, transferred and returned through the TSM; {} records, {checked} TACs verified, no fen created or lost, {} conformance items passed.",
         uploads.len(),
         totals.0
     );
@@ -648,6 +653,241 @@ fn torn_purchases(demo: &mut Demo, card: &mut InProcess) -> anyhow::Result<()> {
 }
 
 /// Settlement's first check: every record's TAC, recomputed from the master TAC key.
+/// The phone: a blank SE, the wallet and the TSM over HTTP (JT/T 1059.5 and .6): enrol, open
+/// card in one download-and-personalise flow, top-up by remote payment, a bus ride at the
+/// validator, balance and records read offline, transfer to a new phone, card return.
+fn phone(demo: &mut Demo, dir: &Path) -> anyhow::Result<()> {
+    use crate::wallet::{Bar, CardSe, HttpTsm, StateFile, now_ms};
+    use ykt_tsm::Management;
+    use ykt_wallet::{DeviceKey, Links, Progress, Wallet, WalletState};
+
+    step("Phone: the TSM over HTTP (SQLite, keys in a software KMS), a wallet, a blank SE");
+    let tsm_dir = dir.join("tsm");
+    let db = format!("sqlite://{}?mode=rwc", dir.join("tsm.db").display());
+    for stale in [
+        "tsm.db",
+        "tsm.db-wal",
+        "tsm.db-shm",
+        "wallet-1.sealed",
+        "wallet-2.sealed",
+    ] {
+        match std::fs::remove_file(dir.join(stale)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("clearing {}", dir.display())),
+        }
+    }
+    let tsm = crate::tsm::RunningTsm::start(&db, &tsm_dir, "SPTSM-YKT-TEST")?;
+    println!(
+        "  TSM (SEI-TSM + SP-TSM) at {}, database {}",
+        tsm.url(),
+        dir.join("tsm.db").display()
+    );
+    let client = |url: &str| -> anyhow::Result<HttpTsm> {
+        Ok(HttpTsm(
+            ykt_tsm_service::TsmClient::new(url).context("the TSM URL")?,
+        ))
+    };
+    let passphrase = b"demo passphrase: the user's, never stored";
+    let mut rng = crate::entropy::SystemRandom::new()?;
+    let sdk = |e: ykt_wallet::WalletError| {
+        let (code, text) = e.user_text();
+        anyhow::anyhow!("{code}: {text}")
+    };
+
+    // Phone 1.
+    let mut card = InProcess::new(crate::phone::blank_se(1)?);
+    let state = WalletState {
+        device_key: Some(DeviceKey::generate(&mut rng).context("device key")?),
+        ..WalletState::default()
+    };
+    let mut file = StateFile::create(&dir.join("wallet-1.sealed"), passphrase, &state)?;
+    let mut wallet = Wallet::new(state);
+    let mut http = client(tsm.url())?;
+    let bar = Bar::new("open card");
+    let mut progress = |p: Progress| bar.report(p);
+    let opened = {
+        let mut se = CardSe {
+            card: card.card_mut(),
+            save: Box::new(|_| Ok(())),
+        };
+        let mut links = Links {
+            tsm: &mut http,
+            se: &mut se,
+            persist: &mut file,
+            progress: &mut progress,
+        };
+        wallet
+            .enrol(
+                &mut links,
+                now_ms(),
+                &mut rng,
+                "SPTSM-YKT-TEST",
+                "ykt demo phone",
+            )
+            .map_err(sdk)?;
+        wallet
+            .open_card(
+                &mut links,
+                now_ms(),
+                &mut rng,
+                Management::Authorized,
+                "330400",
+            )
+            .map_err(sdk)?
+    };
+    bar.finish();
+    let card_no = opened.card_no.clone();
+    println!(
+        "  device enrolled (SM2 key; every message SM2-SM3 signed, the TSM's key pinned); card {card_no} opened:\n  \
+         the SEI-TSM made the transit issuer's security domain, handed its keys to the SP-TSM\n  \
+         sealed to its SM2 key, the SP-TSM rotated them, loaded, installed and personalised the purse"
+    );
+    let bar = Bar::new("top-up");
+    let mut progress = |p: Progress| bar.report(p);
+    let topped = {
+        let mut se = CardSe {
+            card: card.card_mut(),
+            save: Box::new(|_| Ok(())),
+        };
+        let mut links = Links {
+            tsm: &mut http,
+            se: &mut se,
+            persist: &mut file,
+            progress: &mut progress,
+        };
+        wallet
+            .top_up(
+                &mut links,
+                now_ms(),
+                &mut rng,
+                &card_no,
+                3_000,
+                ykt_wallet::proposals::TEST_PAY_CHANNEL,
+            )
+            .map_err(sdk)?
+    };
+    bar.finish();
+    println!(
+        "  remote payment: order {} paid, online load (the TSM checked MAC1, sent MAC2, checked the TAC): balance {}",
+        topped.order_id,
+        yuan(topped.new_balance)
+    );
+    let text = demo.ride(
+        &mut card,
+        GateRole::Single,
+        StationRef::new(BUS_LINE, 0),
+        at(10, 0, 0),
+    )?;
+    println!("  the phone taps the bus validator: {text}");
+    {
+        let mut se = CardSe {
+            card: card.card_mut(),
+            save: Box::new(|_| Ok(())),
+        };
+        let mut quiet = |_: Progress| {};
+        let mut links = Links {
+            tsm: &mut http,
+            se: &mut se,
+            persist: &mut file,
+            progress: &mut quiet,
+        };
+        let balance = wallet
+            .balance(&mut links, now_ms(), &card_no)
+            .map_err(sdk)?;
+        let records = wallet.records(&mut links, &card_no).map_err(sdk)?;
+        println!(
+            "  the wallet reads the SE offline: balance {}, {} records",
+            yuan(balance),
+            records.len()
+        );
+    }
+
+    // Transfer to phone 2, then card return.
+    let bar = Bar::new("transfer");
+    let mut progress = |p: Progress| bar.report(p);
+    let code = {
+        let mut se = CardSe {
+            card: card.card_mut(),
+            save: Box::new(|_| Ok(())),
+        };
+        let mut links = Links {
+            tsm: &mut http,
+            se: &mut se,
+            persist: &mut file,
+            progress: &mut progress,
+        };
+        wallet
+            .transfer_out(&mut links, now_ms(), &mut rng, &card_no)
+            .map_err(sdk)?
+    };
+    let mut card2 = InProcess::new(crate::phone::blank_se(2)?);
+    let state2 = WalletState {
+        device_key: Some(DeviceKey::generate(&mut rng).context("device key")?),
+        ..WalletState::default()
+    };
+    let mut file2 = StateFile::create(&dir.join("wallet-2.sealed"), passphrase, &state2)?;
+    let mut wallet2 = Wallet::new(state2);
+    let (arrived, balance2, refund) = {
+        let mut se = CardSe {
+            card: card2.card_mut(),
+            save: Box::new(|_| Ok(())),
+        };
+        let mut links = Links {
+            tsm: &mut http,
+            se: &mut se,
+            persist: &mut file2,
+            progress: &mut progress,
+        };
+        wallet2
+            .enrol(
+                &mut links,
+                now_ms(),
+                &mut rng,
+                "SPTSM-YKT-TEST",
+                "ykt demo phone 2",
+            )
+            .map_err(sdk)?;
+        let arrived = wallet2
+            .transfer_in(
+                &mut links,
+                now_ms(),
+                &mut rng,
+                &code,
+                Management::Authorized,
+            )
+            .map_err(sdk)?;
+        let balance2 = wallet2
+            .balance(&mut links, now_ms(), &card_no)
+            .map_err(sdk)?;
+        let refund = wallet2
+            .refund(&mut links, now_ms(), &mut rng, &card_no, "original-channel")
+            .map_err(sdk)?;
+        (arrived, balance2, refund)
+    };
+    bar.finish();
+    ensure!(
+        arrived.card_no == card_no,
+        "the transferred card has another number"
+    );
+    ensure!(
+        balance2 == refund,
+        "refunded {refund} fen of a {balance2} fen balance"
+    );
+    ensure!(
+        wallet.cards().is_empty() && wallet2.cards().is_empty(),
+        "a card is left after the return"
+    );
+    println!(
+        "  transfer: the old phone's purse locked, its balance escrowed, deleted; card {} arrives on the\n  \
+         new phone with {}; card return: balance proven by the card, refund {}, card deleted",
+        arrived.card_no,
+        yuan(balance2),
+        yuan(refund)
+    );
+    Ok(())
+}
+
 fn clear(records: &[SettlementRecord]) -> anyhow::Result<(usize, usize)> {
     let master = PurseKey::from_bytes(TEST_MASTER_DTK);
     let verifiers = [

@@ -23,7 +23,6 @@ use ykt_scp::{KeySet, Protocol, SecurityLevel};
 use ykt_transport::{CardChannel, InProcess, PcscChannel, TransportError};
 use zeroize::Zeroizing;
 
-
 use crate::entropy::OsEntropy;
 use crate::state;
 

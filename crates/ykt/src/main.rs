@@ -8,10 +8,13 @@ mod entropy;
 mod exit;
 mod gp;
 mod gp_issue;
+mod phone;
 mod qr;
 mod se;
 mod state;
 mod terminal;
+mod tsm;
+mod wallet;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -42,8 +45,12 @@ enum Command {
     /// The ride QR code's issuer side with test keys: root CA, issuer certificate,
     /// authorisations (qr-code.md §2, §4.1).
     Qr(qr::QrArgs),
-    /// The wallet: the ride QR code made and shown at display time (qr-code.md §4.2).
+    /// The wallet: enrol with the TSM, open, top up, read, delete, return and transfer cards;
+    /// the ride QR code made and shown at display time (qr-code.md §4.2).
     Wallet(qr::WalletArgs),
+    /// The TSM (SEI-TSM and SP-TSM) over HTTP: open card, top-up, delete, return, transfer
+    /// for wallets, on SQLite or PostgreSQL.
+    Tsm(tsm::TsmArgs),
     /// GlobalPlatform card management (list, info, install, delete, create-sd, put-key,
     /// store-data, lock, unlock, extradite) over PC/SC or on a simulated SE.
     Gp(gp::GpArgs),
@@ -58,7 +65,12 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
         }
     };
-    init_logging();
+    // The demo narrates on stdout; the services it starts log only what goes wrong.
+    init_logging(if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info"
+    });
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Se(args) => se::run(args),
@@ -67,6 +79,7 @@ fn main() -> ExitCode {
         Command::Qr(args) => qr::run(args),
         Command::Wallet(args) => qr::run_wallet(args),
         Command::Gp(args) => gp::run(args),
+        Command::Tsm(args) => tsm::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -78,9 +91,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Logs go to stderr, filtered by `RUST_LOG` (default: `default`; the demo passes `warn`).
+fn init_logging(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

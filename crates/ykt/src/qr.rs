@@ -27,7 +27,6 @@
 //! accepted only after its record is durable, so the log is the cache's durable copy and a
 //! killed terminal forgets nothing.
 
-use std::convert::Infallible;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -35,7 +34,6 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail, ensure};
-use rand_core::{TryCryptoRng, TryRng};
 use ykt_crypto::{Sm2PrivateKey, Sm2PublicKey};
 use ykt_qr::ca::{CertificateRequest, RootCa};
 use ykt_qr::clock::DriftingClock;
@@ -56,6 +54,7 @@ use ykt_terminal::journal::NvStorage as _;
 use ykt_transport::nv::FileStorage;
 
 use crate::clock::{self as cli_clock, CST_OFFSET_SECONDS};
+use crate::entropy::SystemRandom;
 use crate::terminal::Refused;
 
 // ---- command line ----------------------------------------------------------------------------
@@ -215,6 +214,8 @@ enum WalletCommand {
     /// The ride QR code (qr-code.md §4.2).
     #[command(subcommand)]
     Qr(WalletQrCommand),
+    #[command(flatten)]
+    Card(crate::wallet::CardCommand),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -483,6 +484,7 @@ pub fn run(args: QrArgs) -> anyhow::Result<()> {
 /// Runs `ykt wallet …`.
 pub fn run_wallet(args: WalletArgs) -> anyhow::Result<()> {
     match args.command {
+        WalletCommand::Card(command) => crate::wallet::run(command),
         WalletCommand::Qr(WalletQrCommand::Init {
             dir,
             issuer,
@@ -1602,7 +1604,7 @@ fn write_private_key(path: &Path, key: &[u8; 32]) -> anyhow::Result<()> {
 }
 
 /// Writes a secret to a new file of mode 0600, synced; never replaces a file.
-fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -1800,47 +1802,6 @@ fn mask(account: &[u8]) -> String {
 }
 
 // ---- randomness --------------------------------------------------------------------------------
-
-/// The operating system's CSPRNG (`getrandom`) as the generator key generation and signatures
-/// take.
-struct SystemRandom(());
-
-impl SystemRandom {
-    /// Checks once that the OS source works, so a failure shows up before any key is made.
-    fn new() -> anyhow::Result<Self> {
-        let mut probe = [0u8; 8];
-        getrandom::fill(&mut probe).map_err(|e| anyhow::anyhow!("OS random source: {e}"))?;
-        Ok(Self(()))
-    }
-}
-
-impl TryRng for SystemRandom {
-    type Error = Infallible;
-
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        let mut b = [0u8; 4];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u32::from_le_bytes(b))
-    }
-
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        let mut b = [0u8; 8];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        if let Err(error) = getrandom::fill(dst) {
-            // The source worked in `new`; keys and nonces must not come from anything weaker,
-            // and this interface cannot report an error, so the process ends here.
-            tracing::error!(%error, "OS random source failed");
-            std::process::abort();
-        }
-        Ok(())
-    }
-}
-
-impl TryCryptoRng for SystemRandom {}
 
 #[cfg(test)]
 mod tests {

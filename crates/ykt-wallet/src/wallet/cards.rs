@@ -176,7 +176,16 @@ impl Wallet {
             .find(|f| f.txn_id == txn_id)
             .cloned()
             .ok_or(WalletError::UnknownFlow)?;
-        let first = self.call(links, now_ms, rng, api::RESUME, txn_id, &api::Empty {})?;
+        let first = match self.call(links, now_ms, rng, api::RESUME, txn_id, &api::Empty {}) {
+            // The request that would have started it never reached the TSM (or was refused
+            // before the flow began): nothing to finish, and nothing to remember.
+            Err(WalletError::Refused(Code::FlowNotFound)) => {
+                self.state.flows.retain(|f| f.txn_id != txn_id);
+                links.persist.persist(&self.state)?;
+                return Err(WalletError::UnknownFlow);
+            }
+            other => other?,
+        };
         let outcome = self.drive(links, now_ms, rng, txn_id, first)?;
         let finished = self.finish(links, now_ms, flow.kind, flow.card_no.as_ref(), outcome)?;
         Ok(Resumed {

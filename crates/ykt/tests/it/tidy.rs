@@ -85,7 +85,10 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     ("ykt-store", &["ykt-crypto"]),
     ("ykt-qr-service", &["ykt-crypto", "ykt-qr", "ykt-envelope"]),
     ("ykt-envelope", &["ykt-crypto"]),
-    ("ykt-tsm-kms", &["ykt-tsm", "ykt-kms", "ykt-crypto", "ykt-scp"]),
+    (
+        "ykt-tsm-kms",
+        &["ykt-tsm", "ykt-kms", "ykt-crypto", "ykt-scp"],
+    ),
     (
         "ykt-tsm-service",
         &["ykt-tsm", "ykt-store", "ykt-envelope", "ykt-crypto"],
@@ -146,6 +149,7 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
             "ykt-tsm-kms",
             "ykt-wallet",
             "ykt-wallet-api",
+            "ykt-kms",
         ],
     ),
 ];

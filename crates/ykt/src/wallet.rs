@@ -1,0 +1,672 @@
+//! `ykt wallet …` (the card commands): the wallet SDK (`ykt-wallet`) wired to the TSM over
+//! HTTP (`ykt_tsm_service::TsmClient`), to an SE (a simulated one in a state file, or a PC/SC
+//! reader) and to the wallet's sealed state file in its directory.
+//!
+//! | file in WDIR | what |
+//! |---|---|
+//! | `wallet.sealed` | the device key, the TSM's pinned key, cards, open flows and the top-up journal, sealed with SM4-GCM under a key derived from the passphrase (`YKT_WALLET_PASSPHRASE` or `--passphrase-file`) |
+//! | `tsm.url` | the TSM's address (not secret) |
+//!
+//! Card numbers are shown masked; the passphrase is never stored.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use ykt_card::Card;
+use ykt_envelope::Envelope;
+use ykt_transport::{CardChannel, PcscChannel};
+use ykt_tsm::Management;
+use ykt_tsm_service::TsmClient;
+use ykt_tsm_service::http::ClientError;
+use ykt_wallet::{
+    CardNo, CardRecord, DeviceKey, LinkError, Links, Persist, PersistError, Progress, SeError,
+    SeLink, SealKey, TransferCode, TsmLink, Wallet, WalletState,
+};
+use zeroize::Zeroizing;
+
+use crate::clock::yuan;
+use crate::entropy::{OsEntropy, SystemRandom};
+use crate::state;
+
+/// The sealed state's file name in the wallet directory.
+const STATE_FILE: &str = "wallet.sealed";
+/// The TSM's address's file name.
+const URL_FILE: &str = "tsm.url";
+
+/// The card commands of `ykt wallet`.
+#[derive(Debug, clap::Subcommand)]
+pub enum CardCommand {
+    /// Makes the device key and enrols the device with the TSM (its SM2 key is then the key
+    /// every request is checked under; the TSM's key is pinned).
+    Enrol {
+        #[command(flatten)]
+        wallet: WalletDir,
+        /// The TSM: http://HOST:PORT (`ykt tsm serve`).
+        #[arg(long, value_name = "URL")]
+        tsm: String,
+        /// The TSM's id.
+        #[arg(long, default_value = "SPTSM-YKT-TEST")]
+        tsm_id: String,
+        /// The device model the TSM records.
+        #[arg(long, default_value = "ykt-cli")]
+        model: String,
+    },
+    /// 申请开卡: the TSM creates the transit issuer's security domain on the SE, loads,
+    /// installs and personalises the purse, in one download-and-personalise flow.
+    Open {
+        #[command(flatten)]
+        wallet: WalletDir,
+        #[command(flatten)]
+        se: SeArgs,
+        /// Delegated management (every INSTALL and DELETE carries an SE issuer's token).
+        #[arg(long)]
+        delegated: bool,
+        /// The city (issuer region) code.
+        #[arg(long, default_value = "330400")]
+        city: String,
+    },
+    /// 充值: order, payment (the TSM's built-in test provider), online load.
+    Topup {
+        #[command(flatten)]
+        wallet: WalletDir,
+        #[command(flatten)]
+        se: SeArgs,
+        #[command(flatten)]
+        card: CardPick,
+        /// Amount in fen.
+        #[arg(long)]
+        amount: u32,
+    },
+    /// The balance, read on the SE (offline).
+    Balance {
+        #[command(flatten)]
+        wallet: WalletDir,
+        #[command(flatten)]
+        se: SeArgs,
+        #[command(flatten)]
+        card: CardPick,
+    },
+    /// The transaction records, read on the SE (offline).
+    Records {
+        #[command(flatten)]
+        wallet: WalletDir,
+        #[command(flatten)]
+        se: SeArgs,
+        #[command(flatten)]
+        card: CardPick,
+    },
+    /// This device's cards as the wallet knows them.
+    Cards {
+        #[command(flatten)]
+        wallet: WalletDir,
+    },
+    /// 删除卡片 (the balance must be zero).
+    Delete {
+        #[command(flatten)]
+        wallet: WalletDir,
+        #[command(flatten)]
+        se: SeArgs,
+        #[command(flatten)]
+        card: CardPick,
+    },
+    /// 退卡: the card proves its balance, is locked, the balance refunded, the card deleted.
+    Return {
+        #[command(flatten)]
+        wallet: WalletDir,
+        #[command(flatten)]
+        se: SeArgs,
+        #[command(flatten)]
+        card: CardPick,
+        /// Where the refund goes.
+        #[arg(long, default_value = "original-channel")]
+        account: String,
+    },
+    /// 迁卡 (old phone): the balance is escrowed, the card deleted; prints the transfer code.
+    TransferOut {
+        #[command(flatten)]
+        wallet: WalletDir,
+        #[command(flatten)]
+        se: SeArgs,
+        #[command(flatten)]
+        card: CardPick,
+    },
+    /// 迁卡 (new phone): the same card number opened here with the escrowed balance.
+    TransferIn {
+        #[command(flatten)]
+        wallet: WalletDir,
+        #[command(flatten)]
+        se: SeArgs,
+        /// The code `transfer-out` printed.
+        #[arg(long)]
+        code: String,
+    },
+    /// Finishes flows left open (the wallet was stopped in the middle).
+    Resume {
+        #[command(flatten)]
+        wallet: WalletDir,
+        #[command(flatten)]
+        se: SeArgs,
+    },
+}
+
+/// The wallet's directory and passphrase.
+#[derive(Debug, clap::Args)]
+pub struct WalletDir {
+    /// The wallet's directory.
+    #[arg(long, value_name = "WDIR")]
+    dir: PathBuf,
+    /// A file holding the passphrase of the sealed state (default: $YKT_WALLET_PASSPHRASE).
+    #[arg(long, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
+}
+
+/// Where the SE is.
+#[derive(Debug, clap::Args)]
+pub struct SeArgs {
+    /// A simulated SE in a state file (a blank SE from card production is made there when the
+    /// file does not exist); saved after every command.
+    #[arg(long, value_name = "FILE", conflicts_with = "reader")]
+    se_state: Option<PathBuf>,
+    /// The serial of a blank SE made for --se-state (its CPLC and SEID follow from it).
+    #[arg(long, default_value_t = 1)]
+    se_serial: u8,
+    /// A PC/SC reader (e.g. "Virtual PCD 00 00" for `ykt se serve`).
+    #[arg(long)]
+    reader: Option<String>,
+}
+
+/// Which card.
+#[derive(Debug, clap::Args)]
+pub struct CardPick {
+    /// The card's number in `ykt wallet cards` (1, 2, …); default: the only card.
+    #[arg(long, value_name = "N")]
+    card: Option<usize>,
+}
+
+/// The TSM over HTTP as the wallet's link.
+pub struct HttpTsm(pub TsmClient);
+
+impl TsmLink for HttpTsm {
+    fn send(&mut self, request: &Envelope) -> Result<Envelope, LinkError> {
+        self.0.send(request).map_err(|e| match e {
+            ClientError::Transport(_) => LinkError::Unreachable,
+            _ => LinkError::Malformed,
+        })
+    }
+}
+
+/// What runs after every command of a [`CardSe`] (a state file saved).
+pub type AfterCommand<'a> = Box<dyn FnMut(&Card) -> anyhow::Result<()> + 'a>;
+
+/// A card in this process as the wallet's SE; `save` runs after every command.
+pub struct CardSe<'a> {
+    /// The card.
+    pub card: &'a mut Card,
+    /// Called after every command (a state file saved).
+    pub save: AfterCommand<'a>,
+}
+
+impl SeLink for CardSe<'_> {
+    fn transmit(&mut self, capdu: &[u8]) -> Result<Vec<u8>, SeError> {
+        let r = self
+            .card
+            .transmit(capdu)
+            .map_err(|_| SeError::Communication)?;
+        (self.save)(self.card).map_err(|e| {
+            tracing::error!("saving the SE state: {e:#}");
+            SeError::Communication
+        })?;
+        Ok(r)
+    }
+}
+
+struct PcscSe(PcscChannel);
+
+impl SeLink for PcscSe {
+    fn transmit(&mut self, capdu: &[u8]) -> Result<Vec<u8>, SeError> {
+        let command = ykt_apdu::CommandApdu::parse(capdu).map_err(|_| SeError::Communication)?;
+        let response = self
+            .0
+            .transmit(&command)
+            .map_err(|_| SeError::Communication)?;
+        Ok(response.to_bytes())
+    }
+}
+
+/// The sealed state file, written through a temporary file and a rename.
+pub struct StateFile {
+    path: PathBuf,
+    key: SealKey,
+}
+
+impl Persist for StateFile {
+    fn persist(&mut self, state: &WalletState) -> Result<(), PersistError> {
+        self.save(state).map_err(|e| {
+            tracing::error!("saving the wallet state: {e:#}");
+            PersistError::new()
+        })
+    }
+}
+
+impl StateFile {
+    /// A new state sealed under `passphrase` at `path` (which must not exist).
+    pub fn create(path: &Path, passphrase: &[u8], state: &WalletState) -> anyhow::Result<Self> {
+        if path.exists() {
+            bail!("{} exists: this wallet is set up already", path.display());
+        }
+        let key = SealKey::create(passphrase, &mut SystemRandom::new()?);
+        let file = Self {
+            path: path.to_owned(),
+            key,
+        };
+        file.save(state)?;
+        Ok(file)
+    }
+
+    /// Opens the state at `path`.
+    pub fn open(path: &Path, passphrase: &[u8]) -> anyhow::Result<(Self, WalletState)> {
+        let bytes = fs::read(path).with_context(|| {
+            format!("reading {} (run `ykt wallet enrol` first)", path.display())
+        })?;
+        let (key, state) = WalletState::open(passphrase, &bytes)
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok((
+            Self {
+                path: path.to_owned(),
+                key,
+            },
+            state,
+        ))
+    }
+
+    fn save(&self, state: &WalletState) -> anyhow::Result<()> {
+        let bytes = state
+            .seal(&self.key, &mut SystemRandom::new()?)
+            .context("sealing the wallet state")?;
+        let mut tmp = self.path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let written = (|| {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &self.path)
+        })();
+        written.with_context(|| format!("writing {}", self.path.display()))
+    }
+}
+
+fn passphrase(w: &WalletDir) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    let text = match &w.passphrase_file {
+        Some(p) => Zeroizing::new(
+            fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        ),
+        None => Zeroizing::new(std::env::var("YKT_WALLET_PASSPHRASE").map_err(|_| {
+            anyhow::anyhow!("no passphrase: set YKT_WALLET_PASSPHRASE or give --passphrase-file")
+        })?),
+    };
+    let trimmed = text.trim_end_matches(['\n', '\r']);
+    if trimmed.len() < 8 {
+        bail!("the wallet passphrase must have at least 8 characters");
+    }
+    Ok(Zeroizing::new(trimmed.as_bytes().to_vec()))
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A progress bar driven by the SDK's progress reports (hidden when stderr is not a terminal).
+pub struct Bar(ProgressBar);
+
+impl Bar {
+    /// A bar titled `what`.
+    pub fn new(what: &str) -> Self {
+        let bar = ProgressBar::new(0);
+        if let Ok(style) = ProgressStyle::with_template("  {prefix} [{bar:30}] {pos}/{len} {msg}") {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(what.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Self(bar)
+    }
+
+    /// Takes a report.
+    pub fn report(&self, p: Progress) {
+        if p.count > 0 {
+            self.0.set_length(u64::from(p.count));
+        }
+        self.0.set_position(u64::from(p.index));
+        self.0.set_message(p.step.to_lowercase());
+    }
+
+    /// Ends the bar.
+    pub fn finish(&self) {
+        if let Some(len) = self.0.length() {
+            self.0.set_position(len);
+        }
+        self.0.finish_and_clear();
+    }
+}
+
+/// Runs `ykt wallet <card command>`.
+pub fn run(command: CardCommand) -> anyhow::Result<()> {
+    match command {
+        CardCommand::Enrol {
+            wallet,
+            tsm,
+            tsm_id,
+            model,
+        } => enrol(&wallet, &tsm, &tsm_id, &model),
+        CardCommand::Cards { wallet } => {
+            let (_, state) = StateFile::open(&wallet.dir.join(STATE_FILE), &passphrase(&wallet)?)?;
+            print_cards(&state.cards);
+            for f in &state.flows {
+                println!(
+                    "  open flow {} ({:?}): `ykt wallet resume` finishes it",
+                    f.txn_id, f.kind
+                );
+            }
+            Ok(())
+        }
+        CardCommand::Open {
+            wallet,
+            se,
+            delegated,
+            city,
+        } => with_wallet(&wallet, &se, "open card", |w, links, rng| {
+            let management = if delegated {
+                Management::Delegated
+            } else {
+                Management::Authorized
+            };
+            let card = w
+                .open_card(links, now_ms(), rng, management, &city)
+                .map_err(user_error)?;
+            Ok(format!("card {} opened ({})", card.card_no, card.state))
+        }),
+        CardCommand::Topup {
+            wallet,
+            se,
+            card,
+            amount,
+        } => with_wallet(&wallet, &se, "top-up", |w, links, rng| {
+            let c = pick(w, &card)?;
+            let done = w
+                .top_up(
+                    links,
+                    now_ms(),
+                    rng,
+                    &c,
+                    amount,
+                    ykt_wallet::proposals::TEST_PAY_CHANNEL,
+                )
+                .map_err(user_error)?;
+            Ok(format!(
+                "card {c}: {} loaded (order {}), balance {}",
+                yuan(done.amount),
+                done.order_id,
+                yuan(done.new_balance)
+            ))
+        }),
+        CardCommand::Balance { wallet, se, card } => {
+            with_wallet(&wallet, &se, "balance", |w, links, _| {
+                let c = pick(w, &card)?;
+                let b = w.balance(links, now_ms(), &c).map_err(user_error)?;
+                Ok(format!("card {c}: balance {}", yuan(b)))
+            })
+        }
+        CardCommand::Records { wallet, se, card } => {
+            with_wallet(&wallet, &se, "records", |w, links, _| {
+                let c = pick(w, &card)?;
+                let records = w.records(links, &c).map_err(user_error)?;
+                let mut out = format!("card {c}: {} records", records.len());
+                for r in records {
+                    out.push_str(&format!("\n  {}", record_line(&r)));
+                }
+                Ok(out)
+            })
+        }
+        CardCommand::Delete { wallet, se, card } => {
+            with_wallet(&wallet, &se, "delete card", |w, links, rng| {
+                let c = pick(w, &card)?;
+                w.delete(links, now_ms(), rng, &c).map_err(user_error)?;
+                Ok(format!("card {c} deleted"))
+            })
+        }
+        CardCommand::Return {
+            wallet,
+            se,
+            card,
+            account,
+        } => with_wallet(&wallet, &se, "card return", |w, links, rng| {
+            let c = pick(w, &card)?;
+            let refund = w
+                .refund(links, now_ms(), rng, &c, &account)
+                .map_err(user_error)?;
+            Ok(format!(
+                "card {c} returned: {} refunded, card deleted",
+                yuan(refund)
+            ))
+        }),
+        CardCommand::TransferOut { wallet, se, card } => {
+            with_wallet(&wallet, &se, "transfer out", |w, links, rng| {
+                let c = pick(w, &card)?;
+                let code = w
+                    .transfer_out(links, now_ms(), rng, &c)
+                    .map_err(user_error)?;
+                Ok(format!(
+                    "card {c} left this phone; on the new phone: ykt wallet transfer-in --code {}",
+                    code.reveal()
+                ))
+            })
+        }
+        CardCommand::TransferIn { wallet, se, code } => {
+            with_wallet(&wallet, &se, "transfer in", |w, links, rng| {
+                let card = w
+                    .transfer_in(
+                        links,
+                        now_ms(),
+                        rng,
+                        &TransferCode::new(code.clone()),
+                        Management::Authorized,
+                    )
+                    .map_err(user_error)?;
+                Ok(format!("card {} arrived ({})", card.card_no, card.state))
+            })
+        }
+        CardCommand::Resume { wallet, se } => {
+            with_wallet(&wallet, &se, "resume", |w, links, rng| {
+                let open: Vec<String> = w.open_flows().iter().map(|f| f.txn_id.clone()).collect();
+                if open.is_empty() {
+                    return Ok("no open flow".into());
+                }
+                let mut out = String::new();
+                for txn in open {
+                    match w.resume(links, now_ms(), rng, &txn) {
+                        Ok(r) => out.push_str(&format!("flow {txn}: {:?} finished\n", r.kind)),
+                        Err(ykt_wallet::WalletError::UnknownFlow) => {
+                            out.push_str(&format!(
+                                "flow {txn}: never started at the TSM, forgotten\n"
+                            ));
+                        }
+                        Err(e) => return Err(user_error(e)),
+                    }
+                }
+                Ok(out.trim_end().to_string())
+            })
+        }
+    }
+}
+
+/// One transaction record (e-purse.md §2, EF18) for people: counter, date and time, type,
+/// amount, terminal.
+fn record_line(r: &ykt_purse::files::TransactionRecord) -> String {
+    let kind = match r.transaction_type {
+        0x02 => "load",
+        0x06 => "purchase",
+        0x09 => "composite purchase",
+        _ => "other",
+    };
+    let d = hex::encode(r.date);
+    let t = hex::encode(r.time);
+    format!(
+        "#{:<5} {}-{}-{} {}:{}:{}  {kind:<18} {:>9}  terminal {}",
+        r.counter,
+        &d[..4],
+        &d[4..6],
+        &d[6..8],
+        &t[..2],
+        &t[2..4],
+        &t[4..6],
+        yuan(r.amount),
+        hex::encode_upper(r.terminal)
+    )
+}
+
+fn print_cards(cards: &[CardRecord]) {
+    if cards.is_empty() {
+        println!("no cards");
+    }
+    for (i, c) in cards.iter().enumerate() {
+        let balance = c.balance.map_or_else(|| "?".to_string(), |(b, _)| yuan(b));
+        println!(
+            "  {}: card {} on SE {} — {} — balance {balance}",
+            i + 1,
+            c.card_no,
+            c.seid,
+            c.state
+        );
+    }
+}
+
+fn pick(w: &Wallet, p: &CardPick) -> anyhow::Result<CardNo> {
+    let cards = w.cards();
+    match (p.card, cards) {
+        (None, [only]) => Ok(only.card_no.clone()),
+        (None, []) => bail!("this wallet has no card (ykt wallet open)"),
+        (None, _) => bail!(
+            "this wallet has {} cards: choose one with --card N",
+            cards.len()
+        ),
+        (Some(n), _) => cards
+            .get(n.wrapping_sub(1))
+            .map(|c| c.card_no.clone())
+            .ok_or_else(|| anyhow::anyhow!("no card {n} (see ykt wallet cards)")),
+    }
+}
+
+fn enrol(w: &WalletDir, url: &str, tsm_id: &str, model: &str) -> anyhow::Result<()> {
+    let pass = passphrase(w)?;
+    fs::create_dir_all(&w.dir).with_context(|| format!("creating {}", w.dir.display()))?;
+    let mut rng = SystemRandom::new()?;
+    let state = WalletState {
+        device_key: Some(DeviceKey::generate(&mut rng).context("making the device key")?),
+        ..WalletState::default()
+    };
+    let mut file = StateFile::create(&w.dir.join(STATE_FILE), &pass, &state)?;
+    fs::write(w.dir.join(URL_FILE), url).with_context(|| format!("writing {}", URL_FILE))?;
+    let mut wallet = Wallet::new(state);
+    let mut tsm = HttpTsm(TsmClient::new(url).context("the TSM URL")?);
+    let mut no_se = NoSe;
+    let mut progress = |_: Progress| {};
+    let mut links = Links {
+        tsm: &mut tsm,
+        se: &mut no_se,
+        persist: &mut file,
+        progress: &mut progress,
+    };
+    wallet
+        .enrol(&mut links, now_ms(), &mut rng, tsm_id, model)
+        .map_err(user_error)?;
+    file.save(wallet.state())?;
+    println!(
+        "device enrolled with {tsm_id}; device id {}",
+        wallet.state().device_id.as_deref().unwrap_or("?")
+    );
+    Ok(())
+}
+
+/// No SE (enrolment needs none).
+struct NoSe;
+
+impl SeLink for NoSe {
+    fn transmit(&mut self, _: &[u8]) -> Result<Vec<u8>, SeError> {
+        Err(SeError::NotPresent)
+    }
+}
+
+/// A wallet error as the user sees it: its code and sentence (never card data or SWs).
+fn user_error(e: ykt_wallet::WalletError) -> anyhow::Error {
+    tracing::debug!("wallet error: {e:?}");
+    let (code, text) = e.user_text();
+    anyhow::anyhow!("{code}: {text}")
+}
+
+fn with_wallet(
+    w: &WalletDir,
+    se: &SeArgs,
+    what: &str,
+    job: impl FnOnce(&mut Wallet, &mut Links<'_>, &mut SystemRandom) -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
+    let pass = passphrase(w)?;
+    let (mut file, state) = StateFile::open(&w.dir.join(STATE_FILE), &pass)?;
+    let url = fs::read_to_string(w.dir.join(URL_FILE))
+        .with_context(|| format!("reading {}", w.dir.join(URL_FILE).display()))?;
+    let mut tsm = HttpTsm(TsmClient::new(url.trim()).context("the TSM URL")?);
+    let mut wallet = Wallet::new(state);
+    let mut rng = SystemRandom::new()?;
+    let bar = Bar::new(what);
+    let mut progress = |p: Progress| bar.report(p);
+    let result = match (&se.se_state, &se.reader) {
+        (Some(path), _) => {
+            let serial = se.se_serial;
+            let (mut card, created) =
+                state::load_or_create(path, Box::new(OsEntropy::new()?), || {
+                    crate::phone::blank_se(serial)
+                })?;
+            if created {
+                eprintln!("made a blank SE (serial {serial}) in {}", path.display());
+            }
+            // The phone's NFC controller powers the SE for the session.
+            card.power_on();
+            let path = path.clone();
+            let mut link = CardSe {
+                card: &mut card,
+                save: Box::new(move |c| Ok(state::save(&path, c)?)),
+            };
+            let mut links = Links {
+                tsm: &mut tsm,
+                se: &mut link,
+                persist: &mut file,
+                progress: &mut progress,
+            };
+            job(&mut wallet, &mut links, &mut rng)
+        }
+        (None, Some(reader)) => {
+            let channel =
+                PcscChannel::connect(reader).with_context(|| format!("PC/SC reader {reader:?}"))?;
+            let mut link = PcscSe(channel);
+            let mut links = Links {
+                tsm: &mut tsm,
+                se: &mut link,
+                persist: &mut file,
+                progress: &mut progress,
+            };
+            job(&mut wallet, &mut links, &mut rng)
+        }
+        (None, None) => bail!("where is the SE? give --se-state FILE or --reader NAME"),
+    };
+    bar.finish();
+    file.save(wallet.state())?;
+    println!("{}", result?);
+    Ok(())
+}
