@@ -1,7 +1,7 @@
 //! The four-character result codes of responses (tsm-gp.md §7 "Error codes"; the JT/T
 //! "business response info component" analogue) and the HTTP status each maps to.
 //!
-//! The brief's codes are kept as it lists them. [PROPOSAL] codes the brief does not list but the
+//! The brief's codes are kept as it lists them. \[PROPOSAL\] codes the brief does not list but the
 //! envelope needs (`1004`–`1008`, `3006`, `5003`, `5004`) are marked in their docs; they are all
 //! here and nowhere else.
 
@@ -47,16 +47,16 @@ codes! {
     UnknownSender = "1002", 401;
     /// The `request_id` was used before with another body.
     Duplicate = "1003", 409;
-    /// [PROPOSAL] The timestamp is outside the replay window.
+    /// \[PROPOSAL\] The timestamp is outside the replay window.
     Stale = "1004", 401;
-    /// [PROPOSAL] This exact message (sender, nonce) was accepted before.
+    /// \[PROPOSAL\] This exact message (sender, nonce) was accepted before.
     Replayed = "1005", 409;
-    /// [PROPOSAL] The message is malformed (not JSON, a member missing or of the wrong type,
+    /// \[PROPOSAL\] The message is malformed (not JSON, a member missing or of the wrong type,
     /// unknown `msg_type`, wrong `receiver_id`).
     BadRequest = "1006", 400;
-    /// [PROPOSAL] The sender may not do this (another device's card or flow).
+    /// \[PROPOSAL\] The sender may not do this (another device's card or flow).
     Forbidden = "1007", 403;
-    /// [PROPOSAL] The same request is still being processed; retry later.
+    /// \[PROPOSAL\] The same request is still being processed; retry later.
     InProgress = "1008", 409;
     /// The SE is not known.
     SeNotFound = "2001", 404;
@@ -74,7 +74,7 @@ codes! {
     AppMissing = "3004", 404;
     /// The card instance or flow is in a state that does not allow this.
     StateConflict = "3005", 409;
-    /// [PROPOSAL] No flow (transaction) with this id.
+    /// \[PROPOSAL\] No flow (transaction) with this id.
     FlowNotFound = "3006", 404;
     /// An APDU's status word was not the expected one.
     ApduError = "4001", 422;
@@ -86,9 +86,9 @@ codes! {
     IssuerDeclined = "5001", 402;
     /// The balance is not zero.
     BalanceNotZero = "5002", 409;
-    /// [PROPOSAL] No order with this id.
+    /// \[PROPOSAL\] No order with this id.
     OrderNotFound = "5003", 404;
-    /// [PROPOSAL] The order is not paid (yet).
+    /// \[PROPOSAL\] The order is not paid (yet).
     NotPaid = "5004", 402;
     /// Internal error (details in the server's log only).
     Internal = "9999", 500;

@@ -1,7 +1,7 @@
 //! The signed envelope of tsm-gp.md §7: a header, a body, an optional result, and a signature
 //! over the JCS canonical JSON of all of it but `sign`.
 //!
-//! [PROPOSAL] beyond the brief's member list: `nonce` (16 random bytes, hex), fresh in every
+//! \[PROPOSAL\] beyond the brief's member list: `nonce` (16 random bytes, hex), fresh in every
 //! message, so that the replay guard can tell a captured message sent again (same sender and
 //! nonce: refused) from a client's legitimate retry of a request (new nonce, same `request_id`
 //! and body: the stored response, by idempotency). `cert_sn` carries the signer's key id
@@ -221,13 +221,13 @@ pub enum PeerKey {
     Rsa(RsaPublicKey),
 }
 
-/// [PROPOSAL] The key id of an SM2 public key: the first 8 bytes of SM3 of its uncompressed SEC1
+/// \[PROPOSAL\] The key id of an SM2 public key: the first 8 bytes of SM3 of its uncompressed SEC1
 /// encoding, upper-case hex.
 pub fn key_id_sm2(key: &Sm2PublicKey) -> String {
     hex_upper(&ykt_crypto::sm3(&key.to_bytes())[..8])
 }
 
-/// [PROPOSAL] The key id of an RSA public key: the first 8 bytes of SM3 of its
+/// \[PROPOSAL\] The key id of an RSA public key: the first 8 bytes of SM3 of its
 /// SubjectPublicKeyInfo DER, upper-case hex.
 pub fn key_id_rsa(key: &RsaPublicKey) -> Result<String, EnvelopeError> {
     let der = key

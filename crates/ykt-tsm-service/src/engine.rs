@@ -5,7 +5,7 @@
 //! flow, card instance and order, the live flows (each with its open secure channel) in memory,
 //! the store-backed payment provider (orders `CREATED → PAID → LOAD_REQUESTED → LOADED`,
 //! refunds, escrows), card numbers (a store counter), transfer codes, and the read-only views an
-//! operator lists ([`admin`]).
+//! operator lists (`Engine::admin_ses` and the other `admin_*` views).
 //!
 //! ```text
 //!  HTTP layer ── start / apdu_result / resume ──▶ Engine ── per-flow lock ──▶ Flow (in memory)

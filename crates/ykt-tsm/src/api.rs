@@ -12,7 +12,7 @@
 //!  TopupOrderReq {card, amount} ───────────────────▶ OrderResp {order_id, state}
 //! ```
 //!
-//! [PROPOSAL] The message names follow the brief's table (`OpenCardReq`, `TopupReq`,
+//! \[PROPOSAL\] The message names follow the brief's table (`OpenCardReq`, `TopupReq`,
 //! `DeleteCardReq`, `RefundReq`, `TransferOutReq`, `TransferInReq`, `AppQueryReq`) and add the
 //! relay's own (`ApduResultReq`, `ResumeReq`), enrolment (`EnrolReq`), orders (`TopupOrderReq`,
 //! `OrderQueryReq`, `TestPayReq`) and lock / unlock / card query. Their numbers ([`MESSAGES`])
@@ -172,7 +172,7 @@ pub struct TopupOrderReq {
     /// Fen.
     pub amount: u32,
     /// The payment channel (client.md §2: `01` UnionPay, `02` Alipay, `03` WeChat, `04` Hebao,
-    /// [PROPOSAL] `99` the built-in test provider).
+    /// \[PROPOSAL\] `99` the built-in test provider).
     pub pay_channel: String,
 }
 
