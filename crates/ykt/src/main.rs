@@ -15,6 +15,7 @@ mod state;
 mod terminal;
 mod tsm;
 mod wallet;
+mod wallet_api;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -151,6 +151,9 @@ pub enum CardCommand {
         #[command(flatten)]
         se: SeArgs,
     },
+    /// The local API for other apps: grants, the server, top-up requests (client.md §6.6).
+    #[command(subcommand)]
+    Api(crate::wallet_api::ApiCommand),
 }
 
 /// The wallet's directory and passphrase.
@@ -504,6 +507,7 @@ pub fn run(command: CardCommand) -> anyhow::Result<()> {
                 Ok(out.trim_end().to_string())
             })
         }
+        CardCommand::Api(command) => crate::wallet_api::run(command),
     }
 }
 

@@ -11,6 +11,7 @@ mod pcsc;
 mod qr;
 mod terminal;
 mod tidy;
+mod wallet_api;
 
 /// `(command, expected response)` pairs of a `tests/data/*.apdu` transcript.
 pub fn transcript(text: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
