@@ -18,7 +18,7 @@ use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail, ensure};
@@ -49,13 +49,17 @@ pub mod proposals {
     pub const BOOK_FILE: &str = "api.grants.json";
     /// The top-up requests' file name (JSON, mode 0600).
     pub const TOPUPS_FILE: &str = "api.topups.json";
+    /// The lock file: the local API's commands and the server take it (an exclusive `flock`)
+    /// around every use of the sealed state, the SE and the files above, so a `confirm` and a
+    /// request to the server never interleave their SE commands or their writes.
+    pub const LOCK_FILE: &str = "api.lock";
     /// How often the server looks at the grant book's modification time, milliseconds.
     pub const BOOK_POLL_MS: u64 = 250;
     /// The label other apps see for each card (the wallet keeps no label of the user's yet).
     pub const CARD_LABEL: &str = "transit card";
 }
 
-use self::proposals::{BOOK_FILE, BOOK_POLL_MS, CARD_LABEL, SECRET_FILE, TOPUPS_FILE};
+use self::proposals::{BOOK_FILE, BOOK_POLL_MS, CARD_LABEL, LOCK_FILE, SECRET_FILE, TOPUPS_FILE};
 
 /// The sealed state's file name (as `ykt wallet` keeps it).
 const STATE_FILE: &str = "wallet.sealed";
@@ -216,6 +220,21 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     written.with_context(|| format!("writing {}", path.display()))
 }
 
+/// Takes the wallet directory's lock (waiting for it); released when the file is dropped.
+fn lock(dir: &Path) -> anyhow::Result<fs::File> {
+    let path = dir.join(LOCK_FILE);
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(file)
+}
+
 fn wallet_dir(dir: &Path) -> anyhow::Result<()> {
     ensure!(
         dir.join(STATE_FILE).exists(),
@@ -302,6 +321,7 @@ fn grant(dir: &Path, app: &str, scopes: &[String], ttl: &str) -> anyhow::Result<
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let ttl = parse_ttl(ttl)?;
+    let _lock = lock(dir)?;
     let secret = secret(dir, true)?;
     let mut book = load_book(dir)?;
     let now = unix_now();
@@ -330,6 +350,7 @@ fn scope_list(scopes: &[Scope]) -> String {
 }
 
 fn revoke(dir: &Path, jti: Option<&str>, app: Option<&str>) -> anyhow::Result<()> {
+    let _lock = lock(dir)?;
     let mut book = load_book(dir)?;
     match (jti, app) {
         (Some(jti), _) => {
@@ -361,11 +382,12 @@ fn list(dir: &Path) -> anyhow::Result<()> {
             _ => "?",
         };
         println!(
-            "{}  {}  {}  {state}  expires {}",
+            "{}  {}  {}  {state}  expires at {} (in {} s)",
             g.grant.jti,
             g.grant.sub,
             scope_list(&g.grant.scope),
-            g.grant.exp
+            g.grant.exp,
+            g.grant.exp.saturating_sub(now)
         );
     }
     Ok(())
@@ -499,8 +521,6 @@ struct WalletBackend {
     dir: PathBuf,
     pass: Zeroizing<Vec<u8>>,
     se: ApiSe,
-    /// One wallet operation at a time: they share the state file and the SE.
-    busy: Mutex<()>,
 }
 
 impl WalletBackend {
@@ -509,7 +529,7 @@ impl WalletBackend {
         handle: &CardHandle,
         job: impl FnOnce(&mut Wallet, &mut Links<'_>, &CardNo) -> anyhow::Result<T>,
     ) -> Result<T, BackendError> {
-        let _busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        let _lock = lock(&self.dir).map_err(unavailable)?;
         let mut unknown = false;
         let result = with_wallet(&self.dir, &self.pass, &self.se, &mut NoTsm, |w, links| {
             let Some(card) = card_of(w.state(), handle) else {
@@ -529,13 +549,17 @@ impl WalletBackend {
     }
 }
 
+/// A failure the app sees only as "unavailable"; the log has it.
+fn unavailable(e: anyhow::Error) -> BackendError {
+    tracing::warn!("local API: the wallet could not answer: {e:#}");
+    BackendError::Unavailable
+}
+
 impl LocalBackend for WalletBackend {
     fn cards(&self) -> Result<Vec<Card>, BackendError> {
-        let _busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
-        let (_, state) = StateFile::open(&self.dir.join(STATE_FILE), &self.pass).map_err(|e| {
-            tracing::warn!("local API: {e:#}");
-            BackendError::Unavailable
-        })?;
+        let _lock = lock(&self.dir).map_err(unavailable)?;
+        let (_, state) =
+            StateFile::open(&self.dir.join(STATE_FILE), &self.pass).map_err(unavailable)?;
         Ok(state
             .cards
             .iter()
@@ -587,14 +611,10 @@ impl LocalBackend for WalletBackend {
         amount_fen: u64,
     ) -> Result<TopupId, BackendError> {
         // client.md §6.6: only a PENDING_USER request, which the user confirms.
-        let _busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
         if amount_fen == 0 || u32::try_from(amount_fen).is_err() {
             return Err(BackendError::BadAmount);
         }
-        let unavailable = |e: anyhow::Error| {
-            tracing::warn!("local API: {e:#}");
-            BackendError::Unavailable
-        };
+        let _lock = lock(&self.dir).map_err(unavailable)?;
         let (_, state) =
             StateFile::open(&self.dir.join(STATE_FILE), &self.pass).map_err(unavailable)?;
         if card_of(&state, card).is_none() {
@@ -680,6 +700,7 @@ fn requests(dir: &Path) -> anyhow::Result<()> {
 }
 
 fn deny(dir: &Path, id: &str) -> anyhow::Result<()> {
+    let _lock = lock(dir)?;
     let mut requests = load_topups(dir)?;
     let i = pending(&requests, id)?;
     requests[i]["state"] = json!("DECLINED");
@@ -691,6 +712,7 @@ fn deny(dir: &Path, id: &str) -> anyhow::Result<()> {
 /// The user confirms an app's request: the wallet's own top-up runs (client.md §4.1: order,
 /// payment through the TSM's test provider, online load), then the request is `CONFIRMED`.
 fn confirm(w: &ApiWallet, se: &ApiSe, id: &str) -> anyhow::Result<()> {
+    let _lock = lock(&w.dir)?;
     let requests = load_topups(&w.dir)?;
     let i = pending(&requests, id)?;
     let handle = CardHandle::new(field(&requests[i], "card"))
@@ -722,7 +744,6 @@ fn confirm(w: &ApiWallet, se: &ApiSe, id: &str) -> anyhow::Result<()> {
                 anyhow::anyhow!("{code}: {text}")
             })
     })?;
-    // Read again: another request may have been added while the top-up ran.
     let mut requests = load_topups(&w.dir)?;
     let i = pending(&requests, id)?;
     requests[i]["state"] = json!("CONFIRMED");
@@ -815,7 +836,6 @@ fn serve(
         dir: dir.clone(),
         pass,
         se,
-        busy: Mutex::new(()),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
