@@ -83,19 +83,30 @@ impl Setup {
         (Killed(child), url)
     }
 
-    /// `ykt wallet api serve` on a socket in the test directory; waits for the socket.
-    fn serve(&self) -> (Killed, String) {
+    /// `ykt wallet api serve` on a socket in the test directory and on loopback HTTP; waits
+    /// for the socket. Gives the server, the socket and the HTTP address.
+    fn serve(&self) -> (Killed, String, String) {
         let socket = self.p("api.sock");
-        let child = Command::new(YKT)
+        let mut child = Command::new(YKT)
             .args(["wallet", "api", "serve", "--dir", &self.p("w")])
             .args(["--se-state", &self.p("se.card"), "--socket", &socket])
+            .args(["--http-port", "0"])
             .env("YKT_WALLET_PASSPHRASE", PASSPHRASE)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
         let server = Killed(child);
+        let first = lines.next().unwrap().unwrap();
+        assert!(first.ends_with(&socket), "{first}");
+        let second = lines.next().unwrap().unwrap();
+        let http = second
+            .split("listening on http://")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no HTTP address: {second}"))
+            .to_string();
         let start = Instant::now();
         while curl(&socket, "/v1/health", None).0 != 200 {
             assert!(
@@ -104,7 +115,7 @@ impl Setup {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        (server, socket)
+        (server, socket, http)
     }
 }
 
@@ -130,6 +141,29 @@ fn curl_with(
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     let json = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
     (code.trim().parse().unwrap_or(0), json)
+}
+
+/// `curl` over loopback HTTP to `addr` with the `Host` header `host`: the status.
+fn curl_http(addr: &str, host: &str, path: &str, token: &str) -> u16 {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "30",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .args(["-H", &format!("Host: {host}")])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 fn curl(socket: &str, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
@@ -204,7 +238,7 @@ fn the_local_api_over_a_real_wallet_grant_scopes_topup_confirm_revoke() {
     let secret = std::fs::read_to_string(s.dir.join("w").join("api.secret")).unwrap();
     assert!(!balance_token.contains(secret.trim()));
 
-    let (_server, socket) = s.serve();
+    let (mut server, socket, http) = s.serve();
 
     // No token: 401. The card list needs cards:read, which this token lacks: 403.
     assert_eq!(curl(&socket, "/v1/cards", None).0, 401);
@@ -238,6 +272,12 @@ fn the_local_api_over_a_real_wallet_grant_scopes_topup_confirm_revoke() {
         )
         .0,
         404
+    );
+    // The same on loopback HTTP, for the allowed Host only (client.md §6.6, DNS rebinding).
+    assert_eq!(curl_http(&http, &http, &balance_path, &balance_token), 200);
+    assert_eq!(
+        curl_http(&http, "evil.example", &balance_path, &balance_token),
+        403
     );
 
     // Records need records:read.
@@ -353,6 +393,29 @@ fn the_local_api_over_a_real_wallet_grant_scopes_topup_confirm_revoke() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+
+    // SIGTERM stops the server, which removes its socket.
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the server did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    assert!(!Path::new(&socket).exists());
 }
 
 #[test]
