@@ -4,12 +4,16 @@
 //!
 //! | file in WDIR | what |
 //! |---|---|
-//! | `api.secret` | the per-install token secret, hex, mode 0600, made at the first grant |
-//! | `api.grants.json` | the grant book: every grant (never its token) and the revocations, mode 0600 |
+//! | `api.sealed` | the per-install token secret, sealed like `wallet.sealed` (SM4-GCM under the wallet's passphrase, `ykt_wallet::seal`), mode 0600, made at the first grant |
+//! | `api.grants.json` | the grant book: every grant (never its token) and the revocations, with an HMAC-SM3 under the secret; mode 0600 |
 //! | `api.topups.json` | the top-up requests apps made, `PENDING_USER` until `confirm` or `deny` |
+//! | `api.lock` | the lock the commands and the server take around the wallet and these files |
 //!
-//! The secret is a file of its own rather than a record of the sealed state, so that granting
-//! and revoking need no passphrase; the sealed state stays the wallet SDK's record set.
+//! Other apps run as the same user, so the secret is never on disk in clear: whoever could read
+//! it could mint tokens. Granting, revoking and listing take the wallet's passphrase; the
+//! server opens the secret once at start. The secret is a sealed file of its own, not a record
+//! of `wallet.sealed`, whose records are the wallet SDK's. A grant book whose MAC does not
+//! check is refused (an app cannot strike out a revocation).
 //! The server reads the grant book again whenever the file changes (checked every
 //! [`proposals::BOOK_POLL_MS`]) and at once on `SIGHUP`, so `revoke` reaches a running server
 //! without a restart.
@@ -26,13 +30,17 @@ use serde_json::{Value, json};
 use ykt_card::Card as SeCard;
 use ykt_transport::{CardChannel as _, PcscChannel};
 use ykt_tsm_service::TsmClient;
+use ykt_wallet::seal::Record as SealRecord;
 use ykt_wallet::state::card_hash;
 use ykt_wallet::{
-    CardNo, LinkError, Links, Persist as _, Progress, SeError, SeLink, TsmLink, Wallet, WalletState,
+    CardNo, LinkError, Links, Persist as _, Progress, SeError, SeLink, SealKey, TsmLink, Wallet,
+    WalletState,
 };
+use ykt_wallet_api::token::hmac_sm3;
 use ykt_wallet_api::{
     AppState, BackendError, Balance, Card, CardHandle, CardNumber, GrantBook, GrantState,
-    LocalBackend, RecordKind, Scope, Secret, TcpServer, TopupId, TransactionRecord, UnixServer,
+    LocalBackend, RecordKind, Revocations, Scope, Secret, TcpServer, TopupId, TransactionRecord,
+    UnixServer,
 };
 use zeroize::Zeroizing;
 
@@ -43,8 +51,10 @@ use crate::wallet::{CardSe, HttpTsm, StateFile, now_ms};
 /// Our choices for the local API's files and the server's reloads (client.md §6.6 is a
 /// \[PROPOSAL\] throughout; these are not in it).
 pub mod proposals {
-    /// The per-install secret's file name in the wallet directory (hex, mode 0600).
-    pub const SECRET_FILE: &str = "api.secret";
+    /// The sealed per-install secret's file name in the wallet directory (mode 0600).
+    pub const SECRET_FILE: &str = "api.sealed";
+    /// The record type of the secret in [`SECRET_FILE`].
+    pub const SECRET_RECORD: u8 = 1;
     /// The grant book's file name (JSON, mode 0600).
     pub const BOOK_FILE: &str = "api.grants.json";
     /// The top-up requests' file name (JSON, mode 0600).
@@ -59,7 +69,9 @@ pub mod proposals {
     pub const CARD_LABEL: &str = "transit card";
 }
 
-use self::proposals::{BOOK_FILE, BOOK_POLL_MS, CARD_LABEL, LOCK_FILE, SECRET_FILE, TOPUPS_FILE};
+use self::proposals::{
+    BOOK_FILE, BOOK_POLL_MS, CARD_LABEL, LOCK_FILE, SECRET_FILE, SECRET_RECORD, TOPUPS_FILE,
+};
 
 /// The sealed state's file name (as `ykt wallet` keeps it).
 const STATE_FILE: &str = "wallet.sealed";
@@ -72,9 +84,8 @@ const URL_FILE: &str = "tsm.url";
 pub enum ApiCommand {
     /// Grants APP_ID a token with the scopes for the time given; prints the token (only).
     Grant {
-        /// The wallet's directory.
-        #[arg(long, value_name = "WDIR")]
-        dir: PathBuf,
+        #[command(flatten)]
+        wallet: ApiWallet,
         /// The app's id (`[A-Za-z0-9._-]`).
         #[arg(long, value_name = "APP_ID")]
         app: String,
@@ -87,9 +98,8 @@ pub enum ApiCommand {
     },
     /// Revokes one grant (--jti) or every grant of an app (--app).
     Revoke {
-        /// The wallet's directory.
-        #[arg(long, value_name = "WDIR")]
-        dir: PathBuf,
+        #[command(flatten)]
+        wallet: ApiWallet,
         /// The grant's id, as `list` shows it.
         #[arg(long, conflicts_with = "app", required_unless_present = "app")]
         jti: Option<String>,
@@ -99,9 +109,8 @@ pub enum ApiCommand {
     },
     /// Lists the grants and where each stands.
     List {
-        /// The wallet's directory.
-        #[arg(long, value_name = "WDIR")]
-        dir: PathBuf,
+        #[command(flatten)]
+        wallet: ApiWallet,
     },
     /// Serves the local API over this wallet until SIGINT or SIGTERM.
     Serve {
@@ -174,13 +183,13 @@ pub struct ApiSe {
 pub fn run(command: ApiCommand) -> anyhow::Result<()> {
     match command {
         ApiCommand::Grant {
-            dir,
+            wallet,
             app,
             scope,
             ttl,
-        } => grant(&dir, &app, &scope, &ttl),
-        ApiCommand::Revoke { dir, jti, app } => revoke(&dir, jti.as_deref(), app.as_deref()),
-        ApiCommand::List { dir } => list(&dir),
+        } => grant(&wallet, &app, &scope, &ttl),
+        ApiCommand::Revoke { wallet, jti, app } => revoke(&wallet, jti.as_deref(), app.as_deref()),
+        ApiCommand::List { wallet } => list(&wallet),
         ApiCommand::Serve {
             wallet,
             se,
@@ -244,30 +253,40 @@ fn wallet_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The per-install secret, made (mode 0600) at the first use (client.md §6.6).
-fn secret(dir: &Path, create: bool) -> anyhow::Result<Secret> {
+/// The per-install secret (client.md §6.6), sealed under the wallet's passphrase; made at the
+/// first use when `create`, once the passphrase has opened the wallet's own state.
+fn secret(dir: &Path, pass: &[u8], create: bool) -> anyhow::Result<Secret> {
     let path = dir.join(SECRET_FILE);
-    match fs::read_to_string(&path) {
-        Ok(text) => {
-            let text = Zeroizing::new(text);
-            let bytes = Zeroizing::new(
-                hex::decode(text.trim())
-                    .with_context(|| format!("{} is not hex", path.display()))?,
-            );
-            Secret::from_slice(&bytes).ok_or_else(|| {
-                anyhow::anyhow!("{} has a secret of the wrong length", path.display())
-            })
+    match fs::read(&path) {
+        Ok(bytes) => {
+            let (_, records) = SealKey::open(pass, &bytes)
+                .with_context(|| format!("opening {}", path.display()))?;
+            records
+                .iter()
+                .find(|r| r.kind == SECRET_RECORD)
+                .and_then(|r| Secret::from_slice(&r.data))
+                .ok_or_else(|| anyhow::anyhow!("{} holds no secret", path.display()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            StateFile::open(&dir.join(STATE_FILE), pass)?;
             let secret = ykt_wallet_api::grant::new_secret()?;
-            let text = Zeroizing::new(hex::encode(secret.expose()));
+            let mut rng = SystemRandom::new()?;
+            let key = SealKey::create(pass, &mut rng);
+            let record = SealRecord {
+                kind: SECRET_RECORD,
+                id: b"api-secret".to_vec(),
+                data: Zeroizing::new(secret.expose().to_vec()),
+            };
+            let sealed = key
+                .seal(&[record], &mut rng)
+                .context("sealing the API secret")?;
             let mut f = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
                 .open(&path)
                 .with_context(|| format!("creating {}", path.display()))?;
-            f.write_all(text.as_bytes())?;
+            f.write_all(&sealed)?;
             f.sync_all()?;
             Ok(secret)
         }
@@ -278,18 +297,40 @@ fn secret(dir: &Path, create: bool) -> anyhow::Result<Secret> {
     }
 }
 
-fn load_book(dir: &Path) -> anyhow::Result<GrantBook> {
-    let path = dir.join(BOOK_FILE);
-    match fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .with_context(|| format!("reading the grant book {}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(GrantBook::new()),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
+fn equal(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn save_book(dir: &Path, book: &GrantBook) -> anyhow::Result<()> {
-    let bytes = serde_json::to_vec_pretty(book).context("encoding the grant book")?;
+/// The grant book, if its MAC under `secret` checks (an empty book when there is none yet).
+fn load_book(dir: &Path, secret: &Secret) -> anyhow::Result<GrantBook> {
+    let path = dir.join(BOOK_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(GrantBook::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let file: Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("reading the grant book {}", path.display()))?;
+    let (Some(book), Some(mac)) = (
+        file.get("book").and_then(Value::as_str),
+        file.get("mac").and_then(Value::as_str),
+    ) else {
+        bail!("{} is not a grant book", path.display());
+    };
+    let expected = hmac_sm3(secret.expose(), book.as_bytes());
+    let mac = hex::decode(mac).unwrap_or_default();
+    ensure!(
+        equal(&mac, &expected),
+        "the grant book {} was changed outside the wallet",
+        path.display()
+    );
+    serde_json::from_str(book).with_context(|| format!("reading the grant book {}", path.display()))
+}
+
+fn save_book(dir: &Path, secret: &Secret, book: &GrantBook) -> anyhow::Result<()> {
+    let text = serde_json::to_string(book).context("encoding the grant book")?;
+    let mac = hex::encode(hmac_sm3(secret.expose(), text.as_bytes()));
+    let bytes = serde_json::to_vec_pretty(&json!({ "book": text, "mac": mac }))?;
     write_private(&dir.join(BOOK_FILE), &bytes)
 }
 
@@ -310,7 +351,8 @@ fn parse_ttl(text: &str) -> anyhow::Result<u64> {
 
 // ---- grants (client.md §6.6 "Tokens") ----------------------------------------------------------
 
-fn grant(dir: &Path, app: &str, scopes: &[String], ttl: &str) -> anyhow::Result<()> {
+fn grant(w: &ApiWallet, app: &str, scopes: &[String], ttl: &str) -> anyhow::Result<()> {
+    let dir = &w.dir;
     wallet_dir(dir)?;
     let scopes = scopes
         .iter()
@@ -321,15 +363,21 @@ fn grant(dir: &Path, app: &str, scopes: &[String], ttl: &str) -> anyhow::Result<
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let ttl = parse_ttl(ttl)?;
+    let max = ykt_wallet_api::proposals::MAX_TTL_SECS;
+    ensure!(
+        (1..=max).contains(&ttl),
+        "--ttl must be 1 s to {max} s (client.md §6.6)"
+    );
+    let pass = passphrase(w)?;
     let _lock = lock(dir)?;
-    let secret = secret(dir, true)?;
-    let mut book = load_book(dir)?;
+    let secret = secret(dir, &pass, true)?;
+    let mut book = load_book(dir, &secret)?;
     let now = unix_now();
     book.prune(now);
     let token = book
         .issue(&secret, app, &scopes, ttl, now)
         .context("granting")?;
-    save_book(dir, &book)?;
+    save_book(dir, &secret, &book)?;
     if let Some(g) = book.list(now).last() {
         eprintln!(
             "granted {app}: jti {}, scopes {}, expires in {ttl} s",
@@ -349,9 +397,12 @@ fn scope_list(scopes: &[Scope]) -> String {
         .join(",")
 }
 
-fn revoke(dir: &Path, jti: Option<&str>, app: Option<&str>) -> anyhow::Result<()> {
+fn revoke(w: &ApiWallet, jti: Option<&str>, app: Option<&str>) -> anyhow::Result<()> {
+    let dir = &w.dir;
+    let pass = passphrase(w)?;
     let _lock = lock(dir)?;
-    let mut book = load_book(dir)?;
+    let secret = secret(dir, &pass, false)?;
+    let mut book = load_book(dir, &secret)?;
     match (jti, app) {
         (Some(jti), _) => {
             let g = book.revoke(jti).context("revoking")?;
@@ -364,11 +415,16 @@ fn revoke(dir: &Path, jti: Option<&str>, app: Option<&str>) -> anyhow::Result<()
         }
         (None, None) => bail!("give --jti or --app"),
     }
-    save_book(dir, &book)
+    save_book(dir, &secret, &book)
 }
 
-fn list(dir: &Path) -> anyhow::Result<()> {
-    let book = load_book(dir)?;
+fn list(w: &ApiWallet) -> anyhow::Result<()> {
+    let pass = passphrase(w)?;
+    let book = match secret(&w.dir, &pass, false) {
+        Ok(secret) => load_book(&w.dir, &secret)?,
+        Err(_) if !w.dir.join(SECRET_FILE).exists() => GrantBook::new(),
+        Err(e) => return Err(e),
+    };
     let now = unix_now();
     let grants = book.list(now);
     if grants.is_empty() {
@@ -784,8 +840,9 @@ async fn shutdown() {
 }
 
 /// Reads the grant book again when it changed, and at once on SIGHUP, and hands its
-/// revocations to the running server.
-async fn follow_book(dir: PathBuf, state: AppState) {
+/// revocations to the running server. A revocation, once seen, holds while the server runs,
+/// even if an older book (whose MAC checks) is put back.
+async fn follow_book(dir: PathBuf, secret: Secret, state: AppState, mut known: Revocations) {
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut seen = book_mtime(&dir);
     loop {
@@ -806,10 +863,17 @@ async fn follow_book(dir: PathBuf, state: AppState) {
             continue;
         }
         seen = now;
-        match load_book(&dir) {
+        match load_book(&dir, &secret) {
             Ok(book) => {
-                state.set_revocations(book.revocations().clone());
-                tracing::info!(revoked = book.revocations().len(), "grant book read again");
+                let now = unix_now();
+                for g in book.list(now) {
+                    if g.state == GrantState::Revoked {
+                        known.revoke(&g.grant.jti, g.grant.exp);
+                    }
+                }
+                known.prune(now);
+                state.set_revocations(known.clone());
+                tracing::info!(revoked = known.len(), "grant book read again");
             }
             Err(e) => tracing::warn!("the grant book: {e:#}; the revocations known are kept"),
         }
@@ -826,8 +890,8 @@ fn serve(
     let dir = wallet.dir.clone();
     // The passphrase is checked before anything listens.
     StateFile::open(&dir.join(STATE_FILE), &pass)?;
-    let secret = secret(&dir, true)?;
-    let book = load_book(&dir)?;
+    let secret = secret(&dir, &pass, true)?;
+    let book = load_book(&dir, &secret)?;
     let socket = match socket {
         Some(p) => p,
         None => ykt_wallet_api::default_socket_path()?,
@@ -843,7 +907,7 @@ fn serve(
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
-        let state = AppState::new(secret, book.revocations().clone(), backend);
+        let state = AppState::new(secret.clone(), book.revocations().clone(), backend);
         let unix = UnixServer::bind(&socket)
             .with_context(|| format!("the socket {}", socket.display()))?;
         let tcp = match http_port {
@@ -854,7 +918,12 @@ fn serve(
         if let Some(tcp) = &tcp {
             println!("local API listening on http://{}", tcp.local_addr());
         }
-        let follower = tokio::spawn(follow_book(dir, state.clone()));
+        let follower = tokio::spawn(follow_book(
+            dir,
+            secret,
+            state.clone(),
+            book.revocations().clone(),
+        ));
         let served = ykt_wallet_api::serve(unix, tcp, state, shutdown()).await;
         follower.abort();
         eprintln!("local API stopped");

@@ -233,10 +233,22 @@ fn the_local_api_over_a_real_wallet_grant_scopes_topup_confirm_revoke() {
 
     // client.md §6.6: a balance-only token; the secret and the book are kept private.
     let balance_token = grant(&s, "com.example.transit", "balance:read");
-    assert_eq!(mode(&s.dir.join("w").join("api.secret")), 0o600);
+    // The secret is sealed under the wallet's passphrase: granting without it fails.
+    assert_eq!(mode(&s.dir.join("w").join("api.sealed")), 0o600);
     assert_eq!(mode(&s.dir.join("w").join("api.grants.json")), 0o600);
-    let secret = std::fs::read_to_string(s.dir.join("w").join("api.secret")).unwrap();
-    assert!(!balance_token.contains(secret.trim()));
+    assert!(!s.dir.join("w").join("api.secret").exists());
+    for pass in [None, Some("not the wallet's passphrase")] {
+        let mut cmd = Command::new(YKT);
+        cmd.args(["wallet", "api", "grant", "--dir", &w, "--app", "x"])
+            .args(["--scope", "balance:read"])
+            .env_remove("YKT_WALLET_PASSPHRASE");
+        if let Some(p) = pass {
+            cmd.env("YKT_WALLET_PASSPHRASE", p);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success(), "{pass:?}");
+        assert!(out.stdout.is_empty(), "{pass:?}");
+    }
 
     let (mut server, socket, http) = s.serve();
 
@@ -358,6 +370,8 @@ fn the_local_api_over_a_real_wallet_grant_scopes_topup_confirm_revoke() {
         .find(|l| l.contains("com.example.transit") && l.contains("balance:read"))
         .map(|l| l.split_whitespace().next().unwrap().to_string())
         .unwrap();
+    let book_path = s.dir.join("w").join("api.grants.json");
+    let old_book = std::fs::read(&book_path).unwrap();
     s.ykt(&["wallet", "api", "revoke", "--dir", &w, "--jti", &jti]);
     let start = Instant::now();
     while curl(&socket, &balance_path, Some(&balance_token)).0 != 401 {
@@ -374,6 +388,28 @@ fn the_local_api_over_a_real_wallet_grant_scopes_topup_confirm_revoke() {
             .any(|l| l.starts_with(&jti) && l.contains("revoked")),
         "{listed}"
     );
+    // A book changed outside the wallet is refused; an older book put back (its MAC checks)
+    // does not lift a revocation the server has seen.
+    let new_book = std::fs::read(&book_path).unwrap();
+    let mut forged: serde_json::Value = serde_json::from_slice(&new_book).unwrap();
+    forged["book"] = serde_json::json!(
+        forged["book"]
+            .as_str()
+            .unwrap()
+            .replace(&jti, "00000000000000000000000000000000")
+    );
+    std::fs::write(&book_path, serde_json::to_vec(&forged).unwrap()).unwrap();
+    let list = Command::new(YKT)
+        .args(["wallet", "api", "list", "--dir", &w])
+        .env("YKT_WALLET_PASSPHRASE", PASSPHRASE)
+        .output()
+        .unwrap();
+    assert!(!list.status.success());
+    std::fs::write(&book_path, &old_book).unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(curl(&socket, &balance_path, Some(&balance_token)).0, 401);
+    std::fs::write(&book_path, &new_book).unwrap();
+
     // The other grants still work; revoking the app ends them too.
     assert_eq!(curl(&socket, &balance_path, Some(&topup_token)).0, 200);
     s.ykt(&[
@@ -424,6 +460,7 @@ fn grants_refuse_unknown_scopes_and_long_ttls_and_need_a_wallet() {
     let run = |args: &[&str]| {
         Command::new(YKT)
             .args(args)
+            .env("YKT_WALLET_PASSPHRASE", PASSPHRASE)
             .stdin(Stdio::null())
             .output()
             .unwrap()
@@ -443,23 +480,23 @@ fn grants_refuse_unknown_scopes_and_long_ttls_and_need_a_wallet() {
     assert!(!no_wallet.status.success());
     assert!(no_wallet.stdout.is_empty());
     std::fs::create_dir_all(s.dir.join("w")).unwrap();
-    std::fs::write(
-        s.dir.join("w").join("wallet.sealed"),
-        b"not opened by grant",
-    )
-    .unwrap();
-    for (scope, ttl) in [
-        ("balance:write", "5m"),
-        ("balance:read", "16m"),
-        ("balance:read", "5x"),
+    std::fs::write(s.dir.join("w").join("wallet.sealed"), b"not a sealed state").unwrap();
+    for (scope, ttl, why) in [
+        ("balance:write", "5m", "scope"),
+        ("balance:read", "16m", "ttl"),
+        ("balance:read", "0", "ttl"),
+        ("balance:read", "5x", "ttl"),
     ] {
         let out = run(&[
             "wallet", "api", "grant", "--dir", &w, "--app", "a", "--scope", scope, "--ttl", ttl,
         ]);
         assert!(!out.status.success(), "{scope} {ttl}");
         assert!(out.stdout.is_empty(), "{scope} {ttl}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{scope} {ttl}: {err}");
     }
-    let ok = s.ykt(&[
+    // A passphrase that does not open the wallet makes no secret.
+    let out = run(&[
         "wallet",
         "api",
         "grant",
@@ -469,14 +506,8 @@ fn grants_refuse_unknown_scopes_and_long_ttls_and_need_a_wallet() {
         "a",
         "--scope",
         "balance:read",
-        "--ttl",
-        "15m",
     ]);
-    assert!(!ok.trim().is_empty());
-    let listed = s.ykt(&["wallet", "api", "list", "--dir", &w]);
-    assert_eq!(listed.lines().count(), 1, "{listed}");
-    assert!(
-        listed.contains(" a ") && listed.contains("active"),
-        "{listed}"
-    );
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(!s.dir.join("w").join("api.sealed").exists());
 }
