@@ -301,6 +301,13 @@ fn the_local_api_over_a_real_wallet_grant_scopes_topup_confirm_revoke() {
     let first = &records["records"][0];
     assert_eq!(first["kind"], "load", "{records}");
     assert_eq!(first["amount_fen"], serde_json::json!(1234));
+    // The record's BCD date and time (China Standard Time) as Unix seconds: the load was just now.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let at = first["time"].as_u64().unwrap();
+    assert!(at.abs_diff(now) < 600, "record time {at}, now {now}");
 
     // A top-up request needs topup:initiate and stays PENDING_USER until the user confirms.
     let topup_body = format!(r#"{{"card":"{id}","amount_fen":500}}"#);
