@@ -31,7 +31,6 @@ use ykt_card::Card as SeCard;
 use ykt_transport::{CardChannel as _, PcscChannel};
 use ykt_tsm_service::TsmClient;
 use ykt_wallet::seal::Record as SealRecord;
-use ykt_wallet::state::card_hash;
 use ykt_wallet::{
     CardNo, LinkError, Links, Persist as _, Progress, SeError, SeLink, SealKey, TsmLink, Wallet,
     WalletState,
@@ -65,12 +64,16 @@ pub mod proposals {
     pub const LOCK_FILE: &str = "api.lock";
     /// How often the server looks at the grant book's modification time, milliseconds.
     pub const BOOK_POLL_MS: u64 = 250;
+    /// What the card handles' HMAC-SM3 is computed over before the card number (a domain label,
+    /// so the handle is no token MAC).
+    pub const HANDLE_LABEL: &[u8] = b"ykt-wallet-api card handle\0";
     /// The label other apps see for each card (the wallet keeps no label of the user's yet).
     pub const CARD_LABEL: &str = "transit card";
 }
 
 use self::proposals::{
-    BOOK_FILE, BOOK_POLL_MS, CARD_LABEL, LOCK_FILE, SECRET_FILE, SECRET_RECORD, TOPUPS_FILE,
+    BOOK_FILE, BOOK_POLL_MS, CARD_LABEL, HANDLE_LABEL, LOCK_FILE, SECRET_FILE, SECRET_RECORD,
+    TOPUPS_FILE,
 };
 
 /// The sealed state's file name (as `ykt wallet` keeps it).
@@ -539,16 +542,20 @@ fn with_wallet<T>(
     result
 }
 
-/// The handle other apps name a card by: a hash of its number, never the number.
-fn handle_of(card: &CardNo) -> Option<CardHandle> {
-    CardHandle::new(&card_hash(card).to_lowercase())
+/// The handle other apps name a card by: an HMAC-SM3 of its number under the install's secret
+/// (16 hex digits). Not a plain hash: with the masked number beside it, the few hidden digits
+/// of a plain hash could be found by trying them all.
+fn handle_of(secret: &Secret, card: &CardNo) -> Option<CardHandle> {
+    let mut data = HANDLE_LABEL.to_vec();
+    data.extend_from_slice(card.danger_full().as_bytes());
+    CardHandle::new(&hex::encode(&hmac_sm3(secret.expose(), &data)[..8]))
 }
 
-fn card_of(state: &WalletState, handle: &CardHandle) -> Option<CardNo> {
+fn card_of(secret: &Secret, state: &WalletState, handle: &CardHandle) -> Option<CardNo> {
     state
         .cards
         .iter()
-        .find(|c| handle_of(&c.card_no).as_ref() == Some(handle))
+        .find(|c| handle_of(secret, &c.card_no).as_ref() == Some(handle))
         .map(|c| c.card_no.clone())
 }
 
@@ -576,6 +583,8 @@ fn record_time(date: [u8; 4], time: [u8; 3]) -> u64 {
 struct WalletBackend {
     dir: PathBuf,
     pass: Zeroizing<Vec<u8>>,
+    /// The install's secret, for the card handles.
+    secret: Secret,
     se: ApiSe,
 }
 
@@ -588,7 +597,7 @@ impl WalletBackend {
         let _lock = lock(&self.dir).map_err(unavailable)?;
         let mut unknown = false;
         let result = with_wallet(&self.dir, &self.pass, &self.se, &mut NoTsm, |w, links| {
-            let Some(card) = card_of(w.state(), handle) else {
+            let Some(card) = card_of(&self.secret, w.state(), handle) else {
                 unknown = true;
                 bail!("no such card");
             };
@@ -621,7 +630,7 @@ impl LocalBackend for WalletBackend {
             .iter()
             .filter_map(|c| {
                 Some(Card {
-                    handle: handle_of(&c.card_no)?,
+                    handle: handle_of(&self.secret, &c.card_no)?,
                     number: CardNumber::new(c.card_no.danger_full()),
                     label: CARD_LABEL.to_string(),
                 })
@@ -673,7 +682,7 @@ impl LocalBackend for WalletBackend {
         let _lock = lock(&self.dir).map_err(unavailable)?;
         let (_, state) =
             StateFile::open(&self.dir.join(STATE_FILE), &self.pass).map_err(unavailable)?;
-        if card_of(&state, card).is_none() {
+        if card_of(&self.secret, &state, card).is_none() {
             return Err(BackendError::UnknownCard);
         }
         let id = add_topup(&self.dir, app, card, amount_fen).map_err(unavailable)?;
@@ -779,12 +788,13 @@ fn confirm(w: &ApiWallet, se: &ApiSe, id: &str) -> anyhow::Result<()> {
         .and_then(|a| u32::try_from(a).ok())
         .ok_or_else(|| anyhow::anyhow!("request {id} has no amount"))?;
     let pass = passphrase(w)?;
+    let secret = secret(&w.dir, &pass, false)?;
     let url = fs::read_to_string(w.dir.join(URL_FILE))
         .with_context(|| format!("reading {}", w.dir.join(URL_FILE).display()))?;
     let mut tsm = HttpTsm(TsmClient::new(url.trim()).context("the TSM URL")?);
     let mut rng = SystemRandom::new()?;
     let done = with_wallet(&w.dir, &pass, se, &mut tsm, |wallet, links| {
-        let card = card_of(wallet.state(), &handle)
+        let card = card_of(&secret, wallet.state(), &handle)
             .ok_or_else(|| anyhow::anyhow!("the card of request {id} is no longer here"))?;
         wallet
             .top_up(
@@ -899,6 +909,7 @@ fn serve(
     let backend = Arc::new(WalletBackend {
         dir: dir.clone(),
         pass,
+        secret: secret.clone(),
         se,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
