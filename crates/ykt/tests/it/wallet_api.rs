@@ -437,8 +437,24 @@ fn the_local_api_over_a_real_wallet_grant_scopes_topup_confirm_revoke() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    // SIGTERM stops the server, which removes its socket.
+    // SIGHUP reads the grant book again; the server goes on.
     let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        server.0.try_wait().unwrap().is_none(),
+        "SIGHUP stopped the server"
+    );
+    assert_eq!(curl(&socket, "/v1/health", None).0, 200);
+    assert_eq!(curl(&socket, &balance_path, Some(&balance_token)).0, 401);
+
+    // SIGTERM stops the server, which removes its socket.
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
