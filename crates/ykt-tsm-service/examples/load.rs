@@ -111,8 +111,10 @@ fn now_ms() -> i64 {
 /// One keep-alive HTTP/1.1 connection to the TSM, written by hand (the service's own client is
 /// blocking; a phone here is a task, not a thread).
 struct Connection {
+    addr: std::net::SocketAddr,
     stream: TcpStream,
     buf: Vec<u8>,
+    last_used: Instant,
 }
 
 impl Connection {
@@ -120,9 +122,20 @@ impl Connection {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(Self {
+            addr,
             stream,
             buf: Vec::with_capacity(8192),
+            last_used: Instant::now(),
         })
+    }
+
+    /// A new connection if this one has been idle long enough for the server to have closed
+    /// it (between production and the timed phase a phone may wait a while).
+    async fn refresh(&mut self) -> std::io::Result<()> {
+        if self.last_used.elapsed() > Duration::from_secs(5) {
+            *self = Self::open(self.addr).await?;
+        }
+        Ok(())
     }
 
     /// `POST /v1/{msg_type}`: the HTTP status and the body.
@@ -171,6 +184,7 @@ impl Connection {
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
+        self.last_used = Instant::now();
         Ok((status, self.buf[header_end..header_end + length].to_vec()))
     }
 }
@@ -226,6 +240,10 @@ impl Phone {
     /// machine they share two cores.
     async fn send(&mut self, env: &Envelope) -> Result<(Envelope, Duration), String> {
         let bytes = env.to_vec();
+        self.conn
+            .refresh()
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
         let t = Instant::now();
         let (status, body) = self
             .conn
