@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use ykt_crypto::Sm2PrivateKey;
 use ykt_envelope::Sm2Signer;
-use ykt_kms::{DiscardAudit, Kms, SoftwareKms};
+use ykt_kms::{DiscardAudit, KdfParams, Kms, SecretBytes, SoftwareKms};
 use ykt_store::Store;
 use ykt_tsm::Role;
 use ykt_tsm_kms::KmsVault;
@@ -41,8 +41,9 @@ struct ServeArgs {
     /// The database: sqlite://FILE?mode=rwc (the embedded default) or postgres://….
     #[arg(long, default_value = "sqlite://ykt-tsm.db?mode=rwc")]
     db: String,
-    /// The TSM's directory: its envelope signing key (`tsm.key`) and admin token
-    /// (`admin.token`), both mode 0600 and made at first start.
+    /// The TSM's directory: its envelope signing key (`tsm.key`), admin token (`admin.token`)
+    /// and key files (`sei.kms`, `sp.kms`, sealed under `kms.pass`), all mode 0600 and made at
+    /// first start.
     #[arg(long, value_name = "DIR", default_value = "ykt-tsm")]
     dir: PathBuf,
     /// The TSM's id (the `receiver_id` wallets address).
@@ -85,11 +86,25 @@ fn engine_config(tsm_id: &str, test_payments: bool) -> EngineConfig {
     }
 }
 
-async fn test_engine(db: &str, tsm_id: &str, test_payments: bool) -> anyhow::Result<Engine> {
+/// Where the TSM's keys live: in memory (gone at exit), or in key files in a directory.
+enum KeyHome<'a> {
+    Memory,
+    Files(&'a Path),
+}
+
+async fn test_engine(
+    db: &str,
+    tsm_id: &str,
+    test_payments: bool,
+    home: KeyHome<'_>,
+) -> anyhow::Result<Engine> {
     let store = Store::connect(db)
         .await
         .with_context(|| format!("opening the database {}", redact_url(db)))?;
-    let keys = test_keys()?;
+    let keys = match home {
+        KeyHome::Memory => test_keys()?,
+        KeyHome::Files(dir) => test_keys_in(dir)?,
+    };
     Engine::new(store, keys, engine_config(tsm_id, test_payments))
         .await
         .context("starting the TSM engine")
@@ -107,6 +122,55 @@ fn test_keys() -> anyhow::Result<Keys> {
     Ok(Keys {
         sei: Box::new(vault(Role::Sei)?),
         sp: Box::new(vault(Role::Sp)?),
+    })
+}
+
+/// The test key hierarchy in one key file per TSM role in `dir` (`sei.kms`, `sp.kms`, sealed
+/// under the random passphrase in `kms.pass`; all mode 0600, made at first start). The keys the
+/// flows make there (each card's security domain key sets) outlive the process: a flow cut by
+/// a crash resumes with them (tsm-gp.md §8). The PUBLIC test keys are imported afresh at every
+/// start (replacing the stored copies), as [`test_keys`] imports them.
+fn test_keys_in(dir: &Path) -> anyhow::Result<Keys> {
+    let parties = phone::test_parties();
+    let pass = secret_file(&dir.join("kms.pass"), || random_hex(32))?;
+    let pass = SecretBytes::from_slice(pass.as_bytes());
+    let vault = |role, file: &str| -> anyhow::Result<KmsVault> {
+        let path = dir.join(file);
+        let audit = Arc::new(DiscardAudit);
+        let kms: Arc<dyn Kms> = if path.exists() {
+            Arc::new(
+                SoftwareKms::open(&path, &pass, audit)
+                    .with_context(|| format!("opening the key file {}", path.display()))?,
+            )
+        } else {
+            Arc::new(
+                SoftwareKms::create(&path, &pass, KdfParams::DEFAULT, audit)
+                    .with_context(|| format!("creating the key file {}", path.display()))?,
+            )
+        };
+        let test_names = [
+            &parties.isd_master,
+            &parties.token_signer,
+            &parties.receipt_key,
+            &parties.sp_transport,
+            &parties.purse_issuer,
+        ]
+        .map(|n| format!("{}/", n.0));
+        for key in kms.list().context("listing the key file")? {
+            if test_names
+                .iter()
+                .any(|n| key.id.name().starts_with(n.as_str()))
+            {
+                kms.destroy(&key.id, "ykt tsm serve: re-import the test keys")
+                    .context("replacing a test key")?;
+            }
+        }
+        KmsVault::provision_test_keys(kms, &parties, role)
+            .context("importing the test keys into the KMS")
+    };
+    Ok(Keys {
+        sei: Box::new(vault(Role::Sei, "sei.kms")?),
+        sp: Box::new(vault(Role::Sp, "sp.kms")?),
     })
 }
 
@@ -169,7 +233,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let engine = test_engine(&args.db, &args.tsm_id, args.test_payments).await?;
+        let engine = test_engine(
+            &args.db,
+            &args.tsm_id,
+            args.test_payments,
+            KeyHome::Files(&args.dir),
+        )
+        .await?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("binding {}", args.listen))?;
@@ -229,7 +299,7 @@ impl RunningTsm {
                 .enable_all()
                 .build()?;
             runtime.block_on(async move {
-                let engine = test_engine(&db, &tsm_id, true).await?;
+                let engine = test_engine(&db, &tsm_id, true, KeyHome::Memory).await?;
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 let _ = bound_tx.send(listener.local_addr()?);
                 tokio::select! {

@@ -572,12 +572,22 @@ fn enrol(w: &WalletDir, url: &str, tsm_id: &str, model: &str) -> anyhow::Result<
     let pass = passphrase(w)?;
     fs::create_dir_all(&w.dir).with_context(|| format!("creating {}", w.dir.display()))?;
     let mut rng = SystemRandom::new()?;
-    let state = WalletState {
-        device_key: Some(DeviceKey::generate(&mut rng).context("making the device key")?),
-        ..WalletState::default()
+    let path = w.dir.join(STATE_FILE);
+    let (mut file, state) = if path.exists() {
+        // An enrolment that failed (the TSM unreachable, a mistyped URL) left the device key
+        // sealed here: it is retried with that key. An enrolled wallet is left alone.
+        let (file, state) = StateFile::open(&path, &pass)?;
+        if state.device_id.is_some() {
+            bail!("{} is enrolled already", w.dir.display());
+        }
+        (file, state)
+    } else {
+        let state = WalletState {
+            device_key: Some(DeviceKey::generate(&mut rng).context("making the device key")?),
+            ..WalletState::default()
+        };
+        (StateFile::create(&path, &pass, &state)?, state)
     };
-    let mut file = StateFile::create(&w.dir.join(STATE_FILE), &pass, &state)?;
-    fs::write(w.dir.join(URL_FILE), url).with_context(|| format!("writing {}", URL_FILE))?;
     let mut wallet = Wallet::new(state);
     let mut tsm = HttpTsm(TsmClient::new(url).context("the TSM URL")?);
     let mut no_se = NoSe;
@@ -592,6 +602,8 @@ fn enrol(w: &WalletDir, url: &str, tsm_id: &str, model: &str) -> anyhow::Result<
         .enrol(&mut links, now_ms(), &mut rng, tsm_id, model)
         .map_err(user_error)?;
     file.save(wallet.state())?;
+    // The address is kept once the TSM there has enrolled the device.
+    fs::write(w.dir.join(URL_FILE), url).with_context(|| format!("writing {}", URL_FILE))?;
     println!(
         "device enrolled with {tsm_id}; device id {}",
         wallet.state().device_id.as_deref().unwrap_or("?")

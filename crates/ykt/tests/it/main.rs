@@ -11,6 +11,7 @@ mod pcsc;
 mod qr;
 mod terminal;
 mod tidy;
+mod tsm;
 mod wallet_api;
 
 /// `(command, expected response)` pairs of a `tests/data/*.apdu` transcript.

@@ -1,0 +1,625 @@
+//! `ykt tsm serve` and the card commands of `ykt wallet` as a new user runs them: a card opened,
+//! topped up, read, transferred to a second phone and returned; bad input refused with a clear
+//! error; and the TSM killed (SIGKILL) in the middle of open card, restarted on the same database,
+//! with the wallet's `resume` (or a second `open`) leaving exactly one active card that credits a
+//! top-up once.
+
+use std::io::{BufRead as _, Read as _, Write as _};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const YKT: &str = env!("CARGO_BIN_EXE_ykt");
+
+/// The wallets' passphrase: it must appear in no output and in no file of a wallet directory.
+const PASSPHRASE: &str = "Correct-Horse-Battery-7";
+/// The first card number the test TSM allocates (prefix 31041000, counter 1), and its masked
+/// form. The full number must appear nowhere a user sees.
+const FULL_CARD_NO: &str = "31041000000000000001";
+const MASKED_CARD_NO: &str = "310410**********0001";
+/// How long any one step may take before the test fails.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A temporary directory, and every output of the commands run in it.
+struct Setup {
+    root: PathBuf,
+    outputs: Mutex<Vec<String>>,
+}
+
+impl Setup {
+    fn new(name: &str) -> Self {
+        let root = std::env::temp_dir().join(format!("ykt-tsm-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        Self {
+            root,
+            outputs: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    fn p(&self, name: &str) -> String {
+        self.path(name).to_str().unwrap().to_string()
+    }
+
+    fn keep(&self, text: String) {
+        self.outputs.lock().unwrap().push(text);
+    }
+
+    /// `ykt ARGS` with the passphrase `pass` (none: unset).
+    fn run_with(&self, pass: Option<&str>, args: &[&str]) -> Output {
+        let mut command = Command::new(YKT);
+        command.args(args).env("RUST_LOG", "info");
+        match pass {
+            Some(p) => command.env("YKT_WALLET_PASSPHRASE", p),
+            None => command.env_remove("YKT_WALLET_PASSPHRASE"),
+        };
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = wait_output(child, "ykt");
+        self.keep(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+        out
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with(Some(PASSPHRASE), args)
+    }
+
+    /// Runs `ykt ARGS`, which must succeed; gives its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "ykt {args:?}: {:?}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs `ykt ARGS`, which must fail with exit code `code`; gives its stderr.
+    fn fails(&self, pass: Option<&str>, code: i32, args: &[&str]) -> String {
+        let out = self.run_with(pass, args);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(code), "ykt {args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked"),
+            "ykt {args:?} panicked: {stderr}"
+        );
+        stderr
+    }
+
+    /// `ykt wallet enrol` of the wallet `wdir` with the TSM at `url`.
+    fn enrol(&self, wdir: &str, url: &str) {
+        let out = self.ok(&["wallet", "enrol", "--dir", &self.p(wdir), "--tsm", url]);
+        assert!(
+            out.contains("device enrolled with SPTSM-YKT-TEST"),
+            "enrol: {out:?}"
+        );
+    }
+
+    /// `ykt wallet COMMAND --dir WDIR --se-state SE ARGS`.
+    fn wallet_se(&self, command: &str, wdir: &str, se: &str, args: &[&str]) -> Output {
+        let (wdir, se) = (self.p(wdir), self.p(se));
+        let mut all = vec!["wallet", command, "--dir", &wdir, "--se-state", &se];
+        all.extend_from_slice(args);
+        self.run(&all)
+    }
+
+    fn wallet_se_ok(&self, command: &str, wdir: &str, se: &str, args: &[&str]) -> String {
+        let out = self.wallet_se(command, wdir, se, args);
+        assert!(
+            out.status.success(),
+            "ykt wallet {command} {args:?}: {:?}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn cards(&self, wdir: &str) -> String {
+        self.ok(&["wallet", "cards", "--dir", &self.p(wdir)])
+    }
+
+    /// No output kept so far holds the full card number or the passphrase.
+    fn assert_outputs_clean(&self) {
+        let outputs = self.outputs.lock().unwrap();
+        assert!(!outputs.is_empty());
+        for out in outputs.iter() {
+            assert!(!out.contains(FULL_CARD_NO), "full card number shown: {out}");
+            assert!(!out.contains(PASSPHRASE), "passphrase shown: {out}");
+        }
+    }
+
+    /// No file of the wallet directory `wdir` holds the passphrase or the card number (as text
+    /// or as its BCD bytes).
+    fn assert_wallet_files_clean(&self, wdir: &str) {
+        let bcd = hex::decode(FULL_CARD_NO).unwrap();
+        let entries: Vec<_> = std::fs::read_dir(self.path(wdir)).unwrap().collect();
+        assert!(!entries.is_empty());
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            for (what, needle) in [
+                ("passphrase", PASSPHRASE.as_bytes()),
+                ("card number", FULL_CARD_NO.as_bytes()),
+                ("card number (BCD)", bcd.as_slice()),
+            ] {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle),
+                    "{} holds the {what}",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Waits for `child` to exit (at most [`TIMEOUT`]) and gives its output (its stdout and stderr
+/// read as it runs, so that a full pipe cannot stop it).
+fn wait_output(mut child: Child, what: &str) -> Output {
+    let stdout = child.stdout.take().map(drain);
+    let stderr = child.stderr.take().map(drain);
+    let text = |t: Option<JoinHandle<String>>| t.map(|t| t.join().unwrap()).unwrap_or_default();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not exit within {TIMEOUT:?}: {}", text(stderr));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: text(stdout).into_bytes(),
+        stderr: text(stderr).into_bytes(),
+    }
+}
+
+/// Reads `from` to its end on a thread of its own.
+fn drain(mut from: impl std::io::Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = from.read_to_end(&mut text);
+        String::from_utf8_lossy(&text).to_string()
+    })
+}
+
+/// `ykt tsm serve` as a child process, killed on drop.
+struct Tsm {
+    child: Child,
+    url: String,
+    first_line: String,
+    stdout: Option<JoinHandle<String>>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Tsm {
+    /// Starts the test TSM on `listen` with its database and directory in `s`; waits until it
+    /// prints its address.
+    fn start(s: &Setup, listen: &str) -> Self {
+        let db = format!("sqlite://{}?mode=rwc", s.p("tsm.db"));
+        let mut child = Command::new(YKT)
+            .args(["tsm", "serve", "--test-keys", "--test-payments"])
+            .args(["--listen", listen, "--db", &db, "--dir", &s.p("tsm")])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Some(drain(child.stderr.take().unwrap()));
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut first_line = String::new();
+        reader.read_line(&mut first_line).unwrap();
+        let stdout = Some(drain(reader));
+        let mut tsm = Self {
+            child,
+            url: String::new(),
+            first_line,
+            stdout,
+            stderr,
+        };
+        match tsm.first_line.trim().split("listening on ").nth(1) {
+            Some(url) if !url.ends_with(":0") => tsm.url = url.to_string(),
+            _ => {
+                let _ = tsm.child.kill();
+                let _ = tsm.child.wait();
+                let err = tsm.stderr.take().unwrap().join().unwrap();
+                panic!("no address printed: {:?}\n{err}", tsm.first_line);
+            }
+        }
+        assert!(tsm.url.starts_with("http://127.0.0.1:"), "{}", tsm.url);
+        tsm
+    }
+
+    /// `127.0.0.1:PORT`.
+    fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    /// `GET path` (with the admin token from `s` when `admin`): status and body.
+    fn get(&self, s: &Setup, path: &str, admin: bool) -> (u16, String) {
+        let mut stream = std::net::TcpStream::connect(self.addr()).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr()
+        );
+        if admin {
+            let token = std::fs::read_to_string(s.path("tsm").join("admin.token")).unwrap();
+            request.push_str(&format!("Authorization: Bearer {}\r\n", token.trim()));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        assert!(
+            !head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked"),
+            "chunked answer to {path}"
+        );
+        (status, body.to_string())
+    }
+
+    /// The `ApduResultReq` requests served so far (any result code), from `/metrics`; `None`
+    /// once the TSM does not answer.
+    fn apdu_results(&self) -> Option<u64> {
+        let mut stream = std::net::TcpStream::connect(self.addr()).ok()?;
+        stream.set_read_timeout(Some(TIMEOUT)).ok()?;
+        let request = format!(
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr()
+        );
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        Some(
+            response
+                .lines()
+                .filter(|l| l.starts_with("ykt_tsm_requests_total{msg_type=\"ApduResultReq\""))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum(),
+        )
+    }
+
+    /// The card instances the TSM records (admin API).
+    fn card_instances(&self, s: &Setup) -> Vec<serde_json::Value> {
+        let (status, body) = self.get(s, "/admin/v1/cards", true);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Stops it with SIGTERM; it must exit 0. Gives its stdout and stderr.
+    fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        let exit = self.wait();
+        let out = self.collect();
+        assert!(exit.success(), "{exit:?}: {out}");
+        out
+    }
+
+    /// Kills it with SIGKILL. Gives its stdout and stderr.
+    fn kill9(mut self) -> String {
+        self.child.kill().unwrap();
+        self.wait();
+        self.collect()
+    }
+
+    fn wait(&mut self) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                return exit;
+            }
+            assert!(start.elapsed() < TIMEOUT, "the TSM did not stop");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn collect(&mut self) -> String {
+        let out = self
+            .stdout
+            .take()
+            .map(|t| t.join().unwrap())
+            .unwrap_or_default();
+        let err = self
+            .stderr
+            .take()
+            .map(|t| t.join().unwrap())
+            .unwrap_or_default();
+        format!("{}{out}{err}", self.first_line)
+    }
+}
+
+impl Drop for Tsm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The transfer code in `transfer-out`'s output.
+fn transfer_code(out: &str) -> String {
+    let code = out
+        .split("--code ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no transfer code in {out:?}"))
+        .trim()
+        .to_string();
+    assert!(
+        !code.is_empty() && code.chars().all(|c| c.is_ascii_alphanumeric()),
+        "{code:?}"
+    );
+    code
+}
+
+#[test]
+fn a_new_user_opens_tops_up_transfers_and_returns_a_card_through_the_served_tsm() {
+    let s = Setup::new("user");
+    let tsm = Tsm::start(&s, "127.0.0.1:0");
+    let url = tsm.url.clone();
+    let (w1, w2) = ("w1", "w2");
+
+    s.enrol(w1, &url);
+    let out = s.wallet_se_ok("open", w1, "se.card", &[]);
+    assert!(
+        out.contains(&format!("card {MASKED_CARD_NO} opened (ACTIVE)")),
+        "{out}"
+    );
+    let out = s.wallet_se_ok("topup", w1, "se.card", &["--amount", "5000"]);
+    assert!(out.contains("¥50.00 loaded"), "{out}");
+    assert!(out.contains("balance ¥50.00"), "{out}");
+    let out = s.wallet_se_ok("balance", w1, "se.card", &[]);
+    assert!(
+        out.contains(&format!("card {MASKED_CARD_NO}: balance ¥50.00")),
+        "{out}"
+    );
+    let out = s.wallet_se_ok("records", w1, "se.card", &[]);
+    assert!(out.contains(": 1 records"), "{out}");
+    let loads: Vec<_> = out.lines().filter(|l| l.contains(" load ")).collect();
+    assert_eq!(loads.len(), 1, "{out}");
+    assert!(loads[0].contains("¥50.00"), "{out}");
+    let out = s.cards(w1);
+    assert!(out.contains(&format!("1: card {MASKED_CARD_NO}")), "{out}");
+    assert!(out.contains("ACTIVE"), "{out}");
+    assert!(out.contains("balance ¥50.00"), "{out}");
+
+    // 迁卡: out of the first phone, into a second wallet on a second SE.
+    let out = s.wallet_se_ok("transfer-out", w1, "se.card", &[]);
+    let code = transfer_code(&out);
+    assert!(s.cards(w1).contains("no cards"));
+    s.enrol(w2, &url);
+    let out = s.wallet_se_ok(
+        "transfer-in",
+        w2,
+        "se2.card",
+        &["--se-serial", "2", "--code", &code],
+    );
+    assert!(
+        out.contains(&format!("card {MASKED_CARD_NO} arrived (ACTIVE)")),
+        "{out}"
+    );
+    let out = s.wallet_se_ok("balance", w2, "se2.card", &[]);
+    assert!(out.contains("balance ¥50.00"), "{out}");
+
+    // 退卡: the balance refunded, the card gone.
+    let out = s.wallet_se_ok("return", w2, "se2.card", &[]);
+    assert!(out.contains("¥50.00 refunded"), "{out}");
+    assert!(s.cards(w2).contains("no cards"));
+
+    // The TSM knows the number in full; its user-facing output does not show it.
+    let instances = tsm.card_instances(&s);
+    assert_eq!(instances.len(), 2, "{instances:?}");
+    assert!(instances.iter().all(|c| c["card_no"] == FULL_CARD_NO));
+    let tsm_out = tsm.stop();
+    assert!(tsm_out.contains("TSM stopped"), "{tsm_out}");
+    s.keep(tsm_out);
+    s.assert_outputs_clean();
+    let all = s.outputs.lock().unwrap().join("\n");
+    assert!(all.contains(MASKED_CARD_NO));
+    s.assert_wallet_files_clean(w1);
+    s.assert_wallet_files_clean(w2);
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let s = Setup::new("bad");
+    // A TSM where nothing listens: a plain sentence, no panic; enrolment can be retried.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let nowhere = format!("http://{closed}");
+    let err = s.fails(
+        Some(PASSPHRASE),
+        1,
+        &["wallet", "enrol", "--dir", &s.p("w"), "--tsm", &nowhere],
+    );
+    assert!(err.contains("cannot be reached"), "{err}");
+
+    let tsm = Tsm::start(&s, "127.0.0.1:0");
+    s.enrol("w", &tsm.url);
+    let err = s.fails(
+        Some(PASSPHRASE),
+        1,
+        &["wallet", "enrol", "--dir", &s.p("w"), "--tsm", &tsm.url],
+    );
+    assert!(err.contains("enrolled already"), "{err}");
+    s.wallet_se_ok("open", "w", "se.card", &[]);
+
+    // A wrong passphrase: refused, the wallet file left as it was.
+    let sealed = s.path("w").join("wallet.sealed");
+    let before = std::fs::read(&sealed).unwrap();
+    let (w, se) = (s.p("w"), s.p("se.card"));
+    for args in [
+        vec!["wallet", "balance", "--dir", &w, "--se-state", &se],
+        vec![
+            "wallet",
+            "topup",
+            "--dir",
+            &w,
+            "--se-state",
+            &se,
+            "--amount",
+            "100",
+        ],
+        vec!["wallet", "cards", "--dir", &w],
+    ] {
+        let err = s.fails(Some("not-the-passphrase"), 1, &args);
+        assert!(err.to_lowercase().contains("wrong passphrase"), "{err}");
+        let err = s.fails(None, 1, &args);
+        assert!(err.contains("YKT_WALLET_PASSPHRASE"), "{err}");
+    }
+    assert_eq!(
+        std::fs::read(&sealed).unwrap(),
+        before,
+        "wallet file changed"
+    );
+
+    // Usage errors (exit 2) name what is missing.
+    let err = s.fails(
+        Some(PASSPHRASE),
+        2,
+        &["wallet", "topup", "--dir", &w, "--se-state", &se],
+    );
+    assert!(err.contains("--amount"), "{err}");
+    let err = s.fails(Some(PASSPHRASE), 1, &["wallet", "open", "--dir", &w]);
+    assert!(
+        err.contains("--se-state") && err.contains("--reader"),
+        "{err}"
+    );
+    let err = s.fails(
+        None,
+        2,
+        &[
+            "tsm",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--dir",
+            &s.p("tsm2"),
+        ],
+    );
+    assert!(err.contains("--test-keys"), "{err}");
+    assert!(!s.path("tsm2").exists());
+
+    // Nothing of that changed the card.
+    let out = s.wallet_se_ok("balance", "w", "se.card", &[]);
+    assert!(out.contains("balance ¥0.00"), "{out}");
+    assert_eq!(s.cards("w").matches(MASKED_CARD_NO).count(), 1);
+    s.keep(tsm.stop());
+    s.assert_outputs_clean();
+    s.assert_wallet_files_clean("w");
+}
+
+/// Polls `done` every few milliseconds until it holds or [`TIMEOUT`] passes.
+fn poll(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < TIMEOUT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// One kill point: the TSM SIGKILLed once it has served `k` APDU results of an open card.
+fn kill_during_open_card(k: u64) {
+    let s = Setup::new(&format!("kill{k}"));
+    let tsm = Tsm::start(&s, "127.0.0.1:0");
+    let listen = tsm.addr().to_string();
+    s.enrol("w", &tsm.url);
+    let (w, se) = (s.p("w"), s.p("se.card"));
+    let mut open = Command::new(YKT)
+        .args(["wallet", "open", "--dir", &w, "--se-state", &se])
+        .env("RUST_LOG", "info")
+        .env("YKT_WALLET_PASSPHRASE", PASSPHRASE)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    poll(&format!("{k} APDU results (k = {k})"), || {
+        tsm.apdu_results().is_some_and(|n| n >= k) || open.try_wait().unwrap().is_some()
+    });
+    s.keep(tsm.kill9());
+    let out = wait_output(open, "wallet open");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    s.keep(format!("{}{stderr}", String::from_utf8_lossy(&out.stdout)));
+    assert!(!stderr.contains("panicked"), "k = {k}: {stderr}");
+    if !out.status.success() {
+        assert!(stderr.contains("cannot be reached"), "k = {k}: {stderr}");
+    }
+
+    // Restarted on the same database, directory and address.
+    let tsm = Tsm::start(&s, &listen);
+    let resumed = s.wallet_se_ok("resume", "w", "se.card", &[]);
+    if !s.cards("w").contains(MASKED_CARD_NO) {
+        assert!(
+            resumed.contains("no open flow") || resumed.contains("forgotten"),
+            "k = {k}: {resumed}"
+        );
+        s.wallet_se_ok("open", "w", "se.card", &[]);
+    }
+    let cards = s.cards("w");
+    assert_eq!(cards.matches(MASKED_CARD_NO).count(), 1, "k = {k}: {cards}");
+    assert!(cards.contains("ACTIVE"), "k = {k}: {cards}");
+    assert!(!cards.contains("open flow"), "k = {k}: {cards}");
+    // The TSM holds one card instance, active, on this SE.
+    let instances = tsm.card_instances(&s);
+    assert_eq!(instances.len(), 1, "k = {k}: {instances:?}");
+    assert_eq!(instances[0]["state"], "ACTIVE", "k = {k}: {instances:?}");
+
+    // The purse answers and credits a top-up exactly once.
+    let out = s.wallet_se_ok("balance", "w", "se.card", &[]);
+    assert!(out.contains("balance ¥0.00"), "k = {k}: {out}");
+    let out = s.wallet_se_ok("topup", "w", "se.card", &["--amount", "100"]);
+    assert!(out.contains("balance ¥1.00"), "k = {k}: {out}");
+    let out = s.wallet_se_ok("balance", "w", "se.card", &[]);
+    assert!(out.contains("balance ¥1.00"), "k = {k}: {out}");
+    let out = s.wallet_se_ok("records", "w", "se.card", &[]);
+    assert!(out.contains(": 1 records"), "k = {k}: {out}");
+    s.keep(tsm.stop());
+    s.assert_outputs_clean();
+}
+
+/// The open-card flow's APDU results at which the TSM is killed: early (the security domain
+/// being made), the middle (the purse loaded and installed) and late (personalisation). The
+/// flow has 18.
+const KILL_POINTS: [u64; 5] = [2, 5, 9, 13, 17];
+
+#[test]
+fn the_tsm_killed_during_open_card_leaves_one_active_card_after_restart_and_resume() {
+    for k in KILL_POINTS {
+        kill_during_open_card(k);
+    }
+}
