@@ -634,6 +634,14 @@ fn with_wallet(
     job: impl FnOnce(&mut Wallet, &mut Links<'_>, &mut SystemRandom) -> anyhow::Result<String>,
 ) -> anyhow::Result<()> {
     let pass = passphrase(w)?;
+    // The same lock `ykt wallet api serve` and its commands take: the sealed state and the SE's
+    // state file are read, changed and written by one process at a time. (No directory: the
+    // state does not exist either, and opening it says so.)
+    let _lock = if w.dir.is_dir() {
+        Some(crate::wallet_api::lock(&w.dir)?)
+    } else {
+        None
+    };
     let (mut file, state) = StateFile::open(&w.dir.join(STATE_FILE), &pass)?;
     let url = fs::read_to_string(w.dir.join(URL_FILE))
         .with_context(|| format!("reading {}", w.dir.join(URL_FILE).display()))?;

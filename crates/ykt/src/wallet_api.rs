@@ -233,7 +233,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Takes the wallet directory's lock (waiting for it); released when the file is dropped.
-fn lock(dir: &Path) -> anyhow::Result<fs::File> {
+pub(crate) fn lock(dir: &Path) -> anyhow::Result<fs::File> {
     let path = dir.join(LOCK_FILE);
     let file = fs::OpenOptions::new()
         .write(true)
