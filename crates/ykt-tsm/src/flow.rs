@@ -185,6 +185,9 @@ pub struct FlowState {
     pub ssd_aid: Hex,
     /// The SE (expected, or learned by registration).
     pub seid: Option<SeId>,
+    /// The SE's CPLC as registration read it (the SEI-TSM's SE registry keeps it).
+    #[serde(default)]
+    pub cplc: Option<Hex>,
     /// The SE's state as the SEI-TSM sees it.
     pub se_state: SeState,
     /// The purse to open (card number, EF15 fields).
@@ -812,6 +815,7 @@ pub(crate) fn new_state(
         management,
         ssd_aid: Hex(crate::proposals::SSD_AID.to_vec()),
         seid: None,
+        cplc: None,
         se_state: SeState::Unknown,
         card: None,
         card_number: None,

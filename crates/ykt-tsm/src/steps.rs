@@ -922,6 +922,7 @@ pub(crate) fn finish(
                 });
             }
             state.seid = Some(seid);
+            state.cplc = Some(Hex(value.to_vec()));
             state.se_state = SeState::Registered;
         }
         StepName::CreateSsd => {

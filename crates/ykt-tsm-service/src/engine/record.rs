@@ -204,7 +204,7 @@ pub fn se_write(state: &FlowState) -> Option<SeWrite> {
     };
     Some(SeWrite {
         seid: seid.to_string(),
-        cplc: Vec::new(),
+        cplc: state.cplc.as_ref().map(|c| c.0.clone()).unwrap_or_default(),
         profile: String::new(),
         state: se_state,
     })

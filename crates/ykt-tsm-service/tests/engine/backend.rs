@@ -76,7 +76,11 @@ async fn the_engine_is_a_backend() {
         let e = Backend::flow(&engine, &device, "none").await.unwrap_err();
         assert_eq!(e.code, Code::FlowNotFound);
         // The operator's own views.
-        assert_eq!(engine.admin_ses().await.unwrap().len(), 1);
+        let ses = engine.admin_ses().await.unwrap();
+        assert_eq!(ses.len(), 1);
+        // The SE registry keeps the CPLC registration read (GET DATA 9F7F: 42 bytes).
+        let se = engine.store().se(&ses[0].seid).await.unwrap();
+        assert_eq!(se.cplc.len(), 42);
         let views = engine.admin_cards().await.unwrap();
         assert_eq!(views.len(), 1);
         assert!(views[0].card_no.contains('*'));
