@@ -254,8 +254,9 @@ impl FlowState {
         })
     }
 
-    /// The name of the SSD's initial key set (in both vaults).
-    pub(crate) fn initial_keys(&self, step: StepName) -> Result<KeyName, Error> {
+    /// The name of the SSD's initial key set (in both vaults); `step` names the step that
+    /// needs it in the error when the SE is not known yet.
+    pub fn initial_keys(&self, step: StepName) -> Result<KeyName, Error> {
         Ok(KeyName(alloc::format!(
             "ssd/{}/{}/initial",
             self.seid(step)?,
@@ -263,8 +264,8 @@ impl FlowState {
         )))
     }
 
-    /// The name of the SP-TSM's own SSD key set.
-    pub(crate) fn sp_keys(&self, step: StepName) -> Result<KeyName, Error> {
+    /// The name of the SP-TSM's own SSD key set (`step` as for [`FlowState::initial_keys`]).
+    pub fn sp_keys(&self, step: StepName) -> Result<KeyName, Error> {
         Ok(KeyName(alloc::format!(
             "ssd/{}/{}/sp",
             self.seid(step)?,

@@ -280,11 +280,11 @@ fn role_actor(role: Role) -> &'static str {
 /// The keys a step uses (by name, never by value), with the TSM that holds them.
 fn step_keys(state: &FlowState, step: StepName) -> Vec<(Role, String, &'static str)> {
     let seid = state.seid.map(|s| s.to_string()).unwrap_or_default();
-    let ssd = ykt_tsm::hex::encode(&state.ssd_aid.0);
     let p = &state.parties;
     let isd = format!("{}@{seid}", p.isd_master.0);
-    let initial = format!("ssd/{seid}/{ssd}/initial");
-    let sp = format!("ssd/{seid}/{ssd}/sp");
+    // The domain's own names (empty before the SE is known: no step using them runs then).
+    let initial = state.initial_keys(step).map(|k| k.0).unwrap_or_default();
+    let sp = state.sp_keys(step).map(|k| k.0).unwrap_or_default();
     let delegated = state.management == Management::Delegated;
     let mut keys = match step {
         StepName::CreateSsd
