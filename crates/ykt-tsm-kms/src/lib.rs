@@ -395,33 +395,30 @@ impl KmsVault {
         };
         match role {
             Role::Sei => {
-                for (slot, b) in [(Slot::Enc, 0x40), (Slot::Mac, 0x41), (Slot::Dek, 0x42)] {
+                let t = &vault::test_keys::ISD_MASTER;
+                for (slot, key) in [(Slot::Enc, &t[0]), (Slot::Mac, &t[1]), (Slot::Dek, &t[2])] {
                     import(
-                        id(&parties.isd_master, slot, 0x30)?,
+                        id(&parties.isd_master, slot, vault::test_keys::ISD_MASTER_KVN)?,
                         KeySpec::internal(KeyType::Aes128),
-                        &[b; 16],
+                        key,
                     )?;
                 }
-                let mut signer = Zeroizing::new([0x11u8; 32]);
-                signer[31] = 1;
                 import(
                     id(&parties.token_signer, Slot::TokenSigner, SINGLE_KEY_VERSION)?,
                     KeySpec::internal(KeyType::Sm2),
-                    &signer[..],
+                    &vault::test_keys::TOKEN_SIGNER,
                 )?;
                 import(
                     id(&parties.receipt_key, Slot::Receipt, SINGLE_KEY_VERSION)?,
                     KeySpec::internal(KeyType::Aes128),
-                    &[0x5A; 16],
+                    &vault::test_keys::RECEIPT_KEY,
                 )?;
             }
             Role::Sp => {
-                let mut transport = Zeroizing::new([0x22u8; 32]);
-                transport[31] = 7;
                 import(
                     id(&parties.sp_transport, Slot::Transport, SINGLE_KEY_VERSION)?,
                     KeySpec::internal(KeyType::Sm2),
-                    &transport[..],
+                    &vault::test_keys::SP_TRANSPORT,
                 )?;
                 let masters: Vec<MasterKey> =
                     vault::test_keys::test_master_keys(PurseAlgorithm::Tdes);

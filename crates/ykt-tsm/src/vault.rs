@@ -371,10 +371,28 @@ pub fn isd_diversification_name() -> &'static str {
     }
 }
 
-/// The e-purse brief's §8 test master keys and PIN (`ykt_purse::testing`), for test
-/// deployments of a vault.
+/// The PUBLIC test key hierarchy of test deployments, in one place: what a test TSM's vaults
+/// hold and what a test SE's card manager is keyed from (the e-purse brief's §8 master keys and
+/// PIN come from `ykt_purse::testing`).
 pub mod test_keys {
     pub use ykt_purse::testing::{TEST_PIN, test_master_keys};
+
+    /// The SE issuer's ISD master key set: K-ENC, K-MAC, K-DEK (AES-128).
+    pub const ISD_MASTER: [[u8; 16]; 3] = [[0x40; 16], [0x41; 16], [0x42; 16]];
+    /// Its key version.
+    pub const ISD_MASTER_KVN: u8 = 0x30;
+    /// The SEI-TSM's delegated-management token signing key (SM2 scalar `11…11 01`).
+    pub const TOKEN_SIGNER: [u8; 32] = scalar(0x11, 0x01);
+    /// The receipt key (KVN 71, AES-CMAC).
+    pub const RECEIPT_KEY: [u8; 16] = [0x5A; 16];
+    /// The SP-TSM's transport key the SSD keys are handed over under (SM2 scalar `22…22 07`).
+    pub const SP_TRANSPORT: [u8; 32] = scalar(0x22, 0x07);
+
+    const fn scalar(fill: u8, last: u8) -> [u8; 32] {
+        let mut d = [fill; 32];
+        d[31] = last;
+        d
+    }
 }
 
 /// The handover plaintext of an AES key set: `KVN ‖ 88 ‖ length ‖ K-ENC ‖ K-MAC ‖ K-DEK`

@@ -12,28 +12,29 @@ use ykt_crypto::{AesKey, Sm2PrivateKey};
 use ykt_gp::dm::{ReceiptAlgorithm, TokenSigner};
 use ykt_gp::{IsdSetup, Package, install_isd};
 use ykt_scp::KeySet;
-use ykt_tsm::vault::derive_isd_keys;
+use ykt_tsm::vault::{derive_isd_keys, test_keys};
 use ykt_tsm::{KeyName, Parties, SeId, proposals};
 
 use crate::entropy::OsEntropy;
 
-/// The SE issuer's test ISD master key set (AES-128, KVN 30: 40…, 41…, 42…).
-pub fn test_isd_master() -> anyhow::Result<KeySet> {
-    let k = |d: u8| AesKey::from_slice(&[0x40 + d; 16]).context("test ISD master key");
-    Ok(KeySet::aes(0x30, k(0)?, k(1)?, k(2)?))
-}
-
-/// The SEI-TSM's test token signing key (SM2).
-pub fn test_token_signer() -> anyhow::Result<TokenSigner> {
-    let mut d = [0x11u8; 32];
-    d[31] = 1;
-    Ok(TokenSigner::Sm2(
-        Sm2PrivateKey::from_bytes(&d).context("test token key")?,
+/// The SE issuer's test ISD master key set (`ykt_tsm::vault::test_keys`).
+fn test_isd_master() -> anyhow::Result<KeySet> {
+    let [enc, mac, dek] = test_keys::ISD_MASTER;
+    let k = |b: [u8; 16]| AesKey::from_slice(&b).context("test ISD master key");
+    Ok(KeySet::aes(
+        test_keys::ISD_MASTER_KVN,
+        k(enc)?,
+        k(mac)?,
+        k(dek)?,
     ))
 }
 
-/// The test receipt key (KVN 71, AES-CMAC).
-pub const TEST_RECEIPT_KEY: [u8; 16] = [0x5A; 16];
+/// The SEI-TSM's test token signing key (SM2), whose public half the card manager holds.
+fn test_token_signer() -> anyhow::Result<TokenSigner> {
+    Ok(TokenSigner::Sm2(
+        Sm2PrivateKey::from_bytes(&test_keys::TOKEN_SIGNER).context("test token key")?,
+    ))
+}
 
 /// The key names the test deployment's flows use.
 pub fn test_parties() -> Parties {
@@ -71,7 +72,7 @@ pub fn blank_se(serial: u8) -> anyhow::Result<Card> {
         )],
     });
     setup.token_key = Some(test_token_signer()?.verification_key());
-    setup.receipt_key = Some((ReceiptAlgorithm::AesCmac, TEST_RECEIPT_KEY));
+    setup.receipt_key = Some((ReceiptAlgorithm::AesCmac, test_keys::RECEIPT_KEY));
     let mut card = Card::new(Atr::default_t1(), Box::new(OsEntropy::new()?));
     card.set_library(crate::state::library());
     install_isd(&mut card, &setup).context("installing the card manager")?;
