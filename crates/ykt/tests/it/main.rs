@@ -6,13 +6,16 @@
 
 mod cli;
 mod conform;
+mod conform_tsm;
 mod gp;
 mod pcsc;
 mod qr;
 mod terminal;
 mod tidy;
 mod tsm;
+mod tsm_platform;
 mod wallet_api;
+mod wallet_security;
 
 /// `(command, expected response)` pairs of a `tests/data/*.apdu` transcript.
 pub fn transcript(text: &str) -> Vec<(Vec<u8>, Vec<u8>)> {

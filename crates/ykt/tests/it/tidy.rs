@@ -103,6 +103,7 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
         &[
             "ykt-apdu",
             "ykt-crypto",
+            "ykt-card",
             "ykt-scp",
             "ykt-gp",
             "ykt-gp-host",
@@ -123,6 +124,10 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
             "ykt-terminal",
             "ykt-nfcqr",
             "ykt-qr",
+            "ykt-tsm",
+            "ykt-envelope",
+            "ykt-wallet",
+            "ykt-gp-host",
         ],
     ),
     (
