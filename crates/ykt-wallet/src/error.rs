@@ -72,6 +72,14 @@ pub enum WalletError {
     /// The RNG gave no usable key.
     #[error("{}", self.user_message())]
     Random,
+    /// The session is locked: idle too long, or never unlocked (client.md §6.10, E_LOCKED).
+    /// Only the passphrase opens the state again.
+    #[error("{}", self.user_message())]
+    Locked,
+    /// Top-up, return and transfer need the passphrase entered within the last minute
+    /// (client.md §6.10); the session stays unlocked for reading.
+    #[error("{}", self.user_message())]
+    UnlockRequired,
 }
 
 /// The envelope member that did not match the request.
@@ -180,6 +188,14 @@ impl WalletError {
                 "The wallet's local data is damaged. Restore it or register the device again.",
             ),
             Self::Random => GENERIC,
+            Self::Locked => (
+                "E7004",
+                "The wallet is locked. Unlock it with your passphrase.",
+            ),
+            Self::UnlockRequired => (
+                "E7005",
+                "Enter your passphrase again to confirm this operation.",
+            ),
         }
     }
 

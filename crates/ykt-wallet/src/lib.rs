@@ -21,6 +21,8 @@
 //! * [`WalletState`]: device key, enrolment ([`TsmPin`]), cards, open flows, the top-up journal;
 //!   [`WalletState::seal`] / [`WalletState::open`] over [`seal`].
 //! * [`mask`]: the masked shapes and the [`CardNo`] / [`Seid`] newtypes.
+//! * [`Session`]: the unlocked session of a long-running wallet (client.md §6.10): locks after
+//!   5 min idle; top-up, return and transfer need an unlock within the last 60 s.
 //! * [`WalletError`]: typed, with a user code `Exxxx` and a sentence (client.md §6.9).
 //! * [`proposals`]: our choices where the briefs are silent.
 
@@ -32,6 +34,7 @@ pub mod link;
 pub mod mask;
 pub mod proposals;
 pub mod seal;
+pub mod session;
 pub mod state;
 #[doc(hidden)]
 pub mod testing;
@@ -44,6 +47,7 @@ pub use crate::link::{
 };
 pub use crate::mask::{CardNo, Seid};
 pub use crate::seal::{Corruption, SealError, SealKey};
+pub use crate::session::{Operation, Session};
 pub use crate::state::{
     CardRecord, JournalEntry, JournalStep, OpenFlow, StateError, TsmPin, WalletState,
 };

@@ -151,7 +151,9 @@ fn cipher(key: &[u8; 16]) -> Sm4Gcm {
 }
 
 /// The unwrapped data key of one state file with its KDF parameters: opening a file gives it,
-/// and it seals the next version of the file without deriving the KEK again.
+/// and it seals the next version of the file without deriving the KEK again. Each copy wipes
+/// its data key on drop.
+#[derive(Clone)]
 pub struct SealKey {
     dek: Zeroizing<[u8; DEK_LEN]>,
     header: [u8; HEADER_LEN],
@@ -275,6 +277,21 @@ impl SealKey {
         dek.zeroize();
         let records = key.open_records(&parsed.records)?;
         Ok((key, records))
+    }
+
+    /// Opens a file sealed under this key (this key sealed it, or the file it was opened from
+    /// was) without the passphrase: no KEK is derived. A file whose header or wrapped data key
+    /// differs (made with another passphrase, salt or data key) is refused as
+    /// [`SealError::WrongPassphrase`]: this key is not its key.
+    pub fn reopen(&self, file: &[u8]) -> Result<Vec<Record>, SealError> {
+        let parsed = parse(file)?;
+        let same = parsed.key.header == self.header
+            && parsed.key.dek_nonce == self.dek_nonce
+            && parsed.key.wrapped == self.wrapped;
+        if !same {
+            return Err(SealError::WrongPassphrase);
+        }
+        self.open_records(&parsed.records)
     }
 
     fn open_records(&self, raw: &[RawRecord<'_>]) -> Result<Vec<Record>, SealError> {
@@ -470,6 +487,38 @@ mod tests {
                 Err(SealError::WrongPassphrase)
             );
         }
+    }
+
+    #[test]
+    fn a_key_reopens_its_own_files_only() {
+        let mut rng = TestRng::new(3);
+        let key = SealKey::create(b"correct horse", &mut rng);
+        let first = key.seal(&records(), &mut rng).unwrap();
+        let (opened, _) = SealKey::open(b"correct horse", &first).unwrap();
+        // A later version of the file, sealed by the key the passphrase opened.
+        let mut changed = records();
+        changed[2].data = Zeroizing::new(b"{}".to_vec());
+        let second = opened.seal(&changed, &mut rng).unwrap();
+        assert_eq!(key.reopen(&second).unwrap(), changed);
+        assert_eq!(key.clone().reopen(&first).unwrap(), records());
+        // A file of another key (same passphrase, new salt and DEK) is not this key's.
+        let other = SealKey::create(b"correct horse", &mut rng)
+            .seal(&records(), &mut rng)
+            .unwrap();
+        assert_eq!(key.reopen(&other), Err(SealError::WrongPassphrase));
+        // Damage is still damage.
+        let mut bad = second.clone();
+        let (_, _, ct) = first_record();
+        bad[ct] ^= 1;
+        assert_eq!(
+            key.reopen(&bad),
+            Err(SealError::StoreCorrupt(Corruption::Checksum))
+        );
+        fix_checksum(&mut bad);
+        assert_eq!(
+            key.reopen(&bad),
+            Err(SealError::StoreCorrupt(Corruption::Record))
+        );
     }
 
     #[test]

@@ -244,6 +244,12 @@ impl WalletState {
         Ok((key, WalletState::from_records(&records)?))
     }
 
+    /// Opens a state sealed under `key` without the passphrase ([`SealKey::reopen`]): an
+    /// unlocked session's key reads the current file.
+    pub fn reopen(key: &SealKey, file: &[u8]) -> Result<WalletState, StateError> {
+        WalletState::from_records(&key.reopen(file)?)
+    }
+
     /// The card with this number.
     pub fn card(&self, card_no: &CardNo) -> Option<&CardRecord> {
         self.cards.iter().find(|c| &c.card_no == card_no)
