@@ -121,9 +121,12 @@ pub enum BackendError {
     /// The amount is not one the wallet takes.
     #[error("the amount is not allowed")]
     BadAmount,
-    /// The wallet cannot answer now (locked, busy, the card unreachable).
+    /// The wallet cannot answer now (busy, the card unreachable).
     #[error("the wallet cannot answer now")]
     Unavailable,
+    /// The wallet is locked (client.md §6.10: idle too long); the user must unlock it.
+    #[error("the wallet is locked")]
+    Locked,
 }
 
 /// The wallet's side of the local API. Calls may block (the wallet may reach its secure
@@ -173,6 +176,7 @@ struct Memory {
     cards: Vec<MemoryCard>,
     topups: BTreeMap<TopupId, TopupRequest>,
     next_topup: u64,
+    locked: bool,
 }
 
 /// A [`LocalBackend`] in memory.
@@ -206,6 +210,21 @@ impl MemoryBackend {
         });
     }
 
+    /// Locks or unlocks the wallet this backend stands for: while locked every call gives
+    /// [`BackendError::Locked`] (client.md §6.10).
+    pub fn set_locked(&self, locked: bool) {
+        self.lock().locked = locked;
+    }
+
+    /// The memory, or [`BackendError::Locked`].
+    fn unlocked(&self) -> Result<std::sync::MutexGuard<'_, Memory>, BackendError> {
+        let memory = self.lock();
+        if memory.locked {
+            return Err(BackendError::Locked);
+        }
+        Ok(memory)
+    }
+
     /// The top-up requests made, by id.
     pub fn topups(&self) -> BTreeMap<TopupId, TopupRequest> {
         self.lock().topups.clone()
@@ -231,17 +250,22 @@ impl MemoryBackend {
 
 impl LocalBackend for MemoryBackend {
     fn cards(&self) -> Result<Vec<Card>, BackendError> {
-        Ok(self.lock().cards.iter().map(|c| c.card.clone()).collect())
+        Ok(self
+            .unlocked()?
+            .cards
+            .iter()
+            .map(|c| c.card.clone())
+            .collect())
     }
 
     fn balance(&self, card: &CardHandle) -> Result<Balance, BackendError> {
-        let memory = self.lock();
+        let memory = self.unlocked()?;
         let found = memory.cards.iter().find(|c| &c.card.handle == card);
         found.map(|c| c.balance).ok_or(BackendError::UnknownCard)
     }
 
     fn records(&self, card: &CardHandle) -> Result<Vec<TransactionRecord>, BackendError> {
-        let memory = self.lock();
+        let memory = self.unlocked()?;
         let found = memory.cards.iter().find(|c| &c.card.handle == card);
         found
             .map(|c| c.records.clone())
@@ -254,7 +278,7 @@ impl LocalBackend for MemoryBackend {
         card: &CardHandle,
         amount_fen: u64,
     ) -> Result<TopupId, BackendError> {
-        let mut memory = self.lock();
+        let mut memory = self.unlocked()?;
         if !memory.cards.iter().any(|c| &c.card.handle == card) {
             return Err(BackendError::UnknownCard);
         }

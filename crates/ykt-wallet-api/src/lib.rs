@@ -19,7 +19,8 @@
 //!
 //! Refusals: 401 (no, malformed, badly sealed, expired, not yet valid, revoked token, or one for
 //! another issuer or audience), 403 (scope not granted, an `Origin` header, a `Host` not on the
-//! allow-list, a caller of another uid), 429 with `Retry-After`; each with a fixed body
+//! allow-list, a caller of another uid), 429 with `Retry-After`, 503 `locked` (the wallet's session
+//! locked after idling, client.md §6.10) or `unavailable`; each with a fixed body
 //! `{"error":"<class>"}` and no detail.
 //!
 //! - [`token`] (no I/O, time as an argument): the claims, their canonical JSON, HMAC-SM3 under

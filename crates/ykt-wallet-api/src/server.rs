@@ -219,6 +219,8 @@ pub enum ApiError {
     },
     /// 503: the wallet cannot answer now.
     Unavailable,
+    /// 503: the wallet is locked (client.md §6.10) until its user unlocks it.
+    Locked,
     /// 500: a fault of the server; details in the log only.
     Internal,
 }
@@ -235,6 +237,7 @@ impl ApiError {
             ApiError::TooLarge => "too_large",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Unavailable => "unavailable",
+            ApiError::Locked => "locked",
             ApiError::Internal => "internal",
         }
     }
@@ -249,7 +252,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Locked => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -273,6 +276,7 @@ impl From<BackendError> for ApiError {
         match error {
             BackendError::UnknownCard => ApiError::NotFound,
             BackendError::BadAmount => ApiError::BadRequest,
+            BackendError::Locked => ApiError::Locked,
             _ => ApiError::Unavailable,
         }
     }

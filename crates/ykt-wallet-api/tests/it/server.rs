@@ -339,6 +339,37 @@ async fn each_method_checks_its_scope() {
     h.stop().await;
 }
 
+// client.md §6.10: a locked wallet answers every method with 503 "locked" and no data; the
+// token is still checked first (no token: 401), health still answers, and unlocking restores it.
+#[tokio::test]
+async fn a_locked_wallet_answers_503_locked() {
+    let h = Harness::start("locked").await;
+    let token = h.token("app.locked", &Scope::ALL);
+    let requests = [
+        Request::get("/v1/cards"),
+        Request::get("/v1/cards/card-1/balance"),
+        Request::get("/v1/cards/card-1/records"),
+        Request::post("/v1/topups", "{\"card\":\"card-1\",\"amount_fen\":100}"),
+    ];
+    h.backend.set_locked(true);
+    for target in h.targets() {
+        for request in &requests {
+            let reply = send(&target, &request.clone().bearer(&token)).await;
+            assert_generic(&reply, 503, "locked");
+            let reply = send(&target, request).await;
+            assert_generic(&reply, 401, "unauthorised");
+        }
+        let reply = send(&target, &Request::get("/v1/health")).await;
+        assert_eq!(reply.status, 200, "{}", reply.raw);
+        h.advance_ms(2_000);
+    }
+    assert!(h.backend.topups().is_empty());
+    h.backend.set_locked(false);
+    let reply = send(&h.unix, &Request::get("/v1/cards").bearer(&token)).await;
+    assert_eq!(reply.status, 200, "{}", reply.raw);
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn host_not_on_the_allow_list_is_refused() {
     let h = Harness::start("host").await;
