@@ -17,6 +17,8 @@
 //! * The business messages' bodies and numbers ([`api`]), which the service and the wallet
 //!   share.
 //! * Every uncertain choice in [`proposals`].
+//! * With the feature `testing`, `testing`: a test deployment's blank SE (as card production
+//!   delivers it), vaults and key names, all from the PUBLIC test keys of [`vault::test_keys`].
 //!
 //! What it does not own: HTTP, the JSON envelopes and their signatures (tsm-gp.md §7,
 //! `ykt-envelope`), storage (a store persists [`FlowState`] and [`OrderBook`]), the wallet (the
@@ -48,6 +50,8 @@ pub mod payment;
 pub mod proposals;
 pub mod relay;
 pub mod steps;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod vault;
 
 pub use crate::error::{AnswerError, Error, PaymentError, VaultError};

@@ -2,76 +2,23 @@
 
 use std::collections::BTreeMap;
 
-use ykt_card::{Aid, Applet, AppletFactory, Atr, Card, SeededRandom};
-use ykt_crypto::purse::{PurseAlgorithm, Sm4Rules};
-use ykt_crypto::{AesKey, Sm2PrivateKey};
-use ykt_gp::dm::{ReceiptAlgorithm, ReceiptKey, TokenSigner};
-use ykt_gp::{IsdFactory, IsdSetup, Package, install_isd};
-use ykt_purse::testing::{TEST_ASN, TEST_PIN, test_master_keys};
-use ykt_purse::{PurseAppletFactory, PurseProfile};
+use ykt_card::{Card, SeededRandom};
+use ykt_gp::dm::ReceiptKey;
 use ykt_scp::KeySet;
 use ykt_tsm::relay::relay_on_card;
-use ykt_tsm::vault::derive_isd_keys;
+use ykt_tsm::testing::{self, SeOptions};
 use ykt_tsm::*;
 
-pub const RECEIPT_KEY: [u8; 16] = [0x5A; 16];
+pub use ykt_tsm::testing::{Library, TestRng, test_card};
 
-/// The simulated SE's library: the SD kinds and the purse.
-pub struct Library;
-
-impl AppletFactory for Library {
-    fn create(&self, kind: &str, aid: &Aid, params: &[u8]) -> Option<Box<dyn Applet + Send>> {
-        PurseAppletFactory
-            .create(kind, aid, params)
-            .or_else(|| IsdFactory.create(kind, aid, params))
-    }
-}
-
-/// A deterministic generator (SplitMix64), tests only.
-pub struct TestRng(pub u64);
-
-impl Entropy for TestRng {
-    fn fill(&mut self, out: &mut [u8]) {
-        for chunk in out.chunks_mut(8) {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            chunk.copy_from_slice(&z.to_be_bytes()[..chunk.len()]);
-        }
-    }
-}
+pub const RECEIPT_KEY: [u8; 16] = testing::test_keys::RECEIPT_KEY;
 
 pub fn isd_master() -> KeySet {
-    let k = |d: u8| AesKey::from_slice(&[0x40 + d; 16]).unwrap();
-    KeySet::aes(0x30, k(0), k(1), k(2))
-}
-
-pub fn token_signer() -> TokenSigner {
-    let mut bytes = [0x11u8; 32];
-    bytes[31] = 1;
-    TokenSigner::Sm2(Sm2PrivateKey::from_bytes(&bytes).unwrap())
+    testing::isd_master().unwrap()
 }
 
 pub fn parties() -> Parties {
-    Parties {
-        isd_master: KeyName::new("sei/isd-master"),
-        token_signer: KeyName::new("sei/token"),
-        receipt_key: KeyName::new("sei/receipt"),
-        sp_transport: KeyName::new("sp/transport"),
-        purse_issuer: KeyName::new("sp/purse-issuer"),
-    }
-}
-
-/// The card spec of the e-purse brief's §8 test card (so the purse replays its transcripts).
-pub fn test_card() -> PurseCardSpec {
-    PurseCardSpec {
-        card_number: CardNumber(TEST_ASN.0),
-        issuer_id: [0x01, 0x01, 0x10, 0x00, 0xFF, 0xFF, 0xFF, 0xFF],
-        start_date: [0x20, 0x24, 0x01, 0x01],
-        expiry_date: [0x20, 0x34, 0x12, 0x31],
-    }
+    testing::test_parties()
 }
 
 pub const NOW: [u8; 7] = [0x20, 0x26, 0x12, 0x02, 0x00, 0x30, 0x00];
@@ -92,27 +39,12 @@ impl World {
 
     /// The SEI-TSM's receipt key may differ from the cards' (a wrong receipt).
     pub fn with_receipt_key(receipt: [u8; 16]) -> Self {
-        let mut sei = MemoryVault::new();
-        sei.insert_isd_master(parties().isd_master, isd_master());
-        sei.insert_token_signer(parties().token_signer, token_signer());
+        let mut sei = testing::sei_vault().unwrap();
         sei.insert_receipt_key(
             parties().receipt_key,
-            ReceiptKey::aes(AesKey::from_slice(&receipt).unwrap()),
+            ReceiptKey::aes(ykt_crypto::AesKey::from_slice(&receipt).unwrap()),
         );
-        let mut sp = MemoryVault::new();
-        let mut d = [0x22u8; 32];
-        d[31] = 7;
-        sp.insert_transport_key(
-            parties().sp_transport,
-            Sm2PrivateKey::from_bytes(&d).unwrap(),
-        );
-        sp.insert_purse_issuer(
-            parties().purse_issuer,
-            test_master_keys(PurseAlgorithm::Tdes),
-            &TEST_PIN,
-            PurseProfile::EPURSE,
-            Sm4Rules::BRIEF,
-        );
+        let sp = testing::sp_vault().unwrap();
         Self {
             sei,
             sp,
@@ -139,76 +71,10 @@ pub fn new_se(serial: u8) -> Card {
     new_se_with(serial, 0)
 }
 
-/// An applet that answers SELECT and nothing else (other issuers' applications on the SE).
-pub struct Plain(pub Aid);
-
-impl Applet for Plain {
-    fn aid(&self) -> &Aid {
-        &self.0
-    }
-    fn kind(&self) -> &'static str {
-        "test.plain"
-    }
-    fn install_params(&self) -> Vec<u8> {
-        Vec::new()
-    }
-    fn select(
-        &mut self,
-        _: &mut ykt_card::Context<'_>,
-    ) -> Result<ykt_card::Selected, ykt_apdu::StatusWord> {
-        Ok(ykt_card::Selected::ok(Vec::new()))
-    }
-    fn process(
-        &mut self,
-        _: &mut ykt_card::Context<'_>,
-        _: &ykt_apdu::CommandApdu,
-    ) -> Result<Vec<u8>, ykt_apdu::StatusWord> {
-        Err(ykt_apdu::StatusWord::INS_NOT_SUPPORTED)
-    }
-    fn reset_volatile(&mut self) {}
-}
-
 /// [`new_se`] with `others` further applications already on it.
 pub fn new_se_with(serial: u8, others: u8) -> Card {
-    let protocol = proposals::protocol().unwrap();
-    let mut cplc = [0u8; 42];
-    for (i, b) in cplc.iter_mut().enumerate() {
-        *b = (i as u8).wrapping_mul(3) ^ serial;
-    }
-    let seid = seid_of(&cplc);
-    let mut s = IsdSetup::new(protocol, derive_isd_keys(&isd_master(), &seid).unwrap());
-    s.cplc = cplc;
-    s.iin = vec![0x00, 0x11, 0x22, 0x33];
-    s.cin = vec![1, 2, 3, 4, 5, 6, 7, serial];
-    s.key_diversification_data = seid.0;
-    s.packages.push(Package {
-        elf: Aid::new(&proposals::PURSE_ELF).unwrap(),
-        version: proposals::PURSE_PACKAGE_VERSION,
-        modules: vec![(
-            Aid::new(&proposals::PURSE_MODULE).unwrap(),
-            ykt_purse::KIND.to_string(),
-        )],
-    });
-    s.token_key = Some(token_signer().verification_key());
-    s.receipt_key = Some((ReceiptAlgorithm::AesCmac, RECEIPT_KEY));
-    let mut card = Card::new(
-        Atr::default_t1(),
-        Box::new(SeededRandom::new(u64::from(serial))),
-    );
-    card.set_library(Box::new(Library));
-    for i in 0..others {
-        let aid = Aid::new(&[0xA0, 0x00, 0x00, 0x09, 0x99, 0x00, i]).unwrap();
-        card.install(Box::new(Plain(aid)), |_| Ok(())).unwrap();
-    }
-    install_isd(&mut card, &s).unwrap();
-    card.power_on();
-    card
-}
-
-pub fn seid_of(cplc: &[u8; 42]) -> SeId {
-    SeId(proposals::seid_from_cplc(
-        &ykt_gp_host::Cplc::parse(cplc).unwrap(),
-    ))
+    let options = SeOptions::serial(serial).with_other_applications(others);
+    testing::blank_se(&options, Box::new(SeededRandom::new(u64::from(serial)))).unwrap()
 }
 
 /// Every relay message a flow sent, and what came back.
