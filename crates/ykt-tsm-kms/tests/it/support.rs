@@ -1,118 +1,45 @@
-//! Simulated SEs and the relay loop. `Library`, `TestRng`, `isd_master`, `token_signer`,
-//! `parties`, `test_card`, `NOW`, `new_se` and `seid_of` are copied from ykt-tsm's
-//! `tests/it/support.rs` (the keys must be the same for `provision_test_keys` to fit); the
-//! `World` here holds any two `KeyVault`s and records every flow state as JSON.
+//! Simulated SEs (`ykt_tsm::testing`) and the relay loop; the `World` here holds any two
+//! `KeyVault`s and records every flow state as JSON.
 
 use std::sync::Arc;
 
-use ykt_card::{Aid, Applet, AppletFactory, Atr, Card, SeededRandom};
-use ykt_crypto::purse::{PurseAlgorithm, Sm4Rules};
-use ykt_crypto::{AesKey, Sm2PrivateKey};
-use ykt_gp::dm::{ReceiptAlgorithm, ReceiptKey, TokenSigner};
-use ykt_gp::{IsdFactory, IsdSetup, Package, install_isd};
+use ykt_card::{Card, SeededRandom};
 use ykt_kms::{Kms, MemoryAudit, SoftwareKms};
-use ykt_purse::PurseAppletFactory;
-use ykt_purse::testing::{TEST_ASN, TEST_PIN, test_master_keys};
 use ykt_scp::KeySet;
 use ykt_tsm::relay::relay_on_card;
-use ykt_tsm::vault::derive_isd_keys;
+use ykt_tsm::testing::{self, SeOptions, test_keys};
 use ykt_tsm::*;
 use ykt_tsm_kms::KmsVault;
 
-pub const RECEIPT_KEY: [u8; 16] = [0x5A; 16];
+pub use ykt_tsm::testing::{TestRng, test_card};
 
-/// The simulated SE's library: the SD kinds and the purse.
-pub struct Library;
-
-impl AppletFactory for Library {
-    fn create(&self, kind: &str, aid: &Aid, params: &[u8]) -> Option<Box<dyn Applet + Send>> {
-        PurseAppletFactory
-            .create(kind, aid, params)
-            .or_else(|| IsdFactory.create(kind, aid, params))
-    }
-}
-
-/// A deterministic generator (SplitMix64), tests only.
-pub struct TestRng(pub u64);
-
-impl Entropy for TestRng {
-    fn fill(&mut self, out: &mut [u8]) {
-        for chunk in out.chunks_mut(8) {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            chunk.copy_from_slice(&z.to_be_bytes()[..chunk.len()]);
-        }
-    }
-}
+pub const RECEIPT_KEY: [u8; 16] = test_keys::RECEIPT_KEY;
 
 pub fn isd_master() -> KeySet {
-    let k = |d: u8| AesKey::from_slice(&[0x40 + d; 16]).unwrap();
-    KeySet::aes(0x30, k(0), k(1), k(2))
+    testing::isd_master().unwrap()
 }
 
 pub fn token_scalar() -> [u8; 32] {
-    let mut bytes = [0x11u8; 32];
-    bytes[31] = 1;
-    bytes
+    test_keys::TOKEN_SIGNER
 }
 
 pub fn transport_scalar() -> [u8; 32] {
-    let mut d = [0x22u8; 32];
-    d[31] = 7;
-    d
+    test_keys::SP_TRANSPORT
 }
 
-pub fn token_signer() -> TokenSigner {
-    TokenSigner::Sm2(Sm2PrivateKey::from_bytes(&token_scalar()).unwrap())
+pub fn token_signer() -> ykt_gp::dm::TokenSigner {
+    testing::token_signer().unwrap()
 }
 
 pub fn parties() -> Parties {
-    Parties {
-        isd_master: KeyName::new("sei/isd-master"),
-        token_signer: KeyName::new("sei/token"),
-        receipt_key: KeyName::new("sei/receipt"),
-        sp_transport: KeyName::new("sp/transport"),
-        purse_issuer: KeyName::new("sp/purse-issuer"),
-    }
-}
-
-/// The card spec of the e-purse brief's §8 test card.
-pub fn test_card() -> PurseCardSpec {
-    PurseCardSpec {
-        card_number: CardNumber(TEST_ASN.0),
-        issuer_id: [0x01, 0x01, 0x10, 0x00, 0xFF, 0xFF, 0xFF, 0xFF],
-        start_date: [0x20, 0x24, 0x01, 0x01],
-        expiry_date: [0x20, 0x34, 0x12, 0x31],
-    }
+    testing::test_parties()
 }
 
 pub const NOW: [u8; 7] = [0x20, 0x26, 0x12, 0x02, 0x00, 0x30, 0x00];
 
 /// The ykt-tsm tests' two memory vaults.
 pub fn memory_vaults() -> (MemoryVault, MemoryVault) {
-    let mut sei = MemoryVault::new();
-    sei.insert_isd_master(parties().isd_master, isd_master());
-    sei.insert_token_signer(parties().token_signer, token_signer());
-    sei.insert_receipt_key(
-        parties().receipt_key,
-        ReceiptKey::aes(AesKey::from_slice(&RECEIPT_KEY).unwrap()),
-    );
-    let mut sp = MemoryVault::new();
-    sp.insert_transport_key(
-        parties().sp_transport,
-        Sm2PrivateKey::from_bytes(&transport_scalar()).unwrap(),
-    );
-    sp.insert_purse_issuer(
-        parties().purse_issuer,
-        test_master_keys(PurseAlgorithm::Tdes),
-        &TEST_PIN,
-        ykt_purse::PurseProfile::EPURSE,
-        Sm4Rules::BRIEF,
-    );
-    (sei, sp)
+    (testing::sei_vault().unwrap(), testing::sp_vault().unwrap())
 }
 
 /// Two software KMSes (one per TSM) with the test keys, and their audit sinks.
@@ -179,50 +106,13 @@ impl<V: KeyVault> World<V> {
 /// A blank SE keyed by card production: CPLC from `serial`, ISD keys derived from the SEI
 /// master for its SEID, the ISD's token and receipt keys for delegated management.
 pub fn new_se(serial: u8) -> Card {
-    let protocol = proposals::protocol().unwrap();
-    let mut cplc = [0u8; 42];
-    for (i, b) in cplc.iter_mut().enumerate() {
-        *b = (i as u8).wrapping_mul(3) ^ serial;
-    }
-    let seid = seid_of(&cplc);
-    let mut s = IsdSetup::new(protocol, derive_isd_keys(&isd_master(), &seid).unwrap());
-    s.cplc = cplc;
-    s.iin = vec![0x00, 0x11, 0x22, 0x33];
-    s.cin = vec![1, 2, 3, 4, 5, 6, 7, serial];
-    s.key_diversification_data = seid.0;
-    s.packages.push(Package {
-        elf: Aid::new(&proposals::PURSE_ELF).unwrap(),
-        version: proposals::PURSE_PACKAGE_VERSION,
-        modules: vec![(
-            Aid::new(&proposals::PURSE_MODULE).unwrap(),
-            ykt_purse::KIND.to_string(),
-        )],
-    });
-    s.token_key = Some(token_signer().verification_key());
-    s.receipt_key = Some((ReceiptAlgorithm::AesCmac, RECEIPT_KEY));
-    let mut card = Card::new(
-        Atr::default_t1(),
-        Box::new(SeededRandom::new(u64::from(serial))),
-    );
-    card.set_library(Box::new(Library));
-    install_isd(&mut card, &s).unwrap();
-    card.power_on();
-    card
-}
-
-pub fn seid_of(cplc: &[u8; 42]) -> SeId {
-    SeId(proposals::seid_from_cplc(
-        &ykt_gp_host::Cplc::parse(cplc).unwrap(),
-    ))
+    let entropy = Box::new(SeededRandom::new(u64::from(serial)));
+    testing::blank_se(&SeOptions::serial(serial), entropy).unwrap()
 }
 
 /// The SEID of [`new_se`]`(serial)`.
 pub fn seid_of_serial(serial: u8) -> SeId {
-    let mut cplc = [0u8; 42];
-    for (i, b) in cplc.iter_mut().enumerate() {
-        *b = (i as u8).wrapping_mul(3) ^ serial;
-    }
-    seid_of(&cplc)
+    testing::seid_of_serial(&[serial]).unwrap()
 }
 
 /// Runs `flow` to the end against `card`, recording every state and relay message as JSON.

@@ -5,21 +5,16 @@
 
 use std::collections::BTreeMap;
 
-use ykt_card::{Aid, Applet, AppletFactory, Atr, Card, SeededRandom};
-use ykt_crypto::purse::{PurseAlgorithm, Sm4Rules};
-use ykt_crypto::{AesKey, Sm2PrivateKey, Sm2PublicKey};
+use ykt_card::{Card, SeededRandom};
+use ykt_crypto::{Sm2PrivateKey, Sm2PublicKey};
 use ykt_envelope::{Code, Envelope, PeerKey, ResultInfo, Sm2Signer};
-use ykt_gp::dm::{ReceiptAlgorithm, ReceiptKey, TokenSigner};
-use ykt_gp::{IsdFactory, IsdSetup, Package, install_isd};
-use ykt_purse::testing::{TEST_ASN, TEST_PIN, test_master_keys};
-use ykt_purse::{PurseAppletFactory, PurseProfile};
-use ykt_scp::KeySet;
+use ykt_purse::testing::TEST_ASN;
 use ykt_tsm::api::{self, FlowResp, FlowStatus, LoadView, OrderResp, OutcomeView};
 use ykt_tsm::hex::Hex;
-use ykt_tsm::vault::derive_isd_keys;
+use ykt_tsm::testing::{self, SeOptions, TestRng as TsmRng, test_card as card_spec};
 use ykt_tsm::{
-    CardInstance, CardNumber, Entropy, Env, Flow, KeyName, Management, MemoryVault, OrderBook,
-    OrderRef, Output, Parties, PurseCardSpec, SeId, TestProvider, proposals,
+    CardInstance, Entropy, Env, Flow, Management, MemoryVault, OrderBook, OrderRef, Output,
+    Parties, TestProvider,
 };
 use ykt_wallet::proposals as proposals_wallet;
 use ykt_wallet::testing::TestRng;
@@ -28,96 +23,15 @@ use ykt_wallet::*;
 const NOW_MS: i64 = 1_796_169_600_000;
 const NOW_BCD: [u8; 7] = [0x20, 0x26, 0x12, 0x02, 0x08, 0x00, 0x00];
 const TSM_ID: &str = "SPTSM-330400";
-const RECEIPT_KEY: [u8; 16] = [0x5A; 16];
-
-struct Library;
-
-impl AppletFactory for Library {
-    fn create(&self, kind: &str, aid: &Aid, params: &[u8]) -> Option<Box<dyn Applet + Send>> {
-        PurseAppletFactory
-            .create(kind, aid, params)
-            .or_else(|| IsdFactory.create(kind, aid, params))
-    }
-}
-
-struct TsmRng(u64);
-
-impl Entropy for TsmRng {
-    fn fill(&mut self, out: &mut [u8]) {
-        for chunk in out.chunks_mut(8) {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            chunk.copy_from_slice(&z.to_be_bytes()[..chunk.len()]);
-        }
-    }
-}
-
-fn isd_master() -> KeySet {
-    let k = |d: u8| AesKey::from_slice(&[0x40 + d; 16]).unwrap();
-    KeySet::aes(0x30, k(0), k(1), k(2))
-}
-
-fn token_signer() -> TokenSigner {
-    let mut bytes = [0x11u8; 32];
-    bytes[31] = 1;
-    TokenSigner::Sm2(Sm2PrivateKey::from_bytes(&bytes).unwrap())
-}
 
 fn parties() -> Parties {
-    Parties {
-        isd_master: KeyName::new("sei/isd-master"),
-        token_signer: KeyName::new("sei/token"),
-        receipt_key: KeyName::new("sei/receipt"),
-        sp_transport: KeyName::new("sp/transport"),
-        purse_issuer: KeyName::new("sp/purse-issuer"),
-    }
+    testing::test_parties()
 }
 
-fn card_spec() -> PurseCardSpec {
-    PurseCardSpec {
-        card_number: CardNumber(TEST_ASN.0),
-        issuer_id: [0x01, 0x01, 0x10, 0x00, 0xFF, 0xFF, 0xFF, 0xFF],
-        start_date: [0x20, 0x24, 0x01, 0x01],
-        expiry_date: [0x20, 0x34, 0x12, 0x31],
-    }
-}
-
-/// A blank SE keyed by card production (as `ykt-tsm`'s own tests make it).
+/// A blank SE keyed by card production (`ykt_tsm::testing`).
 fn new_se(serial: u8) -> Card {
-    let protocol = proposals::protocol().unwrap();
-    let mut cplc = [0u8; 42];
-    for (i, b) in cplc.iter_mut().enumerate() {
-        *b = (i as u8).wrapping_mul(3) ^ serial;
-    }
-    let seid = SeId(proposals::seid_from_cplc(
-        &ykt_gp_host::Cplc::parse(&cplc).unwrap(),
-    ));
-    let mut s = IsdSetup::new(protocol, derive_isd_keys(&isd_master(), &seid).unwrap());
-    s.cplc = cplc;
-    s.iin = vec![0x00, 0x11, 0x22, 0x33];
-    s.cin = vec![1, 2, 3, 4, 5, 6, 7, serial];
-    s.key_diversification_data = seid.0;
-    s.packages.push(Package {
-        elf: Aid::new(&proposals::PURSE_ELF).unwrap(),
-        version: proposals::PURSE_PACKAGE_VERSION,
-        modules: vec![(
-            Aid::new(&proposals::PURSE_MODULE).unwrap(),
-            ykt_purse::KIND.to_string(),
-        )],
-    });
-    s.token_key = Some(token_signer().verification_key());
-    s.receipt_key = Some((ReceiptAlgorithm::AesCmac, RECEIPT_KEY));
-    let mut card = Card::new(
-        Atr::default_t1(),
-        Box::new(SeededRandom::new(u64::from(serial))),
-    );
-    card.set_library(Box::new(Library));
-    install_isd(&mut card, &s).unwrap();
-    card.power_on();
-    card
+    let entropy = Box::new(SeededRandom::new(u64::from(serial)));
+    testing::blank_se(&SeOptions::serial(serial), entropy).unwrap()
 }
 
 /// An SP-TSM in process: envelopes in and out, flows over the TSM domain.
@@ -137,27 +51,8 @@ struct InProcessTsm {
 
 impl InProcessTsm {
     fn new() -> Self {
-        let mut sei = MemoryVault::new();
-        sei.insert_isd_master(parties().isd_master, isd_master());
-        sei.insert_token_signer(parties().token_signer, token_signer());
-        sei.insert_receipt_key(
-            parties().receipt_key,
-            ReceiptKey::aes(AesKey::from_slice(&RECEIPT_KEY).unwrap()),
-        );
-        let mut sp = MemoryVault::new();
-        let mut d = [0x22u8; 32];
-        d[31] = 7;
-        sp.insert_transport_key(
-            parties().sp_transport,
-            Sm2PrivateKey::from_bytes(&d).unwrap(),
-        );
-        sp.insert_purse_issuer(
-            parties().purse_issuer,
-            test_master_keys(PurseAlgorithm::Tdes),
-            &TEST_PIN,
-            PurseProfile::EPURSE,
-            Sm4Rules::BRIEF,
-        );
+        let sei = testing::sei_vault().unwrap();
+        let sp = testing::sp_vault().unwrap();
         let mut k = [0x33u8; 32];
         k[0] = 1;
         Self {
