@@ -8,6 +8,7 @@ mod entropy;
 mod exit;
 mod gp;
 mod gp_issue;
+mod harden;
 mod phone;
 mod qr;
 mod se;

@@ -362,6 +362,8 @@ impl Bar {
 
 /// Runs `ykt wallet <card command>`.
 pub fn run(command: CardCommand) -> anyhow::Result<()> {
+    // client.md §6.11: the wallet holds the passphrase, the data key and the device key.
+    crate::harden::process()?;
     match command {
         CardCommand::Enrol {
             wallet,
