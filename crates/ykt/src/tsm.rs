@@ -62,6 +62,7 @@ struct ServeArgs {
 
 /// Runs `ykt tsm …`.
 pub fn run(args: TsmArgs) -> anyhow::Result<()> {
+    crate::harden::process()?; // client.md §6.11
     match args.command {
         TsmCommand::Serve(a) => serve(a),
     }
