@@ -97,6 +97,7 @@ pub struct CardRefused {
 
 /// Runs `ykt se …`.
 pub fn run(args: SeArgs) -> anyhow::Result<()> {
+    crate::harden::process()?; // client.md §6.11
     match args.command {
         SeCommand::Serve(a) => serve(a),
         SeCommand::Apdu(a) => apdu(a),
