@@ -19,7 +19,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-#[allow(dead_code)]
 #[path = "../tests/http/se.rs"]
 mod se;
 
@@ -334,45 +333,14 @@ fn engine_config() -> EngineConfig {
     }
 }
 
-/// A blank SE for phone `index`, built as [`se::new_se`] builds one, with the whole index in
-/// the CPLC (`new_se` takes a one-byte serial: every 256th phone would share a SEID).
+/// A blank SE for phone `index`, built as [`se::new_se`] builds one, with the whole index as
+/// the serial (`new_se` takes a one-byte serial: every 256th phone would share a SEID).
 fn blank_se(index: usize) -> Card {
-    use ykt_card::{Aid, Atr, SeededRandom};
-    use ykt_gp::dm::ReceiptAlgorithm;
-    use ykt_gp::{IsdSetup, Package, install_isd};
-    use ykt_tsm::proposals;
-    use ykt_tsm::vault::derive_isd_keys;
+    use ykt_tsm::testing::{SeOptions, blank_se};
 
     let serial = u32::try_from(index).unwrap().to_be_bytes();
-    let protocol = proposals::protocol().unwrap();
-    let mut cplc = [0u8; 42];
-    for (i, b) in cplc.iter_mut().enumerate() {
-        *b = (i as u8).wrapping_mul(3) ^ serial[i % 4];
-    }
-    let seid = se::seid_of(&cplc);
-    let mut s = IsdSetup::new(protocol, derive_isd_keys(&se::isd_master(), &seid).unwrap());
-    s.cplc = cplc;
-    s.iin = vec![0x00, 0x11, 0x22, 0x33];
-    s.cin = vec![1, 2, 3, 4, serial[0], serial[1], serial[2], serial[3]];
-    s.key_diversification_data = seid.0;
-    s.packages.push(Package {
-        elf: Aid::new(&proposals::PURSE_ELF).unwrap(),
-        version: proposals::PURSE_PACKAGE_VERSION,
-        modules: vec![(
-            Aid::new(&proposals::PURSE_MODULE).unwrap(),
-            ykt_purse::KIND.to_string(),
-        )],
-    });
-    s.token_key = Some(se::token_signer().verification_key());
-    s.receipt_key = Some((ReceiptAlgorithm::AesCmac, se::RECEIPT_KEY));
-    let mut card = Card::new(
-        Atr::default_t1(),
-        Box::new(SeededRandom::new(index as u64 + 1)),
-    );
-    card.set_library(Box::new(se::Library));
-    install_isd(&mut card, &s).unwrap();
-    card.power_on();
-    card
+    let entropy = Box::new(ykt_card::SeededRandom::new(index as u64 + 1));
+    blank_se(&SeOptions::wide_serial(&serial), entropy).unwrap()
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {

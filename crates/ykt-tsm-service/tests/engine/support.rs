@@ -1,4 +1,4 @@
-//! Simulated SEs (as in ykt-tsm's tests), both TSMs' vaults shared across engine restarts, a
+//! Simulated SEs (`ykt_tsm::testing`), both TSMs' vaults shared across engine restarts, a
 //! fresh database per test on each backend, and the wallet's relay loop against the engine.
 
 use std::path::PathBuf;
@@ -6,63 +6,43 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use api::{FlowResp, FlowStatus};
-use ykt_card::{Aid, Applet, AppletFactory, Atr, Card, SeededRandom};
-use ykt_crypto::purse::{PurseAlgorithm, Sm4Rules};
-use ykt_crypto::{AesKey, Sm2PrivateKey};
-use ykt_gp::dm::{ReceiptAlgorithm, ReceiptKey, TokenSigner};
-use ykt_gp::{IsdFactory, IsdSetup, Package, install_isd};
-use ykt_purse::testing::{TEST_PIN, test_master_keys};
-use ykt_purse::{PurseAppletFactory, PurseProfile};
+use ykt_card::{Card, SeededRandom};
+use ykt_crypto::Sm2PrivateKey;
+use ykt_crypto::purse::PurseAlgorithm;
+use ykt_gp::dm::TokenSigner;
+use ykt_purse::testing::test_master_keys;
 use ykt_scp::{KeySet, StaticKeyKind, StaticKeyOperation};
 use ykt_store::Store;
 use ykt_tsm::relay::relay_on_card;
+use ykt_tsm::testing::{self, SeOptions, test_keys};
 use ykt_tsm::vault::{KeyEncryption, ReceiptContext, TokenKind, derive_isd_keys};
 use ykt_tsm::*;
 use ykt_tsm_service::engine::{CardStock, Engine, EngineConfig, EngineError, Keys};
 use zeroize::Zeroizing;
 
-pub const RECEIPT_KEY: [u8; 16] = [0x5A; 16];
+pub const RECEIPT_KEY: [u8; 16] = test_keys::RECEIPT_KEY;
 pub const NOW_MS: i64 = 1_796_142_600_000;
 
-pub struct Library;
-
-impl AppletFactory for Library {
-    fn create(&self, kind: &str, aid: &Aid, params: &[u8]) -> Option<Box<dyn Applet + Send>> {
-        PurseAppletFactory
-            .create(kind, aid, params)
-            .or_else(|| IsdFactory.create(kind, aid, params))
-    }
-}
-
 pub fn isd_master() -> KeySet {
-    let k = |d: u8| AesKey::from_slice(&[0x40 + d; 16]).unwrap();
-    KeySet::aes(0x30, k(0), k(1), k(2))
+    testing::isd_master().unwrap()
 }
 
 pub fn token_signer_bytes() -> [u8; 32] {
-    let mut bytes = [0x11u8; 32];
-    bytes[31] = 1;
-    bytes
+    test_keys::TOKEN_SIGNER
 }
 
+/// The SEI-TSM's token signer (kept for tests that check tokens themselves).
+#[allow(dead_code)]
 pub fn token_signer() -> TokenSigner {
-    TokenSigner::Sm2(Sm2PrivateKey::from_bytes(&token_signer_bytes()).unwrap())
+    testing::token_signer().unwrap()
 }
 
 pub fn transport_bytes() -> [u8; 32] {
-    let mut d = [0x22u8; 32];
-    d[31] = 7;
-    d
+    test_keys::SP_TRANSPORT
 }
 
 pub fn parties() -> Parties {
-    Parties {
-        isd_master: KeyName::new("sei/isd-master"),
-        token_signer: KeyName::new("sei/token"),
-        receipt_key: KeyName::new("sei/receipt"),
-        sp_transport: KeyName::new("sp/transport"),
-        purse_issuer: KeyName::new("sp/purse-issuer"),
-    }
+    testing::test_parties()
 }
 
 pub fn config(test_payments: bool) -> EngineConfig {
@@ -208,25 +188,8 @@ pub struct Vaults {
 
 impl Vaults {
     pub fn new() -> Self {
-        let mut sei = MemoryVault::new();
-        sei.insert_isd_master(parties().isd_master, isd_master());
-        sei.insert_token_signer(parties().token_signer, token_signer());
-        sei.insert_receipt_key(
-            parties().receipt_key,
-            ReceiptKey::aes(AesKey::from_slice(&RECEIPT_KEY).unwrap()),
-        );
-        let mut sp = MemoryVault::new();
-        sp.insert_transport_key(
-            parties().sp_transport,
-            Sm2PrivateKey::from_bytes(&transport_bytes()).unwrap(),
-        );
-        sp.insert_purse_issuer(
-            parties().purse_issuer,
-            test_master_keys(PurseAlgorithm::Tdes),
-            &TEST_PIN,
-            PurseProfile::EPURSE,
-            Sm4Rules::BRIEF,
-        );
+        let sei = testing::sei_vault().unwrap();
+        let sp = testing::sp_vault().unwrap();
         Self {
             sei: SharedVault(Arc::new(Mutex::new(sei))),
             sp: SharedVault(Arc::new(Mutex::new(sp))),
@@ -243,50 +206,19 @@ impl Vaults {
 
 /// A blank SE from card production: CPLC from `serial`, ISD keys derived for its SEID.
 pub fn new_se(serial: u8) -> Card {
-    let protocol = proposals::protocol().unwrap();
-    let mut cplc = [0u8; 42];
-    for (i, b) in cplc.iter_mut().enumerate() {
-        *b = (i as u8).wrapping_mul(3) ^ serial;
-    }
-    let seid = seid_of(&cplc);
-    let mut s = IsdSetup::new(protocol, derive_isd_keys(&isd_master(), &seid).unwrap());
-    s.cplc = cplc;
-    s.iin = vec![0x00, 0x11, 0x22, 0x33];
-    s.cin = vec![1, 2, 3, 4, 5, 6, 7, serial];
-    s.key_diversification_data = seid.0;
-    s.packages.push(Package {
-        elf: Aid::new(&proposals::PURSE_ELF).unwrap(),
-        version: proposals::PURSE_PACKAGE_VERSION,
-        modules: vec![(
-            Aid::new(&proposals::PURSE_MODULE).unwrap(),
-            ykt_purse::KIND.to_string(),
-        )],
-    });
-    s.token_key = Some(token_signer().verification_key());
-    s.receipt_key = Some((ReceiptAlgorithm::AesCmac, RECEIPT_KEY));
-    let mut card = Card::new(
-        Atr::default_t1(),
-        Box::new(SeededRandom::new(u64::from(serial))),
-    );
-    card.set_library(Box::new(Library));
-    install_isd(&mut card, &s).unwrap();
-    card.power_on();
-    card
+    let entropy = Box::new(SeededRandom::new(u64::from(serial)));
+    testing::blank_se(&SeOptions::serial(serial), entropy).unwrap()
 }
 
+/// The SEID of an SE with `cplc` (kept for tests that build other CPLCs).
+#[allow(dead_code)]
 pub fn seid_of(cplc: &[u8; 42]) -> SeId {
-    SeId(proposals::seid_from_cplc(
-        &ykt_gp_host::Cplc::parse(cplc).unwrap(),
-    ))
+    testing::seid_of(cplc).unwrap()
 }
 
 /// The SEID of `new_se(serial)`.
 pub fn seid_of_serial(serial: u8) -> SeId {
-    let mut cplc = [0u8; 42];
-    for (i, b) in cplc.iter_mut().enumerate() {
-        *b = (i as u8).wrapping_mul(3) ^ serial;
-    }
-    seid_of(&cplc)
+    testing::seid_of_serial(&[serial]).unwrap()
 }
 
 /// Every relay message the wallet relayed, and what came back.
