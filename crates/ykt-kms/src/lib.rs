@@ -36,6 +36,7 @@ mod error;
 mod kms;
 pub mod pkcs11;
 pub mod software;
+pub mod testing;
 mod types;
 
 pub use crate::audit::{AuditEvent, AuditSink, DiscardAudit, MemoryAudit, Operation};

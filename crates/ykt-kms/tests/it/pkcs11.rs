@@ -7,7 +7,6 @@
 //! message, unless `CI` is set: then it fails.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -19,6 +18,8 @@ use ykt_kms::{
     Pkcs11Kms, SecretBytes, SignatureAlgorithm, WrapMode,
 };
 
+use ykt_kms::testing::{self, SoftHsmChild};
+
 use crate::suite::{self, TDES, assert_no_secret, id};
 
 const CHILD: &str = "YKT_KMS_SOFTHSM_CHILD";
@@ -26,9 +27,7 @@ const LABEL: &str = "ykt-kms-test";
 const PIN: &str = "5678";
 
 fn module() -> PathBuf {
-    std::env::var_os("YKT_PKCS11_MODULE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"))
+    testing::softhsm_module()
 }
 
 #[test]
@@ -36,74 +35,19 @@ fn softhsm() {
     if std::env::var_os(CHILD).is_some() {
         return;
     }
-    let module = module();
-    let util = Command::new("softhsm2-util").arg("--version").output();
-    if !module.exists() || util.is_err() {
-        let why = format!(
-            "{} or softhsm2-util is absent (Debian package softhsm2)",
-            module.display()
-        );
-        if std::env::var_os("CI").is_some() {
-            panic!("the PKCS#11 tests must run under CI: {why}");
-        }
-        eprintln!("SKIPPED: the PKCS#11 (SoftHSM2) tests: {why}");
-        return;
+    let child = SoftHsmChild {
+        marker: CHILD,
+        test: "pkcs11::softhsm_child",
+        label: LABEL,
+        pin: PIN,
+        what: "the PKCS#11 (SoftHSM2) tests",
+        dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("softhsm-{}", std::process::id())),
+    };
+    // `None`: skipped, and said so.
+    if let Err(e) = testing::run_softhsm_child(&child) {
+        panic!("{e}");
     }
-    let dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("softhsm-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("tokens")).unwrap();
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            dir.join("tokens").display()
-        ),
-    )
-    .unwrap();
-    let init = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            LABEL,
-            "--so-pin",
-            "1234",
-            "--pin",
-            PIN,
-        ])
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "softhsm2-util: {}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "pkcs11::softhsm_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .env("SOFTHSM2_CONF", &conf)
-        .env("YKT_PKCS11_MODULE", &module)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "child run failed:\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stdout.contains("1 passed"),
-        "the child ran no test:\n{stdout}"
-    );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Runs only inside the child process that [`softhsm`] starts.

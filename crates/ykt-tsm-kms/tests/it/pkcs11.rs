@@ -9,11 +9,11 @@
 //! unless `CI` is set: then it fails.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 
 use ykt_apdu::{ResponseApdu, StatusWord};
 use ykt_crypto::{AesKey, cbc_decrypt, ecb_encrypt};
+use ykt_kms::testing::{self, SoftHsmChild};
 use ykt_kms::{KeySpec, KeyType, Kms, MemoryAudit, Pkcs11Config, Pkcs11Kms, SecretBytes};
 use ykt_scp::{
     CardConfig, CardSession, DerivedHostConfig, HostSession, KeySet, Protocol, SecurityLevel,
@@ -30,9 +30,7 @@ const LABEL: &str = "ykt-tsm-kms-test";
 const PIN: &str = "5678";
 
 fn module() -> PathBuf {
-    std::env::var_os("YKT_PKCS11_MODULE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"))
+    testing::softhsm_module()
 }
 
 #[test]
@@ -40,78 +38,23 @@ fn softhsm() {
     if std::env::var_os(CHILD).is_some() {
         return;
     }
-    let module = module();
-    let util = Command::new("softhsm2-util").arg("--version").output();
-    if !module.exists() || util.is_err() {
-        let why = format!(
-            "{} or softhsm2-util is absent (Debian package softhsm2)",
-            module.display()
-        );
-        if std::env::var_os("CI").is_some() {
-            panic!("the PKCS#11 tests must run under CI: {why}");
-        }
-        eprintln!("SKIPPED: KmsVault over PKCS#11 (SoftHSM2): {why}");
+    let child = SoftHsmChild {
+        marker: CHILD,
+        test: "pkcs11::softhsm_child",
+        label: LABEL,
+        pin: PIN,
+        what: "KmsVault over PKCS#11 (SoftHSM2)",
+        dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("tsm-kms-softhsm-{}", std::process::id())),
+    };
+    let ran = testing::run_softhsm_child(&child).unwrap_or_else(|e| panic!("{e}"));
+    if ran.is_none() {
         return;
     }
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("tsm-kms-softhsm-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("tokens")).unwrap();
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            dir.join("tokens").display()
-        ),
-    )
-    .unwrap();
-    let init = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            LABEL,
-            "--so-pin",
-            "1234",
-            "--pin",
-            PIN,
-        ])
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "softhsm2-util: {}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "pkcs11::softhsm_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .env("SOFTHSM2_CONF", &conf)
-        .env("YKT_PKCS11_MODULE", &module)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "child run failed:\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stdout.contains("1 passed"),
-        "the child ran no test:\n{stdout}"
-    );
     eprintln!(
         "NOTE: the ykt-tsm flows run over the software KMS only: the PKCS#11 backend refuses \
          derivations (ISD keys per SE, card keys), the e-purse MACs, composed wraps and SM2"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Runs only inside the child process that [`softhsm`] starts.
