@@ -36,6 +36,7 @@ mod error;
 mod kms;
 pub mod pkcs11;
 pub mod software;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod types;
 
