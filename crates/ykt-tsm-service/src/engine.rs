@@ -116,6 +116,10 @@ pub enum EngineError {
     /// No flow with this id.
     #[error("no such flow")]
     FlowNotFound,
+    /// The other platform (the SEI-TSM) could not be reached during the flow's move; nothing
+    /// moved, and the same request (or a resume) can be sent again.
+    #[error("the SEI-TSM is unreachable; try again")]
+    PlatformUnavailable,
     /// No order with this id.
     #[error("no such order")]
     OrderNotFound,
@@ -181,7 +185,10 @@ impl EngineError {
             Self::BadRequest(_) => Code::BadRequest,
             Self::State(_) | Self::Conflict => Code::StateConflict,
             Self::Refused(e) | Self::StepFailed { source: e, .. } => domain(e),
-            Self::Config(_) | Self::Json(_) | Self::Store(_) => Code::Internal,
+            // Internal: the request's idempotency claim is released, so a retry runs again.
+            Self::Config(_) | Self::Json(_) | Self::Store(_) | Self::PlatformUnavailable => {
+                Code::Internal
+            }
         }
     }
 }
@@ -295,9 +302,17 @@ impl Engine {
     /// `config.parties` names.
     pub async fn new(store: Store, keys: Keys, config: EngineConfig) -> Result<Self, EngineError> {
         let p = &config.parties;
-        let sei_ok = [&p.isd_master, &p.token_signer, &p.receipt_key]
-            .iter()
-            .all(|k| keys.sei.contains(k));
+        // The SEI's vault may be another platform's: asked where blocking is allowed.
+        let (sei_ok, unreachable) = crate::platform::blocking(|| {
+            crate::platform::take_link_failure();
+            let ok = [&p.isd_master, &p.token_signer, &p.receipt_key]
+                .iter()
+                .all(|k| keys.sei.contains(k));
+            (ok, crate::platform::take_link_failure())
+        });
+        if unreachable {
+            return Err(EngineError::PlatformUnavailable);
+        }
         let sp_ok = [&p.sp_transport, &p.purse_issuer]
             .iter()
             .all(|k| keys.sp.contains(k));
@@ -703,7 +718,10 @@ impl Engine {
             record.refund_account.as_deref(),
         )
         .await?;
-        let result = {
+        // A vault may be another platform's (`crate::platform::RemoteSeiVault`): the move runs
+        // where blocking is allowed, and a link that failed during it throws the move away
+        // (the flow stays as stored; a retry or a resume goes on once the link is back).
+        let (result, link_failed) = crate::platform::blocking(|| {
             let mut keys = lock(&self.inner.keys);
             let keys = &mut *keys;
             let mut rng = OsEntropy;
@@ -714,8 +732,18 @@ impl Engine {
                 rng: &mut rng,
                 now: bcd_datetime(now_ms),
             };
-            flow.next(&mut env, response)
-        };
+            crate::platform::take_link_failure();
+            let result = flow.next(&mut env, response);
+            (result, crate::platform::take_link_failure())
+        });
+        if link_failed {
+            slot.flow = None;
+            tracing::warn!(
+                txn_id,
+                "the SEI-TSM did not answer; the flow waits for a retry"
+            );
+            return Err(EngineError::PlatformUnavailable);
+        }
         let (relay, error) = match result {
             Ok(Output::Relay(r)) => (Some(r), None),
             Ok(Output::Done(_)) => (None, None),

@@ -4,12 +4,14 @@
 //! * `engine`: flows as persisted, resumable state machines; devices, orders, card instances.
 //! * `http`: the axum server (business API, admin API, `/openapi.json`, health, metrics).
 //! * `client`: the HTTP client the wallet and the conformance suite use.
+//! * `platform`: SEI-TSM and SP-TSM as two servers: the inter-platform API.
 
 #![warn(missing_docs)]
 
 // Each module below is owned by one part of the service; keep edits to your own lines.
 pub mod engine;
 pub mod http;
+pub mod platform;
 
 pub use crate::engine::{Engine, EngineConfig, EngineError, Keys};
 pub use crate::http::{Backend, BackendError, ServerConfig, TsmClient};

@@ -28,6 +28,12 @@ use crate::flow::{CardView, EntryView, FlowKind};
 use crate::hex::Hex;
 use crate::model::Management;
 use crate::relay::{RelayRequest, RelayResponse};
+use crate::vault::{KeyEncryption, KeyName, KeyRef};
+
+/// The secure-channel types that `ISDChannelInfoReq` and `ISDChannelOpReq` describe and that
+/// [`crate::KeyVault`]'s channel methods name, for the crates that carry those calls between
+/// platforms.
+pub use ykt_scp::{StaticKeyKind, StaticKeyOperation, StaticKeyRole};
 
 /// A message type and its number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,14 +47,16 @@ pub struct MessageDef {
 }
 
 macro_rules! messages {
-    ($($(#[$m:meta])* $konst:ident = ($req:literal, $no:literal, $resp:literal);)*) => {
+    ($(#[$tm:meta])* $table:ident; $($(#[$m:meta])* $konst:ident = ($req:literal, $no:literal, $resp:literal);)*) => {
         $($(#[$m])* pub const $konst: MessageDef = MessageDef { request: $req, msg_no: $no, response: $resp };)*
-        /// Every message of the business API.
-        pub const MESSAGES: &[MessageDef] = &[$($konst,)*];
+        $(#[$tm])*
+        pub const $table: &[MessageDef] = &[$($konst,)*];
     };
 }
 
 messages! {
+    /// Every message of the business API.
+    MESSAGES;
     /// Device enrolment: the device's SM2 public key becomes the key its envelopes verify under.
     ENROL = ("EnrolReq", "1001", "EnrolResp");
     /// 申请开卡: the unified download and personalisation.
@@ -90,6 +98,191 @@ messages! {
 /// The definition of a request type.
 pub fn message(request: &str) -> Option<MessageDef> {
     MESSAGES.iter().copied().find(|m| m.request == request)
+}
+
+// --- the inter-platform API: SP-TSM → SEI-TSM ----------------------------------------------
+
+messages! {
+    /// Every message of the inter-platform API (tsm-gp.md §2, §6, §7): each operation an
+    /// SP-TSM asks of the SEI-TSM's vault is one signed envelope from the SP platform to the
+    /// SEI platform. `CreateSSDReq`, `DeleteSSDReq` and `AcquireTokenReq` are the brief's
+    /// names; the others are \[PROPOSAL\] names for the steps the brief folds into the
+    /// `CreateSSD` exchange or does not name. Numbers: 1xxx SEI platform operations (the ISD
+    /// channel, tokens, receipts), 2xxx SSD operations; response = request + 1.
+    PLATFORM_MESSAGES;
+    /// \[PROPOSAL\] The ISD key version and algorithm of an SE (`KeyVault::channel_key_info`).
+    ISD_CHANNEL_INFO = ("ISDChannelInfoReq", "1011", "ISDChannelInfoResp");
+    /// \[PROPOSAL\] One session-key block of an ISD secure channel's handshake
+    /// (`KeyVault::channel_operation`), answered encrypted for the key the request names.
+    ISD_CHANNEL_OP = ("ISDChannelOpReq", "1013", "ISDChannelOpResp");
+    /// A delegated-management token (tsm-gp.md §4, `KeyVault::sign_token`).
+    ACQUIRE_TOKEN = ("AcquireTokenReq", "1015", "AcquireTokenResp");
+    /// \[PROPOSAL\] Checks a delegated-management receipt (`KeyVault::verify_receipt`).
+    VERIFY_RECEIPT = ("ReceiptVerifyReq", "1017", "ReceiptVerifyResp");
+    /// \[PROPOSAL\] Whether the SEI holds one of its keys: its ISD master, token signer or
+    /// receipt key, or an SSD's initial key set (`KeyVault::contains`).
+    KEY_QUERY = ("KeyQueryReq", "1019", "KeyQueryResp");
+    /// An SSD's initial key set is generated in the SEI's vault (`KeyVault::generate_key_set`).
+    CREATE_SSD = ("CreateSSDReq", "2001", "CreateSSDResp");
+    /// \[PROPOSAL\] The initial key set wrapped under the ISD's DEK for DGI `8001`
+    /// (`KeyVault::wrap_key_set`).
+    SSD_FIRST_KEYS = ("SSDFirstKeysReq", "2003", "SSDFirstKeysResp");
+    /// \[PROPOSAL\] The SSD key handover of tsm-gp.md §6: the initial key set encrypted for the
+    /// SP's transport public key (`KeyVault::export_key_set`).
+    SSD_KEY_HANDOVER = ("SSDKeyHandoverReq", "2005", "SSDKeyHandoverResp");
+    /// The SSD is gone: its initial key set is forgotten (`KeyVault::delete_key`).
+    DELETE_SSD = ("DeleteSSDReq", "2007", "DeleteSSDResp");
+}
+
+/// The definition of an inter-platform request type.
+pub fn platform_message(request: &str) -> Option<MessageDef> {
+    PLATFORM_MESSAGES
+        .iter()
+        .copied()
+        .find(|m| m.request == request)
+}
+
+/// `KeyQueryReq`, `CreateSSDReq` (with `version`) and `DeleteSSDReq`: a key (an SSD's initial
+/// key set) by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsdKeyReq {
+    /// The key's name (an initial set's: `FlowState::initial_keys`).
+    pub key: KeyName,
+    /// `CreateSSDReq`: the key version of the new set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u8>,
+}
+
+/// `KeyQueryResp`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyQueryResp {
+    /// True when the SEI holds the key.
+    pub present: bool,
+}
+
+/// `ISDChannelInfoReq`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsdChannelInfoReq {
+    /// The ISD's keys (`KeyRef::Isd`).
+    pub keys: KeyRef,
+}
+
+/// `ISDChannelInfoResp`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsdChannelInfoResp {
+    /// The key version.
+    pub version: u8,
+    /// `TDES`, `AES` or `SM4`.
+    pub algorithm: String,
+    /// The key length, bytes.
+    pub key_len: u8,
+}
+
+/// `ISDChannelOpReq`: the inputs of one handshake block, never a key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsdChannelOpReq {
+    /// The ISD's keys (`KeyRef::Isd`).
+    pub keys: KeyRef,
+    /// `TDES_CBC` (SCP02) or `CMAC` (SCP03, SM4 channel).
+    pub operation: String,
+    /// Which static key: `ENC`, `MAC` or `DEK`.
+    pub key: String,
+    /// The block's input.
+    pub data: Hex,
+    /// The SM2 public key (SEC1) the result is encrypted for.
+    pub recipient: Hex,
+}
+
+/// `ISDChannelOpResp`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsdChannelOpResp {
+    /// The 16-byte result, SM2-encrypted (C1C3C2) for the request's `recipient`.
+    pub wrapped: Hex,
+}
+
+/// `AcquireTokenReq`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcquireTokenReq {
+    /// The SEI's token signing key.
+    pub signer: KeyName,
+    /// The command: `LOAD`, `INSTALL`, `MAKE_SELECTABLE`, `EXTRADITION`, `REGISTRY_UPDATE` or
+    /// `DELETE`.
+    pub kind: String,
+    /// The command's P1.
+    pub p1: u8,
+    /// The command's P2.
+    pub p2: u8,
+    /// The command's data field before the token.
+    pub data: Hex,
+}
+
+/// `AcquireTokenResp`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcquireTokenResp {
+    /// The token.
+    pub token: Hex,
+}
+
+/// `ReceiptVerifyReq`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptVerifyReq {
+    /// The SEI's receipt key.
+    pub key: KeyName,
+    /// The card's response data (confirmation and receipt).
+    pub response: Hex,
+    /// The command: as `AcquireTokenReq.kind`.
+    pub kind: String,
+    /// The context's AIDs in the order of `ReceiptContext`'s fields.
+    pub aids: Vec<Hex>,
+}
+
+/// `SSDFirstKeysReq`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsdFirstKeysReq {
+    /// The SSD's initial key set.
+    pub key: KeyName,
+    /// The ISD whose DEK wraps it (`KeyRef::Isd`).
+    pub under: KeyRef,
+    /// How.
+    pub encryption: KeyEncryption,
+}
+
+/// `SSDFirstKeysResp`: the wrapped set, as `WrappedKeySet`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsdFirstKeysResp {
+    /// PUT KEY's data field: KVN and the encrypted keys with their KCVs.
+    pub data: Hex,
+    /// The three check values.
+    pub check_values: [Hex; 3],
+}
+
+/// `SSDKeyHandoverReq`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsdKeyHandoverReq {
+    /// The SSD's initial key set.
+    pub key: KeyName,
+    /// The SP's transport public key (SEC1), which the SEI checks against the one it pins.
+    pub recipient: Hex,
+}
+
+/// `SSDKeyHandoverResp`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsdKeyHandoverResp {
+    /// The set encrypted for the transport key (`proposals::HANDOVER_CIPHER`).
+    pub wrapped: Hex,
 }
 
 /// A card number over the wire: the 20 hex digits of the ASN. The full number travels only
@@ -328,6 +521,15 @@ mod tests {
             assert!((1000..6000).contains(&n) && n % 2 == 1, "{}", m.msg_no);
             assert!(!nos.contains(alloc::format!("{:04}", n + 1).as_str()));
             assert_eq!(message(m.request), Some(*m));
+        }
+        for m in PLATFORM_MESSAGES {
+            assert!(nos.insert(m.msg_no), "{}", m.msg_no);
+            assert!(names.insert(m.request), "{}", m.request);
+            let n: u32 = m.msg_no.parse().unwrap_or(0);
+            assert!((1000..3000).contains(&n) && n % 2 == 1, "{}", m.msg_no);
+            assert!(!nos.contains(alloc::format!("{:04}", n + 1).as_str()));
+            assert_eq!(platform_message(m.request), Some(*m));
+            assert_eq!(message(m.request), None);
         }
     }
 }

@@ -8,14 +8,15 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 use ykt_crypto::Sm2PublicKey;
 use ykt_envelope::Code;
 use ykt_store::{ChainStatus, Entity, Flow, FlowStatus, Store};
 use ykt_tsm::RelayResponse;
 use ykt_tsm::api::{
-    AppQueryReq, CardReq, CardsResp, FlowResp, OpenCardReq, OrderReq, OrderResp, RefundReq,
-    TopupOrderReq, TransferInReq,
+    AppQueryReq, CardReq, CardsResp, FlowResp, MessageDef, OpenCardReq, OrderReq, OrderResp,
+    RefundReq, TopupOrderReq, TransferInReq,
 };
 
 /// A refusal or failure of the backend: the result code the response carries and a message
@@ -182,6 +183,21 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     /// The store (replay guard, idempotency records, the admin views).
     fn store(&self) -> &Store;
+
+    /// Whether this backend serves the message type `def` (by default the business API,
+    /// [`ykt_tsm::api::MESSAGES`]); any other is refused with `1006` before its sender's key
+    /// is looked up.
+    fn serves(&self, def: MessageDef) -> bool {
+        ykt_tsm::api::MESSAGES.contains(&def)
+    }
+
+    /// An inter-platform request ([`ykt_tsm::api::PLATFORM_MESSAGES`]) from the verified
+    /// platform `sender`: its answer's body (`crate::platform::SeiPlatform` serves them).
+    fn platform(&self, sender: &str, def: MessageDef, body: Value) -> impl BackendFuture<Value> {
+        let _ = (sender, body);
+        let msg = format!("{} is not served here", def.request);
+        async move { Err(BackendError::new(Code::BadRequest, msg)) }
+    }
 
     /// Admin: every registered SE.
     fn admin_ses(&self) -> impl BackendFuture<Vec<SeView>> {

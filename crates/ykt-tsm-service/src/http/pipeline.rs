@@ -45,7 +45,7 @@ pub(crate) async fn business<B: Backend>(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let def = api::message(&msg_type);
+    let def = api::message(&msg_type).or_else(|| api::platform_message(&msg_type));
     let label = def.map_or("unknown", |d| d.request);
     let span = tracing::info_span!("tsm.request", msg_type = label);
     let (code, response) = handle(&state, def, body).instrument(span).await;
@@ -189,6 +189,8 @@ enum Request {
     OrderQuery(api::OrderReq),
     TestPay(api::OrderReq),
     CardsQuery,
+    /// An inter-platform request: the backend reads its body.
+    Platform(Value),
 }
 
 fn body<T: DeserializeOwned>(def: MessageDef, envelope: &Envelope) -> Result<T, Refusal> {
@@ -222,6 +224,7 @@ impl Request {
             d if d == api::ORDER_QUERY => Request::OrderQuery(body(d, e)?),
             d if d == api::TEST_PAY => Request::TestPay(body(d, e)?),
             d if d == api::CARDS_QUERY => body::<api::Empty>(d, e).map(|_| Request::CardsQuery)?,
+            d if api::PLATFORM_MESSAGES.contains(&d) => Request::Platform(e.body.clone()),
             d => {
                 return Err(Refusal::bad(format!("{} is not served here", d.request)));
             }
@@ -381,6 +384,10 @@ async fn checked<B: Backend>(
     }
     if envelope.result.is_some() {
         return Err(Refusal::bad("a request carries no result"));
+    }
+    // The business API or the inter-platform API, as this server's role serves.
+    if !state.0.backend.serves(def) {
+        return Err(Refusal::bad(format!("{} is not served here", def.request)));
     }
     for (name, value) in [
         ("sender_id", &envelope.sender_id),
@@ -587,7 +594,7 @@ async fn dispatch_claimed<B: Backend>(
         Ok(Claimed::Stored(text)) => return answer_stored(state, ctx, &text),
         Err(refusal) => return refuse(state, ctx, refusal),
     };
-    let outcome = dispatch(state, envelope, request).await;
+    let outcome = dispatch(state, def, envelope, request).await;
     let (result, body, flow_move) = match outcome {
         Ok((body, flow_move)) => (ResultInfo::ok(), body, flow_move),
         Err(e) => {
@@ -681,6 +688,7 @@ fn flow_move(resp: &api::FlowResp, started: bool) -> FlowMove {
 /// tsm-gp.md §7 message table: each request to its backend call.
 async fn dispatch<B: Backend>(
     state: &AppState<B>,
+    def: MessageDef,
     envelope: &Envelope,
     request: Request,
 ) -> Result<(Value, Option<FlowMove>), BackendError> {
@@ -726,5 +734,6 @@ async fn dispatch<B: Backend>(
             None,
         )),
         Request::CardsQuery => Ok((to_value(&backend.cards(device).await?)?, None)),
+        Request::Platform(body) => Ok((backend.platform(device, def, body).await?, None)),
     }
 }
