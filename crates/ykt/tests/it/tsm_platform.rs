@@ -1,1 +1,368 @@
-//! The SEI-TSM and the SP-TSM as two `ykt tsm serve` processes joined by the inter-platform API.
+//! The SEI-TSM and the SP-TSM as two `ykt tsm serve` processes joined by the inter-platform API:
+//! each learns the other's key with `ykt tsm key`; a wallet enrols, opens, tops up, reads and
+//! returns a card and deletes another against the SP; the SP's directory holds no SEI key file; the SEI refuses a
+//! sender it does not know and a replay; and the SEI killed during an open card, restarted,
+//! lets `ykt wallet resume` finish with one card.
+
+use std::io::{BufRead as _, Read as _, Write as _};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use ykt_crypto::Sm2PrivateKey;
+use ykt_envelope::{Code, Envelope, Header, Sm2Signer};
+use ykt_tsm_service::http::TsmClient;
+
+const YKT: &str = env!("CARGO_BIN_EXE_ykt");
+const PASSPHRASE: &str = "Correct-Horse-Battery-7";
+const MASKED_CARD_NO: &str = "310410**********0001";
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Setup {
+    root: PathBuf,
+}
+
+impl Setup {
+    fn new(name: &str) -> Self {
+        let root = std::env::temp_dir().join(format!("ykt-platform-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        Self { root }
+    }
+
+    fn p(&self, name: &str) -> String {
+        self.root.join(name).to_str().unwrap().to_string()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let child = Command::new(YKT)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("YKT_WALLET_PASSPHRASE", PASSPHRASE)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_output(child)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "ykt {args:?}: {:?}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn wallet(&self, command: &str, wdir: &str, se: &str, args: &[&str]) -> String {
+        let (wdir, se) = (self.p(wdir), self.p(se));
+        let mut all = vec!["wallet", command, "--dir", &wdir, "--se-state", &se];
+        all.extend_from_slice(args);
+        self.ok(&all)
+    }
+
+    /// `ykt tsm key --dir DIR`.
+    fn key(&self, dir: &str) -> String {
+        let out = self.ok(&["tsm", "key", "--dir", &self.p(dir)]);
+        let key = out.trim().to_string();
+        assert_eq!(key.len(), 130, "{out:?}");
+        assert_eq!(self.ok(&["tsm", "key", "--dir", &self.p(dir)]).trim(), key);
+        key
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn drain(mut from: impl std::io::Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = from.read_to_end(&mut text);
+        String::from_utf8_lossy(&text).to_string()
+    })
+}
+
+fn wait_output(mut child: Child) -> Output {
+    let stdout = child.stdout.take().map(drain);
+    let stderr = child.stderr.take().map(drain);
+    let text = |t: Option<JoinHandle<String>>| t.map(|t| t.join().unwrap()).unwrap_or_default();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ykt did not exit within {TIMEOUT:?}: {}", text(stderr));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: text(stdout).into_bytes(),
+        stderr: text(stderr).into_bytes(),
+    }
+}
+
+/// `ykt tsm serve ARGS` as a child process, killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Server {
+    fn start(s: &Setup, listen: &str, db: &str, dir: &str, args: &[&str]) -> Self {
+        let db = format!("sqlite://{}?mode=rwc", s.p(db));
+        let mut child = Command::new(YKT)
+            .args(["tsm", "serve", "--test-keys", "--test-payments"])
+            .args(["--listen", listen, "--db", &db, "--dir", &s.p(dir)])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Some(drain(child.stderr.take().unwrap()));
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        reader.read_line(&mut first).unwrap();
+        drop(drain(reader));
+        let mut server = Self {
+            child,
+            url: String::new(),
+            stderr,
+        };
+        match first.trim().split("listening on ").nth(1) {
+            Some(url) => server.url = url.to_string(),
+            None => {
+                let _ = server.child.kill();
+                let _ = server.child.wait();
+                let err = server.stderr.take().unwrap().join().unwrap();
+                panic!("no address printed: {first:?}\n{err}");
+            }
+        }
+        server
+    }
+
+    fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_string()
+    }
+
+    /// `GET path`: the body.
+    fn get(&self, path: &str, token: Option<&str>) -> String {
+        let mut stream = std::net::TcpStream::connect(self.addr()).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr()
+        );
+        if let Some(token) = token {
+            request.push_str(&format!("Authorization: Bearer {}\r\n", token.trim()));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response.split_once("\r\n\r\n").unwrap().1.to_string()
+    }
+
+    /// The `ApduResultReq` requests served so far.
+    fn apdu_results(&self) -> u64 {
+        self.get("/metrics", None)
+            .lines()
+            .filter(|l| l.starts_with("ykt_tsm_requests_total{msg_type=\"ApduResultReq\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The SEI and the SP, each pinning the other's key.
+fn start_both(s: &Setup) -> (Server, Server) {
+    let sp_key = s.key("sp");
+    let sei_key = s.key("sei");
+    assert_ne!(sp_key, sei_key);
+    let sei = Server::start(
+        s,
+        "127.0.0.1:0",
+        "sei.db",
+        "sei",
+        &["--role", "sei", "--peer-key", &sp_key],
+    );
+    let sp = Server::start(
+        s,
+        "127.0.0.1:0",
+        "sp.db",
+        "sp",
+        &["--role", "sp", "--sei-url", &sei.url, "--sei-key", &sei_key],
+    );
+    (sei, sp)
+}
+
+fn seal(body: &serde_json::Value, key: &Sm2PrivateKey, sender: &str) -> Envelope {
+    let def = ykt_tsm::api::KEY_QUERY;
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    Envelope::seal(
+        &Header {
+            msg_type: def.request.into(),
+            msg_no: def.msg_no.into(),
+            sender_id: sender.into(),
+            receiver_id: "SEITSM-YKT-TEST".into(),
+            txn_id: hex::encode(nonce),
+            request_id: hex::encode(nonce),
+        },
+        body,
+        None,
+        &nonce,
+        now,
+        &Sm2Signer::new(key.clone()),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_card_lives_through_an_sp_whose_sei_is_another_server() {
+    let s = Setup::new("life");
+    let (sei, sp) = start_both(&s);
+    // Each directory holds its own role's key file only.
+    assert!(s.root.join("sp/sp.kms").exists() && !s.root.join("sp/sei.kms").exists());
+    assert!(s.root.join("sei/sei.kms").exists() && !s.root.join("sei/sp.kms").exists());
+
+    let out = s.ok(&["wallet", "enrol", "--dir", &s.p("w"), "--tsm", &sp.url]);
+    assert!(out.contains("device enrolled with SPTSM-YKT-TEST"), "{out}");
+    let out = s.wallet("open", "w", "se.card", &[]);
+    assert!(
+        out.contains(&format!("card {MASKED_CARD_NO} opened (ACTIVE)")),
+        "{out}"
+    );
+    let out = s.wallet("topup", "w", "se.card", &["--amount", "5000"]);
+    assert!(out.contains("balance ¥50.00"), "{out}");
+    let out = s.wallet("balance", "w", "se.card", &[]);
+    assert!(out.contains("balance ¥50.00"), "{out}");
+    let out = s.wallet("return", "w", "se.card", &[]);
+    assert!(out.contains("¥50.00 refunded"), "{out}");
+    let out = s.ok(&["wallet", "cards", "--dir", &s.p("w")]);
+    assert!(out.contains("no cards"), "{out}");
+    // A second card, deleted (no balance on it).
+    let out = s.wallet("open", "w", "se.card", &[]);
+    assert!(out.contains("opened (ACTIVE)"), "{out}");
+    s.wallet("delete", "w", "se.card", &[]);
+    let out = s.ok(&["wallet", "cards", "--dir", &s.p("w")]);
+    assert!(out.contains("no cards"), "{out}");
+
+    // The SEI did its part: every operation an audit row, the chain intact.
+    let token = std::fs::read_to_string(s.root.join("sei/admin.token")).unwrap();
+    let chain = s_json(&sei.get("/admin/v1/audit/verify", Some(&token)));
+    assert_eq!(chain["intact"], true, "{chain}");
+    assert!(chain["rows"].as_u64().unwrap_or(0) > 10, "{chain}");
+    // The SEI serves no wallet.
+    let err = s.run(&["wallet", "enrol", "--dir", &s.p("w2"), "--tsm", &sei.url]);
+    assert!(!err.status.success());
+
+    // The SEI refuses a sender it does not know, and a replay of the SP's own message.
+    let client = TsmClient::new(&sei.url).unwrap();
+    let body = json!({"key": "sei/isd-master"});
+    let stranger = Sm2PrivateKey::from_bytes(&[0x45; 32]).unwrap();
+    let answer = client.send(&seal(&body, &stranger, "SPTSM-OTHER")).unwrap();
+    assert_eq!(answer.code(), Some(Code::UnknownSender));
+    let answer = client
+        .send(&seal(&body, &stranger, "SPTSM-YKT-TEST"))
+        .unwrap();
+    assert_eq!(answer.code(), Some(Code::BadSignature));
+    let sp_key_hex = std::fs::read_to_string(s.root.join("sp/tsm.key")).unwrap();
+    let d: [u8; 32] = hex::decode(sp_key_hex.trim()).unwrap().try_into().unwrap();
+    let sp_key = Sm2PrivateKey::from_bytes(&d).unwrap();
+    let request = seal(&body, &sp_key, "SPTSM-YKT-TEST");
+    assert_eq!(client.send(&request).unwrap().code(), Some(Code::Ok));
+    assert_eq!(client.send(&request).unwrap().code(), Some(Code::Replayed));
+    drop(sp);
+    drop(sei);
+}
+
+fn s_json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn the_sei_killed_during_open_card_lets_the_wallet_resume_to_one_card() {
+    let s = Setup::new("kill");
+    let (sei, sp) = start_both(&s);
+    let sei_listen = sei.addr();
+    s.ok(&["wallet", "enrol", "--dir", &s.p("w"), "--tsm", &sp.url]);
+    let (w, se) = (s.p("w"), s.p("se.card"));
+    let open = Command::new(YKT)
+        .args(["wallet", "open", "--dir", &w, "--se-state", &se])
+        .env("RUST_LOG", "info")
+        .env("YKT_WALLET_PASSPHRASE", PASSPHRASE)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Killed once the SSD is being made (the SEI's first operations).
+    let start = Instant::now();
+    while sp.apdu_results() < 2 {
+        assert!(start.elapsed() < TIMEOUT, "the open card did not start");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    sei.kill9();
+    let out = wait_output(open);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !out.status.success(),
+        "the open card finished without the SEI: {stderr}"
+    );
+
+    // The SEI back on the same address, database and directory.
+    let sei_key = s.key("sei");
+    let sp_key = s.key("sp");
+    let sei = Server::start(
+        &s,
+        &sei_listen,
+        "sei.db",
+        "sei",
+        &["--role", "sei", "--peer-key", &sp_key],
+    );
+    assert_eq!(s.key("sei"), sei_key);
+    let out = s.wallet("resume", "w", "se.card", &[]);
+    let cards = s.ok(&["wallet", "cards", "--dir", &w]);
+    assert_eq!(cards.matches(MASKED_CARD_NO).count(), 1, "{out}\n{cards}");
+    assert!(cards.contains("ACTIVE"), "{out}\n{cards}");
+    let token = std::fs::read_to_string(s.root.join("sp/admin.token")).unwrap();
+    let instances = s_json(&sp.get("/admin/v1/cards", Some(&token)));
+    assert_eq!(instances.as_array().unwrap().len(), 1, "{instances}");
+    assert_eq!(instances[0]["state"], "ACTIVE", "{instances}");
+    let out = s.wallet("topup", "w", "se.card", &["--amount", "100"]);
+    assert!(out.contains("balance ¥1.00"), "{out}");
+    drop(sei);
+}
