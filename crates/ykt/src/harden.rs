@@ -13,6 +13,23 @@
 pub const PANIC_TEXT: &str = "error: E9998: ykt stopped on an internal error. Nothing was shown of \
      its data; run the command again, and report the code and the time if it happens again.";
 
+/// The logs of the HTTP stacks are capped at `info` whatever `RUST_LOG` asks for: at `trace`
+/// ureq dumps every request and response body in hex and ASCII, and those bodies carry the
+/// TSM's scripts (APDUs with MAC2 and card data) and the envelopes' card numbers (client.md
+/// §6.8: APDU traces show INS and SW only). The wallet's own trace events stay available.
+pub const LOG_CAPS: &[&str] = &["ureq=info", "ureq_proto=info", "hyper=info", "h2=info"];
+
+/// `filter` with [`LOG_CAPS`] added last, so they override what `RUST_LOG` said for those
+/// targets.
+pub fn cap_logs(mut filter: tracing_subscriber::EnvFilter) -> tracing_subscriber::EnvFilter {
+    for cap in LOG_CAPS {
+        if let Ok(directive) = cap.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
+}
+
 /// Hardens this process and installs the panic hook; called first by the commands that hold
 /// keys. Fails if the kernel refuses either setting (the command then does not run).
 pub fn process() -> anyhow::Result<()> {
@@ -49,7 +66,7 @@ fn linux() -> anyhow::Result<()> {
     }
     // Read back from the kernel, so the log states what holds, not what was asked for.
     tracing::debug!(
-        dumpable = dumpable(),
+        dumpable = dumpable().unwrap_or(-1),
         core_limit = 0,
         "process hardened (client.md §6.11)"
     );
@@ -69,6 +86,16 @@ fn dumpable() -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_http_stacks_stay_at_info_under_rust_log_trace() {
+        let filter = cap_logs(tracing_subscriber::EnvFilter::new("trace,ureq_proto=trace"));
+        let text = filter.to_string();
+        for cap in LOG_CAPS {
+            assert!(text.split(',').any(|d| d == *cap), "{cap} in {text}");
+        }
+        assert!(!text.contains("ureq_proto=trace"), "{text}");
+    }
 
     #[test]
     fn the_panic_text_has_a_code_and_no_placeholder() {

@@ -96,6 +96,7 @@ fn main() -> ExitCode {
 /// Logs go to stderr, filtered by `RUST_LOG` (default: `default`; the demo passes `warn`).
 fn init_logging(default: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = harden::cap_logs(filter);
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

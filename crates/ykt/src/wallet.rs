@@ -151,6 +151,21 @@ pub enum CardCommand {
         #[command(flatten)]
         se: SeArgs,
     },
+    /// Deletes this wallet from this device (client.md §6.5): the sealed state, the TSM's
+    /// address, the local API's secret, grants and requests, the lock file, a simulated SE's
+    /// state file kept in the directory, and the ride QR code's device files.
+    ///
+    /// Cards are not returned: a card still ACTIVE at the TSM keeps its balance there, and
+    /// without this wallet this device can no longer return it (run `ykt wallet return` first).
+    /// The device stays enrolled at the TSM. Refused while another process uses the wallet
+    /// (e.g. `ykt wallet api serve`). Asks for confirmation unless --yes.
+    Purge {
+        #[command(flatten)]
+        wallet: WalletDir,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
     /// The local API for other apps: grants, the server, top-up requests (client.md §6.6).
     #[command(subcommand)]
     Api(crate::wallet_api::ApiCommand),
@@ -272,9 +287,17 @@ impl StateFile {
 
     /// Opens the state at `path`.
     pub fn open(path: &Path, passphrase: &[u8]) -> anyhow::Result<(Self, WalletState)> {
-        let bytes = fs::read(path).with_context(|| {
-            format!("reading {} (run `ykt wallet enrol` first)", path.display())
-        })?;
+        let bytes = match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let dir = path.parent().unwrap_or(path);
+                bail!(
+                    "there is no wallet in {} (run `ykt wallet enrol` first)",
+                    dir.display()
+                )
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
         let (key, state) = WalletState::open(passphrase, &bytes)
             .with_context(|| format!("opening {}", path.display()))?;
         Ok((
@@ -284,6 +307,26 @@ impl StateFile {
             },
             state,
         ))
+    }
+
+    /// Opens the state at `path` with the data key of an unlocked session (no passphrase; the
+    /// file must have been sealed under this key).
+    pub fn reopen(path: &Path, key: &SealKey) -> anyhow::Result<(Self, WalletState)> {
+        let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let state = WalletState::reopen(key, &bytes)
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok((
+            Self {
+                path: path.to_owned(),
+                key: key.clone(),
+            },
+            state,
+        ))
+    }
+
+    /// The data key this file is sealed under.
+    pub fn key(&self) -> &SealKey {
+        &self.key
     }
 
     fn save(&self, state: &WalletState) -> anyhow::Result<()> {
@@ -509,6 +552,7 @@ pub fn run(command: CardCommand) -> anyhow::Result<()> {
                 Ok(out.trim_end().to_string())
             })
         }
+        CardCommand::Purge { wallet, yes } => purge(&wallet, yes),
         CardCommand::Api(command) => crate::wallet_api::run(command),
     }
 }
@@ -639,7 +683,7 @@ fn with_wallet(
     // The same lock `ykt wallet api serve` and its commands take: the sealed state and the SE's
     // state file are read, changed and written by one process at a time. (No directory: the
     // state does not exist either, and opening it says so.)
-    let _lock = if w.dir.is_dir() {
+    let _lock = if w.dir.join(STATE_FILE).exists() {
         Some(crate::wallet_api::lock(&w.dir)?)
     } else {
         None
@@ -694,5 +738,169 @@ fn with_wallet(
     bar.finish();
     file.save(wallet.state())?;
     println!("{}", result?);
+    Ok(())
+}
+
+// ---- purge (client.md §6.5) --------------------------------------------------------------------
+
+/// The files of a wallet directory that are the wallet's, besides the sealed state and the lock:
+/// the TSM's address, the local API's files (`wallet_api::proposals`), and the ride QR code's
+/// device files (`ykt wallet qr init`).
+const WALLET_FILES: &[&str] = &[
+    URL_FILE,
+    crate::wallet_api::proposals::SECRET_FILE,
+    crate::wallet_api::proposals::BOOK_FILE,
+    crate::wallet_api::proposals::TOPUPS_FILE,
+    "device.key",
+    "device.pub",
+    "authorisation",
+];
+
+/// Whether `name` (in the directory `dir`) is one of the wallet's files: the list above, the
+/// sealed state and the temporary files of their atomic writes, or a simulated SE's state file
+/// (magic `YKTCARD\0`, the SE the wallet made there).
+fn is_wallet_file(dir: &Path, name: &str) -> bool {
+    let base = name.split(".tmp").next().unwrap_or(name);
+    if base == STATE_FILE || WALLET_FILES.contains(&base) {
+        return true;
+    }
+    let mut magic = [0u8; 8];
+    fs::File::open(dir.join(name))
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok_and(|()| magic == ykt_card::STATE_MAGIC)
+}
+
+/// What purging loses, for the user: the cards still on the TSM, the open flows.
+fn purge_warnings(w: &WalletDir) -> Vec<String> {
+    let opened = passphrase(w).and_then(|p| StateFile::open(&w.dir.join(STATE_FILE), &p));
+    let state = match opened {
+        Ok((_, state)) => state,
+        Err(_) => {
+            return vec![
+                "the wallet did not open (no passphrase or a wrong one), so its cards cannot be listed: \
+                 any card still on the TSM keeps its balance there and can no longer be returned from this device"
+                    .into(),
+            ];
+        }
+    };
+    let mut out = Vec::new();
+    for c in &state.cards {
+        let balance = c
+            .balance
+            .map_or_else(|| "unknown".to_string(), |(b, _)| yuan(b));
+        if c.state == "ACTIVE" {
+            out.push(format!(
+                "card {} is ACTIVE (balance {balance}): run `ykt wallet return` first to get the balance refunded; \
+                 after the purge this device cannot return it",
+                c.card_no
+            ));
+        } else {
+            out.push(format!("card {} ({}) is forgotten", c.card_no, c.state));
+        }
+    }
+    for f in &state.flows {
+        out.push(format!(
+            "flow {} ({:?}) is unfinished: `ykt wallet resume` finishes it",
+            f.txn_id, f.kind
+        ));
+    }
+    out
+}
+
+fn purge(w: &WalletDir, yes: bool) -> anyhow::Result<()> {
+    let dir = &w.dir;
+    let names: Vec<String> = match fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("there is no wallet in {}", dir.display())
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    let lock_name = crate::wallet_api::proposals::LOCK_FILE;
+    let mut doomed: Vec<&String> = names
+        .iter()
+        .filter(|n| {
+            let lock = [lock_name, crate::wallet_api::proposals::SERVE_LOCK_FILE];
+            !lock.contains(&n.as_str()) && is_wallet_file(dir, n)
+        })
+        .collect();
+    doomed.sort();
+    if doomed.is_empty() {
+        bail!("there is no wallet in {}", dir.display());
+    }
+    // client.md §6.5: never under a running server or command; the locks are held to the end.
+    let serve_name = crate::wallet_api::proposals::SERVE_LOCK_FILE;
+    let mut locks = Vec::new();
+    for name in [lock_name, serve_name] {
+        let lock = crate::wallet_api::lock_file(dir, name)?;
+        match lock.try_lock() {
+            Ok(()) => locks.push((dir.join(name), lock)),
+            Err(fs::TryLockError::WouldBlock) => bail!(
+                "another ykt process is using this wallet (`ykt wallet api serve`, a top-up, …): stop it, then purge; nothing was deleted"
+            ),
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("locking {}", dir.join(name).display()));
+            }
+        }
+    }
+    let warnings = purge_warnings(w);
+    eprintln!("purging the wallet in {}:", dir.display());
+    for name in &doomed {
+        eprintln!("  delete {name}");
+    }
+    for warning in &warnings {
+        eprintln!("  warning: {warning}");
+    }
+    eprintln!("  the device stays enrolled at the TSM; a new wallet here needs `ykt wallet enrol`");
+    if !yes {
+        eprint!("delete the wallet? type yes: ");
+        let mut answer = String::new();
+        std::io::stdin()
+            .read_line(&mut answer)
+            .context("reading the answer")?;
+        if answer.trim() != "yes" {
+            bail!("not purged: nothing was deleted");
+        }
+    }
+    for name in &doomed {
+        let path = dir.join(name.as_str());
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("deleting {}", path.display())),
+        }
+    }
+    // The lock files go last, while still held, so no command starts in between.
+    for (path, _) in &locks {
+        fs::remove_file(path).with_context(|| format!("deleting {}", path.display()))?;
+    }
+    let deleted = doomed.len() + locks.len();
+    drop(locks);
+    let left: Vec<String> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    if left.is_empty() {
+        fs::remove_dir(dir).with_context(|| format!("deleting {}", dir.display()))?;
+        println!(
+            "wallet purged: {deleted} files deleted, {} removed",
+            dir.display()
+        );
+    } else {
+        println!(
+            "wallet purged: {} files deleted; {} keeps files that are not the wallet's: {}",
+            deleted,
+            dir.display(),
+            left.join(", ")
+        );
+    }
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! | `api.grants.json` | the grant book: every grant (never its token) and the revocations, with an HMAC-SM3 under the secret; mode 0600 |
 //! | `api.topups.json` | the top-up requests apps made, `PENDING_USER` until `confirm` or `deny` |
 //! | `api.lock` | the lock the commands and the server take around the wallet and these files |
+//! | `api.serve.lock` | held (shared) by a running server for its lifetime |
 //!
 //! Other apps run as the same user, so the secret is never on disk in clear: whoever could read
 //! it could mint tokens. Granting, revoking and listing take the wallet's passphrase; the
@@ -22,7 +23,7 @@ use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail, ensure};
@@ -32,8 +33,8 @@ use ykt_transport::{CardChannel as _, PcscChannel};
 use ykt_tsm_service::TsmClient;
 use ykt_wallet::seal::Record as SealRecord;
 use ykt_wallet::{
-    CardNo, LinkError, Links, Persist as _, Progress, SeError, SeLink, SealKey, TsmLink, Wallet,
-    WalletState,
+    CardNo, LinkError, Links, Operation, Persist as _, Progress, SeError, SeLink, SealKey, Session,
+    TsmLink, Wallet, WalletState,
 };
 use ykt_wallet_api::token::hmac_sm3;
 use ykt_wallet_api::{
@@ -62,6 +63,10 @@ pub mod proposals {
     /// around every use of the sealed state, the SE and the files above, so a `confirm` and a
     /// request to the server never interleave their SE commands or their writes.
     pub const LOCK_FILE: &str = "api.lock";
+    /// The file a running server holds a shared `flock` on for as long as it runs (it takes
+    /// [`LOCK_FILE`] only around each request), so `ykt wallet purge` can tell that a server
+    /// still uses the wallet.
+    pub const SERVE_LOCK_FILE: &str = "api.serve.lock";
     /// How often the server looks at the grant book's modification time, milliseconds.
     pub const BOOK_POLL_MS: u64 = 250;
     /// What the card handles' HMAC-SM3 is computed over before the card number (a domain label,
@@ -69,11 +74,14 @@ pub mod proposals {
     pub const HANDLE_LABEL: &[u8] = b"ykt-wallet-api card handle\0";
     /// The label other apps see for each card (the wallet keeps no label of the user's yet).
     pub const CARD_LABEL: &str = "transit card";
+    /// How often the server checks whether its session has idled long enough to lock,
+    /// milliseconds (the timeouts themselves are `ykt_wallet::session::proposals`).
+    pub const IDLE_POLL_MS: u64 = 1000;
 }
 
 use self::proposals::{
-    BOOK_FILE, BOOK_POLL_MS, CARD_LABEL, HANDLE_LABEL, LOCK_FILE, SECRET_FILE, SECRET_RECORD,
-    TOPUPS_FILE,
+    BOOK_FILE, BOOK_POLL_MS, CARD_LABEL, HANDLE_LABEL, IDLE_POLL_MS, LOCK_FILE, SECRET_FILE,
+    SECRET_RECORD, SERVE_LOCK_FILE, TOPUPS_FILE,
 };
 
 /// The sealed state's file name (as `ykt wallet` keeps it).
@@ -116,6 +124,11 @@ pub enum ApiCommand {
         wallet: ApiWallet,
     },
     /// Serves the local API over this wallet until SIGINT or SIGTERM.
+    ///
+    /// The passphrase unlocks the wallet at start (client.md §6.10). After --idle-lock without
+    /// a request the wallet locks: its data key is dropped and wiped, and every call gets
+    /// 503 {"error":"locked"} (health still answers). To unlock, stop the server and start it
+    /// again with the passphrase; a running server never takes a passphrase.
     Serve {
         #[command(flatten)]
         wallet: ApiWallet,
@@ -127,6 +140,10 @@ pub enum ApiCommand {
         /// Also serve on 127.0.0.1:PORT (0: any free port).
         #[arg(long, value_name = "PORT")]
         http_port: Option<u16>,
+        /// Lock the wallet after this long without a request: seconds, or with a unit (90s,
+        /// 5m); at most 5 minutes.
+        #[arg(long, value_name = "TIME", default_value = "5m")]
+        idle_lock: String,
     },
     /// The top-up requests apps made, and where each stands.
     Requests {
@@ -198,7 +215,8 @@ pub fn run(command: ApiCommand) -> anyhow::Result<()> {
             se,
             socket,
             http_port,
-        } => serve(wallet, se, socket, http_port),
+            idle_lock,
+        } => serve(wallet, se, socket, http_port, &idle_lock),
         ApiCommand::Requests { dir } => requests(&dir),
         ApiCommand::Confirm { wallet, se, id } => confirm(&wallet, &se, &id),
         ApiCommand::Deny { dir, id } => deny(&dir, &id),
@@ -234,17 +252,22 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 /// Takes the wallet directory's lock (waiting for it); released when the file is dropped.
 pub(crate) fn lock(dir: &Path) -> anyhow::Result<fs::File> {
-    let path = dir.join(LOCK_FILE);
-    let file = fs::OpenOptions::new()
+    let file = lock_file(dir, LOCK_FILE)?;
+    file.lock()
+        .with_context(|| format!("locking {}", dir.join(LOCK_FILE).display()))?;
+    Ok(file)
+}
+
+/// The lock file `name` in `dir` (made, mode 0600, if it is not there), not locked yet.
+pub(crate) fn lock_file(dir: &Path, name: &str) -> anyhow::Result<fs::File> {
+    let path = dir.join(name);
+    fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
         .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    file.lock()
-        .with_context(|| format!("locking {}", path.display()))?;
-    Ok(file)
+        .with_context(|| format!("opening {}", path.display()))
 }
 
 fn wallet_dir(dir: &Path) -> anyhow::Result<()> {
@@ -490,15 +513,13 @@ impl SeLink for PcscSe {
     }
 }
 
-/// Opens the sealed state, reaches the SE, runs `job` on the wallet and saves the state.
+/// Reaches the SE, runs `job` on the wallet opened (`file` and `state`) and saves the state.
 fn with_wallet<T>(
-    dir: &Path,
-    pass: &[u8],
+    (mut file, state): (StateFile, WalletState),
     se: &ApiSe,
     tsm: &mut dyn TsmLink,
     job: impl FnOnce(&mut Wallet, &mut Links<'_>) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let (mut file, state) = StateFile::open(&dir.join(STATE_FILE), pass)?;
     let mut wallet = Wallet::new(state);
     let mut progress = |_: Progress| {};
     let result = match (&se.se_state, &se.reader) {
@@ -580,23 +601,53 @@ fn record_time(date: [u8; 4], time: [u8; 3]) -> u64 {
 
 /// The wallet as the local API's backend: cards from the sealed state, balance and records read
 /// on the SE through the SDK, top-up requests recorded for the user (client.md §6.6).
+///
+/// It keeps no passphrase: the session (client.md §6.10) holds the sealed state's data key
+/// while unlocked, and each request opens the state with it, so the device key is in memory
+/// only while a request runs. Once the session has locked, every request is refused
+/// ([`BackendError::Locked`]) until the server is started again with the passphrase.
 struct WalletBackend {
     dir: PathBuf,
-    pass: Zeroizing<Vec<u8>>,
+    session: Mutex<Session<SealKey>>,
     /// The install's secret, for the card handles.
     secret: Secret,
     se: ApiSe,
 }
 
 impl WalletBackend {
+    /// The state opened with the session's key (a use of the session: its idle time starts
+    /// again). client.md §6.10: reads and top-up requests need only an unlocked session.
+    fn open(&self) -> Result<(StateFile, WalletState), BackendError> {
+        let key = self
+            .session
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .use_key(now_ms(), Operation::Read)
+            .map_err(|e| {
+                tracing::info!("local API: {}", e.user_code());
+                BackendError::Locked
+            })?
+            .clone();
+        StateFile::reopen(&self.dir.join(STATE_FILE), &key).map_err(unavailable)
+    }
+
+    /// Locks the session if it has idled too long; `true` if it locked now.
+    fn tick(&self) -> bool {
+        self.session
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .tick(now_ms())
+    }
+
     fn read<T>(
         &self,
         handle: &CardHandle,
         job: impl FnOnce(&mut Wallet, &mut Links<'_>, &CardNo) -> anyhow::Result<T>,
     ) -> Result<T, BackendError> {
         let _lock = lock(&self.dir).map_err(unavailable)?;
+        let opened = self.open()?;
         let mut unknown = false;
-        let result = with_wallet(&self.dir, &self.pass, &self.se, &mut NoTsm, |w, links| {
+        let result = with_wallet(opened, &self.se, &mut NoTsm, |w, links| {
             let Some(card) = card_of(&self.secret, w.state(), handle) else {
                 unknown = true;
                 bail!("no such card");
@@ -623,8 +674,7 @@ fn unavailable(e: anyhow::Error) -> BackendError {
 impl LocalBackend for WalletBackend {
     fn cards(&self) -> Result<Vec<Card>, BackendError> {
         let _lock = lock(&self.dir).map_err(unavailable)?;
-        let (_, state) =
-            StateFile::open(&self.dir.join(STATE_FILE), &self.pass).map_err(unavailable)?;
+        let (_, state) = self.open()?;
         Ok(state
             .cards
             .iter()
@@ -680,8 +730,7 @@ impl LocalBackend for WalletBackend {
             return Err(BackendError::BadAmount);
         }
         let _lock = lock(&self.dir).map_err(unavailable)?;
-        let (_, state) =
-            StateFile::open(&self.dir.join(STATE_FILE), &self.pass).map_err(unavailable)?;
+        let (_, state) = self.open()?;
         if card_of(&self.secret, &state, card).is_none() {
             return Err(BackendError::UnknownCard);
         }
@@ -793,7 +842,8 @@ fn confirm(w: &ApiWallet, se: &ApiSe, id: &str) -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", w.dir.join(URL_FILE).display()))?;
     let mut tsm = HttpTsm(TsmClient::new(url.trim()).context("the TSM URL")?);
     let mut rng = SystemRandom::new()?;
-    let done = with_wallet(&w.dir, &pass, se, &mut tsm, |wallet, links| {
+    let opened = StateFile::open(&w.dir.join(STATE_FILE), &pass)?;
+    let done = with_wallet(opened, se, &mut tsm, |wallet, links| {
         let card = card_of(&secret, wallet.state(), &handle)
             .ok_or_else(|| anyhow::anyhow!("the card of request {id} is no longer here"))?;
         wallet
@@ -890,17 +940,50 @@ async fn follow_book(dir: PathBuf, secret: Secret, state: AppState, mut known: R
     }
 }
 
+/// Locks the backend's session once it has idled too long, even if no request comes
+/// (client.md §6.10: the key does not stay in memory until the next call).
+async fn lock_when_idle(backend: Arc<WalletBackend>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(IDLE_POLL_MS)).await;
+        if backend.tick() {
+            tracing::info!(
+                "the wallet locked after idling; restart `ykt wallet api serve` to unlock it"
+            );
+            eprintln!("wallet locked (idle); restart the server with the passphrase to unlock");
+        }
+    }
+}
+
 fn serve(
     wallet: ApiWallet,
     se: ApiSe,
     socket: Option<PathBuf>,
     http_port: Option<u16>,
+    idle_lock: &str,
 ) -> anyhow::Result<()> {
+    let idle_secs = parse_ttl(idle_lock)?;
+    let max_ms = ykt_wallet::session::proposals::IDLE_LOCK_MS;
+    let idle_ms = i64::try_from(idle_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    ensure!(
+        (1..=max_ms).contains(&idle_ms),
+        "--idle-lock must be 1 s to {} s (client.md §6.10)",
+        max_ms / 1000
+    );
     let pass = passphrase(&wallet)?;
     let dir = wallet.dir.clone();
-    // The passphrase is checked before anything listens.
-    StateFile::open(&dir.join(STATE_FILE), &pass)?;
+    wallet_dir(&dir)?;
+    // Held while the server runs: `ykt wallet purge` refuses while it is.
+    let serving = lock_file(&dir, SERVE_LOCK_FILE)?;
+    serving
+        .lock_shared()
+        .with_context(|| format!("locking {}", dir.join(SERVE_LOCK_FILE).display()))?;
+    // The passphrase is checked before anything listens; then only the data key is kept.
+    let (file, _) = StateFile::open(&dir.join(STATE_FILE), &pass)?;
     let secret = secret(&dir, &pass, true)?;
+    drop(pass);
+    let mut session = Session::with_idle_lock(idle_ms);
+    session.unlock(file.key().clone(), now_ms());
+    drop(file);
     let book = load_book(&dir, &secret)?;
     let socket = match socket {
         Some(p) => p,
@@ -908,10 +991,11 @@ fn serve(
     };
     let backend = Arc::new(WalletBackend {
         dir: dir.clone(),
-        pass,
+        session: Mutex::new(session),
         secret: secret.clone(),
         se,
     });
+    let locker = Arc::clone(&backend);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -935,8 +1019,11 @@ fn serve(
             state.clone(),
             book.revocations().clone(),
         ));
+        let idle = tokio::spawn(lock_when_idle(locker));
         let served = ykt_wallet_api::serve(unix, tcp, state, shutdown()).await;
         follower.abort();
+        idle.abort();
+        drop(serving);
         eprintln!("local API stopped");
         served.context("the local API server")
     })
