@@ -11,7 +11,7 @@
 //!
 //! | method, path | what |
 //! |---|---|
-//! | `POST /v1/{msg_type}` | every request type of [`ykt_tsm::api::MESSAGES`] |
+//! | `POST /v1/{msg_type}` | every request type of [`ykt_tsm::api::MESSAGES`] (the engine), or of [`ykt_tsm::api::PLATFORM_MESSAGES`] (the SEI-TSM's [`crate::platform::SeiPlatform`]): [`Backend::serves`] |
 //! | `GET /admin/v1/ses`, `…/ses/{seid}`, `…/ses/{seid}/cards`, `…/cards`, `…/flows?status=`, `…/flows/{id}`, `…/audit/verify` | operators' views |
 //! | `GET /openapi.json` | the OpenAPI document ([`openapi::document`]) |
 //! | `GET /health` | `{"status":"ok"}` when the store answers |
@@ -20,7 +20,7 @@
 //! # The pipeline
 //!
 //! Parse the envelope (unknown members refused) and its body → `msg_type` is the path's,
-//! `msg_no` its number, `receiver_id` this TSM → the sender's key (for `EnrolReq` the body's
+//! `msg_no` its number, `receiver_id` this TSM, a type this backend serves → the sender's key (for `EnrolReq` the body's
 //! `device_pub`: proof of possession; otherwise [`Backend::device_key`]) → verify the
 //! signature → the timestamp within the window → the replay guard
 //! (`Store::accept_message` on sender and nonce) → the idempotency claim

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod flows;
+mod http;
 mod link;
 mod refusals;
 #[allow(dead_code)]
