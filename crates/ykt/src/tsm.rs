@@ -90,6 +90,10 @@ struct ServeArgs {
     /// the only key the inter-platform API accepts envelopes under.
     #[arg(long, value_name = "HEX", required_if_eq("role", "sei"))]
     peer_key: Option<String>,
+    /// `--role sei`: the SP's transport public key (hex, SEC1), the only key SSD keys are handed
+    /// over under; default the test hierarchy's (`--test-keys`).
+    #[arg(long, value_name = "HEX")]
+    peer_transport_key: Option<String>,
     /// `--role sei`: the SP platform's id (its envelopes' `sender_id`).
     #[arg(long, value_name = "ID", default_value = "SPTSM-YKT-TEST")]
     peer_id: String,
@@ -355,7 +359,12 @@ async fn sei_platform(args: &ServeArgs) -> anyhow::Result<SeiPlatform> {
     let config = SeiConfig::new(
         args.peer_id.clone(),
         peer_key(peer, "--peer-key")?,
-        test_transport_public_key()?,
+        match &args.peer_transport_key {
+            Some(hex_text) => peer_key(hex_text, "--peer-transport-key")?
+                .to_bytes()
+                .to_vec(),
+            None => test_transport_public_key()?,
+        },
         phone::test_parties(),
     );
     let vault = file_vault(&args.dir, Role::Sei)?;

@@ -252,6 +252,22 @@ fn seal(body: &serde_json::Value, key: &Sm2PrivateKey, sender: &str) -> Envelope
 #[test]
 fn a_card_lives_through_an_sp_whose_sei_is_another_server() {
     let s = Setup::new("life");
+    // Each role names what it needs.
+    for (role, missing) in [("sp", "--sei-url"), ("sei", "--peer-key")] {
+        let out = s.run(&[
+            "tsm",
+            "serve",
+            "--test-keys",
+            "--role",
+            role,
+            "--dir",
+            &s.p("x"),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(missing), "{err}");
+    }
+    assert!(!s.root.join("x").exists());
     let (sei, sp) = start_both(&s);
     // Each directory holds its own role's key file only.
     assert!(s.root.join("sp/sp.kms").exists() && !s.root.join("sp/sei.kms").exists());
