@@ -26,6 +26,12 @@ pub enum Entity {
     Refund,
     /// A transfer's escrow.
     Escrow,
+    /// A card issuer.
+    Issuer,
+    /// A range of card stock.
+    StockRange,
+    /// An SE profile.
+    SeProfile,
 }
 
 impl fmt::Display for Entity {
@@ -41,6 +47,9 @@ impl fmt::Display for Entity {
             Entity::Device => "device",
             Entity::Refund => "refund",
             Entity::Escrow => "escrow",
+            Entity::Issuer => "issuer",
+            Entity::StockRange => "card stock range",
+            Entity::SeProfile => "SE profile",
         })
     }
 }
@@ -141,6 +150,12 @@ pub enum Error {
         sender: String,
         /// The message id or nonce.
         message_id: String,
+    },
+    /// The issuer's card stock has no number left (every range used up, or none).
+    #[error("card stock of issuer {issuer} is exhausted")]
+    Exhausted {
+        /// The issuer.
+        issuer: String,
     },
     /// A number does not fit the database's signed 64-bit integers.
     #[error("value {value} is out of range")]

@@ -14,6 +14,10 @@
 //!   seen inside the window is [`Error::Replayed`]);
 //! * top-up orders ([`TopupOrder`]): one per order id and per payment, one MAC2 per card online
 //!   counter;
+//! * the operators' registry: card issuers ([`Issuer`]), card stock ranges ([`StockRange`]; a
+//!   number is taken once, [`Store::take_card_number`]), SE profiles matched by CPLC
+//!   ([`SeProfile`]) and each SE's profile; every operator write appends its audit row in the
+//!   same transaction;
 //! * the audit log ([`AuditRecord`]): append-only, each row chained by
 //!   SM3(previous hash ‖ canonical row bytes); [`Store::verify_chain`] finds the first row changed
 //!   or removed behind the store's back.
@@ -47,6 +51,7 @@
 
 #![warn(missing_docs)]
 
+mod admin;
 mod audit;
 mod card;
 mod commit;
@@ -65,6 +70,9 @@ use sqlx::AnyPool;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
+pub use admin::{
+    CplcMatch, Issuer, NewIssuer, NewSeProfile, NewStockRange, SeProfile, StockRange, TakenNumber,
+};
 pub use audit::{AuditEvent, AuditKind, AuditRecord, BreakReason, ChainBreak, ChainStatus};
 pub use card::{CardInstance, CardState, NewCard};
 pub use commit::{
@@ -81,6 +89,7 @@ pub use topup::{NewTopup, TopupOrder, TopupState, TopupUpdate};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "engine", include_str!("../migrations/0002_engine.sql")),
+    (3, "admin", include_str!("../migrations/0003_admin.sql")),
 ];
 
 /// Which database a [`Store`] talks to.
