@@ -189,3 +189,6 @@ impl Engine {
         })
     }
 }
+
+// Re-exported by `engine` once wired: `pub use admin::{KeyVersionView, RegistryError};`.
+mod registry;
