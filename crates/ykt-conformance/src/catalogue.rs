@@ -26,6 +26,11 @@ pub const TE_TOML: &str = include_str!("../catalogue/te.toml");
 /// The QR scanning terminal catalogue (`catalogue/qt.toml`).
 pub const QT_TOML: &str = include_str!("../catalogue/qt.toml");
 
+/// The TSM catalogue (`catalogue/tsm.toml`).
+pub const TSM_TOML: &str = include_str!("../catalogue/tsm.toml");
+/// The client software catalogue (`catalogue/cl.toml`).
+pub const CL_TOML: &str = include_str!("../catalogue/cl.toml");
+
 /// Reference into the standard (conformance.md §3 `std_ref`).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -308,6 +313,8 @@ impl Catalogue {
                 ("nfcqr.toml", "SE", NFCQR_TOML),
                 ("te.toml", "TE", TE_TOML),
                 ("qt.toml", "QT", QT_TOML),
+                ("tsm.toml", "TSM", TSM_TOML),
+                ("cl.toml", "CL", CL_TOML),
             ],
             &Registry::builtin(),
         )
@@ -369,6 +376,8 @@ impl Catalogue {
                 TargetKind::Se => CheckerKind::Se,
                 TargetKind::Terminal => CheckerKind::Terminal,
                 TargetKind::QrTerminal => CheckerKind::QrTerminal,
+                TargetKind::Tsm => CheckerKind::Tsm,
+                TargetKind::Client => CheckerKind::Client,
                 _ => CheckerKind::Other,
             };
             if kind != expected {

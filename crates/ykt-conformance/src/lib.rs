@@ -3,14 +3,16 @@
 //! HTML and JUnit XML (`shared/spec/conformance.md`).
 //!
 //! ```text
-//!  catalogue/se.toml, gp.toml, nfcqr.toml,
-//!            te.toml, qt.toml ──load + validate──▶ Catalogue ──┐
+//!  catalogue/se.toml, gp.toml, nfcqr.toml, te.toml,
+//!            qt.toml, tsm.toml, cl.toml ──load + validate──▶ Catalogue ──┐
 //!  Registry (checkers by name) ────────────────────────────────┤
 //!                                                              ▼
 //!  Target::Sim (fresh test card per item) ─┐            runner::run ──▶ Run ──▶ report::html / report::junit
 //!  Target::Card (&mut dyn CardAccess)  ────┤   per item: gates (--only, method, needs, profile) → checker
 //!  Target::Terminal (flows vs lower tester)┤             → Outcome (PASS/FAIL/INCONCLUSIVE/N/A/NOT_RUN) + Transcript
-//!  Target::QrTerminal (ykt_qr::Verifier)  ─┘
+//!  Target::QrTerminal (ykt_qr::Verifier)  ─┤
+//!  Target::Tsm (&mut dyn TsmAccess)  ──────┤  the harness plays the phone: own device key,
+//!  Target::Client (&mut dyn TsmAccess) ────┘  blank simulated SEs, the wallet SDK in the middle
 //! ```
 //!
 //! What it owns: the item catalogue ([`catalogue`], embedded with `include_str!`), the profile
@@ -18,10 +20,13 @@
 //! every MAC and TAC itself, the GP off-card entity (secure channels, content management,
 //! delegated-management tokens and receipts) and the NFC QR wallet and issuer back end
 //! ([`se`]), the terminal harness with its scripted lower-tester card and stub PSAM ([`te`]),
-//! the QR scanning terminal harness ([`qt`]), the runner and the reports.
+//! the QR scanning terminal harness ([`qt`]), the TSM and client-software harness ([`tsm`]:
+//! the phone's part with its own device key, blank simulated SEs from `ykt_tsm::testing` and
+//! the wallet SDK with the harness in both its links), the runner and the reports.
 //!
 //! What it does not own: any I/O. A card in a reader reaches the runner through the
-//! [`CardAccess`] trait, which the binary implements over its PC/SC channel; the reports are
+//! [`CardAccess`] trait, which the binary implements over its PC/SC channel, and a TSM through
+//! [`TsmAccess`] (HTTP, the clock and a seed, in the binary); the reports are
 //! strings the binary writes; the date of a run is an argument. Nor the cores it tests: the
 //! simulator (`ykt-card`, `ykt-purse`, `ykt-gp`, `ykt-nfcqr`), the terminal flows
 //! (`ykt-terminal`) and the QR verifier (`ykt-qr`) are used as they are.
@@ -66,6 +71,7 @@ pub mod se;
 pub mod target;
 pub mod te;
 pub mod transcript;
+pub mod tsm;
 pub mod verdict;
 
 pub use catalogue::{Catalogue, CatalogueError, Item, TargetKind};
@@ -74,4 +80,5 @@ pub use registry::Registry;
 pub use runner::{Run, RunConfig, RunInfo, Target, run};
 pub use target::{CardAccess, Fault, SimCard};
 pub use transcript::Transcript;
+pub use tsm::{HttpResponse, TsmAccess};
 pub use verdict::{Outcome, Stop, Verdict};

@@ -42,6 +42,22 @@ pub const FEATURES: &[(&str, &str)] = &[
         "qr-terminal",
         "a QR scanning terminal: ykt_qr::Verifier with its record store (in process)",
     ),
+    (
+        "tsm",
+        "a TSM with the business API of tsm-gp.md §7 (signed envelopes, POST /v1/{msg_type}) at the target URL",
+    ),
+    (
+        "tsm-test-keys",
+        "the TSM uses the PUBLIC test key hierarchy (ykt_tsm::vault::test_keys), so the harness's blank SEs are keyed for it",
+    ),
+    (
+        "tsm-test-payments",
+        "the TSM accepts the built-in test payment provider (TestPayReq, pay channel 99)",
+    ),
+    (
+        "client",
+        "the client software is this project's wallet SDK (ykt-wallet), driven by the harness against the TSM at the target URL",
+    ),
 ];
 
 /// The profile `ykt se serve` presents (the §8 3DES test card with the test ISD, SCP03, and the
@@ -55,6 +71,11 @@ pub const SAMPLE_SIM: &str = "ep,alg-3des,alg-sm4,t2,tearing,fixture,gp,isd-scp0
 pub const SAMPLE_TERMINAL: &str = "te,t2";
 /// The QR scanning terminal target: `ykt_qr::Verifier` and `ykt_qr::store::RecordStore`.
 pub const SAMPLE_QR_TERMINAL: &str = "qr-terminal";
+
+/// `--target tsm:URL`: a TSM run as `ykt tsm serve --test-keys --test-payments`.
+pub const SAMPLE_TSM: &str = "tsm,tsm-test-keys,tsm-test-payments";
+/// `--target client:URL`: the wallet SDK against such a TSM.
+pub const SAMPLE_CLIENT: &str = "client,tsm-test-keys,tsm-test-payments";
 
 /// A set of feature tags.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

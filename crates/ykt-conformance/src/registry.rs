@@ -7,6 +7,7 @@ use crate::params::Params;
 use crate::qt::QtHarness;
 use crate::se::SeHarness;
 use crate::te::TeHarness;
+use crate::tsm::TsmHarness;
 use crate::verdict::Stop;
 
 /// A checker of an SE item: drives the card through the harness (which records the
@@ -16,6 +17,8 @@ pub type SeCheck = fn(&mut SeHarness<'_>, Params<'_>) -> Result<String, Stop>;
 pub type TeCheck = fn(&mut TeHarness, Params<'_>) -> Result<String, Stop>;
 /// A checker of a QR scanning terminal item: drives the verifier and record store under test.
 pub type QtCheck = fn(&mut QtHarness, Params<'_>) -> Result<String, Stop>;
+/// A checker of a TSM or client item: drives the TSM (and the wallet SDK) through the harness.
+pub type TsmCheck = fn(&mut TsmHarness<'_>, Params<'_>) -> Result<String, Stop>;
 
 /// One registered checker.
 #[derive(Clone, Copy)]
@@ -27,6 +30,10 @@ pub enum Checker {
     Terminal(TeCheck),
     /// For items with `target = "qr-terminal"`.
     QrTerminal(QtCheck),
+    /// For items with `target = "tsm"`.
+    Tsm(TsmCheck),
+    /// For items with `target = "client"`.
+    Client(TsmCheck),
 }
 
 impl std::fmt::Debug for Checker {
@@ -35,6 +42,8 @@ impl std::fmt::Debug for Checker {
             Checker::Se(_) => "Checker::Se",
             Checker::Terminal(_) => "Checker::Terminal",
             Checker::QrTerminal(_) => "Checker::QrTerminal",
+            Checker::Tsm(_) => "Checker::Tsm",
+            Checker::Client(_) => "Checker::Client",
         })
     }
 }
@@ -49,6 +58,10 @@ pub enum CheckerKind {
     Terminal,
     /// QR scanning terminal items.
     QrTerminal,
+    /// TSM items.
+    Tsm,
+    /// Client software items.
+    Client,
     /// Target kinds without checkers yet.
     Other,
 }
@@ -77,6 +90,12 @@ impl Registry {
         for (name, check) in crate::qt::CHECKERS {
             r.register(name, Checker::QrTerminal(*check));
         }
+        for (name, check) in crate::tsm::TSM_CHECKERS {
+            r.register(name, Checker::Tsm(*check));
+        }
+        for (name, check) in crate::tsm::CLIENT_CHECKERS {
+            r.register(name, Checker::Client(*check));
+        }
         r
     }
 
@@ -101,6 +120,8 @@ impl Registry {
             Checker::Se(_) => CheckerKind::Se,
             Checker::Terminal(_) => CheckerKind::Terminal,
             Checker::QrTerminal(_) => CheckerKind::QrTerminal,
+            Checker::Tsm(_) => CheckerKind::Tsm,
+            Checker::Client(_) => CheckerKind::Client,
         })
     }
 

@@ -7,6 +7,8 @@
 //! | [`Target::Card`] | none possible: the one card, reset before each item | `target = "se"`, except `tearing`/`fixture` ones (N/A) |
 //! | [`Target::Terminal`] | a fresh lower-tester card, PSAM and host | `target = "terminal"` |
 //! | [`Target::QrTerminal`] | a fresh verifier and record store | `target = "qr-terminal"` |
+//! | [`Target::Tsm`] | fresh blank SEs and an enrolled device of the harness's | `target = "tsm"` |
+//! | [`Target::Client`] | the wallet SDK, fresh per item, with the harness in both its links | `target = "client"` |
 //!
 //! Items whose method is not `auto` are NOT_RUN, with the evidence a person must supply.
 
@@ -22,6 +24,7 @@ use crate::se::SeHarness;
 use crate::target::{CardAccess, SimCard, sim_fixture};
 use crate::te::TeHarness;
 use crate::transcript::Transcript;
+use crate::tsm::{TsmAccess, TsmHarness};
 use crate::verdict::{Outcome, Verdict};
 
 /// Features only the simulator can offer, whatever a profile declares.
@@ -39,6 +42,12 @@ pub enum Target<'a> {
     /// The QR scanning terminal under test: `ykt_qr::Verifier` and its record store, in
     /// process, fresh per item.
     QrTerminal,
+    /// The TSM under test behind [`TsmAccess`] (the binary's HTTP client): the harness plays
+    /// the phone (its own device key, blank simulated SEs, the test payment provider).
+    Tsm(&'a mut dyn TsmAccess),
+    /// The client software under test: this project's wallet SDK, driven by the harness, which
+    /// sits in the middle of its TSM link (over [`TsmAccess`]) and its SE link.
+    Client(&'a mut dyn TsmAccess),
 }
 
 impl Target<'_> {
@@ -47,6 +56,8 @@ impl Target<'_> {
             Target::Sim | Target::Card(_) => TargetKind::Se,
             Target::Terminal => TargetKind::Terminal,
             Target::QrTerminal => TargetKind::QrTerminal,
+            Target::Tsm(_) => TargetKind::Tsm,
+            Target::Client(_) => TargetKind::Client,
         }
     }
 }
@@ -269,6 +280,12 @@ fn run_item(
             }
             Err(stop) => (stop.outcome(), Transcript::new()),
         },
+        (Checker::Tsm(check), Target::Tsm(access))
+        | (Checker::Client(check), Target::Client(access)) => {
+            let mut h = TsmHarness::new(&mut **access, &item.id);
+            let r = check(&mut h, params);
+            (to_outcome(r), h.into_transcript())
+        }
         _ => (
             Outcome::new(Verdict::Inconclusive, "checker and target kinds differ"),
             Transcript::new(),

@@ -82,6 +82,9 @@ pub enum Stop {
     Inconclusive(String),
     /// The card lost power during a command (the tearing switch, or a card pulled out).
     PowerLost,
+    /// The sample turned out not to offer what the item tests (e.g. a TSM whose open card does
+    /// not use delegated management): N/A, with the reason.
+    NotApplicable(String),
 }
 
 impl Stop {
@@ -94,6 +97,7 @@ impl Stop {
                 Verdict::Inconclusive,
                 "the card lost power during a command",
             ),
+            Stop::NotApplicable(r) => Outcome::new(Verdict::NotApplicable, r),
         }
     }
 }

@@ -173,8 +173,17 @@ fn a_registered_checker_with_no_item_is_a_load_error() {
     let mut registry = Registry::builtin();
     let check = registry.get("ep::balance").unwrap();
     registry.register("ep::orphan", check);
+    use ykt_conformance::catalogue::{CL_TOML, GP_TOML, NFCQR_TOML, QT_TOML, TSM_TOML};
     let err = Catalogue::load(
-        &[("se.toml", "SE", SE_TOML), ("te.toml", "TE", TE_TOML)],
+        &[
+            ("se.toml", "SE", SE_TOML),
+            ("gp.toml", "SE", GP_TOML),
+            ("nfcqr.toml", "SE", NFCQR_TOML),
+            ("te.toml", "TE", TE_TOML),
+            ("qt.toml", "QT", QT_TOML),
+            ("tsm.toml", "TSM", TSM_TOML),
+            ("cl.toml", "CL", CL_TOML),
+        ],
         &registry,
     )
     .unwrap_err();
@@ -203,7 +212,7 @@ fn profile_features_and_provisional_marks_are_checked() {
 /// without one is a load error.
 #[test]
 fn only_items_that_are_not_auto_may_go_without_a_checker() {
-    use ykt_conformance::catalogue::{GP_TOML, NFCQR_TOML, QT_TOML};
+    use ykt_conformance::catalogue::{CL_TOML, GP_TOML, NFCQR_TOML, QT_TOML, TSM_TOML};
     let files = |qt: &str| {
         Catalogue::load(
             &[
@@ -212,6 +221,8 @@ fn only_items_that_are_not_auto_may_go_without_a_checker() {
                 ("nfcqr.toml", "SE", NFCQR_TOML),
                 ("te.toml", "TE", TE_TOML),
                 ("qt.toml", "QT", qt),
+                ("tsm.toml", "TSM", TSM_TOML),
+                ("cl.toml", "CL", CL_TOML),
             ],
             &Registry::builtin(),
         )
@@ -236,4 +247,86 @@ fn only_items_that_are_not_auto_may_go_without_a_checker() {
     ] {
         assert!(c.get(id).is_some(), "{id} missing");
     }
+}
+
+/// The TSM and client files (conformance.md §4.8, §4.9): every item of the brief, the ones on L
+/// facts provisional, those that are not `auto` with evidence, and a checker of the other kind
+/// refused.
+#[test]
+fn the_tsm_and_client_files_hold_the_brief_items() {
+    use ykt_conformance::TargetKind;
+    use ykt_conformance::catalogue::Method;
+    use ykt_conformance::catalogue::{CL_TOML, TSM_TOML};
+    let c = Catalogue::builtin().unwrap();
+    for id in [
+        "TSM-DL-001",
+        "TSM-DL-002",
+        "TSM-DL-003",
+        "TSM-DEL-001",
+        "TSM-RET-001",
+        "TSM-MIG-001",
+        "TSM-MSG-001",
+        "TSM-MSG-002",
+        "TSM-MSG-003",
+        "TSM-MSG-004",
+        "TSM-KEY-001",
+        "TSM-PERF-001",
+    ] {
+        assert_eq!(c.get(id).unwrap().target, TargetKind::Tsm, "{id}");
+    }
+    for id in [
+        "CL-FN-001",
+        "CL-FN-002",
+        "CL-SD-001",
+        "CL-SD-002",
+        "CL-AU-001",
+        "CL-AU-002",
+        "CL-AU-003",
+        "CL-IF-001",
+        "CL-IF-002",
+    ] {
+        assert_eq!(c.get(id).unwrap().target, TargetKind::Client, "{id}");
+    }
+    for id in ["TSM-PERF-001", "CL-SD-002", "CL-IF-001", "CL-IF-002"] {
+        let item = c.get(id).unwrap();
+        assert!(
+            item.method != Method::Auto && !item.evidence.is_empty(),
+            "{id}"
+        );
+    }
+    for id in ["TSM-MSG-001", "TSM-KEY-001", "CL-AU-003"] {
+        assert!(c.get(id).unwrap().provisional, "{id}");
+    }
+    let files = |tsm: &str, cl: &str| {
+        use ykt_conformance::catalogue::{GP_TOML, NFCQR_TOML, QT_TOML};
+        Catalogue::load(
+            &[
+                ("se.toml", "SE", SE_TOML),
+                ("gp.toml", "SE", GP_TOML),
+                ("nfcqr.toml", "SE", NFCQR_TOML),
+                ("te.toml", "TE", TE_TOML),
+                ("qt.toml", "QT", QT_TOML),
+                ("tsm.toml", "TSM", tsm),
+                ("cl.toml", "CL", cl),
+            ],
+            &Registry::builtin(),
+        )
+    };
+    assert!(files(TSM_TOML, CL_TOML).is_ok());
+    let text = CL_TOML.replace(
+        "checker     = \"cl::open_card\"",
+        "checker     = \"tsm::open_card\"",
+    );
+    assert!(matches!(
+        files(TSM_TOML, &text),
+        Err(CatalogueError::CheckerKindMismatch { id, .. }) if id == "CL-FN-001"
+    ));
+    let text = TSM_TOML.replace(
+        "id          = \"TSM-DL-001\"",
+        "id          = \"CL-DL-001\"",
+    );
+    assert!(matches!(
+        files(&text, CL_TOML),
+        Err(CatalogueError::BadId { .. })
+    ));
 }

@@ -7,4 +7,5 @@ mod catalogue;
 mod defects;
 mod reports;
 mod runs;
+mod tsm;
 mod yubikit;
