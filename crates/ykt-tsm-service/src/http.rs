@@ -42,6 +42,7 @@
 //! envelope checks, the clock and the OS random source (response nonces).
 
 mod admin;
+pub mod admin_write;
 pub mod backend;
 pub mod client;
 mod metrics;
