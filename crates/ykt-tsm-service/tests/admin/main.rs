@@ -10,4 +10,5 @@
 #[path = "../engine/support.rs"]
 mod support;
 
+mod http;
 mod registry;
