@@ -25,6 +25,8 @@ use ykt_card::{Aid, Applet, AppletFactory, Atr, Card, SeededRandom};
 
 const YKT: &str = env!("CARGO_BIN_EXE_ykt");
 const PASSPHRASE: &str = "Canary-Passphrase-4417";
+/// What the binary prints on a panic (`harden::PANIC_TEXT`).
+const PANIC_TEXT: &str = "error: E9998: ykt stopped on an internal error.";
 /// The first card number the test TSM allocates, and its masked form (client.md §6.7).
 const FULL_CARD_NO: &str = "31041000000000000001";
 const MASKED_CARD_NO: &str = "310410**********0001";
@@ -903,6 +905,20 @@ fn the_served_wallet_locks_when_idle_and_purge_leaves_nothing() {
     // This wallet keeps its simulated SE in its own directory: purge deletes it too.
     s.wallet_se("open", "w1", "w1/se.card", &[]);
     let token = s.grant("w1", "app.idle", "cards:read");
+
+    // client.md §6.8: a panic prints a fixed text and a code, nothing of the panic itself.
+    // Printing to a closed stdout panics in Rust's `println!` (EPIPE); the reader is closed
+    // before the command has derived its key.
+    let mut child = s
+        .command(&["wallet", "cards", "--dir", &s.p("w1")])
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = wait_output(child, "wallet cards to a closed pipe");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(101), "{err}");
+    assert!(err.contains(PANIC_TEXT), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("stdio"), "{err}");
 
     let api = Api::start(&s, "w1", "w1/se.card", &["--idle-lock", "2s"]);
     let (code, body) = api.call("/v1/cards", Some(&token), &[]);
