@@ -1,9 +1,13 @@
 //! `ykt conform`: the conformance suite (`ykt-conformance`) against the simulator, a card in a
-//! PC/SC reader, the terminal flows, or the QR scanning terminal; writes the HTML and JUnit
-//! reports.
+//! PC/SC reader, the terminal flows, the QR scanning terminal, a TSM at a URL or the wallet SDK
+//! against one (without a URL: a TSM started in process on a temporary SQLite database with the
+//! test keys and test payments); writes the HTML and JUnit reports.
 
 use std::fmt::Write as _;
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -12,8 +16,8 @@ use ykt_conformance::catalogue::Method;
 use ykt_conformance::profile::{self, Profile};
 use ykt_conformance::report::{html, junit};
 use ykt_conformance::{
-    CardAccess, Catalogue, Fault, Registry, Run, RunConfig, RunInfo, Target, TargetKind, Verdict,
-    run,
+    CardAccess, Catalogue, Fault, HttpResponse, Registry, Run, RunConfig, RunInfo, Target,
+    TargetKind, TsmAccess, Verdict, run,
 };
 use ykt_transport::{CardChannel, PcscChannel};
 
@@ -33,23 +37,34 @@ use ykt_transport::{CardChannel, PcscChannel};
     `--isd`). Declare gp-content only for a card whose ISD can load and install the test \
     package, and nfcqr only for a card with the NFC QR applet at A000000632515201. Items work relative to the card's state, \
     so the same card can be tested again. `--target qr-terminal` runs the QR scanning \
-    terminal items against ykt-qr's verifier and record store (profile qr-terminal)."
+    terminal items against ykt-qr's verifier and record store (profile qr-terminal). \
+    `--target tsm:http://HOST:PORT` runs the TSM items against `ykt tsm serve --test-keys \
+    --test-payments` (profile tsm,tsm-test-keys,tsm-test-payments; declare only tsm for a TSM \
+    without the public test keys: the items that need an SE are then N/A), \
+    `--target client:URL` the client items (the wallet SDK driven against that TSM); \
+    `--target tsm` or `client` alone starts a TSM in process on a temporary SQLite database."
 )]
 pub struct ConformArgs {
     /// What to test: `sim` (the in-process simulator, a fresh test card per item: e-purse,
     /// second ticket, GP card manager with content management, NFC QR applet),
     /// `pcsc:READER` (a card in that PC/SC reader, e.g. `ykt se serve` behind pcscd; `pcsc`
     /// alone takes the first reader with a card), `terminal` (the terminal flows against the
-    /// scripted lower-tester card and stub PSAM), or `qr-terminal` (the QR scanning terminal:
-    /// ykt-qr's verifier and record store, in process).
+    /// scripted lower-tester card and stub PSAM), `qr-terminal` (the QR scanning terminal:
+    /// ykt-qr's verifier and record store, in process), `tsm:URL` (the TSM at that
+    /// `http://` URL), `client:URL` (the wallet SDK against it), or `tsm` / `client` alone (a TSM
+    /// started in process with the test keys and test payments, on a temporary database).
     #[arg(long, default_value = "sim", value_name = "TARGET")]
     target: String,
     /// The sample's declared features, comma-separated (see --list). Default: everything for
     /// `sim` (with gp-content and nfcqr), `ep,alg-3des,gp,isd-scp03,gp-content` (what
     /// `ykt se serve` presents) for `pcsc`, `te,t2` for `terminal`, `qr-terminal` for
-    /// `qr-terminal`.
+    /// `qr-terminal`, `tsm,tsm-test-keys,tsm-test-payments` for `tsm`,
+    /// `client,tsm-test-keys,tsm-test-payments` for `client`.
     #[arg(long, value_name = "FEATURES")]
     profile: Option<String>,
+    /// The TSM's id (the `receiver_id` the harness's device addresses), for `tsm` and `client`.
+    #[arg(long, default_value = "SPTSM-YKT-TEST", value_name = "ID")]
+    tsm_id: String,
     /// Run only items whose ID starts with PATTERN, or matches it with `*` wildcards
     /// (e.g. `SE-EP-PUR`, `*-TEAR-*`; several patterns separated by commas); the others are
     /// NOT_RUN.
@@ -102,6 +117,10 @@ enum Kind {
     Pcsc(Option<String>),
     Terminal,
     QrTerminal,
+    /// A TSM at a URL (`None`: started in process).
+    Tsm(Option<String>),
+    /// The wallet SDK against a TSM at a URL (`None`: started in process).
+    Client(Option<String>),
 }
 
 fn parse_target(text: &str) -> anyhow::Result<Kind> {
@@ -110,13 +129,31 @@ fn parse_target(text: &str) -> anyhow::Result<Kind> {
         "terminal" => Kind::Terminal,
         "qr-terminal" => Kind::QrTerminal,
         "pcsc" => Kind::Pcsc(None),
-        other => match other.strip_prefix("pcsc:") {
-            Some(reader) if !reader.is_empty() => Kind::Pcsc(Some(reader.to_owned())),
-            _ => anyhow::bail!(
-                "--target must be sim, pcsc:READER, terminal or qr-terminal, not {other:?}"
-            ),
-        },
+        "tsm" => Kind::Tsm(None),
+        "client" => Kind::Client(None),
+        other => {
+            if let Some(url) = other.strip_prefix("tsm:") {
+                Kind::Tsm(Some(http_url(url)?))
+            } else if let Some(url) = other.strip_prefix("client:") {
+                Kind::Client(Some(http_url(url)?))
+            } else {
+                match other.strip_prefix("pcsc:") {
+                    Some(reader) if !reader.is_empty() => Kind::Pcsc(Some(reader.to_owned())),
+                    _ => anyhow::bail!(
+                        "--target must be sim, pcsc:READER, terminal, qr-terminal, tsm[:URL] or client[:URL], not {other:?}"
+                    ),
+                }
+            }
+        }
     })
+}
+
+/// An `http://HOST:PORT` URL (TLS ends in front of the TSM), without a trailing slash.
+fn http_url(url: &str) -> anyhow::Result<String> {
+    match url.strip_prefix("http://") {
+        Some(rest) if !rest.is_empty() => Ok(url.trim_end_matches('/').to_owned()),
+        _ => anyhow::bail!("the TSM URL must be http://HOST:PORT, not {url:?}"),
+    }
 }
 
 /// Runs `ykt conform …`.
@@ -132,6 +169,8 @@ pub fn run_conform(args: ConformArgs) -> anyhow::Result<()> {
         Kind::Pcsc(_) => profile::SAMPLE_SERVE_3DES,
         Kind::Terminal => profile::SAMPLE_TERMINAL,
         Kind::QrTerminal => profile::SAMPLE_QR_TERMINAL,
+        Kind::Tsm(_) => profile::SAMPLE_TSM,
+        Kind::Client(_) => profile::SAMPLE_CLIENT,
     };
     let profile_text = args.profile.as_deref().unwrap_or(default_profile);
     let config = RunConfig {
@@ -145,6 +184,7 @@ pub fn run_conform(args: ConformArgs) -> anyhow::Result<()> {
         version: env!("CARGO_PKG_VERSION").to_owned(),
     };
     let registry = Registry::builtin();
+    let is_client = matches!(kind, Kind::Client(_));
     let result = match kind {
         Kind::Sim => run(&catalogue, &registry, Target::Sim, &config, info),
         Kind::Terminal => run(&catalogue, &registry, Target::Terminal, &config, info),
@@ -163,6 +203,26 @@ pub fn run_conform(args: ConformArgs) -> anyhow::Result<()> {
                 &config,
                 info,
             )
+        }
+        Kind::Tsm(url) | Kind::Client(url) => {
+            // Without a URL: a TSM of our own, on a temporary database, for the run only.
+            let local = match &url {
+                Some(_) => None,
+                None => Some(LocalTsm::start(&args.tsm_id)?),
+            };
+            let base = url
+                .clone()
+                .or_else(|| local.as_ref().map(|l| l.tsm.url().to_owned()))
+                .context("no TSM URL")?;
+            let mut access = HttpTsm::new(&base, &args.tsm_id)?;
+            let target = if is_client {
+                Target::Client(&mut access)
+            } else {
+                Target::Tsm(&mut access)
+            };
+            let result = run(&catalogue, &registry, target, &config, info);
+            drop(local);
+            result
         }
     };
     print!("{}", summary(&result));
@@ -217,11 +277,13 @@ fn listing(catalogue: &Catalogue) -> String {
     }
     let _ = writeln!(
         o,
-        "\nsample profiles: sim {}; `ykt se serve` {} (ep,alg-sm4 with --sm4); terminal {}; qr-terminal {}",
+        "\nsample profiles: sim {}; `ykt se serve` {} (ep,alg-sm4 with --sm4); terminal {}; qr-terminal {}; tsm {}; client {}",
         profile::SAMPLE_SIM,
         profile::SAMPLE_SERVE_3DES,
         profile::SAMPLE_TERMINAL,
-        profile::SAMPLE_QR_TERMINAL
+        profile::SAMPLE_QR_TERMINAL,
+        profile::SAMPLE_TSM,
+        profile::SAMPLE_CLIENT
     );
     o
 }
@@ -285,6 +347,173 @@ fn summary(run: &Run) -> String {
     o
 }
 
+/// A TSM of the run's own: `ykt tsm serve --test-keys --test-payments` in process, on a
+/// temporary SQLite database and key directory, removed when dropped.
+struct LocalTsm {
+    tsm: crate::tsm::RunningTsm,
+    dir: PathBuf,
+}
+
+impl LocalTsm {
+    fn start(tsm_id: &str) -> anyhow::Result<Self> {
+        let mut tag = [0u8; 8];
+        getrandom::fill(&mut tag).map_err(|e| anyhow::anyhow!("OS random source: {e}"))?;
+        let dir = std::env::temp_dir().join(format!(
+            "ykt-conform-tsm-{}-{}",
+            std::process::id(),
+            hex::encode(tag)
+        ));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let db = format!("sqlite://{}?mode=rwc", dir.join("tsm.db").display());
+        let tsm = crate::tsm::RunningTsm::start(&db, &dir.join("tsm"), tsm_id)
+            .context("starting the in-process TSM")?;
+        println!("TSM {tsm_id} started in process at {}", tsm.url());
+        Ok(Self { tsm, dir })
+    }
+}
+
+impl Drop for LocalTsm {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// How long one HTTP exchange with the TSM may take.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The TSM behind its `http://` URL as the harness sees it: one HTTP/1.1 exchange per call
+/// (`Connection: close`), the bytes as they came, the system clock and the OS random source.
+struct HttpTsm {
+    /// `HOST:PORT`.
+    authority: String,
+    tsm_id: String,
+}
+
+impl HttpTsm {
+    fn new(url: &str, tsm_id: &str) -> anyhow::Result<Self> {
+        let authority = http_url(url)?
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Self {
+            authority,
+            tsm_id: tsm_id.to_owned(),
+        })
+    }
+
+    fn exchange(&self, method: &str, path: &str, body: &[u8]) -> Result<HttpResponse, Fault> {
+        let fault = |what: &str, e: std::io::Error| Fault::Transport(format!("{what}: {e}"));
+        let mut stream =
+            TcpStream::connect(&self.authority).map_err(|e| fault("connecting to the TSM", e))?;
+        stream
+            .set_read_timeout(Some(HTTP_TIMEOUT))
+            .and_then(|()| stream.set_write_timeout(Some(HTTP_TIMEOUT)))
+            .map_err(|e| fault("socket", e))?;
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.authority,
+            body.len()
+        );
+        stream
+            .write_all(head.as_bytes())
+            .and_then(|()| stream.write_all(body))
+            .map_err(|e| fault("sending", e))?;
+        let mut raw = Vec::new();
+        stream
+            .read_to_end(&mut raw)
+            .map_err(|e| fault("reading", e))?;
+        parse_http(&raw)
+    }
+}
+
+/// Status and body of an HTTP/1.1 response (`Content-Length` or chunked, or to the end).
+fn parse_http(raw: &[u8]) -> Result<HttpResponse, Fault> {
+    let bad = |what: &str| Fault::Transport(format!("the TSM's HTTP answer: {what}"));
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no end of headers"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let rest = &raw[split + 4..];
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| bad("no status line"))?;
+    let mut length = None;
+    let mut chunked = false;
+    for line in lines {
+        if let Some((name, value)) = line.split_once(':') {
+            let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
+            if name == "content-length" {
+                length = value.parse::<usize>().ok();
+            } else if name == "transfer-encoding" && value.eq_ignore_ascii_case("chunked") {
+                chunked = true;
+            }
+        }
+    }
+    let body = if chunked {
+        let mut body = Vec::new();
+        let mut at = rest;
+        loop {
+            let end = at
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .ok_or_else(|| bad("a chunk without a size line"))?;
+            let size_text = String::from_utf8_lossy(&at[..end]).to_string();
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+                .map_err(|_| bad("a chunk size that is not hex"))?;
+            at = &at[end + 2..];
+            if size == 0 {
+                break;
+            }
+            let chunk = at.get(..size).ok_or_else(|| bad("a short chunk"))?;
+            body.extend_from_slice(chunk);
+            at = at.get(size + 2..).unwrap_or_default();
+        }
+        body
+    } else {
+        match length {
+            Some(n) => rest.get(..n).ok_or_else(|| bad("a short body"))?.to_vec(),
+            None => rest.to_vec(),
+        }
+    };
+    Ok(HttpResponse { status, body })
+}
+
+impl TsmAccess for HttpTsm {
+    fn post(&mut self, path: &str, body: &[u8]) -> Result<HttpResponse, Fault> {
+        self.exchange("POST", path, body)
+    }
+
+    fn get(&mut self, path: &str) -> Result<HttpResponse, Fault> {
+        self.exchange("GET", path, &[])
+    }
+
+    fn tsm_id(&self) -> String {
+        self.tsm_id.clone()
+    }
+
+    fn now_ms(&mut self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .and_then(|d| i64::try_from(d.as_millis()).ok())
+            .unwrap_or(0)
+    }
+
+    fn seed(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        // A run without OS randomness still works; only a TSM that outlives it may see a device
+        // or SE it saw before.
+        let _ = getrandom::fill(&mut b);
+        u64::from_be_bytes(b)
+    }
+}
+
 /// The current UTC time as `YYYY-MM-DDThh:mm:ssZ` (the report's run date).
 pub(crate) fn utc_now() -> String {
     let secs = SystemTime::now()
@@ -323,6 +552,15 @@ mod tests {
             Ok(super::Kind::QrTerminal)
         ));
         assert!(super::parse_target("pcsc:").is_err());
+        assert!(matches!(
+            super::parse_target("tsm"),
+            Ok(super::Kind::Tsm(None))
+        ));
+        assert!(matches!(
+            super::parse_target("client:http://127.0.0.1:8480/"),
+            Ok(super::Kind::Client(Some(u))) if u == "http://127.0.0.1:8480"
+        ));
+        assert!(super::parse_target("tsm:https://x").is_err());
         assert!(super::parse_target("card").is_err());
     }
 
@@ -338,6 +576,22 @@ mod tests {
         assert_eq!(code(1, 0), ExitCode::from(crate::exit::NOT_CONFORMANT));
         assert_eq!(code(2, 3), ExitCode::from(crate::exit::NOT_CONFORMANT));
         assert_eq!(code(0, 1), ExitCode::from(crate::exit::INCONCLUSIVE));
+    }
+
+    #[test]
+    fn http_answers_parse_with_length_chunks_or_to_the_end() {
+        let r = super::parse_http(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 4\r\n\r\n{\"a\"}")
+            .unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (401, &b"{\"a\""[..]));
+        let r = super::parse_http(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n2\r\n\"}\r\n0\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"{\"a\"}"[..]));
+        let r = super::parse_http(b"HTTP/1.0 200 OK\r\n\r\nall").unwrap();
+        assert_eq!(r.body, b"all");
+        assert!(super::parse_http(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nshort").is_err());
+        assert!(super::parse_http(b"garbage").is_err());
     }
 
     #[test]
