@@ -191,7 +191,7 @@ impl Engine {
     }
 
     /// Creates an SE profile (operator `actor`); the secure channel protocol is one of
-    /// [`proposals_registry::SE_PROFILE_SCPS`].
+    /// `proposals_registry::SE_PROFILE_SCPS`.
     pub async fn admin_create_se_profile(
         &self,
         actor: &str,
