@@ -4,12 +4,13 @@
 //! with the wallet's `resume` (or a second `open`) leaving exactly one active card that credits a
 //! top-up once.
 
-use std::io::{BufRead as _, Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use crate::child::{apdu_results, http_get, serve_tsm, wait_output};
 
 const YKT: &str = env!("CARGO_BIN_EXE_ykt");
 
@@ -65,7 +66,7 @@ impl Setup {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let out = wait_output(child, "ykt");
+        let out = wait_output(child, "ykt", TIMEOUT);
         self.keep(format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -176,40 +177,6 @@ impl Drop for Setup {
     }
 }
 
-/// Waits for `child` to exit (at most [`TIMEOUT`]) and gives its output (its stdout and stderr
-/// read as it runs, so that a full pipe cannot stop it).
-fn wait_output(mut child: Child, what: &str) -> Output {
-    let stdout = child.stdout.take().map(drain);
-    let stderr = child.stderr.take().map(drain);
-    let text = |t: Option<JoinHandle<String>>| t.map(|t| t.join().unwrap()).unwrap_or_default();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not exit within {TIMEOUT:?}: {}", text(stderr));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: text(stdout).into_bytes(),
-        stderr: text(stderr).into_bytes(),
-    }
-}
-
-/// Reads `from` to its end on a thread of its own.
-fn drain(mut from: impl std::io::Read + Send + 'static) -> JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut text = Vec::new();
-        let _ = from.read_to_end(&mut text);
-        String::from_utf8_lossy(&text).to_string()
-    })
-}
-
 /// `ykt tsm serve` as a child process, killed on drop.
 struct Tsm {
     child: Child,
@@ -224,36 +191,14 @@ impl Tsm {
     /// prints its address.
     fn start(s: &Setup, listen: &str) -> Self {
         let db = format!("sqlite://{}?mode=rwc", s.p("tsm.db"));
-        let mut child = Command::new(YKT)
-            .args(["tsm", "serve", "--test-keys", "--test-payments"])
-            .args(["--listen", listen, "--db", &db, "--dir", &s.p("tsm")])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = Some(drain(child.stderr.take().unwrap()));
-        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut first_line = String::new();
-        reader.read_line(&mut first_line).unwrap();
-        let stdout = Some(drain(reader));
-        let mut tsm = Self {
-            child,
-            url: String::new(),
-            first_line,
-            stdout,
-            stderr,
+        let served = serve_tsm(listen, &db, &s.p("tsm"), &[]);
+        let tsm = Self {
+            child: served.child,
+            url: served.url,
+            first_line: served.first_line,
+            stdout: served.stdout,
+            stderr: served.stderr,
         };
-        match tsm.first_line.trim().split("listening on ").nth(1) {
-            Some(url) if !url.ends_with(":0") => tsm.url = url.to_string(),
-            _ => {
-                let _ = tsm.child.kill();
-                let _ = tsm.child.wait();
-                let err = tsm.stderr.take().unwrap().join().unwrap();
-                panic!("no address printed: {:?}\n{err}", tsm.first_line);
-            }
-        }
         assert!(tsm.url.starts_with("http://127.0.0.1:"), "{}", tsm.url);
         tsm
     }
@@ -265,50 +210,23 @@ impl Tsm {
 
     /// `GET path` (with the admin token from `s` when `admin`): status and body.
     fn get(&self, s: &Setup, path: &str, admin: bool) -> (u16, String) {
-        let mut stream = std::net::TcpStream::connect(self.addr()).unwrap();
-        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-        let mut request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-            self.addr()
-        );
-        if admin {
-            let token = std::fs::read_to_string(s.path("tsm").join("admin.token")).unwrap();
-            request.push_str(&format!("Authorization: Bearer {}\r\n", token.trim()));
-        }
-        request.push_str("\r\n");
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap();
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let token =
+            admin.then(|| std::fs::read_to_string(s.path("tsm").join("admin.token")).unwrap());
+        let (status, head, body) = http_get(self.addr(), path, token.as_deref(), TIMEOUT).unwrap();
         assert!(
             !head
                 .to_ascii_lowercase()
                 .contains("transfer-encoding: chunked"),
             "chunked answer to {path}"
         );
-        (status, body.to_string())
+        (status, body)
     }
 
     /// The `ApduResultReq` requests served so far (any result code), from `/metrics`; `None`
     /// once the TSM does not answer.
     fn apdu_results(&self) -> Option<u64> {
-        let mut stream = std::net::TcpStream::connect(self.addr()).ok()?;
-        stream.set_read_timeout(Some(TIMEOUT)).ok()?;
-        let request = format!(
-            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr()
-        );
-        stream.write_all(request.as_bytes()).ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        Some(
-            response
-                .lines()
-                .filter(|l| l.starts_with("ykt_tsm_requests_total{msg_type=\"ApduResultReq\""))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-                .sum(),
-        )
+        let (_, _, body) = http_get(self.addr(), "/metrics", None, TIMEOUT).ok()?;
+        Some(apdu_results(&body))
     }
 
     /// The card instances the TSM records (admin API).
@@ -572,7 +490,7 @@ fn kill_during_open_card(k: u64) {
         tsm.apdu_results().is_some_and(|n| n >= k) || open.try_wait().unwrap().is_some()
     });
     s.keep(tsm.kill9());
-    let out = wait_output(open, "wallet open");
+    let out = wait_output(open, "wallet open", TIMEOUT);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     s.keep(format!("{}{stderr}", String::from_utf8_lossy(&out.stdout)));
     assert!(!stderr.contains("panicked"), "k = {k}: {stderr}");

@@ -4,16 +4,16 @@
 //! sender it does not know and a replay; and the SEI killed during an open card, restarted,
 //! lets `ykt wallet resume` finish with one card.
 
-use std::io::{BufRead as _, Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use ykt_crypto::Sm2PrivateKey;
 use ykt_envelope::{Code, Envelope, Header, Sm2Signer};
 use ykt_tsm_service::http::TsmClient;
+
+use crate::child::{apdu_results, http_get, serve_tsm, wait_output};
 
 const YKT: &str = env!("CARGO_BIN_EXE_ykt");
 const PASSPHRASE: &str = "Correct-Horse-Battery-7";
@@ -46,7 +46,7 @@ impl Setup {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        wait_output(child)
+        wait_output(child, "ykt", TIMEOUT)
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -84,77 +84,20 @@ impl Drop for Setup {
     }
 }
 
-fn drain(mut from: impl std::io::Read + Send + 'static) -> JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut text = Vec::new();
-        let _ = from.read_to_end(&mut text);
-        String::from_utf8_lossy(&text).to_string()
-    })
-}
-
-fn wait_output(mut child: Child) -> Output {
-    let stdout = child.stdout.take().map(drain);
-    let stderr = child.stderr.take().map(drain);
-    let text = |t: Option<JoinHandle<String>>| t.map(|t| t.join().unwrap()).unwrap_or_default();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("ykt did not exit within {TIMEOUT:?}: {}", text(stderr));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: text(stdout).into_bytes(),
-        stderr: text(stderr).into_bytes(),
-    }
-}
-
 /// `ykt tsm serve ARGS` as a child process, killed on drop.
 struct Server {
     child: Child,
     url: String,
-    stderr: Option<JoinHandle<String>>,
 }
 
 impl Server {
     fn start(s: &Setup, listen: &str, db: &str, dir: &str, args: &[&str]) -> Self {
         let db = format!("sqlite://{}?mode=rwc", s.p(db));
-        let mut child = Command::new(YKT)
-            .args(["tsm", "serve", "--test-keys", "--test-payments"])
-            .args(["--listen", listen, "--db", &db, "--dir", &s.p(dir)])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = Some(drain(child.stderr.take().unwrap()));
-        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        reader.read_line(&mut first).unwrap();
-        drop(drain(reader));
-        let mut server = Self {
-            child,
-            url: String::new(),
-            stderr,
-        };
-        match first.trim().split("listening on ").nth(1) {
-            Some(url) => server.url = url.to_string(),
-            None => {
-                let _ = server.child.kill();
-                let _ = server.child.wait();
-                let err = server.stderr.take().unwrap().join().unwrap();
-                panic!("no address printed: {first:?}\n{err}");
-            }
+        let served = serve_tsm(listen, &db, &s.p(dir), args);
+        Self {
+            child: served.child,
+            url: served.url,
         }
-        server
     }
 
     fn addr(&self) -> String {
@@ -163,29 +106,12 @@ impl Server {
 
     /// `GET path`: the body.
     fn get(&self, path: &str, token: Option<&str>) -> String {
-        let mut stream = std::net::TcpStream::connect(self.addr()).unwrap();
-        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-        let mut request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-            self.addr()
-        );
-        if let Some(token) = token {
-            request.push_str(&format!("Authorization: Bearer {}\r\n", token.trim()));
-        }
-        request.push_str("\r\n");
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response.split_once("\r\n\r\n").unwrap().1.to_string()
+        http_get(&self.addr(), path, token, TIMEOUT).unwrap().2
     }
 
     /// The `ApduResultReq` requests served so far.
     fn apdu_results(&self) -> u64 {
-        self.get("/metrics", None)
-            .lines()
-            .filter(|l| l.starts_with("ykt_tsm_requests_total{msg_type=\"ApduResultReq\""))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
+        apdu_results(&self.get("/metrics", None))
     }
 
     fn kill9(mut self) {
@@ -351,7 +277,7 @@ fn the_sei_killed_during_open_card_lets_the_wallet_resume_to_one_card() {
         std::thread::sleep(Duration::from_millis(2));
     }
     sei.kill9();
-    let out = wait_output(open);
+    let out = wait_output(open, "ykt", TIMEOUT);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(

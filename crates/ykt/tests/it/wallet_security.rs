@@ -14,7 +14,7 @@
 //! memory, which holds the card's keys and PIN by design.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, Read as _, Write as _};
+use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
@@ -22,6 +22,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ykt_card::{Aid, Applet, AppletFactory, Atr, Card, SeededRandom};
+
+use crate::child::{apdu_results, drain, http_get, serve_tsm, wait_output};
 
 const YKT: &str = env!("CARGO_BIN_EXE_ykt");
 const PASSPHRASE: &str = "Canary-Passphrase-4417";
@@ -100,7 +102,7 @@ impl Setup {
     /// files snapshotted.
     fn run(&self, args: &[&str]) -> Output {
         let child = self.command(args).spawn().unwrap();
-        let out = wait_output(child, &format!("ykt {args:?}"));
+        let out = wait_output(child, &format!("ykt {args:?}"), TIMEOUT);
         self.keep(
             &format!("ykt {args:?}"),
             format!(
@@ -161,38 +163,6 @@ impl Drop for Setup {
     }
 }
 
-/// Waits for `child` to exit (at most [`TIMEOUT`]), reading its output as it runs.
-fn wait_output(mut child: Child, what: &str) -> Output {
-    let stdout = child.stdout.take().map(drain);
-    let stderr = child.stderr.take().map(drain);
-    let text = |t: Option<JoinHandle<String>>| t.map(|t| t.join().unwrap()).unwrap_or_default();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not exit within {TIMEOUT:?}: {}", text(stderr));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: text(stdout).into_bytes(),
-        stderr: text(stderr).into_bytes(),
-    }
-}
-
-fn drain(mut from: impl std::io::Read + Send + 'static) -> JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut text = Vec::new();
-        let _ = from.read_to_end(&mut text);
-        String::from_utf8_lossy(&text).to_string()
-    })
-}
-
 fn sigterm(child: &Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -229,28 +199,10 @@ struct Tsm {
 impl Tsm {
     fn start(s: &Setup, listen: &str) -> Self {
         let db = format!("sqlite://{}?mode=rwc", s.p("tsm.db"));
-        let mut child = Command::new(YKT)
-            .args(["tsm", "serve", "--test-keys", "--test-payments"])
-            .args(["--listen", listen, "--db", &db, "--dir", &s.p("tsm")])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        drop(drain(reader));
-        let url = line
-            .trim()
-            .split("listening on ")
-            .nth(1)
-            .unwrap_or_else(|| panic!("no address printed: {line:?}"))
-            .to_string();
+        let served = serve_tsm(listen, &db, &s.p("tsm"), &[]);
         Self {
-            child: Some(child),
-            url,
+            child: Some(served.child),
+            url: served.url,
         }
     }
 
@@ -264,22 +216,8 @@ impl Tsm {
 
     /// The `ApduResultReq` requests served so far, from `/metrics`.
     fn apdu_results(&self) -> Option<u64> {
-        let mut stream = std::net::TcpStream::connect(self.addr()).ok()?;
-        stream.set_read_timeout(Some(TIMEOUT)).ok()?;
-        let request = format!(
-            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr()
-        );
-        stream.write_all(request.as_bytes()).ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        Some(
-            response
-                .lines()
-                .filter(|l| l.starts_with("ykt_tsm_requests_total{msg_type=\"ApduResultReq\""))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-                .sum(),
-        )
+        let (_, _, body) = http_get(&self.addr(), "/metrics", None, TIMEOUT).ok()?;
+        Some(apdu_results(&body))
     }
 
     fn kill9(&mut self) {
@@ -725,7 +663,7 @@ fn no_canary_reaches_an_output_or_a_wallet_file_in_any_flow() {
         std::thread::sleep(Duration::from_millis(2));
     }
     tsm.kill9();
-    let out = wait_output(topup, "torn top-up");
+    let out = wait_output(topup, "torn top-up", TIMEOUT);
     s.keep(
         "torn top-up",
         format!(
@@ -914,7 +852,7 @@ fn the_served_wallet_locks_when_idle_and_purge_leaves_nothing() {
         .spawn()
         .unwrap();
     drop(child.stdout.take());
-    let out = wait_output(child, "wallet cards to a closed pipe");
+    let out = wait_output(child, "wallet cards to a closed pipe", TIMEOUT);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(101), "{err}");
     assert!(err.contains(PANIC_TEXT), "{err}");
