@@ -30,11 +30,6 @@ use crate::model::Management;
 use crate::relay::{RelayRequest, RelayResponse};
 use crate::vault::{KeyEncryption, KeyName, KeyRef};
 
-/// The secure-channel types that `ISDChannelInfoReq` and `ISDChannelOpReq` describe and that
-/// [`crate::KeyVault`]'s channel methods name, for the crates that carry those calls between
-/// platforms.
-pub use ykt_scp::{StaticKeyKind, StaticKeyOperation, StaticKeyRole};
-
 /// A message type and its number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MessageDef {

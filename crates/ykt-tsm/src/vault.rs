@@ -21,14 +21,14 @@ use ykt_crypto::purse::{self, PurseAlgorithm, Sm4Rules};
 use ykt_crypto::{AesKey, Sm2PrivateKey, Sm2PublicKey};
 use ykt_gp::dm::{ReceiptKey, TokenSigner};
 use ykt_gp_host::commands::put_key::{self, KeyCheckValues, KeyEncryptionKey};
-use ykt_scp::{
-    DeriverError, KeySet, KeySetDeriver, SessionKeyDeriver, StaticKeyKind, StaticKeyOperation,
-    StaticKeys,
-};
+use ykt_scp::{DeriverError, KeySet, KeySetDeriver, SessionKeyDeriver, StaticKeys};
 use zeroize::{Zeroize, Zeroizing};
 
 pub use ykt_gp::dm::{ReceiptContext, TokenKind};
 pub use ykt_purse::{KeyEntry, KeyUsage, MasterKey, PurseProfile};
+/// The secure-channel types [`KeyVault`]'s channel methods name, for the crates that implement
+/// the trait or carry its calls between platforms (`ISDChannelInfoReq`, `ISDChannelOpReq`).
+pub use ykt_scp::{StaticKeyKind, StaticKeyOperation, StaticKeyRole};
 
 use crate::error::VaultError;
 use crate::model::{CardNumber, PurseCardSpec, SeId};

@@ -15,9 +15,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use ykt_crypto::{Sm2CipherMode, Sm2PrivateKey};
 use ykt_envelope::Code;
-use ykt_tsm::api::{self, MessageDef, StaticKeyKind, StaticKeyOperation};
+use ykt_tsm::api::{self, MessageDef};
 use ykt_tsm::hex::Hex;
 use ykt_tsm::vault::{KeyEncryption, ReceiptContext, TokenKind};
+use ykt_tsm::vault::{StaticKeyKind, StaticKeyOperation};
 use ykt_tsm::{
     Entropy, KeyName, KeyRef, KeyVault, LoadProof, Parties, PersoBlock, PurseCardSpec, VaultError,
     WrappedKeySet,

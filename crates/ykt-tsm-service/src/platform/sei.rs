@@ -17,8 +17,9 @@ use serde_json::Value;
 use ykt_crypto::{Sm2CipherMode, Sm2PublicKey};
 use ykt_envelope::Code;
 use ykt_store::{AuditEvent, AuditKind, Store};
-use ykt_tsm::api::{self, CardsResp, FlowResp, MessageDef, OrderResp, StaticKeyOperation};
+use ykt_tsm::api::{self, CardsResp, FlowResp, MessageDef, OrderResp};
 use ykt_tsm::hex::Hex;
+use ykt_tsm::vault::StaticKeyOperation;
 use ykt_tsm::{KeyName, KeyRef, KeyVault, Parties, RelayResponse, VaultError};
 
 use super::rules::SeiKeys;

@@ -2,8 +2,8 @@
 //! so that the wire format is written down in one place: here).
 
 use ykt_tsm::VaultError;
-use ykt_tsm::api::{StaticKeyKind, StaticKeyRole};
 use ykt_tsm::vault::{ReceiptContext, TokenKind};
+use ykt_tsm::vault::{StaticKeyKind, StaticKeyRole};
 
 /// A token kind's word (`AcquireTokenReq.kind`, `ReceiptVerifyReq.kind`).
 pub(crate) fn token_kind_name(kind: TokenKind) -> &'static str {
