@@ -35,6 +35,8 @@ fn every_error() -> Vec<WalletError> {
         ))),
         WalletError::State(StateError::Malformed),
         WalletError::Random,
+        WalletError::Locked,
+        WalletError::UnlockRequired,
     ];
     all.extend(
         [
