@@ -1,4 +1,8 @@
 //! The server: [`ServerConfig`], [`router`] and [`serve`].
+//!
+//! With operators ([`ServerConfig::with_operators`]) and the [`Engine`] as backend, the
+//! registry's routes ([`admin_write_routes`]) are served on the same listener, beside the
+//! read-only admin views.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -17,9 +21,11 @@ use tokio::net::TcpListener;
 use ykt_envelope::{Signer, Sm2Signer};
 use zeroize::Zeroizing;
 
+use super::admin_write::{Operator, admin_write_routes};
 use super::backend::Backend;
 use super::metrics::Metrics;
 use super::{admin, openapi, pipeline, proposals};
+use crate::engine::Engine;
 
 /// A clock giving Unix milliseconds.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -104,6 +110,10 @@ pub struct ServerConfig {
     pub max_body: usize,
     /// The clock (Unix ms).
     pub clock: Clock,
+    /// The operators of the registry routes (`/admin/v1/issuers`, `…/stock`, `…/se-profiles`,
+    /// `…/ses/{seid}/profile`, `…/keys`, [`admin_write_routes`]), each with its own token;
+    /// empty (the default): the registry routes are not served.
+    pub operators: Vec<Operator>,
 }
 
 impl ServerConfig {
@@ -131,7 +141,17 @@ impl ServerConfig {
             admin_token,
             max_body: proposals::MAX_BODY,
             clock: Arc::new(system_now),
+            operators: Vec::new(),
         }
+    }
+
+    /// The same with the registry's operators: [`router`] over an [`Engine`] then serves the
+    /// registry routes, each write audited under the operator's label. A backend that is not an
+    /// `Engine` (the SEI-TSM's `SeiPlatform`) has no registry; the operators are then ignored,
+    /// with a warning in the log.
+    pub fn with_operators(mut self, operators: Vec<Operator>) -> Self {
+        self.operators = operators;
+        self
     }
 
     /// The same with another clock (tests).
@@ -158,6 +178,7 @@ impl fmt::Debug for ServerConfig {
             .field("request_memory_ms", &self.request_memory_ms)
             .field("admin_token", &self.admin_token)
             .field("max_body", &self.max_body)
+            .field("operators", &self.operators)
             .finish_non_exhaustive()
     }
 }
@@ -204,9 +225,11 @@ impl<B> AppState<B> {
 }
 
 /// The router: the business API (`POST /v1/{msg_type}`), the admin API (`/admin/v1/…`),
-/// `GET /openapi.json`, `GET /health` and `GET /metrics`.
+/// `GET /openapi.json`, `GET /health` and `GET /metrics`; and, when the config names operators
+/// and the backend is the [`Engine`], the registry routes ([`admin_write_routes`]).
 pub fn router<B: Backend>(backend: B, config: ServerConfig) -> Router {
     let max_body = config.max_body;
+    let registry = registry_routes(&backend, &config.operators);
     let state = AppState(Arc::new(Shared {
         backend,
         config,
@@ -228,8 +251,23 @@ pub fn router<B: Backend>(backend: B, config: ServerConfig) -> Router {
         .route("/health", get(health::<B>))
         .route("/metrics", get(metrics::<B>))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
+        .merge(registry.unwrap_or_default())
+        .layer(DefaultBodyLimit::max(max_body))
+}
+
+/// The registry routes of `backend` when it is the [`Engine`] and operators are given.
+fn registry_routes<B: Backend>(backend: &B, operators: &[Operator]) -> Option<Router> {
+    if operators.is_empty() {
+        return None;
+    }
+    match (backend as &dyn std::any::Any).downcast_ref::<Engine>() {
+        Some(engine) => Some(admin_write_routes(engine.clone(), operators.to_vec())),
+        None => {
+            tracing::warn!("this backend has no registry: the operators' routes are not served");
+            None
+        }
+    }
 }
 
 /// Serves [`router`] on `listener` until the future is dropped (or the listener fails).

@@ -6,9 +6,15 @@ use ykt_tsm_service::http::admin_write::{Operator, admin_write_routes};
 
 use crate::support::{Vaults, each};
 
-const TOKEN: &str = "alice-token-0123456789";
+pub const TOKEN: &str = "alice-token-0123456789";
 
-fn call(base: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+pub fn call(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -33,7 +39,7 @@ fn call(base: &str, method: &str, path: &str, token: Option<&str>, body: &str) -
     (status, response.body_mut().read_to_string().unwrap())
 }
 
-const ISSUER: &str = r#"{"issuer_id":"sz","name":"Shenzhen Tong","ef15_issuer":"01011000FFFFFFFF","city_code":"5180","purse_key":"purse-issuer","key_version":2}"#;
+pub const ISSUER: &str = r#"{"issuer_id":"sz","name":"Shenzhen Tong","ef15_issuer":"01011000FFFFFFFF","city_code":"5180","purse_key":"purse-issuer","key_version":2}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_routes_answer_and_audit_the_operator() {

@@ -12,3 +12,4 @@ mod support;
 
 mod http;
 mod registry;
+mod server;
