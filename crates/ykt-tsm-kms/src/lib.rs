@@ -181,6 +181,7 @@ mod purpose {
     pub(super) const TOKEN: &str = "tsm-gp.md §4 delegated-management token";
     pub(super) const RECEIPT: &str = "tsm-gp.md §4 receipt";
     pub(super) const PROVISION: &str = "key ceremony: provisioning";
+    pub(super) const CHECK_VALUE: &str = "key ceremony: key check value";
 }
 
 /// A purse issuer as the vault knows it: which master keys it has (values in the KMS), its
@@ -238,6 +239,42 @@ const FRESH_MASTERS: [(KeyUsage, u8); 6] = [
     (KeyUsage::PinUnblock, 0x00),
     (KeyUsage::PinReload, 0x00),
 ];
+
+/// The version a freshly generated ISD master key set gets (GP's first issuer key set, `30`).
+pub const FRESH_ISD_MASTER_KVN: u8 = 0x30;
+
+/// The keys the SEI-TSM shares with card production, for [`KmsVault::provision_shared`]:
+/// the SE maker keys every SE's card manager with the ISD master diversified by the SEID, and
+/// gives the card the receipt key (tsm-gp.md §4, §6). Values wiped on drop, never printed.
+#[non_exhaustive]
+pub struct SharedSeKeys {
+    /// The ISD master key set's version (KVN).
+    pub isd_master_kvn: u8,
+    /// The ISD master's K-ENC, K-MAC, K-DEK (AES-128 each).
+    pub isd_master: [SecretBytes; 3],
+    /// The receipt key (AES-128, AES-CMAC receipts).
+    pub receipt_key: SecretBytes,
+}
+
+impl SharedSeKeys {
+    /// The ISD master `enc`, `mac`, `dek` at `kvn` and the receipt key `receipt`.
+    pub fn new(kvn: u8, isd_master: [SecretBytes; 3], receipt_key: SecretBytes) -> Self {
+        Self {
+            isd_master_kvn: kvn,
+            isd_master,
+            receipt_key,
+        }
+    }
+}
+
+impl fmt::Debug for SharedSeKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedSeKeys")
+            .field("isd_master_kvn", &self.isd_master_kvn)
+            .field("keys", &"[redacted]")
+            .finish()
+    }
+}
 
 /// A vault whose keys are in a KMS. See the [crate docs](crate).
 pub struct KmsVault {
@@ -298,13 +335,29 @@ impl KmsVault {
     /// token signer (SM2) and the receipt key (AES-128); for [`Role::Sp`] the transport key
     /// (SM2) and the purse issuer's master keys (of `purse.algorithm`).
     ///
-    /// The ISD master and the receipt key are generated internal (never exportable): card
-    /// production keys SEs through a KMS of its own, which this does not cover.
+    /// The ISD master and the receipt key are generated internal (never exportable): no SE
+    /// can be keyed for them. A deployment whose SEs come from card production shares those
+    /// two with the SE maker: [`KmsVault::provision_shared`].
     pub fn provision(
         kms: Arc<dyn Kms>,
         parties: &Parties,
         role: Role,
         purse: &PurseIssuerSetup,
+    ) -> Result<Self, KmsError> {
+        Self::provision_shared(kms, parties, role, purse, None)
+    }
+
+    /// [`KmsVault::provision`], with the keys the SEI-TSM shares with card production
+    /// (`shared`: the ISD master key set and the receipt key the SE maker keys its SEs with)
+    /// imported internal (non-exportable from then on) instead of generated, for
+    /// [`Role::Sei`]; the token signer is still generated in the KMS (the SE maker gets its
+    /// public key, [`KmsVault::token_public_key`]). `shared` is ignored for [`Role::Sp`].
+    pub fn provision_shared(
+        kms: Arc<dyn Kms>,
+        parties: &Parties,
+        role: Role,
+        purse: &PurseIssuerSetup,
+        shared: Option<&SharedSeKeys>,
     ) -> Result<Self, KmsError> {
         let p = purpose::PROVISION;
         let mut vault = Self::new(kms.clone());
@@ -313,9 +366,34 @@ impl KmsVault {
         };
         match role {
             Role::Sei => {
-                for slot in [Slot::Enc, Slot::Mac, Slot::Dek] {
+                if let Some(shared) = shared {
+                    for (slot, key) in [Slot::Enc, Slot::Mac, Slot::Dek]
+                        .into_iter()
+                        .zip(&shared.isd_master)
+                    {
+                        kms.import(
+                            &id(&parties.isd_master, slot, shared.isd_master_kvn)?,
+                            KeySpec::internal(KeyType::Aes128),
+                            key,
+                            p,
+                        )?;
+                    }
+                    kms.import(
+                        &id(&parties.receipt_key, Slot::Receipt, SINGLE_KEY_VERSION)?,
+                        KeySpec::internal(KeyType::Aes128),
+                        &shared.receipt_key,
+                        p,
+                    )?;
+                } else {
+                    for slot in [Slot::Enc, Slot::Mac, Slot::Dek] {
+                        kms.generate(
+                            &id(&parties.isd_master, slot, FRESH_ISD_MASTER_KVN)?,
+                            KeySpec::internal(KeyType::Aes128),
+                            p,
+                        )?;
+                    }
                     kms.generate(
-                        &id(&parties.isd_master, slot, 0x30)?,
+                        &id(&parties.receipt_key, Slot::Receipt, SINGLE_KEY_VERSION)?,
                         KeySpec::internal(KeyType::Aes128),
                         p,
                     )?;
@@ -323,11 +401,6 @@ impl KmsVault {
                 kms.generate(
                     &id(&parties.token_signer, Slot::TokenSigner, SINGLE_KEY_VERSION)?,
                     KeySpec::internal(KeyType::Sm2),
-                    p,
-                )?;
-                kms.generate(
-                    &id(&parties.receipt_key, Slot::Receipt, SINGLE_KEY_VERSION)?,
-                    KeySpec::internal(KeyType::Aes128),
                     p,
                 )?;
             }
@@ -446,6 +519,136 @@ impl KmsVault {
             }
         }
         Ok(vault)
+    }
+
+    /// A hierarchy [`KmsVault::provision`] (or [`KmsVault::provision_shared`]) made in `kms`
+    /// earlier, opened again (a restart): checks that every key of `role` is there with the
+    /// type it was made with, and registers the purse issuer ([`Role::Sp`]) with the master
+    /// keys `provision` made for `purse.algorithm` and `purse`'s PIN, profile and SM4 rules.
+    /// A missing key is [`KmsError::KeyNotFound`], a key of another type
+    /// [`KmsError::WrongKeyType`]; nothing in `kms` is changed.
+    pub fn open(
+        kms: Arc<dyn Kms>,
+        parties: &Parties,
+        role: Role,
+        purse: &PurseIssuerSetup,
+    ) -> Result<Self, KmsError> {
+        let mut vault = Self::new(kms.clone());
+        let listed = kms.list()?;
+        let expect = |name: &KeyName, slot: Slot, version: Option<u8>, key_type: KeyType| {
+            let wanted =
+                key_id(name, slot, version.unwrap_or(0)).map_err(|_| KmsError::InvalidKeyName)?;
+            let found = listed.iter().find(|k| {
+                k.id.name() == wanted.name() && version.is_none_or(|v| k.id.version() == v)
+            });
+            match found {
+                None => Err(KmsError::KeyNotFound(wanted)),
+                Some(k) if k.key_type != key_type => Err(KmsError::WrongKeyType {
+                    id: k.id.clone(),
+                    actual: k.key_type,
+                    expected: "the type the hierarchy was provisioned with",
+                }),
+                Some(_) => Ok(()),
+            }
+        };
+        match role {
+            Role::Sei => {
+                for slot in [Slot::Enc, Slot::Mac, Slot::Dek] {
+                    expect(&parties.isd_master, slot, None, KeyType::Aes128)?;
+                }
+                let v = Some(SINGLE_KEY_VERSION);
+                expect(&parties.token_signer, Slot::TokenSigner, v, KeyType::Sm2)?;
+                expect(&parties.receipt_key, Slot::Receipt, v, KeyType::Aes128)?;
+            }
+            Role::Sp => {
+                let v = Some(SINGLE_KEY_VERSION);
+                expect(&parties.sp_transport, Slot::Transport, v, KeyType::Sm2)?;
+                let key_type = match purse.algorithm {
+                    PurseAlgorithm::Tdes => KeyType::Tdes2,
+                    _ => KeyType::Sm4,
+                };
+                let mut masters = Vec::new();
+                for (usage, index) in FRESH_MASTERS {
+                    let slot = Slot::PurseMaster { usage, index };
+                    expect(&parties.purse_issuer, slot, Some(1), key_type)?;
+                    masters.push(MasterKeyInfo {
+                        usage,
+                        index,
+                        version: 1,
+                        algorithm: purse.algorithm,
+                    });
+                }
+                vault.register_purse_issuer(
+                    parties.purse_issuer.clone(),
+                    masters,
+                    &purse.pin,
+                    purse.profile,
+                    purse.sm4_rules,
+                );
+            }
+        }
+        Ok(vault)
+    }
+
+    /// The SM2 public key (SEC1, uncompressed) of the token signer `name`: what card
+    /// production puts on every SE as the token verification key (tsm-gp.md §4).
+    pub fn token_public_key(&self, name: &KeyName) -> Result<Vec<u8>, KmsError> {
+        let id = key_id(name, Slot::TokenSigner, SINGLE_KEY_VERSION)
+            .map_err(|_| KmsError::InvalidKeyName)?;
+        match self.kms.public_key(&id)? {
+            PublicKey::Sm2(k) => Ok(k.to_bytes().to_vec()),
+            _ => Err(KmsError::WrongKeyType {
+                id,
+                actual: KeyType::Rsa,
+                expected: "an SM2 token signer",
+            }),
+        }
+    }
+
+    /// The key check values (the first 3 bytes of the key's encryption of
+    /// `ykt_tsm::vault::key_check_input`) of the ISD master's K-ENC, K-MAC, K-DEK and their
+    /// version: what a key ceremony compares, never a key value.
+    pub fn isd_master_check_values(&self, name: &KeyName) -> Result<(u8, [[u8; 3]; 3]), KmsError> {
+        let mut out = [[0u8; 3]; 3];
+        let mut version = 0;
+        for (slot, kcv) in [Slot::Enc, Slot::Mac, Slot::Dek].into_iter().zip(&mut out) {
+            let wanted = key_id(name, slot, 0).map_err(|_| KmsError::InvalidKeyName)?;
+            let info = self
+                .kms
+                .list()?
+                .into_iter()
+                .find(|k| k.id.name() == wanted.name())
+                .ok_or(KmsError::KeyNotFound(wanted))?;
+            version = info.id.version();
+            *kcv = self.check_value(&info)?;
+        }
+        Ok((version, out))
+    }
+
+    /// The key check value of the receipt key `name` (as [`Self::isd_master_check_values`]).
+    pub fn receipt_check_value(&self, name: &KeyName) -> Result<[u8; 3], KmsError> {
+        let id = key_id(name, Slot::Receipt, SINGLE_KEY_VERSION)
+            .map_err(|_| KmsError::InvalidKeyName)?;
+        let info = self.kms.info(&id)?;
+        self.check_value(&info)
+    }
+
+    fn check_value(&self, info: &KeyInfo) -> Result<[u8; 3], KmsError> {
+        let kind = kind_of(info.key_type).map_err(|_| KmsError::WrongKeyType {
+            id: info.id.clone(),
+            actual: info.key_type,
+            expected: "a block-cipher key",
+        })?;
+        let block = self.kms.encrypt(
+            &ykt_kms::KeyRef::from(&info.id),
+            &CipherMode::Ecb,
+            &vault::key_check_input(kind),
+            purpose::CHECK_VALUE,
+        )?;
+        match block.as_slice() {
+            [a, b, c, ..] => Ok([*a, *b, *c]),
+            _ => Err(KmsError::InvalidInput("short check value block")),
+        }
     }
 
     /// The stored key of `name` and `slot` (any version).

@@ -141,3 +141,117 @@ fn a_key_file_vault_survives_a_restart() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An SE from card production keyed from shared keys: the test SE's CPLC and library, its card
+/// manager keyed with `master` diversified by its SEID, `token` as the token verification key
+/// and `receipt` as the receipt key.
+fn produced_se(
+    serial: u8,
+    master: &ykt_scp::KeySet,
+    token: &[u8],
+    receipt: [u8; 16],
+) -> ykt_card::Card {
+    let mut setup = testing::isd_setup(&[serial]).unwrap();
+    setup.keys = vault::derive_isd_keys(master, &seid_of_serial(serial)).unwrap();
+    setup.token_key = Some(ykt_gp::dm::TokenKey::Sm2(
+        ykt_crypto::Sm2PublicKey::from_sec1_bytes(token).unwrap(),
+    ));
+    setup.receipt_key = Some((ykt_gp::dm::ReceiptAlgorithm::AesCmac, receipt));
+    let entropy = Box::new(ykt_card::SeededRandom::new(u64::from(serial)));
+    let mut card = ykt_card::Card::new(ykt_card::Atr::default_t1(), entropy);
+    card.set_library(Box::new(testing::Library));
+    ykt_gp::install_isd(&mut card, &setup).unwrap();
+    card.power_on();
+    card
+}
+
+/// The keys shared with card production are imported (internal), the token signer generated;
+/// the hierarchy reopened from its key files with `KmsVault::open` opens a card on an SE keyed
+/// from the shared keys, and refuses an SE keyed from the test master.
+#[test]
+fn a_shared_hierarchy_reopened_from_key_files_opens_a_card_on_a_produced_se() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("tsm-kms-shared-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let pass = SecretBytes::from_slice(b"correct horse battery staple");
+    let params = KdfParams::new(8, 1, 1).unwrap();
+    let audit = Arc::new(MemoryAudit::new());
+    let enc = [0x61u8; 16];
+    let mac = [0x62u8; 16];
+    let dek = [0x63u8; 16];
+    let receipt = [0x64u8; 16];
+    let shared = ykt_tsm_kms::SharedSeKeys::new(
+        0x31,
+        [enc, mac, dek].map(|k| SecretBytes::from_slice(&k)),
+        SecretBytes::from_slice(&receipt),
+    );
+    assert!(!format!("{shared:?}").contains("6161"));
+    let setup = PurseIssuerSetup::new(PurseAlgorithm::Tdes, &TEST_PIN);
+    let token = {
+        let file: Arc<dyn Kms> = Arc::new(
+            SoftwareKms::create(&dir.join("sei.kms"), &pass, params, audit.clone()).unwrap(),
+        );
+        let sei =
+            KmsVault::provision_shared(file.clone(), &parties(), Role::Sei, &setup, Some(&shared))
+                .unwrap();
+        assert!(file.list().unwrap().iter().all(|k| !k.exportable));
+        // The check values are the keys' (AES: the first 3 bytes of E(01 × 16)).
+        let kcv = |k: &[u8; 16]| {
+            let b = ykt_crypto::AesKey::from_slice(k)
+                .unwrap()
+                .encrypt_block(&[1u8; 16]);
+            [b[0], b[1], b[2]]
+        };
+        assert_eq!(
+            sei.isd_master_check_values(&parties().isd_master).unwrap(),
+            (0x31, [kcv(&enc), kcv(&mac), kcv(&dek)])
+        );
+        assert_eq!(
+            sei.receipt_check_value(&parties().receipt_key).unwrap(),
+            kcv(&receipt)
+        );
+        sei.token_public_key(&parties().token_signer).unwrap()
+    };
+    {
+        let file: Arc<dyn Kms> = Arc::new(
+            SoftwareKms::create(&dir.join("sp.kms"), &pass, params, audit.clone()).unwrap(),
+        );
+        KmsVault::provision(file, &parties(), Role::Sp, &setup).unwrap();
+    }
+    let reopen = |name: &str, role| {
+        let kms: Arc<dyn Kms> =
+            Arc::new(SoftwareKms::open(&dir.join(name), &pass, audit.clone()).unwrap());
+        KmsVault::open(kms, &parties(), role, &setup).unwrap()
+    };
+    let mut world = World::new(reopen("sei.kms", Role::Sei), reopen("sp.kms", Role::Sp));
+    let master = ykt_scp::KeySet::aes(
+        0x31,
+        ykt_crypto::AesKey::from_slice(&enc).unwrap(),
+        ykt_crypto::AesKey::from_slice(&mac).unwrap(),
+        ykt_crypto::AesKey::from_slice(&dek).unwrap(),
+    );
+    let mut card = produced_se(21, &master, &token, receipt);
+    let s = story(&mut world, &mut card);
+    assert_eq!(s.loaded, Some(10_000));
+
+    // An SE keyed from the test ISD master: the channel to its card manager fails.
+    let mut test_se = new_se(22);
+    let mut flow = Flow::open_card("open-2", parties(), Management::Authorized, test_card());
+    assert!(drive(&mut flow, &mut world, &mut test_se).is_err());
+
+    // Opening an SP hierarchy as SEI (keys missing) and one of the other purse algorithm
+    // (keys of another type) are refused.
+    let kms: Arc<dyn Kms> =
+        Arc::new(SoftwareKms::open(&dir.join("sp.kms"), &pass, audit.clone()).unwrap());
+    assert!(matches!(
+        KmsVault::open(kms.clone(), &parties(), Role::Sei, &setup),
+        Err(ykt_kms::KmsError::KeyNotFound(_))
+    ));
+    let sm4 = PurseIssuerSetup::new(PurseAlgorithm::Sm4(Sm4Rules::BRIEF), &TEST_PIN);
+    assert!(matches!(
+        KmsVault::open(kms, &parties(), Role::Sp, &sm4),
+        Err(ykt_kms::KmsError::WrongKeyType { .. })
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
