@@ -19,7 +19,7 @@ impl RequestHash {
         RequestHash(ykt_crypto::sm3(canonical_body))
     }
 
-    fn hex(&self) -> String {
+    pub(crate) fn hex(&self) -> String {
         hex::encode(self.0)
     }
 }
@@ -156,7 +156,7 @@ impl Store {
     }
 }
 
-fn duplicate(scope: &str, request_id: &str) -> Error {
+pub(crate) fn duplicate(scope: &str, request_id: &str) -> Error {
     Error::Duplicate {
         scope: scope.to_string(),
         request_id: request_id.to_string(),

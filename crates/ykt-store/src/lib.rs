@@ -11,7 +11,8 @@
 //!   may be sent again or the SE's state must be read first;
 //! * idempotency records (§7 `request_id`: a repeat gets the stored response, another body under
 //!   the same id is [`Error::Duplicate`]) and the replay guard of signed messages (a message id
-//!   seen inside the window is [`Error::Replayed`]);
+//!   seen inside the window is [`Error::Replayed`]), and both in one transaction for a signed
+//!   request ([`Store::admit_request`]);
 //! * top-up orders ([`TopupOrder`]): one per order id and per payment, one MAC2 per card online
 //!   counter;
 //! * the operators' registry: card issuers ([`Issuer`]), card stock ranges ([`StockRange`]; a
@@ -52,6 +53,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod admit;
 mod audit;
 mod card;
 mod commit;
@@ -291,6 +293,8 @@ pub mod danger {
 
     /// The fault points, one per gap between statements of a multi-statement write.
     pub const POINTS: &[&str] = &[
+        "admit.after_nonce",
+        "admit.before_commit",
         "audit.after_head",
         "audit.after_insert",
         "card.after_instance",

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use ykt_store::danger::{Fault, POINTS};
-use ykt_store::{AuditEvent, AuditKind, ChainStatus, Entity, Error, NewCard, NewSe, Store};
+use ykt_store::{
+    AuditEvent, AuditKind, ChainStatus, Entity, Error, NewCard, NewSe, RequestHash, Store,
+};
 
 use crate::support::{CARD_NO, Db, SEID, each};
 
@@ -60,9 +62,30 @@ async fn assert_state_before(db: &Db, audit_rows: u64) {
         db.raw_count("SELECT COUNT(*) FROM card_key_version").await,
         0
     );
+    // No half admission: neither the nonce nor the claim.
+    assert_eq!(db.raw_count("SELECT COUNT(*) FROM seen_message").await, 0);
+    assert_eq!(db.raw_count("SELECT COUNT(*) FROM idempotency").await, 0);
     // And the store goes on: nothing is left locked.
     let next = db.store.append_audit(&event("after")).await.unwrap();
     assert_eq!(next.seq, audit_rows + 1);
+}
+
+/// The write that passes `point`.
+async fn interrupted_write(store: &Store, point: &str, detail: &str) -> Result<(), Error> {
+    if point.starts_with("audit") {
+        store.append_audit(&event(detail)).await.map(drop)
+    } else if point.starts_with("admit") {
+        let now = 1_760_000_000_000;
+        let hash = RequestHash::of(detail.as_bytes());
+        store
+            .clone()
+            .with_clock(move || now)
+            .admit_request("sender", "0011223344556677", now, 300_000, "r1", &hash)
+            .await
+            .map(drop)
+    } else {
+        store.create_card(&card()).await.map(drop)
+    }
 }
 
 #[tokio::test]
@@ -72,11 +95,7 @@ async fn a_failure_between_statements_leaves_no_half_state() {
             register(&db.store).await;
             db.store.append_audit(&event("first")).await.unwrap();
             db.store.danger_inject_fault(point, Fault::Fail);
-            let result = if point.starts_with("audit") {
-                db.store.append_audit(&event("interrupted")).await.map(drop)
-            } else {
-                db.store.create_card(&card()).await.map(drop)
-            };
+            let result = interrupted_write(&db.store, point, "interrupted").await;
             assert!(
                 matches!(result, Err(Error::InjectedFault { .. })),
                 "{point}: {result:?}"
@@ -104,11 +123,7 @@ async fn child_writer() {
     store.danger_inject_fault(point, Fault::Hang(tx));
     let writer = store.clone();
     tokio::spawn(async move {
-        let _ = if point.starts_with("audit") {
-            writer.append_audit(&event("killed")).await.map(drop)
-        } else {
-            writer.create_card(&card()).await.map(drop)
-        };
+        let _ = interrupted_write(&writer, point, "killed").await;
     });
     tokio::task::spawn_blocking(move || rx.recv().unwrap())
         .await
