@@ -4,8 +4,10 @@
 //! What it owns: enrolled devices (the key each device's envelopes verify under), who owns each
 //! flow, card instance and order, the live flows (each with its open secure channel) in memory,
 //! the store-backed payment provider (orders `CREATED → PAID → LOAD_REQUESTED → LOADED`,
-//! refunds, escrows), card numbers (a store counter), transfer codes, and the read-only views an
-//! operator lists (`Engine::admin_ses` and the other `admin_*` views).
+//! refunds, escrows), card numbers (from the registry's card stock, or a store counter while
+//! the registry has no issuer: [`proposals::issuer_for_city`]), transfer codes, the registry
+//! (issuers, card stock, SE profiles matched at registration, key versions: `admin_*`), and
+//! the read-only views an operator lists (`Engine::admin_ses` and the other `admin_*` views).
 //!
 //! ```text
 //!  HTTP layer ── start / apdu_result / resume ──▶ Engine ── per-flow lock ──▶ Flow (in memory)
@@ -44,15 +46,19 @@ use ykt_tsm::api::{self, FlowResp};
 use ykt_tsm::hex::Hex;
 use ykt_tsm::{CardNumber, Env, Flow, KeyVault, OrderRef, Output, Parties, PurseCardSpec, SeId};
 
-pub use admin::{AuditView, CardInstanceView, FlowSummary, Metrics, SeView};
+pub use admin::{
+    AuditView, CardInstanceView, FlowSummary, KeyVersionView, Metrics, RegistryError, SeView,
+    proposals_registry,
+};
 pub use clock::{OsEntropy, bcd_datetime};
 
 use payments::{Snapshot, card_of};
 use record::Record;
 
-/// Where new cards come from: the EF15 fields a card issuer gives every card it opens and how
-/// card numbers are made ([`proposals::card_number`]: the prefix and a store counter, unique
-/// and never reused).
+/// Where new cards come from while the registry has no card issuer
+/// ([`proposals::issuer_for_city`]): the EF15 fields every card opened gets and how card numbers
+/// are made ([`proposals::card_number`]: the prefix and a store counter, unique and never
+/// reused). A transfer in keeps the card's number and takes the other fields from here.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CardStock {
     /// EF15 issuer id.
@@ -159,6 +165,13 @@ pub enum EngineError {
         #[source]
         source: ykt_tsm::Error,
     },
+    /// No card issuer of the registry serves the request's city (`OpenCardReq.city_code`).
+    #[error("no card issuer serves this city")]
+    NoIssuer,
+    /// The city's card issuer has no card number left; no flow started, no number taken.
+    /// An operator adds stock (`POST /admin/v1/stock`) and the wallet asks again.
+    #[error("the card issuer has no card numbers left")]
+    StockExhausted,
     /// The engine's configuration does not fit its vaults.
     #[error("configuration: {0}")]
     Config(&'static str),
@@ -181,6 +194,9 @@ impl EngineError {
             Self::OrderNotFound => Code::OrderNotFound,
             Self::CardNotFound => Code::AppMissing,
             Self::NotPaid => Code::NotPaid,
+            Self::NoIssuer => Code::BadRequest,
+            // [PROPOSAL] (`proposals::issuer_for_city`): the issuer declines to issue a card.
+            Self::StockExhausted => Code::IssuerDeclined,
             Self::OrderTaken => Code::Duplicate,
             Self::BadRequest(_) => Code::BadRequest,
             Self::State(_) | Self::Conflict => Code::StateConflict,
@@ -473,16 +489,10 @@ impl Engine {
         let mut extras = Extras::default();
         let refused = EngineError::Refused;
         let flow = match start {
-            // tsm-gp.md §7 申请开卡: a fresh card number from the store's counter.
+            // tsm-gp.md §7 申请开卡: a card number from the city's issuer's stock (§2 SE
+            // registry), taken once; nothing starts when the stock is exhausted.
             Start::OpenCard(req) => {
-                let serial = self
-                    .store()
-                    .next_counter(proposals::CARD_NUMBER_COUNTER)
-                    .await?;
-                let number =
-                    proposals::card_number(self.inner.config.card_stock.number_prefix, serial)
-                        .ok_or(EngineError::Config("card numbers are exhausted"))?;
-                let spec = self.inner.config.card_stock.spec(CardNumber(number));
+                let spec = self.open_card_spec(&req.city_code).await?;
                 Flow::open_card(txn_id, parties, req.management, spec)
             }
             // tsm-gp.md §7 申请支付; client.md §4.2: only a paid order nobody loads yet.
@@ -593,6 +603,36 @@ impl Engine {
             extras.claim_escrow,
         )
         .await
+    }
+
+    /// The EF15 fields of a card to open for `city_code` (4 hex digits): with issuers in the
+    /// registry, a number from the stock of the issuer [`proposals::issuer_for_city`] picks
+    /// ([`Engine::take_card_spec`]); with none, the configured [`CardStock`] and the store
+    /// counter [`proposals::CARD_NUMBER_COUNTER`].
+    async fn open_card_spec(&self, city_code: &str) -> Result<PurseCardSpec, EngineError> {
+        let issuers = self.store().issuers().await?;
+        if issuers.is_empty() {
+            let serial = self
+                .store()
+                .next_counter(proposals::CARD_NUMBER_COUNTER)
+                .await?;
+            let number = proposals::card_number(self.inner.config.card_stock.number_prefix, serial)
+                .ok_or(EngineError::Config("card numbers are exhausted"))?;
+            return Ok(self.inner.config.card_stock.spec(CardNumber(number)));
+        }
+        let city: [u8; 2] = ykt_tsm::hex::decode(city_code.trim())
+            .and_then(|b| b.try_into().ok())
+            .ok_or(EngineError::BadRequest("city_code"))?;
+        let issuer = proposals::issuer_for_city(&issuers, city).ok_or(EngineError::NoIssuer)?;
+        self.take_card_spec(&issuer.issuer.issuer_id)
+            .await
+            .map_err(|e| match e {
+                RegistryError::Exhausted(_) => EngineError::StockExhausted,
+                // The issuer was listed a moment ago; gone now only if the store changed under us.
+                RegistryError::NotFound(_) => EngineError::NoIssuer,
+                RegistryError::Store(e) => EngineError::Store(e),
+                _ => EngineError::Config("the card stock refused the issuer"),
+            })
     }
 
     /// The wallet's answers to the outstanding relay message. Answers to any other message (a
@@ -899,6 +939,15 @@ impl Engine {
                     e => EngineError::Store(e),
                 });
             }
+        }
+        // tsm-gp.md §8 `REGISTERED (CPLC/SEID seen)`: once the move that first knows the SE's
+        // CPLC is committed, the SE gets the registry profile its CPLC matches (none: it stays
+        // without one, and an operator may set it). The move stands either way.
+        let cplc_seen = state.cplc.is_some() && before.as_ref().is_none_or(|b| b.cplc.is_none());
+        if let Some(se) = commit.se.as_ref().filter(|_| cplc_seen)
+            && let Err(error) = self.match_se_profile(&se.seid).await
+        {
+            tracing::warn!(txn_id, %error, "the SE's profile could not be matched");
         }
         if completed || given_up {
             lock(&self.inner.live).remove(txn_id);

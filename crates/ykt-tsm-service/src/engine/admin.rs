@@ -190,5 +190,6 @@ impl Engine {
     }
 }
 
-// Re-exported by `engine` once wired: `pub use admin::{KeyVersionView, RegistryError};`.
 mod registry;
+
+pub use registry::{KeyVersionView, RegistryError, proposals_registry};

@@ -26,8 +26,27 @@ pub fn card_number(prefix: [u8; 4], serial: u64) -> Option<[u8; 10]> {
     Some(out)
 }
 
-/// The store counter card numbers are drawn from.
+/// The store counter card numbers are drawn from when the registry has no issuer.
 pub const CARD_NUMBER_COUNTER: &str = "card_number";
+
+/// \[PROPOSAL\] (tsm-gp.md §2 SE registry, §7 申请开卡 "city_code"): where an opened card's
+/// number comes from. With at least one card issuer in the registry, from the stock of the
+/// issuer whose city code is the request's (when several share it, the first by `issuer_id`),
+/// taken once and never again (`ykt_store::Store::take_card_number`); no issuer for the city
+/// is `1006`, an exhausted stock is `5001` (the issuer declines), and in both cases no flow
+/// starts. With no issuer in the registry (a deployment that has not set one up), the
+/// configured `CardStock`'s prefix and the store counter [`CARD_NUMBER_COUNTER`]
+/// ([`card_number`]), as before the registry. A number taken for a flow whose first commit
+/// then fails is skipped, never given again.
+pub fn issuer_for_city(
+    issuers: &[ykt_store::Issuer],
+    city_code: [u8; 2],
+) -> Option<&ykt_store::Issuer> {
+    issuers
+        .iter()
+        .filter(|i| i.issuer.city_code == city_code)
+        .min_by(|a, b| a.issuer.issuer_id.cmp(&b.issuer.issuer_id))
+}
 
 /// \[PROPOSAL\] (client.md §8 of loads: UTC+8, China Standard Time): the offset of the BCD date
 /// and time a load carries (INITIALIZE FOR LOAD, MAC2, TAC).

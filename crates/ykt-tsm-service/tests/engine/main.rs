@@ -10,5 +10,6 @@ mod concurrency;
 mod lifecycle;
 mod replay;
 mod restart;
+mod stock;
 mod support;
 mod transfer;
