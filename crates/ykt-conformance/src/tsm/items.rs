@@ -327,11 +327,85 @@ pub(super) fn delete_card(h: &mut TsmHarness<'_>, _p: Params<'_>) -> Result<Stri
     Ok("purse instance and load file gone from GET STATUS; SELECT refused; TSM state DELETED (the SEI-TSM's notice is internal to the TSM and not observable here)".into())
 }
 
-/// TSM-RET-001: card return: the purse is locked (SET STATUS) before its balance is read
-/// (GET BALANCE or INITIALIZE FOR LOAD), and the refund equals the SE's balance.
+/// An INITIALIZE FOR LOAD of amount 0 (`80 50 00 02`, e-purse.md §4.4): the balance proof of a
+/// card return (tsm-gp.md §7 card-return row: "SP reads balance"; the TSM proves it with MAC1).
+fn is_balance_proof(command: &[u8]) -> bool {
+    matches!(command, [0x80, 0x50, 0x00, 0x02, 0x0B, _, 0, 0, 0, 0, ..])
+}
+
+/// The load proof of an INITIALIZE FOR LOAD `command` and its `answer` (16 bytes + `9000`):
+/// balance, online counter, key version, algorithm, random, MAC1 (e-purse.md §4.4).
+fn load_proof(asn: &[u8; 10], command: &[u8], answer: &[u8]) -> Option<ykt_tsm::vault::LoadProof> {
+    let (data, sw_bytes) = answer.split_at_checked(16)?;
+    if sw_bytes != [0x90, 0x00] {
+        return None;
+    }
+    let body = command.get(5..16)?;
+    let four = |b: &[u8], i: usize| [b[i], b[i + 1], b[i + 2], b[i + 3]];
+    let mut terminal_id = [0u8; 6];
+    terminal_id.copy_from_slice(&body[5..11]);
+    Some(ykt_tsm::vault::LoadProof {
+        card: ykt_tsm::CardNumber(*asn),
+        key_index: body[0],
+        key_version: data[6],
+        algorithm_id: data[7],
+        old_balance: u32::from_be_bytes(four(data, 0)),
+        online_counter: u16::from_be_bytes([data[4], data[5]]),
+        random: four(data, 8),
+        mac1: four(data, 12),
+        amount: u32::from_be_bytes(four(body, 1)),
+        terminal_id,
+    })
+}
+
+/// The harness's own check of a MAC1 under the PUBLIC test purse masters (profile
+/// `tsm-test-keys`), with the test SP vault of `ykt_tsm::testing`.
+fn mac1_verifies(proof: &ykt_tsm::vault::LoadProof) -> Result<bool, Stop> {
+    use ykt_tsm::vault::KeyVault as _;
+    let vault = ykt_tsm::testing::sp_vault()
+        .map_err(|e| Stop::Inconclusive(format!("the test SP vault: {e}")))?;
+    let issuer = ykt_tsm::testing::test_parties().purse_issuer;
+    Ok(vault.verify_mac1(&issuer, proof).is_ok())
+}
+
+/// A flow's state as the TSM records it (`FlowQueryReq` of `txn`), from an answer that verifies.
+fn flow_state(
+    h: &mut TsmHarness<'_>,
+    wallet: &Wallet,
+    txn: &str,
+) -> Result<(Option<Code>, Option<api::FlowResp>), Stop> {
+    let (_, answer) = h.call_as(wallet, api::FLOW_QUERY, txn, &api::Empty {})?;
+    verify_tsm(wallet, &answer)?;
+    let flow = if answer.code() == Some(Code::Ok) {
+        Some(
+            answer
+                .body::<api::FlowResp>()
+                .map_err(|e| Stop::Fail(format!("FlowResp body: {e}")))?,
+        )
+    } else {
+        None
+    };
+    Ok((answer.code(), flow))
+}
+
+/// The `txn_id` of the last request of type `msg_type` the harness's wallets sent.
+fn last_txn(h: &TsmHarness<'_>, msg_type: &str) -> Result<String, Stop> {
+    h.requests()
+        .iter()
+        .rev()
+        .find(|r| r.msg_type == msg_type)
+        .map(|r| r.txn_id.clone())
+        .ok_or_else(|| Stop::Inconclusive(format!("the wallet sent no {msg_type}")))
+}
+
+/// TSM-RET-001: card return as tsm-gp.md §7's card-return row orders it (the SP proves the
+/// balance, then locks the purse, refunds and deletes): the refund equals the balance the SE
+/// proved with a MAC1 (INITIALIZE FOR LOAD of 0) that verifies under the test purse keys; SET
+/// STATUS comes after the proof and before the DELETE; the purse ends deleted, the TSM records
+/// the card DELETED and the flow's refund once (a second `RefundReq` for the card is refused).
 pub(super) fn card_return(h: &mut TsmHarness<'_>, p: Params<'_>) -> Result<String, Stop> {
     let amount = p.u32("amount", 1234)?;
-    let (mut se, mut wallet, card, _, _) = open(h, Management::Authorized)?;
+    let (mut se, mut wallet, card, asn, _) = open(h, Management::Authorized)?;
     top_up(h, &mut se, &mut wallet, &card, amount)?;
     let aid = card.app_aid.as_bytes().to_vec();
     let (_, on_se) = se
@@ -341,32 +415,226 @@ pub(super) fn card_return(h: &mut TsmHarness<'_>, p: Params<'_>) -> Result<Strin
         wallet.refund(links, now, rng, &card.card_no, "TEST-REFUND-ACCOUNT")
     });
     let refund = r.map_err(|e| Stop::Fail(format!("card return: {e}")))?;
-    let position = |f: &dyn Fn(&[u8]) -> bool| stats.exchanges.iter().position(|(c, _)| f(c));
-    let lock = position(&|c| c.get(1) == Some(&0xF0));
-    let read = position(&|c| {
-        matches!(
-            c,
-            [0x80, 0x5C, 0x00, 0x02, ..] | [0x80, 0x50, 0x00, 0x02, ..]
+    let ok = |r: &[u8]| sw(r) == 0x9000;
+    // (a) The balance proof: the last INITIALIZE FOR LOAD of 0 the card answered.
+    let (proof_at, proof) = stats
+        .exchanges
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, (c, r))| is_balance_proof(c) && ok(r))
+        .and_then(|(i, (c, r))| load_proof(&asn, c, r).map(|p| (i, p)))
+        .ok_or_else(|| {
+            Stop::Fail(
+                "the card return sent no INITIALIZE FOR LOAD of 0 the card answered: the balance it refunds is not proven by the card".into(),
+            )
+        })?;
+    ensure(mac1_verifies(&proof)?, || {
+        format!(
+            "the MAC1 of the balance proof (APDU {proof_at}) does not verify under the test purse keys"
         )
-    });
-    let (Some(lock), Some(read)) = (lock, read) else {
-        return Err(Stop::Fail(format!(
-            "the card return sent no {} to the SE",
-            if lock.is_none() {
-                "SET STATUS (lock)"
-            } else {
-                "balance read"
-            }
-        )));
-    };
-    ensure(lock < read, || {
-        format!("the balance was read (APDU {read}) before the purse was locked (APDU {lock})")
     })?;
-    ensure(refund == on_se, || {
-        format!("refund {refund} fen, but the SE's balance was {on_se}")
+    ensure(proof.old_balance == on_se, || {
+        format!(
+            "the proof says {} fen, the harness's GET BALANCE {on_se}",
+            proof.old_balance
+        )
+    })?;
+    ensure(refund == proof.old_balance, || {
+        format!(
+            "refund {refund} fen, but the SE proved a balance of {} fen",
+            proof.old_balance
+        )
+    })?;
+    // (b) SET STATUS (the lock) after the proof and before the DELETE, both accepted.
+    let lock = stats
+        .exchanges
+        .iter()
+        .position(|(c, r)| c.get(1) == Some(&0xF0) && ok(r))
+        .ok_or_else(|| {
+            Stop::Fail("the card return sent no SET STATUS (lock) the card accepted".into())
+        })?;
+    let delete = stats
+        .exchanges
+        .iter()
+        .position(|(c, r)| c.get(1) == Some(&0xE4) && ok(r))
+        .ok_or_else(|| Stop::Fail("the card return sent no DELETE the card accepted".into()))?;
+    ensure(proof_at < lock, || {
+        format!(
+            "the purse was locked (APDU {lock}) before the balance proof (APDU {proof_at}): no balance can be proven from a locked purse"
+        )
+    })?;
+    ensure(lock < delete, || {
+        format!("the purse was deleted (APDU {delete}) before it was locked (APDU {lock})")
+    })?;
+    // (c) Deleted on the SE and in the TSM, the refund recorded once.
+    ensure(se.purse(&aid)?.is_none(), || {
+        "the purse still answers SELECT after the return".into()
+    })?;
+    let registry = se.registry()?;
+    ensure(!registry.applications.iter().any(|e| e.aid == aid), || {
+        "GET STATUS still lists the purse instance after the return".into()
+    })?;
+    let cards = h.tsm_cards(&wallet)?;
+    let listed = cards
+        .cards
+        .iter()
+        .filter(|c| c.card_no.eq_ignore_ascii_case(card.card_no.danger_full()))
+        .count();
+    let state = card_state(&cards, card.card_no.danger_full());
+    ensure(state.as_deref() == Some("DELETED") && listed == 1, || {
+        format!(
+            "after the return the TSM lists the card {listed} times, last as {state:?}, not once DELETED"
+        )
+    })?;
+    let txn = last_txn(h, "RefundReq")?;
+    let (code, flow) = flow_state(h, &wallet, &txn)?;
+    let recorded = flow
+        .as_ref()
+        .filter(|f| f.status == api::FlowStatus::Completed)
+        .and_then(|f| f.outcome.as_ref())
+        .and_then(|o| o.refund);
+    ensure(recorded == Some(refund), || {
+        format!(
+            "FlowQueryReq of the return gives {code:?}, refund {recorded:?}, not COMPLETED with {refund}"
+        )
+    })?;
+    let again = api::RefundReq {
+        card_no: card.card_no.danger_full().to_owned(),
+        seid: se.seid_hex(),
+        refund_account: "TEST-REFUND-ACCOUNT".into(),
+    };
+    let txn2 = h.fresh_id();
+    let (_, second) = h.call_as(&wallet, api::REFUND, &txn2, &again)?;
+    verify_tsm(&wallet, &second)?;
+    ensure(second.code().is_some_and(|c| c != Code::Ok), || {
+        "a second RefundReq for the returned card was accepted: the refund could be paid twice"
+            .into()
     })?;
     Ok(format!(
-        "SET STATUS lock at APDU {lock}, balance read at APDU {read}; refund {refund} fen = the SE's balance"
+        "balance proof at APDU {proof_at} (INITIALIZE FOR LOAD of 0, MAC1 verifies, {} fen = the SE's balance), SET STATUS lock at APDU {lock}, DELETE at APDU {delete}; refund {refund} fen = the proven balance, recorded in the completed flow; the purse gone, the TSM state DELETED; a second RefundReq refused with {} (residual risk: a purchase between proof and lock is for settlement to reconcile)",
+        proof.old_balance,
+        second.code().map_or("-", |c| c.as_str())
+    ))
+}
+
+/// TSM-RET-002: a card return whose balance proof the man in the middle changed (a byte of the
+/// balance; then, in a second return, a byte of MAC1) is refused: 4002 each time, no SET STATUS
+/// or DELETE sent, no refund recorded in either flow, the purse on the SE as it was.
+pub(super) fn card_return_tampered(h: &mut TsmHarness<'_>, p: Params<'_>) -> Result<String, Stop> {
+    let amount = p.u32("amount", 800)?;
+    let (mut se, mut wallet, card, _, _) = open(h, Management::Authorized)?;
+    top_up(h, &mut se, &mut wallet, &card, amount)?;
+    let aid = card.app_aid.as_bytes().to_vec();
+    let (_, before) = se
+        .purse(&aid)?
+        .ok_or_else(|| Stop::Inconclusive("the purse does not answer SELECT".into()))?;
+    // Byte 1 of the balance (+65 536 fen) in the first return, the last byte of MAC1 in the
+    // second one.
+    let mut outcomes = Vec::new();
+    let mut txns = Vec::new();
+    for (what, at) in [("the balance", 1usize), ("MAC1", 15usize)] {
+        let tamper: super::SeTamper = Box::new(move |c: &[u8], r: &mut Vec<u8>| {
+            if is_balance_proof(c) && r.len() == 18 && sw(r) == 0x9000 {
+                r[at] ^= 0x01;
+                true
+            } else {
+                false
+            }
+        });
+        let mode = LinkMode {
+            tamper_se: Some(tamper),
+            ..LinkMode::default()
+        };
+        let (r, stats) = h.with_links(&mut se, mode, |links, now, rng| {
+            wallet.refund(links, now, rng, &card.card_no, "TEST-REFUND-ACCOUNT")
+        });
+        if stats.se_tampered == 0 {
+            return Err(Stop::Inconclusive(format!(
+                "the card return sent no INITIALIZE FOR LOAD of 0 to tamper with ({r:?})"
+            )));
+        }
+        let refused_with = match &r {
+            Ok(refund) => {
+                return Err(Stop::Fail(format!(
+                    "the TSM finished a card return whose proof had {what} changed (refund {refund} fen)"
+                )));
+            }
+            Err(WalletError::Refused(code)) => *code,
+            Err(e) => {
+                return Err(Stop::Fail(format!(
+                    "with {what} changed the return ended in {e}, not a refusal with a result code"
+                )));
+            }
+        };
+        ensure(refused_with == Code::CryptogramMismatch, || {
+            format!(
+                "with {what} changed the TSM refused with {refused_with}, not 4002 (cryptogram mismatch)"
+            )
+        })?;
+        let after_proof = stats
+            .exchanges
+            .iter()
+            .skip_while(|(c, _)| !is_balance_proof(c))
+            .filter(|(c, _)| matches!(c.get(1), Some(0xF0 | 0xE4)))
+            .count();
+        ensure(after_proof == 0, || {
+            format!(
+                "after the changed proof ({what}) the TSM still sent {after_proof} SET STATUS or DELETE commands"
+            )
+        })?;
+        outcomes.push(format!("{what} changed → {refused_with}"));
+        txns.push(last_txn(h, "RefundReq")?);
+    }
+    ensure(txns[0] != txns[1], || {
+        "both returns ran under one txn_id".into()
+    })
+    .map_err(|_| Stop::Inconclusive("the wallet reused the first return's txn_id".into()))?;
+    let mut states = Vec::new();
+    for txn in &txns {
+        let (code, flow) = flow_state(h, &wallet, txn)?;
+        let flow = flow.ok_or_else(|| {
+            Stop::Fail(format!(
+                "FlowQueryReq of a refused return gives {code:?}: the TSM does not know the flow"
+            ))
+        })?;
+        ensure(flow.status != api::FlowStatus::Completed, || {
+            "the TSM records a refused return as COMPLETED".into()
+        })?;
+        let refunded = flow.outcome.as_ref().and_then(|o| o.refund);
+        ensure(refunded.is_none(), || {
+            format!("the TSM records a refund of {refunded:?} for a refused return")
+        })?;
+        states.push(format!("{:?} {}", flow.status, flow.instance_state));
+    }
+    let after = se.purse(&aid)?.map(|(_, b)| b);
+    ensure(after == Some(before), || {
+        format!("the purse answers {after:?} after the refused return, held {before}")
+    })?;
+    let registry = se.registry()?;
+    let entry = registry
+        .applications
+        .iter()
+        .find(|e| e.aid == aid)
+        .ok_or_else(|| Stop::Fail("GET STATUS no longer lists the purse".into()))?;
+    ensure(entry.life_cycle & 0x80 == 0, || {
+        format!(
+            "the purse was locked ({:02X}) although its proof was refused",
+            entry.life_cycle
+        )
+    })?;
+    let cards = h.tsm_cards(&wallet)?;
+    let state = card_state(&cards, card.card_no.danger_full());
+    ensure(
+        state.as_deref() != Some("DELETED") && state.is_some(),
+        || format!("the TSM records the card as {state:?} after the refused return"),
+    )?;
+    Ok(format!(
+        "{}; no SET STATUS or DELETE after the changed proof; both flows without refund ({}); the purse still holds {before} fen, not locked ({:02X}); the TSM state {}",
+        outcomes.join(", "),
+        states.join(", "),
+        entry.life_cycle,
+        state.unwrap_or_default()
     ))
 }
 

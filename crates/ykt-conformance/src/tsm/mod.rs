@@ -47,6 +47,7 @@ pub(crate) const TSM_CHECKERS: &[(&str, TsmCheck)] = &[
     ("tsm::cut_and_resume", items::cut_and_resume),
     ("tsm::delete_card", items::delete_card),
     ("tsm::card_return", items::card_return),
+    ("tsm::card_return_tampered", items::card_return_tampered),
     ("tsm::transfer", items::transfer),
     ("tsm::envelope", items::envelope),
     ("tsm::refusals", items::refusals),
@@ -122,12 +123,18 @@ impl fmt::Debug for TsmHarness<'_> {
 /// changed something.
 pub(crate) type Tamper = Box<dyn FnMut(&mut Envelope) -> bool>;
 
+/// Changes the SE's answer to a command (`command`, `answer`) before the wallet relays it to
+/// the TSM; true when it changed something.
+pub(crate) type SeTamper = Box<dyn FnMut(&[u8], &mut Vec<u8>) -> bool>;
+
 /// What one wallet call through [`TsmHarness::with_links`] may do to the links.
 #[derive(Default)]
 pub(crate) struct LinkMode {
     /// Changes a response envelope before the wallet sees it (the signature is kept); true when
     /// it changed something.
     pub tamper: Option<Tamper>,
+    /// Changes an SE answer before the wallet sees it (the man in the middle on the SE link).
+    pub tamper_se: Option<SeTamper>,
     /// The SE link fails at this command (0-based, counted over the call).
     pub cut_se_at: Option<usize>,
 }
@@ -139,7 +146,9 @@ pub(crate) struct LinkStats {
     pub apdus: usize,
     /// Responses tampered with.
     pub tampered: usize,
-    /// The SE's command/response pairs.
+    /// SE answers tampered with.
+    pub se_tampered: usize,
+    /// The SE's command/response pairs (the SE's own answers, before any tampering).
     pub exchanges: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
@@ -248,6 +257,8 @@ impl<'a> TsmHarness<'a> {
             se,
             log: &self.log,
             cut_at: mode.cut_se_at,
+            tamper: mode.tamper_se,
+            tampered: 0,
             count: 0,
             exchanges: Vec::new(),
         };
@@ -266,6 +277,7 @@ impl<'a> TsmHarness<'a> {
         let stats = LinkStats {
             apdus: link.count,
             tampered: relay.tampered,
+            se_tampered: link.tampered,
             exchanges: link.exchanges,
         };
         self.shown.extend(steps);
@@ -475,11 +487,14 @@ impl TsmLink for Relay<'_> {
     }
 }
 
-/// The SE link through the harness: records each APDU, and fails at `cut_at`.
+/// The SE link through the harness: records each APDU, fails at `cut_at`, and changes answers
+/// with `tamper`.
 struct SeRecorder<'h> {
     se: &'h mut SimSe,
     log: &'h RefCell<Transcript>,
     cut_at: Option<usize>,
+    tamper: Option<SeTamper>,
+    tampered: usize,
     count: usize,
     exchanges: Vec<(Vec<u8>, Vec<u8>)>,
 }
@@ -502,7 +517,15 @@ impl SeLink for SeRecorder<'_> {
             .map_err(|_| SeError::Communication)?;
         log.response(&r);
         self.exchanges.push((capdu.to_vec(), r.clone()));
-        Ok(r)
+        let mut answer = r;
+        if let Some(tamper) = self.tamper.as_mut()
+            && tamper(capdu, &mut answer)
+        {
+            self.tampered += 1;
+            log.event("the harness changed this answer before the wallet relayed it:");
+            log.response(&answer);
+        }
+        Ok(answer)
     }
 }
 

@@ -264,6 +264,7 @@ fn the_tsm_and_client_files_hold_the_brief_items() {
         "TSM-DL-003",
         "TSM-DEL-001",
         "TSM-RET-001",
+        "TSM-RET-002",
         "TSM-MIG-001",
         "TSM-MSG-001",
         "TSM-MSG-002",

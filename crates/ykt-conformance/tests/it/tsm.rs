@@ -152,6 +152,12 @@ enum Break {
     Tamper,
     /// Answers every CardsQueryReq with no cards (forged).
     ForgetCards,
+    /// Answers a refused ApduResultReq of a card return (4002: the balance proof did not
+    /// verify) with the return COMPLETED and a refund (forged): a TSM that pays whatever the
+    /// phone relays.
+    PayUnprovenRefund,
+    /// Adds 100 fen to the refund of every completed card return (forged).
+    InflateRefund,
 }
 
 struct Broken {
@@ -226,6 +232,45 @@ impl TsmAccess for Broken {
                     answer.body = envelope.to_vec();
                 }
             }
+            Break::PayUnprovenRefund => {
+                if request_type == "ApduResultReq"
+                    && envelope.code() == Some(Code::CryptogramMismatch)
+                {
+                    let flow = ykt_tsm::api::FlowResp {
+                        txn_id: envelope.txn_id.clone(),
+                        kind: ykt_tsm::FlowKind::CardReturn,
+                        status: ykt_tsm::api::FlowStatus::Completed,
+                        instance_state: "DELETED".into(),
+                        step: None,
+                        step_index: 0,
+                        step_count: 0,
+                        relay: None,
+                        outcome: Some(ykt_tsm::api::OutcomeView {
+                            refund: Some(66_336),
+                            ..Default::default()
+                        }),
+                    };
+                    if let Some(forged) =
+                        Self::forge(body, serde_json::to_value(flow).unwrap(), "FlowResp")
+                    {
+                        answer.status = 200;
+                        answer.body = forged;
+                    }
+                }
+            }
+            Break::InflateRefund => {
+                if let Ok(mut flow) = envelope.body::<ykt_tsm::api::FlowResp>()
+                    && envelope.code() == Some(Code::Ok)
+                    && let Some(refund) = flow.outcome.as_mut().and_then(|o| o.refund.as_mut())
+                {
+                    *refund += 100;
+                    if let Some(forged) =
+                        Self::forge(body, serde_json::to_value(flow).unwrap(), "FlowResp")
+                    {
+                        answer.body = forged;
+                    }
+                }
+            }
             Break::ForgetCards => {
                 if request_type == "CardsQueryReq"
                     && envelope.code() == Some(Code::Ok)
@@ -287,16 +332,12 @@ fn verdict(run: &Run, id: &str) -> (Verdict, String) {
 }
 
 #[test]
-fn the_tsm_items_pass_against_the_tsm_except_the_card_return_order() {
+fn the_tsm_items_pass_against_the_tsm() {
     let tsm = start_tsm("items");
     let mut http = Http::new(&tsm);
     let run = run_items(&mut http, false, "TSM");
     for r in &run.results {
         let expected = match r.item.id.as_str() {
-            // FIXME: ykt-tsm's card return proves the balance (INITIALIZE FOR LOAD 0) before it
-            // locks the purse (tsm-gp.md §7's order); conformance.md §4.9 asks for the lock
-            // first. The item reports it.
-            "TSM-RET-001" => Verdict::Fail,
             "TSM-PERF-001" => Verdict::NotRun,
             _ => Verdict::Pass,
         };
@@ -306,10 +347,16 @@ fn the_tsm_items_pass_against_the_tsm_except_the_card_return_order() {
             r.item.id, r.outcome.reason, r.transcript
         );
     }
+    // The card return items say what they saw: the proof, the lock after it, the refusals.
+    let (_, why) = verdict(&run, "TSM-RET-001");
     assert!(
-        verdict(&run, "TSM-RET-001")
-            .1
-            .contains("before the purse was locked")
+        why.contains("MAC1 verifies") && why.contains("refund 1234 fen"),
+        "{why}"
+    );
+    let (_, why) = verdict(&run, "TSM-RET-002");
+    assert!(
+        why.contains("the balance changed → 4002") && why.contains("MAC1 changed → 4002"),
+        "{why}"
     );
 }
 
@@ -396,6 +443,25 @@ fn a_tsm_that_forgets_the_card_fails_the_end_state_checks() {
     let run = run_items(&mut broken, false, "TSM-DEL-001");
     let (v, why) = verdict(&run, "TSM-DEL-001");
     assert_eq!(v, Verdict::Fail, "{why}");
+}
+
+#[test]
+fn a_tsm_that_refunds_an_unproven_or_other_balance_fails_the_card_return_items() {
+    let tsm = start_tsm("refund");
+    let mut broken = Broken {
+        inner: Http::new(&tsm),
+        brk: Break::PayUnprovenRefund,
+        answers: BTreeMap::new(),
+    };
+    let run = run_items(&mut broken, false, "TSM-RET-002");
+    let (v, why) = verdict(&run, "TSM-RET-002");
+    assert_eq!(v, Verdict::Fail, "{why}");
+    assert!(why.contains("finished a card return"), "{why}");
+    broken.brk = Break::InflateRefund;
+    let run = run_items(&mut broken, false, "TSM-RET-001");
+    let (v, why) = verdict(&run, "TSM-RET-001");
+    assert_eq!(v, Verdict::Fail, "{why}");
+    assert!(why.contains("refund 1334 fen, but the SE proved"), "{why}");
 }
 
 #[test]
