@@ -7,6 +7,13 @@
 //!  SM3 of JCS {msg_type, txn_id, body}) ─ dispatch ─ seal the reply ─ complete the claim
 //! ```
 //!
+//! The replay guard and the claim are one store transaction ([`ykt_store::Store::admit_request`],
+//! with the outcomes of the two calls in that order), so a message writes three transactions:
+//! that one, the flow move inside the backend, and the completion of the claim. The two calls
+//! stay separate only where the claim is not attempted after the guard: a body whose hash cannot
+//! be computed, a request id this process is already working on, and the second claim after an
+//! orphaned one was released (its nonce is already spent).
+//!
 //! Every answer, refusals included, is an envelope signed by the TSM with `result.code` and
 //! the HTTP status [`Code::http_status`] (a body over the limit: 413).
 
@@ -351,9 +358,7 @@ async fn handle<B: Backend>(
     };
     let ctx = Ctx::of(def, &envelope);
     match checked(state, def, &envelope).await {
-        Ok((request, hash, scope)) => {
-            dispatch_claimed(state, &ctx, def, &envelope, request, hash, &scope).await
-        }
+        Ok(checked) => dispatch_claimed(state, &ctx, def, &envelope, checked).await,
         Err(refusal) => refuse(state, &ctx, refusal),
     }
 }
@@ -363,7 +368,7 @@ async fn checked<B: Backend>(
     state: &AppState<B>,
     def: MessageDef,
     envelope: &Envelope,
-) -> Result<(Request, RequestHash, String), Refusal> {
+) -> Result<Checked, Refusal> {
     let config = &state.0.config;
     let store = state.0.backend.store();
     // tsm-gp.md §7: the header addresses this message type and this TSM.
@@ -437,17 +442,36 @@ async fn checked<B: Backend>(
         .check_time(now, config.clock_window_ms)
         .map_err(|e| envelope_refusal(&e))?;
     purge_if_due(state, now).await;
-    store
-        .accept_message(&scope, &envelope.nonce, sent, config.clock_window_ms)
-        .await?;
     let hashed = serde_json::json!({
         "msg_type": envelope.msg_type,
         "txn_id": envelope.txn_id,
         "body": envelope.body,
     });
-    let canonical = ykt_envelope::jcs::to_vec(&hashed)
-        .map_err(|_| Refusal::bad("numbers in the body must be integers"))?;
-    Ok((request, RequestHash::of(&canonical), scope))
+    let Ok(canonical) = ykt_envelope::jcs::to_vec(&hashed) else {
+        // Nothing to claim: the replay guard alone, then the refusal (a replayed nonce is
+        // refused as replayed first).
+        store
+            .accept_message(&scope, &envelope.nonce, sent, config.clock_window_ms)
+            .await?;
+        return Err(Refusal::bad("numbers in the body must be integers"));
+    };
+    Ok(Checked {
+        request,
+        hash: RequestHash::of(&canonical),
+        scope,
+        sent_ms: sent,
+    })
+}
+
+/// A request past the checks, its replay guard and claim still to pass.
+struct Checked {
+    request: Request,
+    /// SM3 of JCS {msg_type, txn_id, body}.
+    hash: RequestHash,
+    /// The replay guard's and the idempotency records' scope.
+    scope: String,
+    /// The envelope's timestamp, checked against this server's clock.
+    sent_ms: i64,
 }
 
 async fn purge_if_due<B: Backend>(state: &AppState<B>, now: i64) {
@@ -524,15 +548,19 @@ enum Claimed<'a, B> {
     Stored(String),
 }
 
-/// tsm-gp.md §7 `request_id`: claims the request, or finds its stored answer.
+/// client.md §6.3 R5 and tsm-gp.md §7 `request_id`: passes the replay guard and claims the
+/// request, or finds its stored answer.
 async fn claim<'a, B: Backend>(
     state: &'a AppState<B>,
     envelope: &Envelope,
-    hash: &RequestHash,
-    scope: &str,
+    checked: &Checked,
 ) -> Result<Claimed<'a, B>, Refusal> {
     let store = state.0.backend.store();
+    let (hash, scope) = (&checked.hash, checked.scope.as_str());
     let key = (scope.to_string(), envelope.request_id.clone());
+    let window_ms = state.0.config.clock_window_ms;
+    // Whether the nonce is spent: the first claim spends it in the same transaction.
+    let mut spent = false;
     let mut released = false;
     loop {
         // Marked ours before the claim exists, so no other request of this process takes
@@ -553,9 +581,36 @@ async fn claim<'a, B: Backend>(
             }
         }
         let Some(guard) = guard else {
+            if !spent {
+                store
+                    .accept_message(scope, &envelope.nonce, checked.sent_ms, window_ms)
+                    .await?;
+            }
             return Err(Refusal::new(Code::InProgress, "the request is in progress"));
         };
-        match store.begin_request(scope, &envelope.request_id, hash).await {
+        let begun = if spent {
+            store.begin_request(scope, &envelope.request_id, hash).await
+        } else {
+            let admitted = store
+                .admit_request(
+                    scope,
+                    &envelope.nonce,
+                    checked.sent_ms,
+                    window_ms,
+                    &envelope.request_id,
+                    hash,
+                )
+                .await;
+            // Spent unless refused before the nonce was recorded (stale, replayed, the
+            // database failing).
+            spent = matches!(
+                admitted,
+                Ok(_)
+                    | Err(ykt_store::Error::InProgress { .. } | ykt_store::Error::Duplicate { .. })
+            );
+            admitted
+        };
+        match begun {
             Ok(Begun::New) => return Ok(Claimed::New(guard)),
             Ok(Begun::Stored(text)) => return Ok(Claimed::Stored(text)),
             Ok(_) => return Err(Refusal::internal("unknown idempotency outcome")),
@@ -585,15 +640,20 @@ async fn dispatch_claimed<B: Backend>(
     ctx: &Ctx,
     def: MessageDef,
     envelope: &Envelope,
-    request: Request,
-    hash: RequestHash,
-    scope: &str,
+    checked: Checked,
 ) -> (Code, Response) {
-    let guard = match claim(state, envelope, &hash, scope).await {
+    let guard = match claim(state, envelope, &checked).await {
         Ok(Claimed::New(guard)) => guard,
         Ok(Claimed::Stored(text)) => return answer_stored(state, ctx, &text),
         Err(refusal) => return refuse(state, ctx, refusal),
     };
+    let Checked {
+        request,
+        hash,
+        scope,
+        ..
+    } = checked;
+    let scope = scope.as_str();
     let outcome = dispatch(state, def, envelope, request).await;
     let (result, body, flow_move) = match outcome {
         Ok((body, flow_move)) => (ResultInfo::ok(), body, flow_move),

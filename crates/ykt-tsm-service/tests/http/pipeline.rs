@@ -357,3 +357,29 @@ fn nobody_else_can_claim_a_device_s_enrolment_request_id() {
     assert_eq!(code(&answer), Code::Ok, "{:?}", answer.result);
     assert_eq!(server.fake.calls("enrol"), 2);
 }
+
+/// client.md §6.3 R5 before tsm-gp.md §7 `request_id`: a nonce seen before is refused under any
+/// request id, and the refused message claims nothing (the replay guard and the claim are one
+/// store transaction, the guard first).
+#[test]
+fn a_replayed_nonce_under_a_new_request_id_is_1005_and_claims_nothing() {
+    let server = TestServer::start();
+    let device = server.enrolled(7);
+    // The same key and counter: the twin's nonces are the device's, one for one.
+    let mut twin = Device::new(7);
+    twin.id = device.id.clone();
+    let _enrolment_nonce = twin.nonce();
+    let first = device.seal(&server, api::OPEN_CARD, "txn-1", &open_card());
+    assert_eq!(code(&server.send(&first)), Code::Ok);
+    let header = twin.header(api::OPEN_CARD, "txn-2", "another-request");
+    let replayed = twin.seal_as(server.now(), &header, &open_card());
+    assert_eq!(replayed.nonce, first.nonce);
+    let (status, answer) = server.send_raw("OpenCardReq", &replayed.to_vec());
+    assert_eq!((status, code(&answer)), (409, Code::Replayed));
+    assert_eq!(server.fake.calls("start"), 1);
+    // The request id was not claimed: under a fresh nonce it is a new request.
+    let header = device.header(api::OPEN_CARD, "txn-2", "another-request");
+    let fresh = device.seal_as(server.now(), &header, &open_card());
+    assert_eq!(code(&server.send(&fresh)), Code::Ok);
+    assert_eq!(server.fake.calls("start"), 2);
+}
