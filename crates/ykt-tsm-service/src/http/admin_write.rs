@@ -23,6 +23,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use ykt_store::{CplcMatch, Issuer, NewIssuer, NewSeProfile, NewStockRange, SeProfile, StockRange};
 
 use super::server::{AdminToken, json_text};
@@ -65,7 +66,7 @@ pub fn admin_write_routes(engine: Engine, operators: Vec<Operator>) -> Router {
 }
 
 /// A card issuer on the wire (byte fields in hex).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssuerDto {
     /// Id.
@@ -83,7 +84,7 @@ pub struct IssuerDto {
 }
 
 /// A card stock range on the wire.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StockDto {
     /// Id.
@@ -100,13 +101,14 @@ pub struct StockDto {
     pub start_date: String,
     /// Last valid date, `YYYYMMDD`.
     pub expiry_date: String,
-    /// Numbers left (answers only).
-    #[serde(default, skip_deserializing)]
-    pub remaining: u64,
+    /// Numbers left: in answers only (a request carrying it is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(read_only)]
+    pub remaining: Option<u64>,
 }
 
 /// An SE profile on the wire.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeProfileDto {
     /// Name.
@@ -127,16 +129,30 @@ pub struct SeProfileDto {
     pub delegated_management: bool,
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /admin/v1/ses/{seid}/profile`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SetProfile {
-    profile: String,
+pub struct SetProfile {
+    /// The SE profile's name.
+    pub profile: String,
 }
 
-#[derive(Serialize)]
-struct SeProfileSet {
-    seid: String,
-    profile: String,
+/// The answer of `POST /admin/v1/ses/{seid}/profile`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeProfileSet {
+    /// The SE.
+    pub seid: String,
+    /// Its profile now.
+    pub profile: String,
+}
+
+/// A refused registry request: the text names the bad field or record, never a key or token.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Refused {
+    /// What is wrong.
+    pub error: String,
 }
 
 type Refusal = (StatusCode, String);
@@ -175,7 +191,7 @@ fn stock_dto(s: StockRange) -> StockDto {
         last_seq: r.last_seq,
         start_date: hex::encode(r.start_date),
         expiry_date: hex::encode(r.expiry_date),
-        remaining,
+        remaining: Some(remaining),
     }
 }
 
@@ -193,7 +209,7 @@ fn profile_dto(p: SeProfile) -> SeProfileDto {
 }
 
 fn refuse((status, msg): Refusal) -> Response {
-    let text = serde_json::json!({ "error": msg }).to_string();
+    let text = serde_json::to_string(&Refused { error: msg }).unwrap_or_default();
     let mut response = json_text(status, text);
     if status == StatusCode::UNAUTHORIZED {
         response
@@ -310,6 +326,9 @@ async fn add_stock(State(s): State<WriteState>, headers: HeaderMap, b: Bytes) ->
     run(async {
         let actor = operator(&s, &headers)?;
         let dto: StockDto = body(&b)?;
+        if dto.remaining.is_some() {
+            return Err(bad("remaining: in answers only"));
+        }
         let new = NewStockRange {
             prefix: hex_field("prefix", &dto.prefix)?,
             start_date: hex_field("start_date", &dto.start_date)?,

@@ -3,7 +3,12 @@
 //! Every business path `POST /v1/{msg_type}` of [`ykt_tsm::api::MESSAGES`] takes an envelope
 //! whose `body` is that message's body schema and answers an envelope whose `body` is the
 //! response's; the refusals are listed by HTTP status with their result codes. The admin paths
-//! carry the bearer security scheme `admin_token`.
+//! carry the bearer security scheme `admin_token`; the registry's (`/admin/v1/issuers`,
+//! `…/stock`, `…/se-profiles`, `…/ses/{seid}/profile`, `…/keys`, [`super::admin_write`]) the
+//! scheme `operator_token`, with their plain JSON bodies and refusals (`Refused`). The
+//! inter-platform messages of [`ykt_tsm::api::PLATFORM_MESSAGES`] are listed under the tag
+//! `platform`: the same `POST /v1/{msg_type}` of envelopes, which the SEI-TSM serves to its SP
+//! platform (`crate::platform::SeiPlatform`), not to wallets.
 //!
 //! The body schemas are written out here from `ykt_tsm::api` (whose types derive no schema);
 //! the test suite checks their member names against the types' JSON.
@@ -22,9 +27,30 @@ use utoipa::openapi::{
     Required, ResponseBuilder,
 };
 use ykt_envelope::Code;
-use ykt_tsm::api::{self, MESSAGES};
+use ykt_tsm::api::{self, MESSAGES, PLATFORM_MESSAGES};
 
+use super::admin_write::{IssuerDto, Refused, SeProfileDto, SeProfileSet, SetProfile, StockDto};
 use super::backend::{CardInstanceView, ChainView, FlowView, SeView};
+use crate::engine::KeyVersionView;
+
+/// The body schema's name of each inter-platform request type (tsm-gp.md §2, §6).
+pub fn platform_body_schema(msg_type: &str) -> Option<&'static str> {
+    Some(match msg_type {
+        t if t == api::ISD_CHANNEL_INFO.request => "ISDChannelInfoReq",
+        t if t == api::ISD_CHANNEL_OP.request => "ISDChannelOpReq",
+        t if t == api::ACQUIRE_TOKEN.request => "AcquireTokenReq",
+        t if t == api::VERIFY_RECEIPT.request => "ReceiptVerifyReq",
+        t if t == api::KEY_QUERY.request
+            || t == api::CREATE_SSD.request
+            || t == api::DELETE_SSD.request =>
+        {
+            "SsdKeyReq"
+        }
+        t if t == api::SSD_FIRST_KEYS.request => "SSDFirstKeysReq",
+        t if t == api::SSD_KEY_HANDOVER.request => "SSDKeyHandoverReq",
+        _ => return None,
+    })
+}
 
 /// The body schema's name of each request type.
 pub fn request_body_schema(msg_type: &str) -> Option<&'static str> {
@@ -73,6 +99,10 @@ enum F {
     Bool(&'static str),
     /// A string or `null`.
     OptStr(&'static str),
+    /// An integer, optional.
+    OptInt(&'static str),
+    /// A JSON value of the type's own shape (an enum: a string or a one-member object).
+    Any(&'static str),
     /// Another schema.
     Ref(&'static str, &'static str),
     /// Another schema or `null`.
@@ -230,6 +260,121 @@ const BODIES: &[(&str, &[(&str, F)])] = &[
             F::Array("CardSummary", "The device's card instances"),
         )],
     ),
+    // The inter-platform messages (SP-TSM → SEI-TSM): names, wrapped blobs, verdicts, tokens;
+    // never a key value.
+    (
+        "ISDChannelInfoReq",
+        &[(
+            "keys",
+            F::Any("The ISD's keys: {\"Isd\": {\"master\", \"seid\"}}"),
+        )],
+    ),
+    (
+        "ISDChannelInfoResp",
+        &[
+            ("version", F::Int("The key version")),
+            ("algorithm", F::Str("TDES, AES or SM4")),
+            ("key_len", F::Int("The key length, bytes")),
+        ],
+    ),
+    (
+        "ISDChannelOpReq",
+        &[
+            ("keys", F::Any("The ISD's keys")),
+            ("operation", F::Str("TDES_CBC (SCP02) or CMAC (SCP03, SM4)")),
+            ("key", F::Str("Which static key: ENC, MAC or DEK")),
+            ("data", F::Hex("The block's input")),
+            (
+                "recipient",
+                F::Hex("The SM2 public key (SEC1) the result is encrypted for"),
+            ),
+        ],
+    ),
+    (
+        "ISDChannelOpResp",
+        &[(
+            "wrapped",
+            F::Hex("The 16-byte result, SM2-encrypted (C1C3C2) for the recipient"),
+        )],
+    ),
+    (
+        "AcquireTokenReq",
+        &[
+            ("signer", F::Str("The SEI's token signing key (name)")),
+            (
+                "kind",
+                F::Str("LOAD, INSTALL, MAKE_SELECTABLE, EXTRADITION, REGISTRY_UPDATE or DELETE"),
+            ),
+            ("p1", F::Int("The command's P1")),
+            ("p2", F::Int("The command's P2")),
+            ("data", F::Hex("The command's data field before the token")),
+        ],
+    ),
+    ("AcquireTokenResp", &[("token", F::Hex("The token"))]),
+    (
+        "ReceiptVerifyReq",
+        &[
+            ("key", F::Str("The SEI's receipt key (name)")),
+            (
+                "response",
+                F::Hex("The card's response data (confirmation and receipt)"),
+            ),
+            ("kind", F::Str("The command, as AcquireTokenReq.kind")),
+            ("aids", F::HexArray("The receipt context's AIDs")),
+        ],
+    ),
+    ("ReceiptVerifyResp", &[]),
+    (
+        "SsdKeyReq",
+        &[
+            ("key", F::Str("The key's name (an SSD's initial key set)")),
+            (
+                "version",
+                F::OptInt("CreateSSDReq: the key version of the new set"),
+            ),
+        ],
+    ),
+    (
+        "KeyQueryResp",
+        &[("present", F::Bool("True when the SEI holds the key"))],
+    ),
+    ("CreateSSDResp", &[]),
+    ("DeleteSSDResp", &[]),
+    (
+        "SSDFirstKeysReq",
+        &[
+            ("key", F::Str("The SSD's initial key set (name)")),
+            ("under", F::Any("The ISD whose DEK wraps it")),
+            (
+                "encryption",
+                F::Any("StaticDek, or {\"Scp02SessionDek\": {\"sequence_counter\"}}"),
+            ),
+        ],
+    ),
+    (
+        "SSDFirstKeysResp",
+        &[
+            (
+                "data",
+                F::Hex("PUT KEY's data field: KVN and the encrypted keys with their KCVs"),
+            ),
+            ("check_values", F::HexArray("The three check values")),
+        ],
+    ),
+    (
+        "SSDKeyHandoverReq",
+        &[
+            ("key", F::Str("The SSD's initial key set (name)")),
+            (
+                "recipient",
+                F::Hex("The SP's transport public key (SEC1), as the SEI pins it"),
+            ),
+        ],
+    ),
+    (
+        "SSDKeyHandoverResp",
+        &[("wrapped", F::Hex("The set encrypted for the transport key"))],
+    ),
 ];
 
 /// The member names of a body schema (for the tests).
@@ -267,6 +412,21 @@ fn body_schema(members: &[(&str, F)]) -> Schema {
             F::Bool(d) => (
                 ObjectBuilder::new()
                     .schema_type(Type::Boolean)
+                    .description(Some(d))
+                    .into(),
+                true,
+            ),
+            F::OptInt(d) => (
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0))
+                    .description(Some(d))
+                    .into(),
+                false,
+            ),
+            F::Any(d) => (
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::AnyValue)
                     .description(Some(d))
                     .into(),
                 true,
@@ -417,10 +577,14 @@ fn json(schema: RefOr<Schema>) -> utoipa::openapi::Content {
     ContentBuilder::new().schema(Some(schema)).build()
 }
 
-fn business_operation(def: api::MessageDef, body: &str) -> utoipa::openapi::path::Operation {
+fn business_operation(
+    def: api::MessageDef,
+    body: &str,
+    tag: &str,
+) -> utoipa::openapi::path::Operation {
     let mut op = OperationBuilder::new()
         .operation_id(Some(def.request))
-        .tag("business")
+        .tag(tag)
         .summary(Some(format!(
             "{} (msg_no {}) → {}",
             def.request, def.msg_no, def.response
@@ -514,6 +678,163 @@ fn admin_operation(
     op.build()
 }
 
+/// One registry operation (tsm-gp.md §2, §6, §8; [`super::admin_write`]): `ok` is the status
+/// of success, `refusals` the other statuses it answers with a [`Refused`] body.
+fn registry_operation(
+    id: &str,
+    summary: &str,
+    request: Option<&str>,
+    ok: (&str, RefOr<Schema>),
+    refusals: &[(&str, &str)],
+    parameters: &[(&str, ParameterIn, bool)],
+) -> utoipa::openapi::path::Operation {
+    let mut op = OperationBuilder::new()
+        .operation_id(Some(id))
+        .tag("registry")
+        .summary(Some(summary))
+        .security(SecurityRequirement::new(
+            "operator_token",
+            Vec::<String>::new(),
+        ))
+        .response(
+            ok.0,
+            ResponseBuilder::new()
+                .description("The answer")
+                .content("application/json", json(ok.1)),
+        );
+    if let Some(body) = request {
+        op = op.request_body(Some(
+            RequestBodyBuilder::new()
+                .required(Some(Required::True))
+                .content("application/json", json(reference(body)))
+                .build(),
+        ));
+    }
+    let always = [
+        ("401", "No operator token, or an unknown one"),
+        ("500", "Internal error (details in the log only)"),
+    ];
+    for (status, description) in refusals.iter().chain(always.iter()) {
+        op = op.response(
+            *status,
+            ResponseBuilder::new()
+                .description(*description)
+                .content("application/json", json(reference("Refused"))),
+        );
+    }
+    for (name, place, required) in parameters {
+        op = op.parameter(
+            ParameterBuilder::new()
+                .name(*name)
+                .parameter_in(place.clone())
+                .required(if *required {
+                    Required::True
+                } else {
+                    Required::False
+                })
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+        );
+    }
+    op.build()
+}
+
+/// The registry's paths, served when the server has operators (`ServerConfig::with_operators`).
+fn registry_paths(paths: PathsBuilder) -> PathsBuilder {
+    const BAD: (&str, &str) = ("400", "A field is malformed: the text names it");
+    const CONFLICT: (&str, &str) = ("409", "It exists already, or overlaps a record");
+    const MISSING: (&str, &str) = ("404", "A record it names does not exist");
+    let post = |op| PathItem::new(HttpMethod::Post, op);
+    paths
+        .path(
+            "/admin/v1/issuers",
+            get(registry_operation(
+                "registry_issuers",
+                "Every card issuer",
+                None,
+                ("200", array_of("IssuerDto")),
+                &[],
+                &[],
+            )),
+        )
+        .path(
+            "/admin/v1/issuers",
+            post(registry_operation(
+                "registry_create_issuer",
+                "Creates a card issuer (audited under the operator)",
+                Some("IssuerDto"),
+                ("201", reference("IssuerDto")),
+                &[BAD, CONFLICT],
+                &[],
+            )),
+        )
+        .path(
+            "/admin/v1/stock",
+            get(registry_operation(
+                "registry_stock",
+                "The card stock ranges, with the numbers left, of one issuer or of all",
+                None,
+                ("200", array_of("StockDto")),
+                &[BAD],
+                &[("issuer", ParameterIn::Query, false)],
+            )),
+        )
+        .path(
+            "/admin/v1/stock",
+            post(registry_operation(
+                "registry_add_stock",
+                "Adds a range of card numbers to an issuer's stock (audited)",
+                Some("StockDto"),
+                ("201", reference("StockDto")),
+                &[BAD, MISSING, CONFLICT],
+                &[],
+            )),
+        )
+        .path(
+            "/admin/v1/se-profiles",
+            get(registry_operation(
+                "registry_se_profiles",
+                "Every SE profile",
+                None,
+                ("200", array_of("SeProfileDto")),
+                &[],
+                &[],
+            )),
+        )
+        .path(
+            "/admin/v1/se-profiles",
+            post(registry_operation(
+                "registry_create_se_profile",
+                "Creates an SE profile, matched by CPLC at registration (audited)",
+                Some("SeProfileDto"),
+                ("201", reference("SeProfileDto")),
+                &[BAD, CONFLICT],
+                &[],
+            )),
+        )
+        .path(
+            "/admin/v1/ses/{seid}/profile",
+            post(registry_operation(
+                "registry_set_se_profile",
+                "Sets an SE's profile by hand (audited)",
+                Some("SetProfile"),
+                ("200", reference("SeProfileSet")),
+                &[BAD, MISSING],
+                &[("seid", ParameterIn::Path, true)],
+            )),
+        )
+        .path(
+            "/admin/v1/keys",
+            get(registry_operation(
+                "registry_key_versions",
+                "The keys the TSM uses: names, roles, versions; never a value",
+                None,
+                ("200", array_of("KeyVersionView")),
+                &[],
+                &[],
+            )),
+        )
+}
+
 fn get(op: utoipa::openapi::path::Operation) -> PathItem {
     PathItem::new(HttpMethod::Get, op)
 }
@@ -529,9 +850,17 @@ pub fn document() -> OpenApi {
         let body = request_body_schema(def.request).unwrap_or("Empty");
         paths = paths.path(
             format!("/v1/{}", def.request),
-            PathItem::new(HttpMethod::Post, business_operation(*def, body)),
+            PathItem::new(HttpMethod::Post, business_operation(*def, body, "business")),
         );
     }
+    for def in PLATFORM_MESSAGES {
+        let body = platform_body_schema(def.request).unwrap_or("Empty");
+        paths = paths.path(
+            format!("/v1/{}", def.request),
+            PathItem::new(HttpMethod::Post, business_operation(*def, body, "platform")),
+        );
+    }
+    paths = registry_paths(paths);
     let path = ParameterIn::Path;
     let query = ParameterIn::Query;
     paths = paths
@@ -662,6 +991,24 @@ pub fn document() -> OpenApi {
         .schema(CardInstanceView::name(), schema_of::<CardInstanceView>())
         .schema(FlowView::name(), schema_of::<FlowView>())
         .schema(ChainView::name(), schema_of::<ChainView>())
+        .schema(IssuerDto::name(), schema_of::<IssuerDto>())
+        .schema(StockDto::name(), schema_of::<StockDto>())
+        .schema(SeProfileDto::name(), schema_of::<SeProfileDto>())
+        .schema(SetProfile::name(), schema_of::<SetProfile>())
+        .schema(SeProfileSet::name(), schema_of::<SeProfileSet>())
+        .schema(KeyVersionView::name(), schema_of::<KeyVersionView>())
+        .schema(Refused::name(), schema_of::<Refused>())
+        .security_scheme(
+            "operator_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An operator's token (registry routes); the audit rows name its label",
+                    ))
+                    .build(),
+            ),
+        )
         .security_scheme(
             "admin_token",
             SecurityScheme::Http(
@@ -680,7 +1027,8 @@ pub fn document() -> OpenApi {
                 .title("ykt TSM")
                 .version(env!("CARGO_PKG_VERSION"))
                 .description(Some(
-                    "The TSM's business API (signed envelopes, tsm-gp.md §7) and admin API",
+                    "The TSM's business API (signed envelopes, tsm-gp.md §7), the inter-platform \
+                     API (SP-TSM to SEI-TSM), the admin API and the operators' registry",
                 ))
                 .build(),
         )

@@ -76,6 +76,13 @@ async fn registry_routes_answer_and_audit_the_operator() {
                 r#"{"range_id":"r2","issuer_id":"sz","prefix":"31041000","first_seq":5,"last_seq":20,"start_date":"20260101","expiry_date":"20361231"}"#.into(),
                 409,
             ),
+            (
+                "POST",
+                "/admin/v1/stock",
+                Some(TOKEN),
+                r#"{"range_id":"r3","issuer_id":"sz","prefix":"31041001","first_seq":1,"last_seq":10,"start_date":"20260101","expiry_date":"20361231","remaining":10}"#.into(),
+                400,
+            ),
             ("GET", "/admin/v1/stock?issuer=sz", Some(TOKEN), String::new(), 200),
             ("GET", "/admin/v1/stock?bogus=1", Some(TOKEN), String::new(), 400),
             ("POST", "/admin/v1/ses/0102/profile", Some(TOKEN), r#"{"profile":"x"}"#.into(), 404),

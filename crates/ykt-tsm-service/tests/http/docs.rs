@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use ykt_envelope::Code;
 use ykt_tsm::api;
 use ykt_tsm::hex::Hex;
-use ykt_tsm_service::http::openapi::{body_members, request_body_schema};
+use ykt_tsm_service::http::openapi::{body_members, platform_body_schema, request_body_schema};
 
 use crate::support::{TestServer, code, open_card};
 
@@ -78,6 +78,263 @@ fn openapi_lists_every_business_path_and_admin_security() {
         doc["components"]["schemas"]["Envelope"]["properties"]["sign_alg"]["enum"],
         json!(["SM2-SM3", "RSA2048-SHA256", "RSA3072-SHA256"])
     );
+}
+
+#[test]
+fn openapi_lists_the_platform_messages_and_the_registry() {
+    let server = TestServer::start();
+    let doc = server.client.openapi().unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    let schemas = &doc["components"]["schemas"];
+    for def in api::PLATFORM_MESSAGES {
+        let path = &paths[&format!("/v1/{}", def.request)]["post"];
+        assert_eq!(path["tags"], json!(["platform"]), "{}", def.request);
+        let body = platform_body_schema(def.request).unwrap();
+        assert!(schemas[body].is_object(), "{body}");
+        assert!(schemas[def.response].is_object(), "{}", def.response);
+        let text = path.to_string();
+        for schema in [body, def.response] {
+            assert!(
+                text.contains(&format!("#/components/schemas/{schema}")),
+                "{} {schema}",
+                def.request
+            );
+        }
+        assert!(path["responses"]["401"].is_object(), "{}", def.request);
+    }
+    assert_eq!(platform_body_schema(api::OPEN_CARD.request), None);
+    // (path, method, request schema, success status, refusal statuses)
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, &'a [&'a str]);
+    let registry: &[Case<'_>] = &[
+        ("/admin/v1/issuers", "get", None, "200", &["401", "500"]),
+        (
+            "/admin/v1/issuers",
+            "post",
+            Some("IssuerDto"),
+            "201",
+            &["400", "401", "409"],
+        ),
+        ("/admin/v1/stock", "get", None, "200", &["400", "401"]),
+        (
+            "/admin/v1/stock",
+            "post",
+            Some("StockDto"),
+            "201",
+            &["400", "401", "404", "409"],
+        ),
+        ("/admin/v1/se-profiles", "get", None, "200", &["401"]),
+        (
+            "/admin/v1/se-profiles",
+            "post",
+            Some("SeProfileDto"),
+            "201",
+            &["400", "401", "409"],
+        ),
+        (
+            "/admin/v1/ses/{seid}/profile",
+            "post",
+            Some("SetProfile"),
+            "200",
+            &["400", "401", "404"],
+        ),
+        ("/admin/v1/keys", "get", None, "200", &["401"]),
+    ];
+    for (path, method, request, ok, refusals) in registry {
+        let op = &paths[*path][*method];
+        assert_eq!(
+            op["security"],
+            json!([{"operator_token": []}]),
+            "{method} {path}"
+        );
+        assert!(op["responses"][*ok].is_object(), "{method} {path} {ok}");
+        for status in *refusals {
+            assert_eq!(
+                op["responses"][*status]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/Refused",
+                "{method} {path} {status}"
+            );
+        }
+        match request {
+            Some(r) => assert_eq!(
+                op["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+                format!("#/components/schemas/{r}"),
+                "{method} {path}"
+            ),
+            None => assert!(op["requestBody"].is_null(), "{method} {path}"),
+        }
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["operator_token"]["scheme"],
+        "bearer"
+    );
+    // The registry's schemas have the members its answers carry.
+    let props = |name: &str| -> BTreeSet<String> {
+        schemas[name]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("no schema {name}"))
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let issuer: Value = serde_json::from_str(
+        r#"{"issuer_id":"sz","name":"n","ef15_issuer":"0101","city_code":"5180","purse_key":"k","key_version":1}"#,
+    )
+    .unwrap();
+    let issuer: ykt_tsm_service::http::admin_write::IssuerDto =
+        serde_json::from_value(issuer).unwrap();
+    assert_eq!(props("IssuerDto"), members(&issuer));
+    let stock = ykt_tsm_service::http::admin_write::StockDto {
+        range_id: "r".into(),
+        issuer_id: "i".into(),
+        prefix: "31041000".into(),
+        first_seq: 1,
+        last_seq: 2,
+        start_date: "20260101".into(),
+        expiry_date: "20361231".into(),
+        remaining: Some(2),
+    };
+    assert_eq!(props("StockDto"), members(&stock));
+    for (name, fields) in [
+        (
+            "SeProfileDto",
+            &[
+                "name",
+                "ic_fabricator",
+                "ic_type",
+                "os_id",
+                "memory_kb",
+                "scp",
+                "delegated_management",
+            ][..],
+        ),
+        ("SetProfile", &["profile"]),
+        ("SeProfileSet", &["seid", "profile"]),
+        ("Refused", &["error"]),
+        (
+            "KeyVersionView",
+            &[
+                "name",
+                "role",
+                "vault",
+                "present",
+                "key_type",
+                "version",
+                "check_value",
+            ],
+        ),
+    ] {
+        let want: BTreeSet<String> = fields.iter().map(|f| f.to_string()).collect();
+        assert_eq!(props(name), want, "{name}");
+    }
+}
+
+#[test]
+fn platform_schemas_name_the_members_the_types_write() {
+    use ykt_tsm::vault::{KeyEncryption, KeyName, KeyRef};
+    let isd = KeyRef::Isd {
+        master: KeyName::new("isd"),
+        seid: ykt_tsm::SeId([1; 10]),
+    };
+    let key = api::SsdKeyReq {
+        key: KeyName::new("ssd"),
+        version: Some(1),
+    };
+    let cases: Vec<(&str, BTreeSet<String>)> = vec![
+        (
+            "ISDChannelInfoReq",
+            members(api::IsdChannelInfoReq { keys: isd.clone() }),
+        ),
+        (
+            "ISDChannelInfoResp",
+            members(api::IsdChannelInfoResp {
+                version: 1,
+                algorithm: "AES".into(),
+                key_len: 16,
+            }),
+        ),
+        (
+            "ISDChannelOpReq",
+            members(api::IsdChannelOpReq {
+                keys: isd.clone(),
+                operation: "CMAC".into(),
+                key: "MAC".into(),
+                data: Hex(vec![1]),
+                recipient: Hex(vec![4]),
+            }),
+        ),
+        (
+            "ISDChannelOpResp",
+            members(api::IsdChannelOpResp {
+                wrapped: Hex(vec![1]),
+            }),
+        ),
+        (
+            "AcquireTokenReq",
+            members(api::AcquireTokenReq {
+                signer: KeyName::new("t"),
+                kind: "DELETE".into(),
+                p1: 0,
+                p2: 0,
+                data: Hex(vec![]),
+            }),
+        ),
+        (
+            "AcquireTokenResp",
+            members(api::AcquireTokenResp {
+                token: Hex(vec![1]),
+            }),
+        ),
+        (
+            "ReceiptVerifyReq",
+            members(api::ReceiptVerifyReq {
+                key: KeyName::new("r"),
+                response: Hex(vec![]),
+                kind: "DELETE".into(),
+                aids: vec![],
+            }),
+        ),
+        ("ReceiptVerifyResp", members(api::Empty {})),
+        ("SsdKeyReq", members(&key)),
+        ("KeyQueryResp", members(api::KeyQueryResp { present: true })),
+        ("CreateSSDResp", members(api::Empty {})),
+        ("DeleteSSDResp", members(api::Empty {})),
+        (
+            "SSDFirstKeysReq",
+            members(api::SsdFirstKeysReq {
+                key: KeyName::new("ssd"),
+                under: isd,
+                encryption: KeyEncryption::StaticDek,
+            }),
+        ),
+        (
+            "SSDFirstKeysResp",
+            members(api::SsdFirstKeysResp {
+                data: Hex(vec![]),
+                check_values: [Hex(vec![]), Hex(vec![]), Hex(vec![])],
+            }),
+        ),
+        (
+            "SSDKeyHandoverReq",
+            members(api::SsdKeyHandoverReq {
+                key: KeyName::new("ssd"),
+                recipient: Hex(vec![4]),
+            }),
+        ),
+        (
+            "SSDKeyHandoverResp",
+            members(api::SsdKeyHandoverResp {
+                wrapped: Hex(vec![1]),
+            }),
+        ),
+    ];
+    for (schema, written) in cases {
+        let described: BTreeSet<String> = body_members(schema)
+            .unwrap_or_else(|| panic!("no schema {schema}"))
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(described, written, "{schema}");
+    }
 }
 
 #[test]

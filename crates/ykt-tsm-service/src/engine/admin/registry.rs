@@ -69,7 +69,7 @@ impl From<ykt_store::Error> for RegistryError {
 }
 
 /// One key the TSM uses, as an operator may see it: name, role, version; never the value.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct KeyVersionView {
     /// The vault's name of the key.
     pub name: String,
