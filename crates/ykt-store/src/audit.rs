@@ -166,6 +166,29 @@ impl Store {
         Ok(record)
     }
 
+    /// Appends events in order, all in one transaction (a writer that queues events, such as
+    /// the KMS's key-use log, pays one commit per batch): every one or, on failure, none.
+    pub async fn append_audit_batch(
+        &self,
+        events: &[AuditEvent],
+    ) -> Result<Vec<AuditRecord>, Error> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        let mut records = Vec::with_capacity(events.len());
+        for event in events {
+            records.push(self.append_audit_in(&mut tx, event).await?);
+        }
+        tx.commit().await?;
+        tracing::debug!(
+            first = records.first().map_or(0, |r| r.seq),
+            rows = records.len(),
+            "audit records appended"
+        );
+        Ok(records)
+    }
+
     /// Appends an event inside the caller's write transaction (head, row, head).
     pub(crate) async fn append_audit_in(
         &self,

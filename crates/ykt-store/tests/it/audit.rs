@@ -201,3 +201,35 @@ async fn a_rehashed_row_breaks_the_next_link() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_batch_is_appended_in_order_in_one_transaction_or_not_at_all() {
+    each(async |db| {
+        let store = &db.store;
+        append(store, 2).await;
+        let batch: Vec<AuditEvent> = (3..=6).map(event).collect();
+        let records = store.append_audit_batch(&batch).await.unwrap();
+        assert_eq!(
+            records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [3, 4, 5, 6]
+        );
+        assert_eq!(
+            records[0].prev_hash,
+            store.audit_records(2, 1).await.unwrap()[0].hash
+        );
+        assert!(records.windows(2).all(|w| w[1].prev_hash == w[0].hash));
+        assert_eq!(store.audit_records(3, 10).await.unwrap(), records);
+        assert!(store.append_audit_batch(&[]).await.unwrap().is_empty());
+        // A failure inside a batch (after its first row's insert) leaves none of it.
+        db.store
+            .danger_inject_fault("audit.after_insert", ykt_store::danger::Fault::Fail);
+        let batch: Vec<AuditEvent> = (7..=9).map(event).collect();
+        assert!(store.append_audit_batch(&batch).await.is_err());
+        assert!(matches!(
+            store.verify_chain().await.unwrap(),
+            ChainStatus::Intact { rows: 6, .. }
+        ));
+        assert_eq!(store.append_audit(&event(7)).await.unwrap().seq, 7);
+    })
+    .await;
+}
