@@ -11,6 +11,7 @@
 // Each module below is owned by one part of the service; keep edits to your own lines.
 pub mod engine;
 pub mod http;
+pub mod kms_audit;
 pub mod platform;
 
 pub use crate::engine::{Engine, EngineConfig, EngineError, Keys};
