@@ -147,7 +147,6 @@ type Canary = (String, Vec<Vec<u8>>);
 /// The canaries of a wallet with an opened card: card number, SEID, PIN, device key, purse
 /// keys, the MAC2 of its top-ups.
 fn canaries(
-    h: &TsmHarness<'_>,
     wallet: &Wallet,
     se: &super::SimSe,
     asn: &[u8; 10],
@@ -178,7 +177,6 @@ fn canaries(
     for m in mac2s {
         out.push(("a MAC2".to_owned(), forms(m, None)));
     }
-    let _ = h;
     Ok(out)
 }
 
@@ -194,23 +192,49 @@ fn mac2s(apdus: &[(Vec<u8>, Vec<u8>)]) -> Vec<Vec<u8>> {
 }
 
 /// CL-SD-001: after the flows, the sealed state and everything the wallet returned or reported
-/// (results, errors' text, progress, `Debug` of its state) hold no canary in any form.
+/// (results, errors' text, progress, `Debug` of its state) hold no canary in any form. The
+/// top-up is made `repeat` times and the MAC2 of each is a canary: the search is only made when
+/// every one of them was seen on the SE link, when the delete was refused (so an error's text is
+/// searched too) and when the device key is known; otherwise INCONCLUSIVE.
 pub(super) fn canaries_check(h: &mut TsmHarness<'_>, p: Params<'_>) -> Result<String, Stop> {
     let amount = p.u32("amount", 700)?;
+    let repeat = p.u32("repeat", 2)?.max(1);
     let (mut se, mut wallet, card, asn, _) = open(h, Management::Authorized)?;
-    let (r, stats) = h.with_links(&mut se, LinkMode::default(), |links, now, rng| {
-        wallet.top_up(
-            links,
-            now,
-            rng,
-            &card.card_no,
-            amount,
-            ykt_wallet::proposals::TEST_PAY_CHANNEL,
+    let mut macs = Vec::new();
+    let mut last_balance = 0;
+    for n in 1..=repeat {
+        let (r, stats) = h.with_links(&mut se, LinkMode::default(), |links, now, rng| {
+            wallet.top_up(
+                links,
+                now,
+                rng,
+                &card.card_no,
+                amount,
+                ykt_wallet::proposals::TEST_PAY_CHANNEL,
+            )
+        });
+        let t = r.map_err(|e| Stop::Fail(format!("top-up {n} of {repeat}: {e}")))?;
+        h.show(format!("{t:?}"));
+        let seen = mac2s(&stats.exchanges);
+        ensure(seen.len() == 1, || {
+            format!(
+                "top-up {n}: {} CREDIT FOR LOAD commands seen on the SE link, not 1",
+                seen.len()
+            )
+        })
+        .map_err(|e| match e {
+            Stop::Fail(m) => Stop::Inconclusive(m),
+            other => other,
+        })?;
+        macs.extend(seen);
+        last_balance = t.new_balance;
+    }
+    ensure(last_balance == amount * repeat, || {
+        format!(
+            "after {repeat} top-ups of {amount} the wallet reports {last_balance}, not {}",
+            amount * repeat
         )
-    });
-    let t = r.map_err(|e| Stop::Fail(format!("top-up: {e}")))?;
-    h.show(format!("{t:?}"));
-    let macs = mac2s(&stats.exchanges);
+    })?;
     let (r, _) = h.with_links(&mut se, LinkMode::default(), |links, now, _| {
         wallet.balance(links, now, &card.card_no)
     });
@@ -219,14 +243,17 @@ pub(super) fn canaries_check(h: &mut TsmHarness<'_>, p: Params<'_>) -> Result<St
         wallet.records(links, &card.card_no)
     });
     h.show(format!("{r:?}"));
-    // A refused call: its error and user text are shown to the user too.
+    // A refused call (delete with a balance left): its error and user text are shown too.
     let (r, _) = h.with_links(&mut se, LinkMode::default(), |links, now, rng| {
         wallet.delete(links, now, rng, &card.card_no)
     });
-    if let Err(e) = &r {
-        let (code, text) = e.user_text();
-        h.show(format!("{e} {e:?} {code} {text} {}", e.user_code()));
-    }
+    let Err(e) = &r else {
+        return Err(Stop::Inconclusive(
+            "the delete of a card with a balance was not refused: no error text to search".into(),
+        ));
+    };
+    let (code, text) = e.user_text();
+    h.show(format!("{e} {e:?} {code} {text} {}", e.user_code()));
     h.show(format!("{:?} {:?}", wallet.state(), wallet.cards()));
     let key = SealKey::create(PASSPHRASE, h.rng());
     let sealed = wallet
@@ -234,8 +261,16 @@ pub(super) fn canaries_check(h: &mut TsmHarness<'_>, p: Params<'_>) -> Result<St
         .seal(&key, h.rng())
         .map_err(|e| Stop::Inconclusive(format!("sealing the state: {e}")))?;
     let shown = h.shown().join("\n").into_bytes();
+    let canaries = canaries(&wallet, &se, &asn, &macs)?;
+    ensure(canaries.iter().any(|(n, _)| n == "the device key"), || {
+        "the wallet's device key is not in its records: it cannot be searched for".into()
+    })
+    .map_err(|e| match e {
+        Stop::Fail(m) => Stop::Inconclusive(m),
+        other => other,
+    })?;
     let mut found = Vec::new();
-    for (name, forms) in canaries(h, &wallet, &se, &asn, &macs)? {
+    for (name, forms) in &canaries {
         for (place, hay) in [
             ("the sealed state", &sealed),
             ("the wallet's output", &shown),
@@ -247,9 +282,64 @@ pub(super) fn canaries_check(h: &mut TsmHarness<'_>, p: Params<'_>) -> Result<St
     }
     ensure(found.is_empty(), || found.join("; "))?;
     Ok(format!(
-        "no card number, SEID, PIN, device key, purse or ISD key or MAC2 ({} MAC2 seen) in hex, decimal, base64 or binary form in the sealed state ({} bytes) or in {} items the wallet returned or reported",
-        macs.len(),
+        "{} canaries (card number, SEID, PIN, device key, purse and ISD keys, the MAC2 of each of {repeat} top-ups) in none of their hex, decimal, base64 or binary forms in the sealed state ({} bytes) or in {} items the wallet returned or reported (a refused delete's error {code} among them)",
+        canaries.len(),
         sealed.len(),
+        h.shown().len()
+    ))
+}
+
+/// Where `hay` shows the card number `full` as client.md §6.7 masks one of 12 digits or more:
+/// its first 6, one or more `*`, its last 4.
+fn masked_card_no_shown(hay: &str, full: &str) -> bool {
+    if full.len() < 12 {
+        return false;
+    }
+    let (head, tail) = (&full[..6], &full[full.len() - 4..]);
+    hay.match_indices(head).any(|(at, _)| {
+        let rest = &hay[at + 6..];
+        let stars = rest.chars().take_while(|c| *c == '*').count();
+        stars > 0 && rest[stars..].starts_with(tail)
+    })
+}
+
+/// CL-SD-003: what the wallet shows of the card number and the SEID has client.md §6.7's masked
+/// shapes (card number: first 6 + `*` + last 4; SEID: first 4 + `…` + last 4) and never the full
+/// value.
+pub(super) fn masking(h: &mut TsmHarness<'_>, p: Params<'_>) -> Result<String, Stop> {
+    let amount = p.u32("amount", 500)?;
+    let (mut se, mut wallet, card, asn, _) = open(h, Management::Authorized)?;
+    top_up(h, &mut se, &mut wallet, &card, amount)?;
+    let (r, _) = h.with_links(&mut se, LinkMode::default(), |links, now, rng| {
+        wallet.query(links, now, rng, &card.card_no)
+    });
+    h.show(format!("{r:?}"));
+    let (r, _) = h.with_links(&mut se, LinkMode::default(), |links, _, _| {
+        wallet.records(links, &card.card_no)
+    });
+    h.show(format!("{r:?}"));
+    h.show(format!("{:?} {:?}", wallet.cards(), wallet.state()));
+    let shown = h.shown().join("\n");
+    let full = hex(&asn);
+    let seid = se.seid_hex();
+    for (what, value) in [("card number", &full), ("SEID", &seid)] {
+        ensure(
+            !shown.contains(value.as_str()) && !shown.contains(&value.to_lowercase()),
+            || format!("the wallet shows the full {what}"),
+        )?;
+    }
+    ensure(masked_card_no_shown(&shown, &full), || {
+        format!(
+            "no item the wallet showed has the card number as first 6 + `*` + last 4 ({} items)",
+            h.shown().len()
+        )
+    })?;
+    let seid_mask = format!("{}…{}", &seid[..4], &seid[seid.len() - 4..]);
+    ensure(shown.contains(&seid_mask), || {
+        "no item the wallet showed has the SEID as first 4 + `…` + last 4".into()
+    })?;
+    Ok(format!(
+        "{} items the wallet showed: the card number only as first 6 + `*` + last 4, the SEID only as first 4 + `…` + last 4; neither in full",
         h.shown().len()
     ))
 }
@@ -457,4 +547,21 @@ pub(super) fn replay(h: &mut TsmHarness<'_>, p: Params<'_>) -> Result<String, St
         "replayed byte for byte: {}; cards and balance unchanged",
         codes.join(", ")
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::masked_card_no_shown;
+
+    #[test]
+    fn the_card_number_mask_is_first_6_stars_last_4() {
+        let full = "31041000000000000123";
+        assert!(masked_card_no_shown("card 310410**********0123 ok", full));
+        assert!(masked_card_no_shown("310410*0123", full));
+        // No star, the wrong tail, the full number, or a short number: not the mask.
+        assert!(!masked_card_no_shown("3104100123", full));
+        assert!(!masked_card_no_shown("310410****0124", full));
+        assert!(!masked_card_no_shown(full, full));
+        assert!(!masked_card_no_shown("*0123", "12340123"));
+    }
 }

@@ -61,6 +61,7 @@ pub(crate) const CLIENT_CHECKERS: &[(&str, TsmCheck)] = &[
     ("cl::open_card", client::open_card),
     ("cl::flows", client::flows),
     ("cl::canaries", client::canaries_check),
+    ("cl::masking", client::masking),
     ("cl::signing", client::signing),
     ("cl::sealed_state", client::sealed_state),
     ("cl::replay", client::replay),

@@ -280,6 +280,7 @@ fn the_tsm_and_client_files_hold_the_brief_items() {
         "CL-FN-002",
         "CL-SD-001",
         "CL-SD-002",
+        "CL-SD-003",
         "CL-AU-001",
         "CL-AU-002",
         "CL-AU-003",

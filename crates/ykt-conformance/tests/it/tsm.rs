@@ -376,7 +376,23 @@ fn the_client_items_pass_against_the_tsm() {
             "{}: {}\n{}",
             r.item.id, r.outcome.reason, r.transcript
         );
+        // Each item the harness cannot run against a TSM URL says exactly why.
+        if expected == Verdict::NotRun {
+            assert!(
+                r.outcome
+                    .reason
+                    .contains("not checkable against a TSM URL: "),
+                "{}: {}",
+                r.item.id,
+                r.outcome.reason
+            );
+        }
     }
+    let (_, why) = verdict(&run, "CL-SD-001");
+    assert!(why.contains("the MAC2 of each of 2 top-ups"), "{why}");
+    assert!(why.contains("a refused delete's error"), "{why}");
+    let (_, why) = verdict(&run, "CL-SD-003");
+    assert!(why.contains("first 6 + `*` + last 4"), "{why}");
 }
 
 #[test]

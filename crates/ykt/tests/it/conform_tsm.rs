@@ -194,8 +194,8 @@ fn conform_against_a_served_tsm_passes_the_tsm_and_client_items() {
     let junit = s.0.join("client.xml");
     let (code, stdout, report) = conform(&format!("client:{url}"), &junit, &[]);
     let t = tally(&report);
-    assert_eq!(report.tests, 9, "{report:?}");
-    assert_eq!(t.get("PASS"), Some(&6), "{report:?}\n{stdout}");
+    assert_eq!(report.tests, 10, "{report:?}");
+    assert_eq!(t.get("PASS"), Some(&7), "{report:?}\n{stdout}");
     assert_eq!(t.get("NOT_RUN"), Some(&3), "{report:?}\n{stdout}");
     assert_eq!(
         (report.failures, report.errors, report.skipped),
@@ -205,6 +205,12 @@ fn conform_against_a_served_tsm_passes_the_tsm_and_client_items() {
     for id in ["CL-SD-002", "CL-IF-001", "CL-IF-002"] {
         assert_eq!(report.verdicts[id], "NOT_RUN", "{id}");
     }
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(
+        xml.matches("not checkable against a TSM URL: ").count(),
+        3,
+        "{xml}"
+    );
     assert!(report.verdicts.keys().all(|id| id.starts_with("CL-")));
     assert_eq!(code, Some(expected_exit(&report)), "{stdout}");
     assert_eq!(code, Some(0), "{stdout}");
