@@ -12,6 +12,9 @@
 //!                                                                   per batch, retries)
 //! ```
 //!
+//! [`KmsAuditLog::new`] makes the sink before the store is open (the server opens its keys
+//! first): events queue until [`KmsAuditPending::start`] gives the queue its writer.
+//!
 //! `record` only queues the event, so a KMS call made on the async runtime never waits for the
 //! database. The writer task takes what is queued, up to [`BATCH_MAX`] events, and appends them
 //! in one transaction; a failed append is retried [`APPEND_ATTEMPTS`] times in all, then the
@@ -77,21 +80,72 @@ pub struct KmsAuditWriter {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// A [`KmsAuditLog`]'s queue before its writer starts ([`KmsAuditPending::start`]): events
+/// recorded meanwhile wait in it. Dropped unstarted, the queued events and later ones are
+/// counted lost.
+#[derive(Debug)]
+pub struct KmsAuditPending {
+    log: KmsAuditLog,
+    rx: mpsc::UnboundedReceiver<Msg>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Msg::Event(_) => "Event",
+            Msg::Flush(_) => "Flush",
+        })
+    }
+}
+
+impl Drop for KmsAuditPending {
+    fn drop(&mut self) {
+        self.rx.close();
+        let mut lost = 0u64;
+        while let Ok(msg) = self.rx.try_recv() {
+            lost += u64::from(matches!(msg, Msg::Event(_)));
+        }
+        if lost > 0 {
+            let total = self.log.counters.lost.fetch_add(lost, Ordering::Relaxed) + lost;
+            tracing::error!(
+                events = lost,
+                lost = total,
+                "the KMS audit writer never started: queued events lost"
+            );
+        }
+    }
+}
+
+impl KmsAuditPending {
+    /// Starts the writer task on `runtime`, appending to `store` what is queued and what
+    /// follows.
+    pub fn start(mut self, store: Store, runtime: &tokio::runtime::Handle) -> KmsAuditWriter {
+        let (_, placeholder) = mpsc::unbounded_channel();
+        let rx = std::mem::replace(&mut self.rx, placeholder);
+        let task = runtime.spawn(write_all(store, rx, self.log.counters.clone()));
+        KmsAuditWriter {
+            log: self.log.clone(),
+            task,
+        }
+    }
+}
+
 impl KmsAuditLog {
-    /// Starts the writer task on `runtime`, appending to `store`, and gives the sink and the
-    /// task's handle.
-    pub fn start(store: Store, runtime: &tokio::runtime::Handle) -> (Self, KmsAuditWriter) {
+    /// A sink whose events queue until [`KmsAuditPending::start`] (for a KMS opened before the
+    /// store and the runtime exist).
+    pub fn new() -> (Self, KmsAuditPending) {
         let (tx, rx) = mpsc::unbounded_channel();
         let log = KmsAuditLog {
             queue: Arc::new(Mutex::new(Some(tx))),
             counters: Arc::new(Counters::default()),
         };
-        let task = runtime.spawn(write_all(store, rx, log.counters.clone()));
-        let writer = KmsAuditWriter {
-            log: log.clone(),
-            task,
-        };
-        (log, writer)
+        (log.clone(), KmsAuditPending { log, rx })
+    }
+
+    /// A sink and its writer task on `runtime`, appending to `store`.
+    pub fn start(store: Store, runtime: &tokio::runtime::Handle) -> (Self, KmsAuditWriter) {
+        let (log, pending) = Self::new();
+        (log, pending.start(store, runtime))
     }
 
     /// The events appended to the audit log so far.

@@ -223,3 +223,39 @@ async fn an_unreachable_store_is_counted_as_lost_not_a_panic() {
         cleanup();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_before_the_store_is_open_wait_for_the_writer() {
+    for (store, cleanup) in stores().await {
+        // The server opens its keys before its store: the key uses of provisioning queue.
+        let (log, pending) = KmsAuditLog::new();
+        let (kms, _memory) = kms_with(&log);
+        kms.generate(&key("sp-dek"), KeySpec::internal(KeyType::Sm4), "provision")
+            .unwrap();
+        assert_eq!(store.audit_head().await.unwrap().0, 0);
+        let writer = pending.start(store.clone(), &tokio::runtime::Handle::current());
+        kms.generate(
+            &key("sp-mac"),
+            KeySpec::internal(KeyType::Tdes2),
+            "provision",
+        )
+        .unwrap();
+        writer.shutdown().await;
+        let rows = store.audit_records(1, 10).await.unwrap();
+        let subjects: Vec<&str> = rows.iter().map(|r| r.event.subject.as_str()).collect();
+        assert_eq!(subjects, ["sp-dek@1", "sp-mac@1"]);
+        assert_eq!((log.written(), log.lost()), (2, 0));
+        store.close().await;
+        cleanup();
+    }
+    // A queue never given a writer counts its events lost.
+    let (log, pending) = KmsAuditLog::new();
+    let (kms, _memory) = kms_with(&log);
+    kms.generate(&key("k"), KeySpec::internal(KeyType::Sm4), "p")
+        .unwrap();
+    drop(pending);
+    kms.generate(&key("k2"), KeySpec::internal(KeyType::Sm4), "p")
+        .unwrap();
+    log.flush().await;
+    assert_eq!((log.written(), log.lost()), (0, 2));
+}
