@@ -1,4 +1,5 @@
-//! The TSM's HTTP client: envelopes out, envelopes back; the documents and the admin getters.
+//! The TSM's HTTP client: envelopes out, envelopes back; the documents, the admin getters and
+//! the registry's calls (an operator's token; refusals as [`ClientError::Registry`]).
 //!
 //! Plain HTTP only (`http://`): TLS ends in front of the service. [`TsmClient::send`] keeps
 //! "the exchange failed" (no connection, a timeout, an answer that is not an envelope:
@@ -12,7 +13,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use ykt_envelope::{Envelope, ResultInfo};
 
+use super::admin_write::{IssuerDto, Refused, SeProfileDto, SeProfileSet, SetProfile, StockDto};
 use super::backend::{CardInstanceView, ChainView, FlowView, SeView};
+use crate::engine::KeyVersionView;
 
 /// How long one exchange may take.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -52,6 +55,16 @@ pub enum ClientError {
         status: u16,
         /// The TSM's code and message.
         result: ResultInfo,
+    },
+    /// The registry refused (`{"error"}`): 400 a malformed field (named in `error`), 401 a
+    /// missing or unknown operator token, 404 an unknown record, 409 a record that exists
+    /// already or overlaps, or an exhausted stock.
+    #[error("the TSM's registry refused (HTTP {status}): {error}")]
+    Registry {
+        /// The HTTP status.
+        status: u16,
+        /// The TSM's text.
+        error: String,
     },
 }
 
@@ -118,12 +131,23 @@ impl TsmClient {
     }
 
     fn post(&self, path: &str, body: &[u8]) -> Result<(u16, String), ClientError> {
-        let mut response = self
+        self.post_with(path, body, None)
+    }
+
+    fn post_with(
+        &self,
+        path: &str,
+        body: &[u8],
+        token: Option<&str>,
+    ) -> Result<(u16, String), ClientError> {
+        let mut request = self
             .agent
             .post(format!("{}{path}", self.base))
-            .header("Content-Type", "application/json")
-            .send(body)
-            .map_err(ClientError::Transport)?;
+            .header("Content-Type", "application/json");
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = request.send(body).map_err(ClientError::Transport)?;
         let status = response.status().as_u16();
         let text = response
             .body_mut()
@@ -159,6 +183,99 @@ impl TsmClient {
             Ok(result) => Err(ClientError::Admin { status, result }),
             Err(_) => Err(ClientError::BadJson { status }),
         }
+    }
+
+    /// A registry answer: the JSON of `T` on success, [`ClientError::Registry`] on a refusal.
+    fn registry_answer<T: DeserializeOwned>(
+        (status, text): (u16, String),
+    ) -> Result<T, ClientError> {
+        if (200..300).contains(&status) {
+            return serde_json::from_str(&text).map_err(|_| ClientError::BadJson { status });
+        }
+        match serde_json::from_str::<Refused>(&text) {
+            Ok(r) => Err(ClientError::Registry {
+                status,
+                error: r.error,
+            }),
+            Err(_) => Err(ClientError::BadJson { status }),
+        }
+    }
+
+    fn registry_get<T: DeserializeOwned>(&self, path: &str, token: &str) -> Result<T, ClientError> {
+        Self::registry_answer(self.get(path, Some(token))?)
+    }
+
+    fn registry_post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<T, ClientError> {
+        let body = serde_json::to_vec(body).map_err(|_| ClientError::BadJson { status: 0 })?;
+        Self::registry_answer(self.post_with(path, &body, Some(token))?)
+    }
+
+    /// Registry (operator `token`): every card issuer.
+    pub fn registry_issuers(&self, token: &str) -> Result<Vec<IssuerDto>, ClientError> {
+        self.registry_get("/admin/v1/issuers", token)
+    }
+
+    /// Registry: creates a card issuer; gives it as stored.
+    pub fn create_issuer(&self, token: &str, issuer: &IssuerDto) -> Result<IssuerDto, ClientError> {
+        self.registry_post("/admin/v1/issuers", token, issuer)
+    }
+
+    /// Registry: the card stock ranges of an issuer (`None`: all), with the numbers left.
+    pub fn registry_stock(
+        &self,
+        token: &str,
+        issuer: Option<&str>,
+    ) -> Result<Vec<StockDto>, ClientError> {
+        let path = match issuer {
+            Some(i) => format!("/admin/v1/stock?issuer={}", escape(i)),
+            None => "/admin/v1/stock".to_string(),
+        };
+        self.registry_get(&path, token)
+    }
+
+    /// Registry: adds a card stock range (`remaining` left `None`); gives it as stored.
+    pub fn add_stock(&self, token: &str, range: &StockDto) -> Result<StockDto, ClientError> {
+        self.registry_post("/admin/v1/stock", token, range)
+    }
+
+    /// Registry: every SE profile.
+    pub fn registry_se_profiles(&self, token: &str) -> Result<Vec<SeProfileDto>, ClientError> {
+        self.registry_get("/admin/v1/se-profiles", token)
+    }
+
+    /// Registry: creates an SE profile; gives it as stored.
+    pub fn create_se_profile(
+        &self,
+        token: &str,
+        profile: &SeProfileDto,
+    ) -> Result<SeProfileDto, ClientError> {
+        self.registry_post("/admin/v1/se-profiles", token, profile)
+    }
+
+    /// Registry: sets an SE's profile by hand.
+    pub fn assign_se_profile(
+        &self,
+        token: &str,
+        seid: &str,
+        profile: &str,
+    ) -> Result<SeProfileSet, ClientError> {
+        self.registry_post(
+            &format!("/admin/v1/ses/{}/profile", escape(seid)),
+            token,
+            &SetProfile {
+                profile: profile.to_string(),
+            },
+        )
+    }
+
+    /// Registry: the keys the TSM uses, by name, role and version (never a value).
+    pub fn key_versions(&self, token: &str) -> Result<Vec<KeyVersionView>, ClientError> {
+        self.registry_get("/admin/v1/keys", token)
     }
 
     /// `GET /openapi.json`.

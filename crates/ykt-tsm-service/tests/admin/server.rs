@@ -13,7 +13,7 @@ use crate::support::{Vaults, each};
 const VIEW_TOKEN: &str = "viewer-token-0123456789";
 const STOCK: &str = r#"{"range_id":"r1","issuer_id":"sz","prefix":"31041000","first_seq":1,"last_seq":3,"start_date":"20260101","expiry_date":"20361231"}"#;
 
-fn config(operators: Vec<Operator>) -> ServerConfig {
+pub fn config(operators: Vec<Operator>) -> ServerConfig {
     let key = Sm2PrivateKey::from_bytes(&[0x42; 32]).unwrap();
     ServerConfig::new(
         "tsm-test",

@@ -69,7 +69,7 @@ impl From<ykt_store::Error> for RegistryError {
 }
 
 /// One key the TSM uses, as an operator may see it: name, role, version; never the value.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct KeyVersionView {
     /// The vault's name of the key.
     pub name: String,
@@ -77,7 +77,7 @@ pub struct KeyVersionView {
     /// `purse_issuer`, or `purse_issuer:<issuer id>`).
     pub role: String,
     /// Which TSM's vault holds it (`SEI`, `SP`).
-    pub vault: &'static str,
+    pub vault: String,
     /// Whether the vault holds it.
     pub present: bool,
     /// The algorithm of a secure-channel key set, when the vault tells it.
@@ -262,7 +262,7 @@ impl Engine {
                 KeyVersionView {
                     name: name.0,
                     role,
-                    vault: vault_name,
+                    vault: vault_name.to_string(),
                     present,
                     key_type: info.map(|(_, kind)| format!("{kind:?}")),
                     version: recorded.or(info.map(|(v, _)| v)),
