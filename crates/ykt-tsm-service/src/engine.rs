@@ -260,10 +260,23 @@ struct Slot {
     version: u64,
 }
 
+/// A vault behind its own lock.
+type VaultLock = Mutex<Box<dyn KeyVault + Send>>;
+
+/// A locked vault.
+type VaultGuard<'a> = MutexGuard<'a, Box<dyn KeyVault + Send>>;
+
+/// What the engine shares.
+///
+/// Locks: each vault has its own ([`Engine::vaults`]), so work on one TSM's keys does not wait
+/// for the other's; where both are held (a flow's move: `Env` borrows both), the SEI-TSM's is
+/// taken first, then the SP-TSM's, always in that order. A vault lock is held only in
+/// synchronous code, never across an `.await`; `live` is held for single map operations.
 struct Inner {
     store: Store,
     config: EngineConfig,
-    keys: Mutex<Keys>,
+    sei: VaultLock,
+    sp: VaultLock,
     live: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
 }
 
@@ -346,7 +359,8 @@ impl Engine {
             inner: Arc::new(Inner {
                 store,
                 config,
-                keys: Mutex::new(keys),
+                sei: Mutex::new(keys.sei),
+                sp: Mutex::new(keys.sp),
                 live: Mutex::new(HashMap::new()),
             }),
         })
@@ -404,6 +418,14 @@ impl Engine {
     async fn audit_now(&self, event: AuditEvent) -> Result<(), EngineError> {
         self.store().append_audit(&event).await?;
         Ok(())
+    }
+
+    /// Both vaults, locked in the fixed order: the SEI-TSM's, then the SP-TSM's (see
+    /// `Inner`). Callers that need one vault lock only that one.
+    fn vaults(&self) -> (VaultGuard<'_>, VaultGuard<'_>) {
+        let sei = lock(&self.inner.sei);
+        let sp = lock(&self.inner.sp);
+        (sei, sp)
     }
 
     fn live_flows(&self) -> usize {
@@ -762,12 +784,11 @@ impl Engine {
         // where blocking is allowed, and a link that failed during it throws the move away
         // (the flow stays as stored; a retry or a resume goes on once the link is back).
         let (result, link_failed) = crate::platform::blocking(|| {
-            let mut keys = lock(&self.inner.keys);
-            let keys = &mut *keys;
+            let (mut sei, mut sp) = self.vaults();
             let mut rng = OsEntropy;
             let mut env = Env {
-                sei: keys.sei.as_mut(),
-                sp: keys.sp.as_mut(),
+                sei: &mut **sei,
+                sp: &mut **sp,
                 payments: &mut snapshot,
                 rng: &mut rng,
                 now: bcd_datetime(now_ms),

@@ -246,19 +246,25 @@ impl Engine {
                 Some(i.issuer.key_version),
             ));
         }
-        let keys = lock(&self.inner.keys);
+        // One vault locked at a time (the SEI's may be another platform's: asked where
+        // blocking is allowed), never across an await.
         Ok(wanted
             .into_iter()
             .map(|(role, vault_name, name, recorded)| {
-                let vault: &dyn KeyVault = if vault_name == "SEI" {
-                    keys.sei.as_ref()
+                let vault_lock = if vault_name == "SEI" {
+                    &self.inner.sei
                 } else {
-                    keys.sp.as_ref()
+                    &self.inner.sp
                 };
-                let present = vault.contains(&name);
-                let info = present
-                    .then(|| vault.channel_key_info(&KeyRef::Named(name.clone())).ok())
-                    .flatten();
+                let (present, info) = crate::platform::blocking(|| {
+                    let vault = lock(vault_lock);
+                    let vault: &dyn KeyVault = vault.as_ref();
+                    let present = vault.contains(&name);
+                    let info = present
+                        .then(|| vault.channel_key_info(&KeyRef::Named(name.clone())).ok())
+                        .flatten();
+                    (present, info)
+                });
                 KeyVersionView {
                     name: name.0,
                     role,
