@@ -12,6 +12,7 @@ mod harden;
 mod phone;
 mod qr;
 mod se;
+mod se_production;
 mod state;
 mod terminal;
 mod tsm;

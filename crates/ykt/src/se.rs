@@ -16,6 +16,7 @@ use ykt_transport::vpcd::{self, ServeOptions};
 use ykt_transport::{CardChannel, PcscChannel};
 
 use crate::entropy::OsEntropy;
+use crate::se_production::IsdMasterFile;
 use crate::state;
 
 /// `ykt se …`
@@ -38,6 +39,13 @@ enum SeCommand {
     /// after every command that changed its persistent memory, and on exit; a loaded card draws
     /// its randomness from the OS. Stop with SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Card production for a production TSM: a blank SE (card manager keyed for its SEID from
+    /// the ISD master file, the receipt key and the SEI-TSM's token key) written to a new card
+    /// state file, for `ykt wallet … --se-state FILE` or `ykt se serve --state FILE`.
+    Produce(ProduceArgs),
+    /// The SE maker's side of the key ceremony: a new ISD master file (ISD master key set and
+    /// receipt key, with their check values; mode 0600) for `ykt tsm init --isd-master FILE`.
+    NewIsdMaster(NewIsdMasterArgs),
     /// Send APDUs (hex) to a card through PC/SC and print the responses.
     ///
     /// Exits with code 5 when any response is not 9000/61xx (all commands are still sent).
@@ -71,6 +79,56 @@ struct ServeArgs {
     /// 40 41 .. 4F at KVN 30: a test card only. Only when the card is created.
     #[arg(long, value_name = "CHANNEL", value_parser = parse_isd_channel)]
     isd: Option<IsdChannel>,
+    /// Present a blank SE as card production delivers it (the card manager keyed for its
+    /// SEID, the SD and purse packages in its library, no purse yet), for a TSM to open a card
+    /// on: keyed from the PUBLIC test ISD master (`ykt tsm serve --test-keys`), or from
+    /// --isd-master FILE (a production TSM). Only when the card is created.
+    #[arg(long, conflicts_with_all = ["sm4", "isd", "psam"])]
+    blank: bool,
+    /// `--blank`: key the SE from this ISD master file (`ykt tsm init --new-isd-master`).
+    #[arg(long, value_name = "FILE", requires = "blank")]
+    isd_master: Option<PathBuf>,
+    /// `--blank --isd-master`: the SEI-TSM's token verification key (hex, SEC1; printed by
+    /// `ykt tsm init`) when the ISD master file does not carry it.
+    #[arg(long, value_name = "HEX", requires = "isd_master")]
+    token_key: Option<String>,
+    /// `--blank`: the SE's serial (its CPLC and SEID follow from it).
+    #[arg(long, default_value_t = 1, requires = "blank")]
+    serial: u8,
+}
+
+#[derive(Debug, clap::Args)]
+struct ProduceArgs {
+    /// The ISD master file (`ykt tsm init --new-isd-master` or `ykt se new-isd-master`).
+    #[arg(long, value_name = "FILE")]
+    isd_master: PathBuf,
+    /// The SEI-TSM's token verification key (hex, SEC1; printed by `ykt tsm init`) when the
+    /// ISD master file does not carry it.
+    #[arg(long, value_name = "HEX")]
+    token_key: Option<String>,
+    /// The SE's serial (its CPLC and SEID follow from it).
+    #[arg(long, default_value_t = 1)]
+    serial: u8,
+    /// The card state file to write (must not exist).
+    #[arg(long, value_name = "FILE")]
+    state: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct NewIsdMasterArgs {
+    /// The file to write (must not exist; mode 0600).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// The ISD master key set's version (hex).
+    #[arg(long, value_name = "HEX", default_value = "30", value_parser = parse_kvn)]
+    kvn: u8,
+}
+
+fn parse_kvn(text: &str) -> Result<u8, String> {
+    match u8::from_str_radix(text, 16) {
+        Ok(v) if v != 0 && v != 0xFF => Ok(v),
+        _ => Err(format!("{text:?} is not a key version (hex 01..FE)")),
+    }
 }
 
 fn parse_isd_channel(text: &str) -> Result<IsdChannel, String> {
@@ -100,6 +158,8 @@ pub fn run(args: SeArgs) -> anyhow::Result<()> {
     crate::harden::process()?; // client.md §6.11
     match args.command {
         SeCommand::Serve(a) => serve(a),
+        SeCommand::Produce(a) => produce(&a),
+        SeCommand::NewIsdMaster(a) => new_isd_master(&a),
         SeCommand::Apdu(a) => apdu(a),
         SeCommand::Readers => {
             for reader in PcscChannel::list_readers()? {
@@ -114,6 +174,15 @@ pub fn run(args: SeArgs) -> anyhow::Result<()> {
 fn fresh_card(args: &ServeArgs) -> anyhow::Result<Card> {
     if args.psam {
         crate::terminal::psam_card(ykt_purse::testing::TEST_TERMINAL_ID)
+    } else if args.blank {
+        match &args.isd_master {
+            None => crate::phone::blank_se(args.serial),
+            Some(path) => IsdMasterFile::read(path)?.blank_se(
+                args.serial,
+                args.token_key.as_deref(),
+                Box::new(OsEntropy::new()?),
+            ),
+        }
     } else {
         test_card(args.sm4, args.isd.unwrap_or(IsdChannel::Scp03))
     }
@@ -132,6 +201,58 @@ fn test_card(sm4: bool, isd: IsdChannel) -> anyhow::Result<Card> {
     Ok(card)
 }
 
+/// `ykt se produce`.
+fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
+    if args.state.exists() {
+        anyhow::bail!(
+            "{} exists already: card production writes a new state file only",
+            args.state.display()
+        );
+    }
+    let file = IsdMasterFile::read(&args.isd_master)?;
+    let card = file.blank_se(
+        args.serial,
+        args.token_key.as_deref(),
+        Box::new(OsEntropy::new()?),
+    )?;
+    let (created_card, created) =
+        state::load_or_create(&args.state, Box::new(OsEntropy::new()?), move || Ok(card))?;
+    drop(created_card);
+    if !created {
+        anyhow::bail!("{} appeared meanwhile; left as it is", args.state.display());
+    }
+    let seid = ykt_tsm::testing::seid_of_serial(&[args.serial]).context("the SEID")?;
+    println!(
+        "produced a blank SE (serial {}, SEID {}) in {}: card manager keyed from ISD master KVN {:02X}",
+        args.serial,
+        hex::encode_upper(seid.0),
+        args.state.display(),
+        file.kvn
+    );
+    Ok(())
+}
+
+/// `ykt se new-isd-master`.
+fn new_isd_master(args: &NewIsdMasterArgs) -> anyhow::Result<()> {
+    let file = IsdMasterFile::generate(args.kvn)?;
+    file.write_new(&args.out)?;
+    let (isd, receipt) = file.check_values()?;
+    println!(
+        "ISD master file {} (mode 0600): ISD master KVN {:02X}, KCV enc {} mac {} dek {}; receipt key KCV {}",
+        args.out.display(),
+        file.kvn,
+        hex::encode_upper(isd[0]),
+        hex::encode_upper(isd[1]),
+        hex::encode_upper(isd[2]),
+        hex::encode_upper(receipt)
+    );
+    eprintln!(
+        "warning: {} is the SE maker's secret: hand it to the SEI-TSM's key ceremony          (`ykt tsm init --isd-master FILE`) and keep it out of the TSM's directory",
+        args.out.display()
+    );
+    Ok(())
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -146,6 +267,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => {
             if args.psam {
                 info!("fresh test PSAM");
+            } else if args.blank {
+                info!(
+                    serial = args.serial,
+                    production = args.isd_master.is_some(),
+                    "blank SE from card production"
+                );
             } else {
                 info!(
                     sm4 = args.sm4,
@@ -172,6 +299,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 }
                 if args.isd.is_some() {
                     warn!("--isd ignored: the card comes from the state file");
+                }
+                if args.blank {
+                    warn!("--blank ignored: the card comes from the state file");
                 }
                 info!(path = %path.display(), "loaded the card");
             }

@@ -1,7 +1,13 @@
 //! `ykt tsm serve`: the TSM over HTTP, on SQLite by default or PostgreSQL (`--db`): the SEI-TSM
 //! and the SP-TSM in one process (`--role both`), or each as a server of its own joined by the
-//! inter-platform API (`--role sei`, `--role sp`); `ykt tsm key`, the platform key the other side
-//! pins; and [`RunningTsm`], both roles on a thread of their own (the demo).
+//! inter-platform API (`--role sei`, `--role sp`); `ykt tsm init`, a production key hierarchy
+//! in key files sealed under an operator's passphrase (served without `--test-keys`);
+//! `ykt tsm key`, the platform key the other side pins; and [`RunningTsm`], both roles on a
+//! thread of their own (the demo).
+//!
+//! A directory holds either the PUBLIC test hierarchy (`--test-keys`: `kms.pass` and key files
+//! under it) or a production one (`ykt tsm init`: `hierarchy.json`, `sei.kms` and/or `sp.kms`
+//! sealed under the passphrase of `--passphrase-file` or `$YKT_KMS_PASSPHRASE`), never both.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,17 +17,20 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use ykt_crypto::Sm2PrivateKey;
 use ykt_crypto::Sm2PublicKey;
+use ykt_crypto::purse::{PurseAlgorithm, Sm4Rules};
 use ykt_envelope::Sm2Signer;
 use ykt_kms::{DiscardAudit, KdfParams, Kms, SecretBytes, SoftwareKms};
 use ykt_store::Store;
 use ykt_tsm::Role;
-use ykt_tsm_kms::KmsVault;
+use ykt_tsm::vault::KeyVault as _;
+use ykt_tsm_kms::{FRESH_ISD_MASTER_KVN, KmsVault, PurseIssuerSetup};
 use ykt_tsm_service::engine::{CardStock, Engine, EngineConfig, Keys};
 use ykt_tsm_service::http::{AdminToken, ServerConfig};
 use ykt_tsm_service::platform::{HttpSeiLink, RemoteSeiVault, SeiConfig, SeiPlatform};
 use zeroize::Zeroizing;
 
 use crate::phone;
+use crate::se_production::IsdMasterFile;
 
 /// `ykt tsm …`
 #[derive(Debug, clap::Args)]
@@ -41,6 +50,13 @@ enum TsmCommand {
     /// and `ykt tsm serve --role sp --dir SP_DIR --sei-url http://SEI --sei-key <SEI key>`.
     /// The SP's directory then holds no SEI key file (`sei.kms`), the SEI's no `sp.kms`.
     Serve(Box<ServeArgs>),
+    /// Make a production key hierarchy in --dir, every key in key files sealed under the
+    /// passphrase of --passphrase-file or $YKT_KMS_PASSPHRASE: the SEI-TSM's (`sei.kms`: the
+    /// ISD master shared with card production, the token signer, the receipt key) and/or the
+    /// SP-TSM's (`sp.kms`: the transport key, the purse issuer's master keys), and the
+    /// envelope signing key. Prints key ids, versions, check values and public keys, never a
+    /// secret. Refuses a directory that holds a hierarchy (test or production) already.
+    Init(InitArgs),
     /// Print this platform's envelope signing public key (SEC1, hex): what the other platform
     /// pins with `--peer-key` or `--sei-key`. Makes the key in --dir if it is not there yet.
     Key(KeyArgs),
@@ -59,6 +75,66 @@ enum ServeRole {
     Sp,
 }
 
+/// The purse issuer's algorithm (e-purse.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PurseAlg {
+    /// 2-key 3DES.
+    Tdes,
+    /// SM4 (the brief's SM4 rules).
+    Sm4,
+}
+
+impl PurseAlg {
+    fn algorithm(self) -> PurseAlgorithm {
+        match self {
+            Self::Tdes => PurseAlgorithm::Tdes,
+            Self::Sm4 => PurseAlgorithm::Sm4(Sm4Rules::BRIEF),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Tdes => "tdes",
+            Self::Sm4 => "sm4",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "tdes" => Some(Self::Tdes),
+            "sm4" => Some(Self::Sm4),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct InitArgs {
+    /// The platform's directory (as `ykt tsm serve --dir`); made if missing, refused if it
+    /// holds a key hierarchy already.
+    #[arg(long, value_name = "DIR", default_value = "ykt-tsm")]
+    dir: PathBuf,
+    /// Which roles' keys to make (`both`: `sei.kms` and `sp.kms`).
+    #[arg(long, value_enum, default_value = "both")]
+    role: ServeRole,
+    /// The purse issuer's master key algorithm (`--role sp|both`).
+    #[arg(long, value_enum, default_value = "tdes")]
+    purse_algorithm: PurseAlg,
+    /// A file holding the key files' passphrase (default: $YKT_KMS_PASSPHRASE); at least
+    /// 12 characters.
+    #[arg(long, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
+    /// `--role sei|both`: import the ISD master and receipt key card production keys its SEs
+    /// with from this ISD master file (`ykt se new-isd-master`); their check values are
+    /// verified. Non-exportable in the KMS afterwards.
+    #[arg(long, value_name = "FILE", conflicts_with = "new_isd_master")]
+    isd_master: Option<PathBuf>,
+    /// `--role sei|both`: write a NEW ISD master file here (mode 0600; must not exist) for the
+    /// SE maker (`ykt se produce --isd-master FILE`), with this TSM's token key.
+    #[arg(long, value_name = "FILE")]
+    new_isd_master: Option<PathBuf>,
+}
+
 #[derive(Debug, clap::Args)]
 struct KeyArgs {
     /// The platform's directory (as `ykt tsm serve --dir`).
@@ -75,8 +151,9 @@ struct ServeArgs {
     #[arg(long, default_value = "sqlite://ykt-tsm.db?mode=rwc")]
     db: String,
     /// The TSM's directory: its envelope signing key (`tsm.key`), admin token (`admin.token`)
-    /// and the key files of its roles (`sei.kms`, `sp.kms`, sealed under `kms.pass`), all mode
-    /// 0600 and made at first start.
+    /// and the key files of its roles (`sei.kms`, `sp.kms`): the production hierarchy
+    /// `ykt tsm init` made there, or with `--test-keys` the test hierarchy (sealed under
+    /// `kms.pass`, made at first start). All mode 0600.
     #[arg(long, value_name = "DIR", default_value = "ykt-tsm")]
     dir: PathBuf,
     /// The TSM's id (the `receiver_id` wallets or the SP platform address); default
@@ -90,8 +167,9 @@ struct ServeArgs {
     /// the only key the inter-platform API accepts envelopes under.
     #[arg(long, value_name = "HEX", required_if_eq("role", "sei"))]
     peer_key: Option<String>,
-    /// `--role sei`: the SP's transport public key (hex, SEC1), the only key SSD keys are handed
-    /// over under; default the test hierarchy's (`--test-keys`).
+    /// `--role sei`: the SP's transport public key (hex, SEC1; printed by the SP's `ykt tsm
+    /// init`), the only key SSD keys are handed over under; with `--test-keys` default the
+    /// test hierarchy's, required otherwise.
     #[arg(long, value_name = "HEX")]
     peer_transport_key: Option<String>,
     /// `--role sei`: the SP platform's id (its envelopes' `sender_id`).
@@ -106,12 +184,16 @@ struct ServeArgs {
     /// `--role sp`: the SEI-TSM's id (its `receiver_id`).
     #[arg(long, value_name = "ID", default_value = "SEITSM-YKT-TEST")]
     sei_id: String,
-    /// Use the PUBLIC test key hierarchy (the ISD master of `ykt se serve --blank` cards, the
-    /// e-purse brief's test master keys), imported into an in-memory software KMS: a test
-    /// deployment. Required for now: a production hierarchy needs card production keyed from
-    /// the KMS, which is not built yet.
-    #[arg(long, required = true)]
+    /// Use the PUBLIC test key hierarchy (the ISD master of `ykt se serve --blank` cards
+    /// without --isd-master, the e-purse brief's test master keys): a test deployment. Without
+    /// it the server opens the production hierarchy `ykt tsm init` made in --dir; a directory
+    /// never mixes the two.
+    #[arg(long)]
     test_keys: bool,
+    /// A file holding the key files' passphrase (default: $YKT_KMS_PASSPHRASE); not with
+    /// --test-keys.
+    #[arg(long, value_name = "FILE", conflicts_with = "test_keys")]
+    passphrase_file: Option<PathBuf>,
     /// Let wallets pay orders through the built-in test payment provider (`TestPayReq`).
     #[arg(long)]
     test_payments: bool,
@@ -122,6 +204,7 @@ pub fn run(args: TsmArgs) -> anyhow::Result<()> {
     crate::harden::process()?; // client.md §6.11
     match args.command {
         TsmCommand::Serve(a) => serve(*a),
+        TsmCommand::Init(a) => init(&a),
         TsmCommand::Key(a) => key(&a),
     }
 }
@@ -162,7 +245,7 @@ fn engine_config(tsm_id: &str, test_payments: bool) -> EngineConfig {
 /// Where the TSM's keys live: in memory (gone at exit), or in key files in a directory.
 enum KeyHome<'a> {
     Memory,
-    Files(&'a Path),
+    Files(&'a Path, &'a mut ServeKeys),
 }
 
 async fn test_engine(
@@ -176,7 +259,10 @@ async fn test_engine(
         .with_context(|| format!("opening the database {}", redact_url(db)))?;
     let keys = match home {
         KeyHome::Memory => test_keys()?,
-        KeyHome::Files(dir) => test_keys_in(dir)?,
+        KeyHome::Files(dir, source) => Keys {
+            sei: Box::new(source.take(dir, Role::Sei)?),
+            sp: Box::new(source.take(dir, Role::Sp)?),
+        },
     };
     Engine::new(store, keys, engine_config(tsm_id, test_payments))
         .await
@@ -198,30 +284,18 @@ fn test_keys() -> anyhow::Result<Keys> {
     })
 }
 
-/// The test key hierarchy in one key file per TSM role in `dir` (`sei.kms`, `sp.kms`, sealed
-/// under the random passphrase in `kms.pass`; all mode 0600, made at first start). The keys the
-/// flows make there (each card's security domain key sets) outlive the process: a flow cut by
-/// a crash resumes with them (tsm-gp.md §8). The PUBLIC test keys are imported afresh at every
-/// start (replacing the stored copies), as [`test_keys`] imports them.
-fn test_keys_in(dir: &Path) -> anyhow::Result<Keys> {
-    Ok(Keys {
-        sei: Box::new(file_vault(dir, Role::Sei)?),
-        sp: Box::new(file_vault(dir, Role::Sp)?),
-    })
-}
-
-/// One role's key file in `dir` (`sei.kms` or `sp.kms`), as [`test_keys_in`] describes; only
-/// that file is made or opened.
+/// One role's key file of the test key hierarchy in `dir` (`sei.kms` or `sp.kms`, sealed
+/// under the random passphrase in `kms.pass`; all mode 0600, made at first start); only that
+/// file is made or opened. The keys the flows make there (each card's security domain key
+/// sets) outlive the process: a flow cut by a crash resumes with them (tsm-gp.md §8). The
+/// PUBLIC test keys are imported afresh at every start (replacing the stored copies), as
+/// [`test_keys`] imports them.
 fn file_vault(dir: &Path, role: Role) -> anyhow::Result<KmsVault> {
     let parties = phone::test_parties();
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let pass = secret_file(&dir.join("kms.pass"), || random_hex(32))?;
+    let pass = secret_file(&dir.join(TEST_PASS_FILE), || random_hex(32))?;
     let pass = SecretBytes::from_slice(pass.as_bytes());
-    let file = match role {
-        Role::Sei => "sei.kms",
-        _ => "sp.kms",
-    };
-    let path = dir.join(file);
+    let path = dir.join(kms_file(role));
     let audit = Arc::new(DiscardAudit);
     let kms: Arc<dyn Kms> = if path.exists() {
         Arc::new(
@@ -253,6 +327,414 @@ fn file_vault(dir: &Path, role: Role) -> anyhow::Result<KmsVault> {
     }
     KmsVault::provision_test_keys(kms, &parties, role)
         .context("importing the test keys into the KMS")
+}
+
+/// \[PROPOSAL\] The shortest passphrase the key files of a production hierarchy are sealed
+/// under (characters; the key file's Argon2id makes each guess cost, length makes them many).
+pub const MIN_PASSPHRASE_LEN: usize = 12;
+
+/// \[PROPOSAL\] The initial PIN production cards are personalised with: the issuing code the
+/// e-purse brief records (`12 34 56`, e-purse.md §4.1), which the holder changes. It is not a
+/// secret of the deployment and so is not stored with the keys.
+const PRODUCTION_INITIAL_PIN: [u8; 3] = [0x12, 0x34, 0x56];
+
+/// The environment variable `ykt tsm init` and `ykt tsm serve` read the key files'
+/// passphrase from when there is no `--passphrase-file`.
+const PASSPHRASE_ENV: &str = "YKT_KMS_PASSPHRASE";
+
+/// The production hierarchy's descriptor in the TSM's directory (which key files, which purse
+/// algorithm); no secret.
+const HIERARCHY_FILE: &str = "hierarchy.json";
+/// Its `format`.
+const HIERARCHY_FORMAT: &str = "ykt-tsm-hierarchy/1";
+/// What marks a directory of the test hierarchy (`--test-keys`).
+const TEST_PASS_FILE: &str = "kms.pass";
+
+/// The key files' passphrase: the first line of `file`, or `$YKT_KMS_PASSPHRASE`; refused
+/// when missing, empty or shorter than [`MIN_PASSPHRASE_LEN`]. Never a command-line value.
+fn kms_passphrase(file: Option<&Path>) -> anyhow::Result<SecretBytes> {
+    let text = match file {
+        Some(path) => Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the passphrase file {}", path.display()))?,
+        ),
+        None => match std::env::var(PASSPHRASE_ENV) {
+            Ok(v) => Zeroizing::new(v),
+            Err(_) => anyhow::bail!(
+                "no passphrase for the key files: give --passphrase-file FILE or set \
+                 ${PASSPHRASE_ENV}"
+            ),
+        },
+    };
+    let pass = text.lines().next().unwrap_or("");
+    if pass.trim().is_empty() {
+        anyhow::bail!("the key files' passphrase is empty");
+    }
+    if pass.chars().count() < MIN_PASSPHRASE_LEN {
+        anyhow::bail!(
+            "the key files' passphrase is too short: at least {MIN_PASSPHRASE_LEN} characters"
+        );
+    }
+    Ok(SecretBytes::from_slice(pass.as_bytes()))
+}
+
+/// The key file of `role` in a TSM's directory.
+fn kms_file(role: Role) -> &'static str {
+    match role {
+        Role::Sei => "sei.kms",
+        _ => "sp.kms",
+    }
+}
+
+/// The TSM roles a server role holds keys of.
+fn roles_of(role: ServeRole) -> &'static [Role] {
+    match role {
+        ServeRole::Both => &[Role::Sei, Role::Sp],
+        ServeRole::Sei => &[Role::Sei],
+        ServeRole::Sp => &[Role::Sp],
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Sei => "sei",
+        _ => "sp",
+    }
+}
+
+/// The purse issuer of a production hierarchy (`ykt tsm init`, `ykt tsm serve`).
+fn production_purse(alg: PurseAlg) -> PurseIssuerSetup {
+    PurseIssuerSetup::new(alg.algorithm(), &PRODUCTION_INITIAL_PIN)
+}
+
+/// Whatever key hierarchy `dir` holds already (test or production), by the first file found.
+fn existing_hierarchy(dir: &Path) -> Option<PathBuf> {
+    [HIERARCHY_FILE, TEST_PASS_FILE, "sei.kms", "sp.kms"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.exists())
+}
+
+/// Removes the files `init` made when it fails half-way (best effort).
+struct Undo(Vec<PathBuf>);
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        for path in self.0.drain(..) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// `ykt tsm init` (see [`TsmCommand::Init`]).
+fn init(args: &InitArgs) -> anyhow::Result<()> {
+    let dir = &args.dir;
+    // Everything is checked before anything is written.
+    if let Some(found) = existing_hierarchy(dir) {
+        anyhow::bail!(
+            "{} holds a key hierarchy already ({}): nothing touched; init a new directory",
+            dir.display(),
+            found.display()
+        );
+    }
+    let roles = roles_of(args.role);
+    let sei = roles.contains(&Role::Sei);
+    if !sei && (args.isd_master.is_some() || args.new_isd_master.is_some()) {
+        anyhow::bail!("--isd-master and --new-isd-master are for --role sei or both");
+    }
+    if let Some(out) = args.new_isd_master.as_ref().filter(|o| o.exists()) {
+        anyhow::bail!("{} exists already: nothing touched", out.display());
+    }
+    let ceremony = match (&args.isd_master, &args.new_isd_master) {
+        (Some(path), _) => {
+            let file = IsdMasterFile::read(path)?;
+            if file.token_key.is_some() {
+                anyhow::bail!(
+                    "{} carries a token key already (another TSM's init wrote it): a new \
+                     hierarchy imports a file made by `ykt se new-isd-master`",
+                    path.display()
+                );
+            }
+            Some(file)
+        }
+        (None, Some(_)) => Some(IsdMasterFile::generate(FRESH_ISD_MASTER_KVN)?),
+        (None, None) if sei => anyhow::bail!(
+            "--role {} needs --isd-master FILE (from the SE maker) or --new-isd-master FILE \
+             (for the SE maker): card production keys every SE from that ISD master",
+            if args.role == ServeRole::Both {
+                "both"
+            } else {
+                "sei"
+            }
+        ),
+        (None, None) => None,
+    };
+    let pass = kms_passphrase(args.passphrase_file.as_deref())?;
+
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut undo = Undo(Vec::new());
+    let parties = phone::test_parties();
+    let purse = production_purse(args.purse_algorithm);
+    let mut lines = Vec::new();
+    let mut token_key = None;
+    for &role in roles {
+        let path = dir.join(kms_file(role));
+        let kms: Arc<dyn Kms> = Arc::new(
+            SoftwareKms::create(&path, &pass, KdfParams::DEFAULT, Arc::new(DiscardAudit))
+                .with_context(|| format!("creating the key file {}", path.display()))?,
+        );
+        undo.0.push(path.clone());
+        let shared = ceremony.as_ref().map(IsdMasterFile::shared_keys);
+        let vault = KmsVault::provision_shared(kms, &parties, role, &purse, shared.as_ref())
+            .with_context(|| format!("making the keys in {}", path.display()))?;
+        match role {
+            Role::Sei => {
+                let (kvn, kcv) = vault
+                    .isd_master_check_values(&parties.isd_master)
+                    .context("the ISD master's check values")?;
+                let receipt = vault
+                    .receipt_check_value(&parties.receipt_key)
+                    .context("the receipt key's check value")?;
+                let token = vault
+                    .token_public_key(&parties.token_signer)
+                    .context("the token signer's public key")?;
+                lines.push(format!(
+                    "{}: ISD master {} KVN {kvn:02X} (AES-128, KCV enc {} mac {} dek {}); \
+                     receipt key {} (AES-128, KCV {}); token signer {} (SM2) public key {}",
+                    path.display(),
+                    parties.isd_master.0,
+                    hex::encode_upper(kcv[0]),
+                    hex::encode_upper(kcv[1]),
+                    hex::encode_upper(kcv[2]),
+                    parties.receipt_key.0,
+                    hex::encode_upper(receipt),
+                    parties.token_signer.0,
+                    hex::encode(&token),
+                ));
+                token_key = Some(token);
+            }
+            _ => {
+                let transport = vault
+                    .transport_public_key(&parties.sp_transport)
+                    .map_err(|e| anyhow::anyhow!("the transport key: {e}"))?;
+                lines.push(format!(
+                    "{}: transport key {} (SM2) public key {} (the SEI-TSM's \
+                     --peer-transport-key); purse issuer {} ({}) master keys DLK 01, DPK 01, \
+                     DTK, DAMK, DPUK, DRPK, version 01",
+                    path.display(),
+                    parties.sp_transport.0,
+                    hex::encode(&transport),
+                    parties.purse_issuer.0,
+                    args.purse_algorithm.name(),
+                ));
+            }
+        }
+    }
+    if let (Some(out), Some(mut file)) = (&args.new_isd_master, ceremony) {
+        file.token_key = token_key.clone();
+        file.write_new(out)?;
+        undo.0.push(out.clone());
+        lines.push(format!(
+            "{}: NEW ISD master file (mode 0600) with the ISD master, the receipt key and the \
+             token key, for card production (`ykt se produce --isd-master FILE`)",
+            out.display()
+        ));
+    } else if let Some(token) = &token_key {
+        lines.push(format!(
+            "card production keys SEs from {} with --token-key {}",
+            args.isd_master
+                .as_deref()
+                .map_or_else(|| "the ISD master file".into(), |p| p.display().to_string()),
+            hex::encode(token)
+        ));
+    }
+    let signing = signing_key(dir)?;
+    let descriptor = serde_json::json!({
+        "format": HIERARCHY_FORMAT,
+        "roles": roles.iter().map(|r| role_name(*r)).collect::<Vec<_>>(),
+        "purse_algorithm": args.purse_algorithm.name(),
+    });
+    crate::qr::write_secret(&dir.join(HIERARCHY_FILE), &format!("{descriptor:#}\n"))?;
+    undo.0.clear();
+    println!(
+        "production key hierarchy in {} (role {}):",
+        dir.display(),
+        roles
+            .iter()
+            .map(|r| role_name(*r))
+            .collect::<Vec<_>>()
+            .join("+")
+    );
+    for line in &lines {
+        println!("  {line}");
+    }
+    println!(
+        "  {}: envelope signing key (SM2) public key {} (the other platform's --peer-key or \
+         --sei-key)",
+        dir.join("tsm.key").display(),
+        hex::encode(signing.public_key().to_bytes())
+    );
+    if let Some(out) = &args.new_isd_master {
+        eprintln!(
+            "warning: {} is the SE maker's secret (it keys every SE): hand it over to card \
+             production by a key ceremony and delete this copy; never keep it in {}",
+            out.display(),
+            dir.display()
+        );
+    }
+    eprintln!(
+        "serve it with `ykt tsm serve --dir {}` and the same passphrase",
+        dir.display()
+    );
+    Ok(())
+}
+
+/// The production hierarchy `ykt tsm init` made in `dir`: its roles and purse algorithm.
+struct Hierarchy {
+    roles: Vec<Role>,
+    purse: PurseAlg,
+}
+
+/// Reads `dir`'s [`HIERARCHY_FILE`]; a clear error when there is none.
+fn read_hierarchy(dir: &Path) -> anyhow::Result<Hierarchy> {
+    let path = dir.join(HIERARCHY_FILE);
+    if !path.exists() {
+        let test = if dir.join(TEST_PASS_FILE).exists() {
+            " (it holds the test hierarchy: serve it with --test-keys)"
+        } else {
+            ""
+        };
+        anyhow::bail!(
+            "no production key hierarchy in {}{test}: run `ykt tsm init --dir {}` first, or \
+             serve the PUBLIC test keys with --test-keys",
+            dir.display(),
+            dir.display()
+        );
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let bad = || anyhow::anyhow!("{} is not a key hierarchy descriptor", path.display());
+    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|_| bad())?;
+    if doc["format"] != HIERARCHY_FORMAT {
+        return Err(bad());
+    }
+    let roles = doc["roles"]
+        .as_array()
+        .ok_or_else(bad)?
+        .iter()
+        .map(|r| match r.as_str() {
+            Some("sei") => Ok(Role::Sei),
+            Some("sp") => Ok(Role::Sp),
+            _ => Err(bad()),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let purse = doc["purse_algorithm"]
+        .as_str()
+        .and_then(PurseAlg::parse)
+        .ok_or_else(bad)?;
+    Ok(Hierarchy { roles, purse })
+}
+
+/// The vaults of the roles `role` plays, from the production hierarchy in `dir` (opened, not
+/// changed): `(sei, sp)`.
+fn production_vaults(
+    dir: &Path,
+    role: ServeRole,
+    passphrase_file: Option<&Path>,
+) -> anyhow::Result<(Option<KmsVault>, Option<KmsVault>)> {
+    let hierarchy = read_hierarchy(dir)?;
+    for r in roles_of(role) {
+        if !hierarchy.roles.contains(r) {
+            anyhow::bail!(
+                "the key hierarchy in {} has no {} keys ({} is missing): init a directory \
+                 with --role {} for it",
+                dir.display(),
+                role_name(*r),
+                kms_file(*r),
+                role_name(*r)
+            );
+        }
+    }
+    let pass = kms_passphrase(passphrase_file)?;
+    let parties = phone::test_parties();
+    let purse = production_purse(hierarchy.purse);
+    let open = |r: Role| -> anyhow::Result<KmsVault> {
+        let path = dir.join(kms_file(r));
+        let kms = SoftwareKms::open(&path, &pass, Arc::new(DiscardAudit)).map_err(|e| match e {
+            ykt_kms::KmsError::KeyFile(ykt_kms::KeyFileError::Authentication) => anyhow::anyhow!(
+                "wrong passphrase for the key file {} (or the file is damaged)",
+                path.display()
+            ),
+            e => anyhow::Error::new(e).context(format!("opening the key file {}", path.display())),
+        })?;
+        KmsVault::open(Arc::new(kms), &parties, r, &purse)
+            .with_context(|| format!("the key hierarchy in {}", path.display()))
+    };
+    let sei = roles_of(role)
+        .contains(&Role::Sei)
+        .then(|| open(Role::Sei))
+        .transpose()?;
+    let sp = roles_of(role)
+        .contains(&Role::Sp)
+        .then(|| open(Role::Sp))
+        .transpose()?;
+    Ok((sei, sp))
+}
+
+/// Where `ykt tsm serve` takes its vaults from.
+enum ServeKeys {
+    /// The test hierarchy in the directory's key files ([`file_vault`]).
+    Test,
+    /// The production hierarchy, opened before anything is written.
+    Production {
+        sei: Option<KmsVault>,
+        sp: Option<KmsVault>,
+    },
+}
+
+impl ServeKeys {
+    /// Checks the directory and opens a production hierarchy (nothing written).
+    fn open(args: &ServeArgs) -> anyhow::Result<Self> {
+        if args.test_keys {
+            if args.dir.join(HIERARCHY_FILE).exists() {
+                anyhow::bail!(
+                    "{} holds a production key hierarchy (ykt tsm init): serve it without \
+                     --test-keys; the test keys and a production hierarchy do not mix",
+                    args.dir.display()
+                );
+            }
+            return Ok(Self::Test);
+        }
+        if args.role == ServeRole::Sei && args.peer_transport_key.is_none() {
+            anyhow::bail!(
+                "--role sei with a production hierarchy needs --peer-transport-key (the SP's \
+                 transport public key, printed by its `ykt tsm init`)"
+            );
+        }
+        let (sei, sp) = production_vaults(&args.dir, args.role, args.passphrase_file.as_deref())?;
+        Ok(Self::Production { sei, sp })
+    }
+
+    /// The vault of `role`.
+    fn take(&mut self, dir: &Path, role: Role) -> anyhow::Result<KmsVault> {
+        match self {
+            Self::Test => file_vault(dir, role),
+            Self::Production { sei, sp } => match role {
+                Role::Sei => sei.take(),
+                _ => sp.take(),
+            }
+            .ok_or_else(|| anyhow::anyhow!("no {} keys opened", role_name(role))),
+        }
+    }
+
+    fn describe(&self, dir: &Path) -> String {
+        match self {
+            Self::Test => "test keys (PUBLIC: a test deployment)".into(),
+            Self::Production { .. } => {
+                format!("production key hierarchy in {}", dir.display())
+            }
+        }
+    }
 }
 
 /// A database URL without its password, for messages.
@@ -325,6 +807,7 @@ async fn sp_engine(
     args: &ServeArgs,
     tsm_id: &str,
     config: &ServerConfig,
+    source: &mut ServeKeys,
 ) -> anyhow::Result<Engine> {
     let (Some(url), Some(sei_key)) = (&args.sei_url, &args.sei_key) else {
         anyhow::bail!("--role sp needs --sei-url and --sei-key");
@@ -341,7 +824,7 @@ async fn sp_engine(
     let parties = phone::test_parties();
     let keys = Keys {
         sei: Box::new(RemoteSeiVault::new(link, &parties).context("the SEI link")?),
-        sp: Box::new(file_vault(&args.dir, Role::Sp)?),
+        sp: Box::new(source.take(&args.dir, Role::Sp)?),
     };
     let store = Store::connect(&args.db)
         .await
@@ -352,7 +835,7 @@ async fn sp_engine(
 }
 
 /// `--role sei`: the inter-platform API with `sei.kms`, for the SP platform `--peer-id`.
-async fn sei_platform(args: &ServeArgs) -> anyhow::Result<SeiPlatform> {
+async fn sei_platform(args: &ServeArgs, source: &mut ServeKeys) -> anyhow::Result<SeiPlatform> {
     let Some(peer) = &args.peer_key else {
         anyhow::bail!("--role sei needs --peer-key");
     };
@@ -367,7 +850,7 @@ async fn sei_platform(args: &ServeArgs) -> anyhow::Result<SeiPlatform> {
         },
         phone::test_parties(),
     );
-    let vault = file_vault(&args.dir, Role::Sei)?;
+    let vault = source.take(&args.dir, Role::Sei)?;
     let store = Store::connect(&args.db)
         .await
         .with_context(|| format!("opening the database {}", redact_url(&args.db)))?;
@@ -382,6 +865,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         .to_string()
     });
+    // The keys first: a missing hierarchy or a wrong passphrase writes nothing.
+    let mut source = ServeKeys::open(&args)?;
     let config = server_config(&args.dir, &tsm_id)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -400,7 +885,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     &args.db,
                     &tsm_id,
                     args.test_payments,
-                    KeyHome::Files(&args.dir),
+                    KeyHome::Files(&args.dir, &mut source),
                 )
                 .await?;
                 let listener = bind().await?;
@@ -411,7 +896,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 )
             }
             ServeRole::Sp => {
-                let engine = sp_engine(&args, &tsm_id, &config).await?;
+                let engine = sp_engine(&args, &tsm_id, &config, &mut source).await?;
                 let listener = bind().await?;
                 let addr = listener.local_addr()?;
                 (
@@ -420,7 +905,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 )
             }
             ServeRole::Sei => {
-                let platform = sei_platform(&args).await?;
+                let platform = sei_platform(&args, &mut source).await?;
                 let listener = bind().await?;
                 let addr = listener.local_addr()?;
                 (
@@ -436,9 +921,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ServeRole::Sp => "SP-TSM (SEI-TSM at --sei-url)",
         };
         eprintln!(
-            "{role}; database {}; admin token in {}; test keys (PUBLIC: a test deployment){}",
+            "{role}; database {}; admin token in {}; {}{}",
             redact_url(&args.db),
             args.dir.join("admin.token").display(),
+            source.describe(&args.dir),
             if args.test_payments {
                 "; test payments on"
             } else {

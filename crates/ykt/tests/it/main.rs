@@ -15,6 +15,7 @@ mod terminal;
 mod tidy;
 mod tsm;
 mod tsm_platform;
+mod tsm_production;
 mod wallet_api;
 mod wallet_security;
 

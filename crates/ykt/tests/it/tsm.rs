@@ -437,9 +437,10 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         err.contains("--se-state") && err.contains("--reader"),
         "{err}"
     );
+    // Without --test-keys the server wants the production hierarchy of `ykt tsm init`.
     let err = s.fails(
         None,
-        2,
+        1,
         &[
             "tsm",
             "serve",
@@ -449,6 +450,7 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
             &s.p("tsm2"),
         ],
     );
+    assert!(err.contains("ykt tsm init"), "{err}");
     assert!(err.contains("--test-keys"), "{err}");
     assert!(!s.path("tsm2").exists());
 
