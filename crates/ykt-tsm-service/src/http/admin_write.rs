@@ -50,8 +50,9 @@ struct WriteState {
     operators: std::sync::Arc<Vec<Operator>>,
 }
 
-/// The registry routes, with their state; merge them into the server's router
-/// (`router(…).merge(admin_write_routes(engine, operators))`).
+/// The registry routes, with their state. The server merges them into its router when its
+/// config names operators ([`super::ServerConfig::with_operators`]); on their own they serve
+/// the registry alone.
 pub fn admin_write_routes(engine: Engine, operators: Vec<Operator>) -> Router {
     Router::new()
         .route("/admin/v1/issuers", get(issuers).post(create_issuer))
