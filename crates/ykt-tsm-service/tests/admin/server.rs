@@ -2,8 +2,11 @@
 //! the business API and the read-only admin views.
 
 use ykt_crypto::Sm2PrivateKey;
-use ykt_envelope::Sm2Signer;
+use ykt_envelope::{Code, PeerKey, Sm2Signer};
 use ykt_store::AuditKind;
+use ykt_tsm::Management;
+use ykt_tsm::api;
+use ykt_tsm::hex::Hex;
 use ykt_tsm_service::http::admin_write::Operator;
 use ykt_tsm_service::http::{AdminToken, ServerConfig};
 
@@ -128,6 +131,109 @@ async fn without_operators_the_registry_is_not_served() {
                 .await
                 .0,
             200
+        );
+        task.abort();
+    })
+    .await;
+}
+
+fn now_ms() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(d.as_millis()).unwrap()
+}
+
+/// A device's signed request to the server (system clock, as the server's).
+fn sealed(
+    signer: &Sm2Signer,
+    sender: &str,
+    def: ykt_tsm::api::MessageDef,
+    n: u8,
+    body: &impl serde::Serialize,
+) -> ykt_envelope::Envelope {
+    let header = ykt_envelope::Header {
+        msg_type: def.request.into(),
+        msg_no: def.msg_no.into(),
+        sender_id: sender.into(),
+        receiver_id: "tsm-test".into(),
+        txn_id: format!("txn-{n}"),
+        request_id: format!("req-{n}"),
+    };
+    ykt_envelope::Envelope::seal(&header, body, None, &[n; 16], now_ms(), signer).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_stock_is_a_signed_5001_and_starts_nothing() {
+    each(async |db| {
+        let engine = db.engine(&Vaults::new()).await;
+        let ops = vec![Operator {
+            label: "alice".into(),
+            token: AdminToken::new(TOKEN).unwrap(),
+        }];
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(ykt_tsm_service::http::serve(
+            listener,
+            engine.clone(),
+            config(ops),
+        ));
+        // City 5180's issuer, with one number, already taken.
+        let one = STOCK.replace("\"last_seq\":3", "\"last_seq\":1");
+        assert_eq!(
+            http(&base, "POST", "/admin/v1/issuers", Some(TOKEN), ISSUER)
+                .await
+                .0,
+            201
+        );
+        assert_eq!(
+            http(&base, "POST", "/admin/v1/stock", Some(TOKEN), &one)
+                .await
+                .0,
+            201
+        );
+        engine.take_card_spec("sz").await.unwrap();
+
+        let tsm_pub = PeerKey::Sm2(
+            Sm2PrivateKey::from_bytes(&[0x42; 32])
+                .unwrap()
+                .public_key()
+                .clone(),
+        );
+        let (status, code, txn) = tokio::task::spawn_blocking(move || {
+            let client = ykt_tsm_service::TsmClient::new(&base).unwrap();
+            let device = Sm2Signer::new(Sm2PrivateKey::from_bytes(&[7; 32]).unwrap());
+            let enrol = api::EnrolReq {
+                device_pub: Hex(device.public_key().to_bytes().to_vec()),
+                device_model: "test phone".into(),
+            };
+            let sender = format!("enrol-{}", ykt_envelope::key_id_sm2(device.public_key()));
+            let answer = client
+                .send(&sealed(&device, &sender, api::ENROL, 1, &enrol))
+                .unwrap();
+            answer.verify(&tsm_pub).unwrap();
+            let id = answer.body::<api::EnrolResp>().unwrap().device_id;
+            let open = api::OpenCardReq {
+                management: Management::Authorized,
+                city_code: "5180".into(),
+            };
+            let req = sealed(&device, &id, api::OPEN_CARD, 2, &open);
+            let (status, answer) = client
+                .send_bytes_with_status(&req.msg_type, &req.to_vec())
+                .unwrap();
+            answer.verify(&tsm_pub).unwrap();
+            (status, answer.code().unwrap(), req.txn_id)
+        })
+        .await
+        .unwrap();
+        assert_eq!((status, code), (402, Code::IssuerDeclined));
+        assert!(matches!(
+            engine.store().flow(&txn).await,
+            Err(ykt_store::Error::NotFound { .. })
+        ));
+        assert_eq!(
+            engine.admin_stock(Some("sz")).await.unwrap()[0].remaining(),
+            0
         );
         task.abort();
     })
