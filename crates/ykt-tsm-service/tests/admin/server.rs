@@ -148,7 +148,7 @@ fn now_ms() -> i64 {
 fn sealed(
     signer: &Sm2Signer,
     sender: &str,
-    def: ykt_tsm::api::MessageDef,
+    def: api::MessageDef,
     n: u8,
     body: &impl serde::Serialize,
 ) -> ykt_envelope::Envelope {
