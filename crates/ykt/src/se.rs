@@ -386,6 +386,58 @@ mod tests {
 
     use super::test_card;
 
+    /// `ykt se serve`'s arguments alone.
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: super::ServeArgs,
+    }
+
+    /// `--blank` presents a blank SE (card manager, no purse): from the test master, or from
+    /// `--isd-master FILE`, whose missing token key must then be given; `--isd-master` alone
+    /// is a usage error.
+    #[test]
+    fn blank_follows_the_isd_master_file() {
+        use clap::Parser as _;
+        let select_isd = hex::decode("00A4040008A000000151000000").unwrap();
+        let select_purse = hex::decode("00A4040008A000000632010105").unwrap();
+        let sw = |card: &mut ykt_card::Card, apdu: &[u8]| {
+            let r = card.transmit(apdu).unwrap();
+            [r[r.len() - 2], r[r.len() - 1]]
+        };
+        let dir = std::env::temp_dir().join(format!("ykt-se-blank-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("isd.json");
+        crate::se_production::IsdMasterFile::generate(0x30)
+            .unwrap()
+            .write_new(&path)
+            .unwrap();
+        let file = path.to_str().unwrap();
+        let parse = |args: &[&str]| Serve::try_parse_from([&["serve"], args].concat());
+        assert!(parse(&["--isd-master", file]).is_err());
+        let test = parse(&["--blank", "--serial", "4"]).unwrap().args;
+        let mut card = super::fresh_card(&test).unwrap();
+        assert_eq!(sw(&mut card, &select_isd), [0x90, 0x00]);
+        assert_ne!(sw(&mut card, &select_purse), [0x90, 0x00]);
+        let no_token = parse(&["--blank", "--isd-master", file]).unwrap().args;
+        let err = super::fresh_card(&no_token).unwrap_err().to_string();
+        assert!(err.contains("--token-key"), "{err}");
+        let token = hex::encode(
+            ykt_crypto::Sm2PrivateKey::from_bytes(&ykt_tsm::vault::test_keys::TOKEN_SIGNER)
+                .unwrap()
+                .public_key()
+                .to_bytes(),
+        );
+        let produced = parse(&["--blank", "--isd-master", file, "--token-key", &token])
+            .unwrap()
+            .args;
+        let mut card = super::fresh_card(&produced).unwrap();
+        assert_eq!(sw(&mut card, &select_isd), [0x90, 0x00]);
+        assert_ne!(sw(&mut card, &select_purse), [0x90, 0x00]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// `--sm4` picks the SM4 card: INITIALIZE FOR LOAD answers algorithm id 04 and the §8.3 MAC1;
     /// without it, the 3DES card of §8.1.
     #[test]

@@ -40,7 +40,7 @@ use ykt_kms::SecretBytes;
 use ykt_scp::KeySet;
 use ykt_tsm::testing::{self, Library};
 use ykt_tsm_kms::SharedSeKeys;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize as _, Zeroizing};
 
 /// The `format` of an ISD master file this build reads and writes.
 pub const FORMAT: &str = "ykt-isd-master/1";
@@ -61,6 +61,23 @@ impl std::fmt::Debug for IsdMasterFile {
             .field("kvn", &self.kvn)
             .field("keys", &"[redacted]")
             .finish_non_exhaustive()
+    }
+}
+
+/// A JSON document holding key values: every string in it wiped on drop.
+struct Wiped(Value);
+
+impl Drop for Wiped {
+    fn drop(&mut self) {
+        fn wipe(v: &mut Value) {
+            match v {
+                Value::String(s) => s.zeroize(),
+                Value::Array(items) => items.iter_mut().for_each(wipe),
+                Value::Object(map) => map.values_mut().for_each(wipe),
+                _ => {}
+            }
+        }
+        wipe(&mut self.0);
     }
 }
 
@@ -99,6 +116,8 @@ impl IsdMasterFile {
         let what = || format!("the ISD master file {}", path.display());
         let doc: Value =
             serde_json::from_str(&text).map_err(|_| anyhow::anyhow!("{} is not JSON", what()))?;
+        let doc = Wiped(doc);
+        let doc = &doc.0;
         if doc["format"] != FORMAT {
             anyhow::bail!("{}: format is not {FORMAT:?}", what());
         }
@@ -147,7 +166,7 @@ impl IsdMasterFile {
         let token_key = match doc.get("token_key") {
             None | Some(Value::Null) => None,
             Some(_) => {
-                let bytes = hex_field(&doc, "token_key", 65)?.to_vec();
+                let bytes = hex_field(doc, "token_key", 65)?.to_vec();
                 Sm2PublicKey::from_sec1_bytes(&bytes)
                     .map_err(|_| anyhow::anyhow!("{}: token_key is not an SM2 key", what()))?;
                 Some(bytes)
@@ -182,10 +201,10 @@ impl IsdMasterFile {
         if let Some(token) = &self.token_key {
             doc["token_key"] = Value::String(h(token));
         }
+        let doc = Wiped(doc);
         let text = Zeroizing::new(
-            serde_json::to_string_pretty(&doc).context("encoding the ISD master file")? + "\n",
+            serde_json::to_string_pretty(&doc.0).context("encoding the ISD master file")? + "\n",
         );
-        drop(doc);
         crate::qr::write_secret(path, &text)
     }
 
