@@ -20,6 +20,15 @@
 //! `ykt_scp::HostSession`), MACs, signatures and verdicts. The one secret this vault holds
 //! itself is a purse issuer's initial PIN (not a key; [`KmsVault::register_purse_issuer`]).
 //!
+//! Hierarchies: [`KmsVault::provision_test_keys`] imports the PUBLIC test keys (a test
+//! deployment); [`KmsVault::provision`] generates a fresh hierarchy in the KMS, and
+//! [`KmsVault::provision_shared`] the same with the ISD master and receipt key card production
+//! shares ([`SharedSeKeys`], imported internal); [`KmsVault::open`] opens a provisioned
+//! hierarchy again at the next start, checking every key is there. What a key ceremony
+//! compares comes out as check values and public keys
+//! ([`KmsVault::isd_master_check_values`], [`KmsVault::receipt_check_value`],
+//! [`KmsVault::token_public_key`]), never as key values.
+//!
 //! Boundary: no policy of its own beyond the mapping of names and the layouts `ykt_tsm::vault`
 //! gives; no storage of its own (the KMS's key file or token is the store; the issuers' key
 //! lists, profiles and PINs are configuration given at start).
