@@ -13,6 +13,7 @@
 //! |---|---|
 //! | `POST /v1/{msg_type}` | every request type of [`ykt_tsm::api::MESSAGES`] (the engine), or of [`ykt_tsm::api::PLATFORM_MESSAGES`] (the SEI-TSM's [`crate::platform::SeiPlatform`]): [`Backend::serves`] |
 //! | `GET /admin/v1/ses`, `…/ses/{seid}`, `…/ses/{seid}/cards`, `…/cards`, `…/flows?status=`, `…/flows/{id}`, `…/audit/verify` | operators' views |
+//! | `GET`/`POST /admin/v1/issuers`, `…/stock`, `…/se-profiles`; `POST …/ses/{seid}/profile`; `GET …/keys` | the registry (issuers, card stock, SE profiles, key versions), only when [`ServerConfig::with_operators`] names operators: each its own bearer token, its label the audit actor ([`admin_write`]) |
 //! | `GET /openapi.json` | the OpenAPI document ([`openapi::document`]) |
 //! | `GET /health` | `{"status":"ok"}` when the store answers |
 //! | `GET /metrics` | Prometheus text: requests by type and code, latency, flows |
