@@ -38,8 +38,8 @@ pub const PURGE_EVERY_MS: i64 = 60_000;
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// An idempotency claim left in progress by a process that is no longer working on it (a
-/// crash between `begin_request` and `complete_request`) is released after this long (ms),
-/// counted from the first retry this process sees refused with `InProgress`.
+/// crash between the claim, `admit_request`, and `complete_request`) is released after this
+/// long (ms), counted from the first retry this process sees refused with `InProgress`.
 ///
 /// A claim this process holds itself is never released this way; claims of other processes
 /// sharing the store are released only once they have been stuck for this long, which no
