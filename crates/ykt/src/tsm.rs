@@ -45,6 +45,9 @@ enum TsmCommand {
     /// business API (wallets), with `--role sei` the inter-platform API (the SP-TSM's calls);
     /// and the admin API, /openapi.json, /health and /metrics.
     ///
+    /// Keys: the production hierarchy `ykt tsm init` made in --dir (its passphrase from
+    /// --passphrase-file or $YKT_KMS_PASSPHRASE), or the PUBLIC test keys with --test-keys.
+    ///
     /// Two servers: `ykt tsm key --dir SP_DIR` and `ykt tsm key --dir SEI_DIR` print each
     /// platform's public key; start `ykt tsm serve --role sei --dir SEI_DIR --peer-key <SP key>`
     /// and `ykt tsm serve --role sp --dir SP_DIR --sei-url http://SEI --sei-key <SEI key>`.
