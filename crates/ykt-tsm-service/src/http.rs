@@ -23,10 +23,10 @@
 //! Parse the envelope (unknown members refused) and its body → `msg_type` is the path's,
 //! `msg_no` its number, `receiver_id` this TSM, a type this backend serves → the sender's key (for `EnrolReq` the body's
 //! `device_pub`: proof of possession; otherwise [`Backend::device_key`]) → verify the
-//! signature → the timestamp within the window → the replay guard
-//! (`Store::accept_message` on sender and nonce) → the idempotency claim
-//! (`Store::begin_request` on sender, `request_id` and the SM3 of the JCS of
-//! `{msg_type, txn_id, body}`) → dispatch → seal the reply → complete the claim.
+//! signature → the timestamp within the window → the replay guard on sender and nonce and the
+//! idempotency claim on sender, `request_id` and the SM3 of the JCS of
+//! `{msg_type, txn_id, body}`, both in one store transaction (`Store::admit_request`) →
+//! dispatch → seal the reply → complete the claim (`Store::complete_request`).
 //! For `EnrolReq` the replay guard and the claim are scoped by the key's id
 //! (`enrol:<key id>`) instead of the sender id, which an unenrolled device chooses freely.
 //! Every refusal is an envelope signed by the TSM, with `result.code` and the HTTP status
