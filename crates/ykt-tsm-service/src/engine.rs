@@ -253,11 +253,69 @@ impl std::fmt::Debug for Start {
     }
 }
 
-/// A live flow and the store version it was last persisted at.
+/// A live flow, the store version it was last persisted at, and when it was last used.
 #[derive(Default)]
 struct Slot {
     flow: Option<Flow>,
     version: u64,
+    used_ms: i64,
+}
+
+/// A slot of the live map, shared by the tasks that hold or wait on it.
+type SharedSlot = Arc<tokio::sync::Mutex<Slot>>;
+
+/// A slot held by one task for one operation on its flow. Dropping it (the operation ended,
+/// or its future was dropped) gives the slot back: see [`Held::drop`].
+struct Held<'a> {
+    engine: &'a Engine,
+    txn_id: String,
+    now_ms: i64,
+    guard: Option<tokio::sync::OwnedMutexGuard<Slot>>,
+}
+
+impl std::ops::Deref for Held<'_> {
+    type Target = Slot;
+    fn deref(&self) -> &Slot {
+        self.guard
+            .as_deref()
+            .unwrap_or_else(|| unreachable!("held until dropped"))
+    }
+}
+
+impl std::ops::DerefMut for Held<'_> {
+    fn deref_mut(&mut self) -> &mut Slot {
+        self.guard
+            .as_deref_mut()
+            .unwrap_or_else(|| unreachable!("held until dropped"))
+    }
+}
+
+impl Drop for Held<'_> {
+    /// Unlocks the slot and evicts it when it keeps no flow in memory (the flow ended, failed,
+    /// was never found, or must be rebuilt from the store anyway) and no other task holds or
+    /// waits on it. The count is read under the map lock, and a slot is only reachable through
+    /// the map, so nobody can take a new hold between the check and the removal: two tasks
+    /// never run the same flow from two slots.
+    fn drop(&mut self) {
+        let Some(mut guard) = self.guard.take() else {
+            return;
+        };
+        guard.used_ms = self.now_ms;
+        let empty = guard.flow.is_none();
+        let slot = tokio::sync::OwnedMutexGuard::mutex(&guard).clone();
+        drop(guard);
+        if !empty {
+            return;
+        }
+        let mut live = lock(&self.engine.inner.live);
+        // Two holders: the map and `slot` here.
+        if live
+            .get(&self.txn_id)
+            .is_some_and(|s| Arc::ptr_eq(s, &slot) && Arc::strong_count(&slot) == 2)
+        {
+            live.remove(&self.txn_id);
+        }
+    }
 }
 
 /// A vault behind its own lock.
@@ -277,7 +335,7 @@ struct Inner {
     config: EngineConfig,
     sei: VaultLock,
     sp: VaultLock,
-    live: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+    live: Mutex<HashMap<String, SharedSlot>>,
 }
 
 /// The TSM engine. Cloning is cheap and shares everything.
@@ -432,11 +490,29 @@ impl Engine {
         lock(&self.inner.live).len()
     }
 
-    fn slot(&self, txn_id: &str) -> Arc<tokio::sync::Mutex<Slot>> {
-        lock(&self.inner.live)
-            .entry(txn_id.to_string())
-            .or_default()
-            .clone()
+    /// Holds the slot of flow `txn_id`, waiting for any other task on the same flow. Slots
+    /// idle past [`proposals::LIVE_FLOW_IDLE_MS`] that nobody holds or waits on are evicted
+    /// first (their flows are rebuilt from the store when next moved).
+    async fn hold(&self, txn_id: &str, now_ms: i64) -> Held<'_> {
+        let slot = {
+            let mut live = lock(&self.inner.live);
+            live.retain(|id, s| {
+                // Only the map holds it: nobody can lock it, so `try_lock` succeeds.
+                id == txn_id
+                    || Arc::strong_count(s) > 1
+                    || s.try_lock().is_ok_and(|s| {
+                        now_ms.saturating_sub(s.used_ms) < proposals::LIVE_FLOW_IDLE_MS
+                    })
+            });
+            live.entry(txn_id.to_string()).or_default().clone()
+        };
+        let guard = slot.lock_owned().await;
+        Held {
+            engine: self,
+            txn_id: txn_id.to_string(),
+            now_ms,
+            guard: Some(guard),
+        }
     }
 
     /// The stored flow `txn_id` of `device_id` and its record.
@@ -500,8 +576,7 @@ impl Engine {
         if txn_id.is_empty() || txn_id.len() > 128 {
             return Err(EngineError::BadRequest("txn_id"));
         }
-        let slot = self.slot(txn_id);
-        let mut slot = slot.lock().await;
+        let mut slot = self.hold(txn_id, now_ms).await;
         match self.load_flow(device_id, txn_id).await {
             Ok((_, record)) => return Ok(record::view(txn_id, &record)),
             Err(EngineError::FlowNotFound) => {}
@@ -667,8 +742,7 @@ impl Engine {
         now_ms: i64,
     ) -> Result<FlowResp, EngineError> {
         self.device(device_id).await?;
-        let slot = self.slot(txn_id);
-        let mut slot = slot.lock().await;
+        let mut slot = self.hold(txn_id, now_ms).await;
         let (row, record) = self.load_flow(device_id, txn_id).await?;
         let outstanding = record
             .relay
@@ -724,8 +798,7 @@ impl Engine {
         now_ms: i64,
     ) -> Result<FlowResp, EngineError> {
         self.device(device_id).await?;
-        let slot = self.slot(txn_id);
-        let mut slot = slot.lock().await;
+        let mut slot = self.hold(txn_id, now_ms).await;
         let (row, record) = self.load_flow(device_id, txn_id).await?;
         if row.status != StoreStatus::Running {
             return Ok(record::view(txn_id, &record));
@@ -969,9 +1042,6 @@ impl Engine {
             && let Err(error) = self.match_se_profile(&se.seid).await
         {
             tracing::warn!(txn_id, %error, "the SE's profile could not be matched");
-        }
-        if completed || given_up {
-            lock(&self.inner.live).remove(txn_id);
         }
         match error {
             Some(source) => Err(EngineError::StepFailed {

@@ -63,6 +63,14 @@ pub fn transfer_id(code: &str) -> String {
     hex::encode(&digest[..16])
 }
 
+/// \[PROPOSAL\] (tsm-gp.md §8 "state in the store, not in memory"): a flow kept in memory (its
+/// open secure channel) that nobody has moved for this long is dropped from memory; its next
+/// answer or resume rebuilds it from the store and probes the SE first, as after a restart.
+/// 15 minutes: far longer than a wallet takes between two relay answers, short enough that
+/// abandoned flows do not pile up. A flow that ends (completed, or given up) leaves memory at
+/// once.
+pub const LIVE_FLOW_IDLE_MS: i64 = 15 * 60 * 1000;
+
 /// \[PROPOSAL\] (client.md §2 channel codes): the built-in test payment provider's channel.
 pub const TEST_PAY_CHANNEL: &str = "99";
 

@@ -8,6 +8,7 @@
 mod backend;
 mod concurrency;
 mod lifecycle;
+mod live;
 mod replay;
 mod restart;
 mod stock;
