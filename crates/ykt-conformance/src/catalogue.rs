@@ -30,6 +30,9 @@ pub const QT_TOML: &str = include_str!("../catalogue/qt.toml");
 pub const TSM_TOML: &str = include_str!("../catalogue/tsm.toml");
 /// The client software catalogue (`catalogue/cl.toml`).
 pub const CL_TOML: &str = include_str!("../catalogue/cl.toml");
+/// The remote-payment (online load) items (conformance.md §4.7), run against the TSM as the
+/// load host.
+pub const RP_TOML: &str = include_str!("../catalogue/rp.toml");
 
 /// Reference into the standard (conformance.md §3 `std_ref`).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -315,6 +318,7 @@ impl Catalogue {
                 ("qt.toml", "QT", QT_TOML),
                 ("tsm.toml", "TSM", TSM_TOML),
                 ("cl.toml", "CL", CL_TOML),
+                ("rp.toml", "RP", RP_TOML),
             ],
             &Registry::builtin(),
         )

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  catalogue/se.toml, gp.toml, nfcqr.toml, te.toml,
-//!            qt.toml, tsm.toml, cl.toml ──load + validate──▶ Catalogue ──┐
+//!  qt.toml, tsm.toml, cl.toml, rp.toml ──load + validate──▶ Catalogue ──┐
 //!  Registry (checkers by name) ────────────────────────────────┤
 //!                                                              ▼
 //!  Target::Sim (fresh test card per item) ─┐            runner::run ──▶ Run ──▶ report::html / report::junit

@@ -860,7 +860,7 @@ pub(super) fn idempotency(h: &mut TsmHarness<'_>, _p: Params<'_>) -> Result<Stri
 }
 
 /// `template` sealed again with `request_id`, `body`, a fresh nonce and the current time.
-fn reseal_with_request_id<B: serde::Serialize>(
+pub(super) fn reseal_with_request_id<B: serde::Serialize>(
     h: &mut TsmHarness<'_>,
     wallet: &Wallet,
     template: &Envelope,

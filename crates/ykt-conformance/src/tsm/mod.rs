@@ -17,9 +17,14 @@
 //!
 //! The SE keys of a TSM without the test hierarchy are unknown to the harness: items that need an
 //! SE declare the profile feature `tsm-test-keys` and are N/A without it.
+//!
+//! The remote-payment (online load) items of `catalogue/rp.toml` (RP-LOAD-…) are TSM items too:
+//! the SP-TSM is the load host that checks MAC1 and gives MAC2. The SE link can change the
+//! card's answers (`LinkMode::tamper_se`) as the TSM link can change the TSM's.
 
 mod client;
 mod items;
+mod rp;
 mod se;
 
 use std::cell::RefCell;
@@ -54,6 +59,9 @@ pub(crate) const TSM_CHECKERS: &[(&str, TsmCheck)] = &[
     ("tsm::idempotency", items::idempotency),
     ("tsm::stale", items::stale),
     ("tsm::key_handover", items::key_handover),
+    ("rp::bad_mac1", rp::bad_mac1),
+    ("rp::duplicate_request", rp::duplicate_request),
+    ("rp::over_limit", rp::over_limit),
 ];
 
 /// Every client checker (`target = "client"`), by name.

@@ -173,7 +173,7 @@ fn a_registered_checker_with_no_item_is_a_load_error() {
     let mut registry = Registry::builtin();
     let check = registry.get("ep::balance").unwrap();
     registry.register("ep::orphan", check);
-    use ykt_conformance::catalogue::{CL_TOML, GP_TOML, NFCQR_TOML, QT_TOML, TSM_TOML};
+    use ykt_conformance::catalogue::{CL_TOML, GP_TOML, NFCQR_TOML, QT_TOML, RP_TOML, TSM_TOML};
     let err = Catalogue::load(
         &[
             ("se.toml", "SE", SE_TOML),
@@ -183,6 +183,7 @@ fn a_registered_checker_with_no_item_is_a_load_error() {
             ("qt.toml", "QT", QT_TOML),
             ("tsm.toml", "TSM", TSM_TOML),
             ("cl.toml", "CL", CL_TOML),
+            ("rp.toml", "RP", RP_TOML),
         ],
         &registry,
     )
@@ -212,7 +213,7 @@ fn profile_features_and_provisional_marks_are_checked() {
 /// without one is a load error.
 #[test]
 fn only_items_that_are_not_auto_may_go_without_a_checker() {
-    use ykt_conformance::catalogue::{CL_TOML, GP_TOML, NFCQR_TOML, QT_TOML, TSM_TOML};
+    use ykt_conformance::catalogue::{CL_TOML, GP_TOML, NFCQR_TOML, QT_TOML, RP_TOML, TSM_TOML};
     let files = |qt: &str| {
         Catalogue::load(
             &[
@@ -223,6 +224,7 @@ fn only_items_that_are_not_auto_may_go_without_a_checker() {
                 ("qt.toml", "QT", qt),
                 ("tsm.toml", "TSM", TSM_TOML),
                 ("cl.toml", "CL", CL_TOML),
+                ("rp.toml", "RP", RP_TOML),
             ],
             &Registry::builtin(),
         )
@@ -275,6 +277,11 @@ fn the_tsm_and_client_files_hold_the_brief_items() {
     ] {
         assert_eq!(c.get(id).unwrap().target, TargetKind::Tsm, "{id}");
     }
+    for id in ["RP-LOAD-002", "RP-LOAD-004", "RP-LOAD-005"] {
+        let item = c.get(id).unwrap();
+        assert_eq!(item.target, TargetKind::Tsm, "{id}");
+        assert!(item.provisional && item.method == Method::Auto, "{id}");
+    }
     for id in [
         "CL-FN-001",
         "CL-FN-002",
@@ -300,7 +307,7 @@ fn the_tsm_and_client_files_hold_the_brief_items() {
         assert!(c.get(id).unwrap().provisional, "{id}");
     }
     let files = |tsm: &str, cl: &str| {
-        use ykt_conformance::catalogue::{GP_TOML, NFCQR_TOML, QT_TOML};
+        use ykt_conformance::catalogue::{GP_TOML, NFCQR_TOML, QT_TOML, RP_TOML};
         Catalogue::load(
             &[
                 ("se.toml", "SE", SE_TOML),
@@ -310,6 +317,7 @@ fn the_tsm_and_client_files_hold_the_brief_items() {
                 ("qt.toml", "QT", QT_TOML),
                 ("tsm.toml", "TSM", tsm),
                 ("cl.toml", "CL", cl),
+                ("rp.toml", "RP", RP_TOML),
             ],
             &Registry::builtin(),
         )

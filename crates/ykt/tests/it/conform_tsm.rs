@@ -164,30 +164,51 @@ fn conform_against_a_served_tsm_passes_the_tsm_and_client_items() {
     let _tsm = Served(served.child);
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
 
-    // The TSM items: every auto item PASSes, the semi-automatic load test is NOT_RUN.
+    // The TSM items and the online load items (the TSM is the load host): every auto item
+    // PASSes but RP-LOAD-005, the semi-automatic load test is NOT_RUN. RP-LOAD-005 FAILs: the
+    // TSM's TopupOrderReq accepts an order for more than the purse can hold (it refuses only 0).
     let junit = s.0.join("tsm.xml");
     let (code, stdout, report) = conform(&format!("tsm:{url}"), &junit, &[]);
     assert_eq!(report.tests, report.verdicts.len(), "{report:?}");
     assert_eq!(
         (report.failures, report.errors, report.skipped),
-        (0, 0, 1),
+        (1, 0, 1),
         "{report:?}\n{stdout}"
     );
     for (id, verdict) in &report.verdicts {
-        let expected = if id == "TSM-PERF-001" {
-            "NOT_RUN"
-        } else {
-            "PASS"
+        let expected = match id.as_str() {
+            "TSM-PERF-001" => "NOT_RUN",
+            "RP-LOAD-005" => "FAIL",
+            _ => "PASS",
         };
-        assert!(id.starts_with("TSM-"), "{id}");
+        assert!(id.starts_with("TSM-") || id.starts_with("RP-LOAD-"), "{id}");
         assert_eq!(verdict, expected, "{id}\n{stdout}");
     }
-    for id in ["TSM-DL-001", "TSM-RET-001", "TSM-RET-002", "TSM-MIG-001"] {
+    for id in [
+        "TSM-DL-001",
+        "TSM-RET-001",
+        "TSM-RET-002",
+        "TSM-MIG-001",
+        "RP-LOAD-002",
+        "RP-LOAD-004",
+    ] {
         assert!(report.verdicts.contains_key(id), "{id} not in the report");
     }
     assert_eq!(code, Some(expected_exit(&report)), "{stdout}");
+    assert_eq!(code, Some(6), "{stdout}");
+    assert!(stdout.contains("1 FAIL"), "{stdout}");
+
+    // The TSM items alone: nothing FAILs, exit code 0.
+    let junit = s.0.join("tsm-only.xml");
+    let (code, stdout, report) = conform(&format!("tsm:{url}"), &junit, &["--only", "TSM-"]);
+    assert_eq!(
+        (report.failures, report.errors),
+        (0, 0),
+        "{report:?}\n{stdout}"
+    );
+    assert_eq!(report.verdicts["TSM-RET-001"], "PASS", "{stdout}");
+    assert_eq!(code, Some(expected_exit(&report)), "{stdout}");
     assert_eq!(code, Some(0), "{stdout}");
-    assert!(stdout.contains("0 FAIL"), "{stdout}");
 
     // The client items against the same TSM: the auto items PASS, the three that need a phone
     // or an app package are NOT_RUN.
