@@ -521,6 +521,30 @@ fn a_tsm_that_refunds_an_unproven_or_other_balance_fails_the_card_return_items()
 }
 
 #[test]
+fn a_host_that_loads_on_a_bad_mac1_or_twice_fails_the_online_load_items() {
+    let tsm = start_tsm("rp-broken");
+    let mut broken = Broken {
+        inner: Http::new(&tsm),
+        brk: Break::AcceptRefused(&[Code::CryptogramMismatch]),
+        answers: BTreeMap::new(),
+    };
+    let run = run_items(&mut broken, false, "RP-LOAD-002");
+    let (v, why) = verdict(&run, "RP-LOAD-002");
+    assert_eq!(v, Verdict::Fail, "{why}");
+    broken.brk = Break::AcceptRefused(&[
+        Code::Duplicate,
+        Code::StateConflict,
+        Code::Forbidden,
+        Code::NotPaid,
+        Code::OrderNotFound,
+    ]);
+    let run = run_items(&mut broken, false, "RP-LOAD-004");
+    let (v, why) = verdict(&run, "RP-LOAD-004");
+    assert_eq!(v, Verdict::Fail, "{why}");
+    assert!(why.contains("could be credited twice"), "{why}");
+}
+
+#[test]
 fn without_the_test_keys_the_se_items_are_not_applicable() {
     let tsm = start_tsm("profile");
     let mut http = Http::new(&tsm);
