@@ -58,7 +58,8 @@ use record::Record;
 /// Where new cards come from while the registry has no card issuer
 /// ([`proposals::issuer_for_city`]): the EF15 fields every card opened gets and how card numbers
 /// are made ([`proposals::card_number`]: the prefix and a store counter, unique and never
-/// reused). A transfer in keeps the card's number and takes the other fields from here.
+/// reused). A transfer in of a number no registry stock range gave keeps the number and takes
+/// the other fields from here ([`proposals::range_of`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CardStock {
     /// EF15 issuer id.
@@ -654,7 +655,7 @@ impl Engine {
                 }
                 let card = card_of(&escrow.card_no).ok_or(EngineError::UnknownTransfer)?;
                 extras.claim_escrow = Some(transfer_id.clone());
-                let spec = self.inner.config.card_stock.spec(card);
+                let spec = self.transfer_in_spec(card).await?;
                 Flow::transfer_in(txn_id, parties, req.management, spec, &transfer_id)
             }
             Start::Lock(req) => {
@@ -730,6 +731,22 @@ impl Engine {
                 RegistryError::Store(e) => EngineError::Store(e),
                 _ => EngineError::Config("the card stock refused the issuer"),
             })
+    }
+
+    /// The EF15 fields of the card a transfer in opens for `card`: those its number was issued
+    /// with by the registry ([`proposals::range_of`]), else the configured [`CardStock`]'s.
+    async fn transfer_in_spec(&self, card: CardNumber) -> Result<PurseCardSpec, EngineError> {
+        let ranges = self.store().stock_ranges(None).await?;
+        let Some(range) = proposals::range_of(&ranges, card.0) else {
+            return Ok(self.inner.config.card_stock.spec(card));
+        };
+        let issuer = self.store().issuer(&range.range.issuer_id).await?;
+        Ok(PurseCardSpec {
+            card_number: card,
+            issuer_id: issuer.issuer.ef15_issuer,
+            start_date: range.range.start_date,
+            expiry_date: range.range.expiry_date,
+        })
     }
 
     /// The wallet's answers to the outstanding relay message. Answers to any other message (a

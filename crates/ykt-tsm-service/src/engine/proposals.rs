@@ -26,6 +26,40 @@ pub fn card_number(prefix: [u8; 4], serial: u64) -> Option<[u8; 10]> {
     Some(out)
 }
 
+/// The prefix and serial of a card number made by [`card_number`] (`None`: its last six
+/// bytes are not BCD).
+pub fn card_serial(number: [u8; 10]) -> Option<([u8; 4], u64)> {
+    let mut serial = 0u64;
+    for b in &number[4..] {
+        let (hi, lo) = (b >> 4, b & 0x0F);
+        if hi > 9 || lo > 9 {
+            return None;
+        }
+        serial = serial * 100 + u64::from(hi) * 10 + u64::from(lo);
+    }
+    let mut prefix = [0u8; 4];
+    prefix.copy_from_slice(&number[..4]);
+    Some((prefix, serial))
+}
+
+/// \[PROPOSAL\] (tsm-gp.md §7 迁卡, §2 SE registry): the EF15 fields of the card a transfer
+/// in opens on the new SE. It keeps the escrowed card number; the issuer id and dates are those
+/// the number was issued with: the registry stock range that gave it (prefix equal, serial
+/// within the range and already given) and that range's issuer. A number no range gave (a card
+/// opened with no issuer in the registry) takes them from the configured `CardStock`, as open
+/// card did for it.
+pub fn range_of(
+    ranges: &[ykt_store::StockRange],
+    number: [u8; 10],
+) -> Option<&ykt_store::StockRange> {
+    let (prefix, serial) = card_serial(number)?;
+    ranges.iter().find(|r| {
+        r.range.prefix == prefix
+            && (r.range.first_seq..=r.range.last_seq).contains(&serial)
+            && serial < r.next_seq
+    })
+}
+
 /// The store counter card numbers are drawn from when the registry has no issuer.
 pub const CARD_NUMBER_COUNTER: &str = "card_number";
 
@@ -101,6 +135,14 @@ mod tests {
         );
         assert_eq!(card_number([0; 4], 1_000_000_000_000), None);
         assert_ne!(card_number([0; 4], 1), card_number([0; 4], 2));
+        let n = card_number([0x51, 0x80, 0x00, 0x01], 987_654_321_012);
+        assert_eq!(
+            n.and_then(card_serial),
+            Some(([0x51, 0x80, 0x00, 0x01], 987_654_321_012))
+        );
+        let mut bad = [0u8; 10];
+        bad[9] = 0x0A;
+        assert_eq!(card_serial(bad), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Open card takes its number from the registry's card stock (tsm-gp.md §2, §7 申请开卡):
 //! the issuer of the request's city, one number per card, a refusal when the stock is out
 //! (no flow, no number taken); the SE gets the profile its CPLC matches once registered
-//! (§8 `REGISTERED`).
+//! (§8 `REGISTERED`); a transferred card (§7 迁卡) keeps the EF15 fields it was issued with.
 
 use ykt_envelope::Code;
 use ykt_store::{CplcMatch, NewIssuer, NewSeProfile, NewStockRange};
@@ -228,6 +228,136 @@ async fn a_registered_se_gets_the_profile_its_cplc_matches() {
             .collect();
         assert_eq!(matched, ["alice", "tsm:registration"]);
         assert!(engine.admin_verify_audit().await.unwrap().intact);
+    })
+    .await;
+}
+
+/// Transfers the card `card_no` on `from` (of `old_phone`) to `to` (of `new_phone`); gives the
+/// new instance's SEID.
+async fn transfer(
+    engine: &ykt_tsm_service::Engine,
+    (old_phone, new_phone): (&str, &str),
+    (card_no, seid): (&str, &str),
+    from: &mut ykt_card::Card,
+    to: &mut ykt_card::Card,
+    tag: &str,
+) -> String {
+    let mut log = Log::default();
+    let first = engine
+        .start(
+            old_phone,
+            &format!("out-{tag}"),
+            Start::TransferOut(card_req(card_no, seid)),
+            NOW_MS,
+        )
+        .await
+        .unwrap();
+    let done = drive(engine, old_phone, first, from, &mut log)
+        .await
+        .unwrap();
+    assert_eq!(done.instance_state, "DELETED");
+    let code = done.outcome.unwrap().transfer_code.unwrap();
+    let first = engine
+        .start(
+            new_phone,
+            &format!("in-{tag}"),
+            Start::TransferIn(api::TransferInReq {
+                transfer_code: code,
+                management: Management::Authorized,
+            }),
+            NOW_MS,
+        )
+        .await
+        .unwrap();
+    let done = drive(engine, new_phone, first, to, &mut log).await.unwrap();
+    assert_eq!(done.status, FlowStatus::Completed);
+    let outcome = done.outcome.unwrap();
+    assert_eq!(outcome.card_no.as_deref(), Some(card_no));
+    outcome.seid.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transferred_card_keeps_the_ef15_it_was_issued_with() {
+    each(async |db| {
+        let engine = db.engine(&Vaults::new()).await;
+        let old_phone = device(&engine, 1).await;
+        let new_phone = device(&engine, 2).await;
+
+        // Opened before the registry had an issuer: the configured stock's fields, kept.
+        let mut se1 = new_se(61);
+        let (plain, seid1) = open(
+            &engine,
+            &old_phone,
+            "open-61",
+            &mut se1,
+            &mut Log::default(),
+        )
+        .await;
+        let plain_ef15 = ef15(&mut se1);
+        assert_eq!(&plain_ef15[..8], config(true).card_stock.issuer_id);
+
+        engine
+            .admin_create_issuer("alice", &issuer("sz", [0x10, 0x00]))
+            .await
+            .unwrap();
+        engine
+            .admin_add_stock("alice", &range("sz-1", "sz", 41, 49))
+            .await
+            .unwrap();
+        let mut se2 = new_se(62);
+        let (issued, seid2) = open(
+            &engine,
+            &old_phone,
+            "open-62",
+            &mut se2,
+            &mut Log::default(),
+        )
+        .await;
+        assert_eq!(issued, "51800001000000000041");
+        let issued_ef15 = ef15(&mut se2);
+        assert_eq!(&issued_ef15[..8], SZ_EF15);
+        // Another issuer range with other dates: the transferred card keeps its own.
+        engine
+            .admin_add_stock(
+                "alice",
+                &NewStockRange {
+                    start_date: [0x20, 0x27, 0x01, 0x01],
+                    expiry_date: [0x20, 0x37, 0x12, 0x31],
+                    ..range("sz-2", "sz", 500, 509)
+                },
+            )
+            .await
+            .unwrap();
+
+        let mut se3 = new_se(63);
+        transfer(
+            &engine,
+            (&old_phone, &new_phone),
+            (&issued, &seid2),
+            &mut se2,
+            &mut se3,
+            "63",
+        )
+        .await;
+        assert_eq!(hex::encode(ef15(&mut se3)), hex::encode(&issued_ef15));
+        assert_ne!(issued_ef15[..8], config(true).card_stock.issuer_id);
+
+        let mut se4 = new_se(64);
+        transfer(
+            &engine,
+            (&old_phone, &new_phone),
+            (&plain, &seid1),
+            &mut se1,
+            &mut se4,
+            "64",
+        )
+        .await;
+        assert_eq!(hex::encode(ef15(&mut se4)), hex::encode(&plain_ef15));
+        // A transfer takes no number from the stock.
+        assert_eq!(
+            engine.admin_stock(Some("sz")).await.unwrap()[0].remaining(),
+            8
+        );
     })
     .await;
 }
