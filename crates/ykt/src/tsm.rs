@@ -19,13 +19,15 @@ use ykt_crypto::Sm2PrivateKey;
 use ykt_crypto::Sm2PublicKey;
 use ykt_crypto::purse::{PurseAlgorithm, Sm4Rules};
 use ykt_envelope::Sm2Signer;
-use ykt_kms::{DiscardAudit, KdfParams, Kms, SecretBytes, SoftwareKms};
+use ykt_kms::{AuditSink, DiscardAudit, KdfParams, Kms, SecretBytes, SoftwareKms};
 use ykt_store::Store;
 use ykt_tsm::Role;
 use ykt_tsm::vault::KeyVault as _;
 use ykt_tsm_kms::{FRESH_ISD_MASTER_KVN, KmsVault, PurseIssuerSetup};
 use ykt_tsm_service::engine::{CardStock, Engine, EngineConfig, Keys};
+use ykt_tsm_service::http::admin_write::Operator;
 use ykt_tsm_service::http::{AdminToken, ServerConfig};
+use ykt_tsm_service::kms_audit::KmsAuditLog;
 use ykt_tsm_service::platform::{HttpSeiLink, RemoteSeiVault, SeiConfig, SeiPlatform};
 use zeroize::Zeroizing;
 
@@ -200,6 +202,12 @@ struct ServeArgs {
     /// Let wallets pay orders through the built-in test payment provider (`TestPayReq`).
     #[arg(long)]
     test_payments: bool,
+    /// Serve the registry API (issuers, card stock, SE profiles, key versions:
+    /// /admin/v1/issuers, …) to the operators in FILE: one `LABEL TOKEN` per line, the file
+    /// mode 0600. Each writes with `Authorization: Bearer TOKEN`; its label names it in the
+    /// audit log. Not with --role sei.
+    #[arg(long, value_name = "FILE")]
+    operators: Option<PathBuf>,
 }
 
 /// Runs `ykt tsm …`.
@@ -293,13 +301,12 @@ fn test_keys() -> anyhow::Result<Keys> {
 /// sets) outlive the process: a flow cut by a crash resumes with them (tsm-gp.md §8). The
 /// PUBLIC test keys are imported afresh at every start (replacing the stored copies), as
 /// [`test_keys`] imports them.
-fn file_vault(dir: &Path, role: Role) -> anyhow::Result<KmsVault> {
+fn file_vault(dir: &Path, role: Role, audit: Arc<dyn AuditSink>) -> anyhow::Result<KmsVault> {
     let parties = phone::test_parties();
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let pass = secret_file(&dir.join(TEST_PASS_FILE), || random_hex(32))?;
     let pass = SecretBytes::from_slice(pass.as_bytes());
     let path = dir.join(kms_file(role));
-    let audit = Arc::new(DiscardAudit);
     let kms: Arc<dyn Kms> = if path.exists() {
         Arc::new(
             SoftwareKms::open(&path, &pass, audit)
@@ -644,6 +651,7 @@ fn production_vaults(
     dir: &Path,
     role: ServeRole,
     passphrase_file: Option<&Path>,
+    audit: &Arc<dyn AuditSink>,
 ) -> anyhow::Result<(Option<KmsVault>, Option<KmsVault>)> {
     let hierarchy = read_hierarchy(dir)?;
     for r in roles_of(role) {
@@ -663,7 +671,7 @@ fn production_vaults(
     let purse = production_purse(hierarchy.purse);
     let open = |r: Role| -> anyhow::Result<KmsVault> {
         let path = dir.join(kms_file(r));
-        let kms = SoftwareKms::open(&path, &pass, Arc::new(DiscardAudit)).map_err(|e| match e {
+        let kms = SoftwareKms::open(&path, &pass, audit.clone()).map_err(|e| match e {
             ykt_kms::KmsError::KeyFile(ykt_kms::KeyFileError::Authentication) => anyhow::anyhow!(
                 "wrong passphrase for the key file {} (or the file is damaged)",
                 path.display()
@@ -686,8 +694,9 @@ fn production_vaults(
 
 /// Where `ykt tsm serve` takes its vaults from.
 enum ServeKeys {
-    /// The test hierarchy in the directory's key files ([`file_vault`]).
-    Test,
+    /// The test hierarchy in the directory's key files ([`file_vault`]), their key use
+    /// reported to `audit`.
+    Test { audit: Arc<dyn AuditSink> },
     /// The production hierarchy, opened before anything is written.
     Production {
         sei: Option<KmsVault>,
@@ -697,7 +706,8 @@ enum ServeKeys {
 
 impl ServeKeys {
     /// Checks the directory and opens a production hierarchy (nothing written).
-    fn open(args: &ServeArgs) -> anyhow::Result<Self> {
+    /// Every key the vaults use is reported to `audit`.
+    fn open(args: &ServeArgs, audit: Arc<dyn AuditSink>) -> anyhow::Result<Self> {
         if args.test_keys {
             if args.dir.join(HIERARCHY_FILE).exists() {
                 anyhow::bail!(
@@ -706,7 +716,7 @@ impl ServeKeys {
                     args.dir.display()
                 );
             }
-            return Ok(Self::Test);
+            return Ok(Self::Test { audit });
         }
         if args.role == ServeRole::Sei && args.peer_transport_key.is_none() {
             anyhow::bail!(
@@ -714,14 +724,19 @@ impl ServeKeys {
                  transport public key, printed by its `ykt tsm init`)"
             );
         }
-        let (sei, sp) = production_vaults(&args.dir, args.role, args.passphrase_file.as_deref())?;
+        let (sei, sp) = production_vaults(
+            &args.dir,
+            args.role,
+            args.passphrase_file.as_deref(),
+            &audit,
+        )?;
         Ok(Self::Production { sei, sp })
     }
 
     /// The vault of `role`.
     fn take(&mut self, dir: &Path, role: Role) -> anyhow::Result<KmsVault> {
         match self {
-            Self::Test => file_vault(dir, role),
+            Self::Test { audit } => file_vault(dir, role, audit.clone()),
             Self::Production { sei, sp } => match role {
                 Role::Sei => sei.take(),
                 _ => sp.take(),
@@ -732,7 +747,7 @@ impl ServeKeys {
 
     fn describe(&self, dir: &Path) -> String {
         match self {
-            Self::Test => "test keys (PUBLIC: a test deployment)".into(),
+            Self::Test { .. } => "test keys (PUBLIC: a test deployment)".into(),
             Self::Production { .. } => {
                 format!("production key hierarchy in {}", dir.display())
             }
@@ -868,14 +883,32 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         .to_string()
     });
+    let operators = match &args.operators {
+        Some(path) if args.role == ServeRole::Sei => anyhow::bail!(
+            "--operators {}: the SEI-TSM alone (--role sei) has no registry; give the operators \
+             to the SP-TSM's server",
+            path.display()
+        ),
+        Some(path) => read_operators(path)?,
+        None => Vec::new(),
+    };
+    // Every KMS key use becomes a KEY_USE row of the store's audit chain; the events wait in
+    // the queue until the writer starts on the runtime below.
+    let (kms_audit, kms_audit_queue) = KmsAuditLog::new();
     // The keys first: a missing hierarchy or a wrong passphrase writes nothing.
-    let mut source = ServeKeys::open(&args)?;
-    let config = server_config(&args.dir, &tsm_id)?;
+    let mut source = ServeKeys::open(&args, Arc::new(kms_audit.clone()))?;
+    let operator_count = operators.len();
+    let config = server_config(&args.dir, &tsm_id)?.with_operators(operators);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        let audit_store = Store::connect(&args.db)
+            .await
+            .with_context(|| format!("opening the database {}", redact_url(&args.db)))?;
+        let kms_audit_writer =
+            kms_audit_queue.start(audit_store, &tokio::runtime::Handle::current());
         type Server = std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>;
         let bind = || async {
             tokio::net::TcpListener::bind(args.listen)
@@ -924,7 +957,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ServeRole::Sp => "SP-TSM (SEI-TSM at --sei-url)",
         };
         eprintln!(
-            "{role}; database {}; admin token in {}; {}{}",
+            "{role}; database {}; admin token in {}; {operator_count} registry operator(s); {}{}",
             redact_url(&args.db),
             args.dir.join("admin.token").display(),
             source.describe(&args.dir),
@@ -934,12 +967,77 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 ""
             }
         );
-        tokio::select! {
-            r = server => r.context("the TSM server")?,
-            () = shutdown() => eprintln!("TSM stopped"),
+        let served = tokio::select! {
+            r = server => r.context("the TSM server"),
+            () = shutdown() => {
+                eprintln!("TSM stopped");
+                Ok(())
+            }
+        };
+        kms_audit_writer.shutdown().await;
+        if kms_audit.lost() > 0 {
+            eprintln!(
+                "warning: {} KMS audit event(s) could not be written to the audit log (see the log)",
+                kms_audit.lost()
+            );
         }
-        anyhow::Ok(())
+        served
     })
+}
+
+/// The registry operators in `path` (`--operators`): one `LABEL TOKEN` per line (`#` starts a
+/// comment), the file readable by its owner only, labels unique. A token is what the operator
+/// sends as `Authorization: Bearer TOKEN`; the label names the operator in the audit rows.
+fn read_operators(path: &Path) -> anyhow::Result<Vec<Operator>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("--operators {}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            anyhow::bail!(
+                "--operators {}: the file is readable by others (mode {:o}); chmod 600 it",
+                path.display(),
+                mode & 0o777
+            );
+        }
+    }
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+    );
+    let mut operators: Vec<Operator> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut parts = line.split_whitespace();
+        let (Some(label), Some(token), None) = (parts.next(), parts.next(), parts.next()) else {
+            anyhow::bail!("{} line {}: expected `LABEL TOKEN`", path.display(), n + 1);
+        };
+        if operators.iter().any(|o| o.label == label) {
+            anyhow::bail!(
+                "{} line {}: the label {label} is given twice",
+                path.display(),
+                n + 1
+            );
+        }
+        let token = AdminToken::new(token)
+            .with_context(|| format!("{} line {}: the token of {label}", path.display(), n + 1))?;
+        operators.push(Operator {
+            label: label.to_string(),
+            token,
+        });
+    }
+    if operators.is_empty() {
+        anyhow::bail!(
+            "{}: no operators (one `LABEL TOKEN` per line)",
+            path.display()
+        );
+    }
+    Ok(operators)
 }
 
 async fn shutdown() {

@@ -16,6 +16,7 @@ mod tidy;
 mod tsm;
 mod tsm_platform;
 mod tsm_production;
+mod tsm_registry;
 mod wallet_api;
 mod wallet_security;
 

@@ -91,7 +91,13 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     ),
     (
         "ykt-tsm-service",
-        &["ykt-tsm", "ykt-store", "ykt-envelope", "ykt-crypto"],
+        &[
+            "ykt-tsm",
+            "ykt-store",
+            "ykt-envelope",
+            "ykt-crypto",
+            "ykt-kms",
+        ],
     ),
     (
         "ykt-wallet",
