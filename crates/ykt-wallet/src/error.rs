@@ -240,6 +240,12 @@ fn refused(code: Code) -> (&'static str, &'static str) {
             "E3005",
             "The card is busy with another operation. Try again later.",
         ),
+        // A cryptogram that does not verify: the SE's secure channel (an SE keyed for another
+        // service, tsm-gp.md §7) or the card's MAC1/TAC; the flow stopped there.
+        Code::CryptogramMismatch => (
+            "E3006",
+            "The service could not authenticate this phone's secure element or card, and stopped. This phone may not be supported by this service.",
+        ),
         Code::IssuerDeclined => ("E5001", "The card issuer declined the operation."),
         Code::BalanceNotZero => (
             "E5002",

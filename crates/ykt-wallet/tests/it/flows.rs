@@ -503,10 +503,10 @@ fn result_codes_become_typed_errors_with_user_text() {
         (Code::BalanceNotZero, "E5002"),
         (Code::NotPaid, "E5004"),
         (Code::UnknownSender, "E2001"),
+        (Code::CryptogramMismatch, "E3006"),
         // Codes the wallet has no sentence for: the generic one.
         (Code::ReceiptInvalid, "E9999"),
         (Code::Internal, "E9999"),
-        (Code::CryptogramMismatch, "E9999"),
     ] {
         let mut h = Harness::enrolled();
         h.tsm.then(refuse(code));

@@ -446,6 +446,7 @@ fn a_production_tsm_opens_a_card_on_a_produced_se_and_refuses_a_test_keyed_one()
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success(), "a test-keyed SE was opened: {err}");
     assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("E3006"), "the wallet does not say why: {err}");
     let cards = s.ok(&["wallet", "cards", "--dir", &s.p("w2")]);
     assert!(!cards.contains("ACTIVE"), "{cards}");
 
