@@ -173,6 +173,10 @@ pub enum EngineError {
     /// An operator adds stock (`POST /admin/v1/stock`) and the wallet asks again.
     #[error("the card issuer has no card numbers left")]
     StockExhausted,
+    /// The card's issuer names a purse key (`ykt_store::NewIssuer::purse_key`) the SP-TSM's
+    /// vault does not hold; nothing started, and no card number was taken.
+    #[error("the SP-TSM vault lacks the card issuer's purse key")]
+    PurseKeyMissing,
     /// The engine's configuration does not fit its vaults.
     #[error("configuration: {0}")]
     Config(&'static str),
@@ -203,9 +207,11 @@ impl EngineError {
             Self::State(_) | Self::Conflict => Code::StateConflict,
             Self::Refused(e) | Self::StepFailed { source: e, .. } => domain(e),
             // Internal: the request's idempotency claim is released, so a retry runs again.
-            Self::Config(_) | Self::Json(_) | Self::Store(_) | Self::PlatformUnavailable => {
-                Code::Internal
-            }
+            Self::Config(_)
+            | Self::Json(_)
+            | Self::Store(_)
+            | Self::PlatformUnavailable
+            | Self::PurseKeyMissing => Code::Internal,
         }
     }
 }
@@ -590,7 +596,7 @@ impl Engine {
             // tsm-gp.md §7 申请开卡: a card number from the city's issuer's stock (§2 SE
             // registry), taken once; nothing starts when the stock is exhausted.
             Start::OpenCard(req) => {
-                let spec = self.open_card_spec(&req.city_code).await?;
+                let (spec, parties) = self.open_card_spec(&req.city_code).await?;
                 Flow::open_card(txn_id, parties, req.management, spec)
             }
             // tsm-gp.md §7 申请支付; client.md §4.2: only a paid order nobody loads yet.
@@ -604,6 +610,7 @@ impl Engine {
                 let instance = self
                     .card_instance(device_id, &order.seid, &order.card_no)
                     .await?;
+                let parties = self.parties_of_card(instance.card_number).await?;
                 let amount = u32::try_from(order.amount_fen)
                     .map_err(|_| EngineError::BadRequest("amount"))?;
                 Flow::top_up(
@@ -621,6 +628,7 @@ impl Engine {
                 let instance = self
                     .card_instance(device_id, &req.seid, &req.card_no)
                     .await?;
+                let parties = self.parties_of_card(instance.card_number).await?;
                 Flow::delete_card(txn_id, parties, &instance).map_err(refused)?
             }
             // tsm-gp.md §7 退卡: the refund goes to the account named here.
@@ -628,6 +636,7 @@ impl Engine {
                 let instance = self
                     .card_instance(device_id, &req.seid, &req.card_no)
                     .await?;
+                let parties = self.parties_of_card(instance.card_number).await?;
                 extras.refund_account = Some(req.refund_account.clone());
                 Flow::card_return(txn_id, parties, &instance).map_err(refused)?
             }
@@ -636,6 +645,7 @@ impl Engine {
                 let instance = self
                     .card_instance(device_id, &req.seid, &req.card_no)
                     .await?;
+                let parties = self.parties_of_card(instance.card_number).await?;
                 let code =
                     ykt_tsm::hex::encode(&clock::random_bytes(proposals::TRANSFER_CODE_BYTES));
                 let transfer_id = proposals::transfer_id(&code);
@@ -655,19 +665,21 @@ impl Engine {
                 }
                 let card = card_of(&escrow.card_no).ok_or(EngineError::UnknownTransfer)?;
                 extras.claim_escrow = Some(transfer_id.clone());
-                let spec = self.transfer_in_spec(card).await?;
+                let (spec, parties) = self.transfer_in_spec(card).await?;
                 Flow::transfer_in(txn_id, parties, req.management, spec, &transfer_id)
             }
             Start::Lock(req) => {
                 let instance = self
                     .card_instance(device_id, &req.seid, &req.card_no)
                     .await?;
+                let parties = self.parties_of_card(instance.card_number).await?;
                 Flow::lock_card(txn_id, parties, &instance).map_err(refused)?
             }
             Start::Unlock(req) => {
                 let instance = self
                     .card_instance(device_id, &req.seid, &req.card_no)
                     .await?;
+                let parties = self.parties_of_card(instance.card_number).await?;
                 Flow::unlock_card(txn_id, parties, &instance).map_err(refused)?
             }
             Start::AppQuery(req) => {
@@ -678,6 +690,7 @@ impl Engine {
                 let instance = self
                     .card_instance(device_id, &req.seid, &req.card_no)
                     .await?;
+                let parties = self.parties_of_card(instance.card_number).await?;
                 Flow::card_data_query(txn_id, parties, &instance).map_err(refused)?
             }
         };
@@ -707,7 +720,13 @@ impl Engine {
     /// registry, a number from the stock of the issuer [`proposals::issuer_for_city`] picks
     /// ([`Engine::take_card_spec`]); with none, the configured [`CardStock`] and the store
     /// counter [`proposals::CARD_NUMBER_COUNTER`].
-    async fn open_card_spec(&self, city_code: &str) -> Result<PurseCardSpec, EngineError> {
+    ///
+    /// With it, the flow's parties: the issuer's purse key ([`Engine::parties_of_issuer`]),
+    /// checked before a number is taken.
+    async fn open_card_spec(
+        &self,
+        city_code: &str,
+    ) -> Result<(PurseCardSpec, Parties), EngineError> {
         let issuers = self.store().issuers().await?;
         if issuers.is_empty() {
             let serial = self
@@ -716,14 +735,19 @@ impl Engine {
                 .await?;
             let number = proposals::card_number(self.inner.config.card_stock.number_prefix, serial)
                 .ok_or(EngineError::Config("card numbers are exhausted"))?;
-            return Ok(self.inner.config.card_stock.spec(CardNumber(number)));
+            return Ok((
+                self.inner.config.card_stock.spec(CardNumber(number)),
+                self.parties_of_issuer(None)?,
+            ));
         }
         let city: [u8; 2] = ykt_tsm::hex::decode(city_code.trim())
             .and_then(|b| b.try_into().ok())
             .ok_or(EngineError::BadRequest("city_code"))?;
         let issuer = proposals::issuer_for_city(&issuers, city).ok_or(EngineError::NoIssuer)?;
+        let parties = self.parties_of_issuer(Some(issuer))?;
         self.take_card_spec(&issuer.issuer.issuer_id)
             .await
+            .map(|spec| (spec, parties))
             .map_err(|e| match e {
                 RegistryError::Exhausted(_) => EngineError::StockExhausted,
                 // The issuer was listed a moment ago; gone now only if the store changed under us.
@@ -735,18 +759,68 @@ impl Engine {
 
     /// The EF15 fields of the card a transfer in opens for `card`: those its number was issued
     /// with by the registry ([`proposals::range_of`]), else the configured [`CardStock`]'s.
-    async fn transfer_in_spec(&self, card: CardNumber) -> Result<PurseCardSpec, EngineError> {
-        let ranges = self.store().stock_ranges(None).await?;
-        let Some(range) = proposals::range_of(&ranges, card.0) else {
-            return Ok(self.inner.config.card_stock.spec(card));
+    ///
+    /// With it, the flow's parties: the purse key of the issuer the number was issued by.
+    async fn transfer_in_spec(
+        &self,
+        card: CardNumber,
+    ) -> Result<(PurseCardSpec, Parties), EngineError> {
+        let Some((range, issuer)) = self.issued_by(card).await? else {
+            return Ok((
+                self.inner.config.card_stock.spec(card),
+                self.parties_of_issuer(None)?,
+            ));
         };
-        let issuer = self.store().issuer(&range.range.issuer_id).await?;
-        Ok(PurseCardSpec {
+        let spec = PurseCardSpec {
             card_number: card,
             issuer_id: issuer.issuer.ef15_issuer,
             start_date: range.range.start_date,
             expiry_date: range.range.expiry_date,
-        })
+        };
+        Ok((spec, self.parties_of_issuer(Some(&issuer))?))
+    }
+
+    /// The registry stock range and issuer that gave `card` its number
+    /// ([`proposals::range_of`]), if any.
+    async fn issued_by(
+        &self,
+        card: CardNumber,
+    ) -> Result<Option<(ykt_store::StockRange, ykt_store::Issuer)>, EngineError> {
+        let ranges = self.store().stock_ranges(None).await?;
+        let Some(range) = proposals::range_of(&ranges, card.0) else {
+            return Ok(None);
+        };
+        let issuer = self.store().issuer(&range.range.issuer_id).await?;
+        Ok(Some((range.clone(), issuer)))
+    }
+
+    /// The parties of a flow on a card of `issuer` (`None`: a card no registry issuer gave):
+    /// the configured ones, with the issuer's purse key (`ykt_store::NewIssuer::purse_key`)
+    /// in place of [`Parties::purse_issuer`] when it names another
+    /// ([`proposals::purse_key_of`]). A purse key the SP-TSM's vault does not hold is
+    /// [`EngineError::PurseKeyMissing`].
+    fn parties_of_issuer(
+        &self,
+        issuer: Option<&ykt_store::Issuer>,
+    ) -> Result<Parties, EngineError> {
+        let mut parties = self.inner.config.parties.clone();
+        let Some(name) = issuer.and_then(|i| proposals::purse_key_of(&parties, i)) else {
+            return Ok(parties);
+        };
+        // The SP's vault may be another platform's too: asked where blocking is allowed.
+        let present = crate::platform::blocking(|| lock(&self.inner.sp).contains(&name));
+        if !present {
+            return Err(EngineError::PurseKeyMissing);
+        }
+        parties.purse_issuer = name;
+        Ok(parties)
+    }
+
+    /// The parties of a flow on the card `card` ([`Engine::parties_of_issuer`] of the issuer
+    /// that gave its number).
+    async fn parties_of_card(&self, card: CardNumber) -> Result<Parties, EngineError> {
+        let issued = self.issued_by(card).await?;
+        self.parties_of_issuer(issued.as_ref().map(|(_, issuer)| issuer))
     }
 
     /// The wallet's answers to the outstanding relay message. Answers to any other message (a

@@ -60,6 +60,19 @@ pub fn range_of(
     })
 }
 
+/// \[PROPOSAL\] (tsm-gp.md §2 SE registry, §6 key hierarchy: the purse-issuer key by name):
+/// the purse master keys of a card are those its issuer names (`NewIssuer::purse_key`; an
+/// issuer never changes once created), for every flow on it: open card, loads, proofs,
+/// transfers. `None` when the issuer names the configured `Parties::purse_issuer` itself. A
+/// card no registry issuer gave ([`range_of`]) keeps the configured key.
+pub fn purse_key_of(
+    parties: &ykt_tsm::Parties,
+    issuer: &ykt_store::Issuer,
+) -> Option<ykt_tsm::KeyName> {
+    let name = ykt_tsm::KeyName::new(&issuer.issuer.purse_key);
+    (name != parties.purse_issuer).then_some(name)
+}
+
 /// The store counter card numbers are drawn from when the registry has no issuer.
 pub const CARD_NUMBER_COUNTER: &str = "card_number";
 

@@ -11,7 +11,7 @@ use ykt_tsm_service::http::admin_write::Operator;
 use ykt_tsm_service::http::{AdminToken, ServerConfig};
 
 use crate::http::{ISSUER, TOKEN, call};
-use crate::support::{Vaults, each};
+use crate::support::{Vaults, each, parties};
 
 const VIEW_TOKEN: &str = "viewer-token-0123456789";
 const STOCK: &str = r#"{"range_id":"r1","issuer_id":"sz","prefix":"31041000","first_seq":1,"last_seq":3,"start_date":"20260101","expiry_date":"20361231"}"#;
@@ -178,10 +178,16 @@ async fn an_exhausted_stock_is_a_signed_5001_and_starts_nothing() {
             engine.clone(),
             config(ops),
         ));
-        // City 5180's issuer, with one number, already taken.
+        // City 5180's issuer, under the purse key the vault holds, with one number, already
+        // taken.
+        let issuer = ISSUER.replace(
+            "\"purse_key\":\"purse-issuer\"",
+            &format!("\"purse_key\":\"{}\"", parties().purse_issuer.0),
+        );
+        assert_ne!(issuer, ISSUER);
         let one = STOCK.replace("\"last_seq\":3", "\"last_seq\":1");
         assert_eq!(
-            http(&base, "POST", "/admin/v1/issuers", Some(TOKEN), ISSUER)
+            http(&base, "POST", "/admin/v1/issuers", Some(TOKEN), &issuer)
                 .await
                 .0,
             201

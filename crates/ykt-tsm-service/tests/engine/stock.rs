@@ -3,6 +3,7 @@
 //! (no flow, no number taken); the SE gets the profile its CPLC matches once registered
 //! (§8 `REGISTERED`); a transferred card (§7 迁卡) keeps the EF15 fields it was issued with.
 
+use ykt_crypto::purse::{PurseAlgorithm, Sm4Rules};
 use ykt_envelope::Code;
 use ykt_store::{CplcMatch, NewIssuer, NewSeProfile, NewStockRange};
 use ykt_tsm::Management;
@@ -357,6 +358,85 @@ async fn a_transferred_card_keeps_the_ef15_it_was_issued_with() {
         assert_eq!(
             engine.admin_stock(Some("sz")).await.unwrap()[0].remaining(),
             8
+        );
+    })
+    .await;
+}
+
+/// The purse key name a stored flow runs under.
+async fn purse_key_of_flow(engine: &ykt_tsm_service::Engine, txn: &str) -> String {
+    let row = engine.store().flow(txn).await.unwrap();
+    row.state["flow"]["parties"]["purse_issuer"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no purse key in {txn}: {}", row.state["flow"]["parties"]))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_uses_its_issuers_purse_key() {
+    each(async |db| {
+        let vaults = Vaults::new();
+        let engine = db.engine(&vaults).await;
+        let dev = device(&engine, 1).await;
+        const SZ_KEY: &str = "sp/purse-issuer-sz";
+        engine
+            .admin_create_issuer(
+                "alice",
+                &NewIssuer {
+                    purse_key: SZ_KEY.into(),
+                    ..issuer("sz", [0x10, 0x00])
+                },
+            )
+            .await
+            .unwrap();
+        engine
+            .admin_add_stock("alice", &range("sz-1", "sz", 41, 49))
+            .await
+            .unwrap();
+
+        // The vault lacks the issuer's key: refused, no flow, no number taken.
+        let e = engine
+            .start(&dev, "open-k1", open_req("1000"), NOW_MS)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, EngineError::PurseKeyMissing), "{e:?}");
+        assert_eq!(e.code(), Code::Internal);
+        no_flow(&engine, "open-k1").await;
+        assert_eq!(
+            engine.admin_stock(Some("sz")).await.unwrap()[0].remaining(),
+            9
+        );
+
+        // The key arrives, with master keys other than the configured issuer's.
+        let masters = ykt_purse::testing::test_master_keys(PurseAlgorithm::Tdes)
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut k)| {
+                k.key = ykt_crypto::purse::PurseKey::from_bytes(std::array::from_fn(|j| {
+                    (i * 16 + j) as u8 ^ 0xA5
+                }));
+                k
+            })
+            .collect();
+        vaults.sp.0.lock().unwrap().insert_purse_issuer(
+            ykt_tsm::KeyName::new(SZ_KEY),
+            masters,
+            &ykt_tsm::testing::test_keys::TEST_PIN,
+            ykt_purse::PurseProfile::EPURSE,
+            Sm4Rules::BRIEF,
+        );
+        let mut se = new_se(71);
+        let mut log = Log::default();
+        let (card_no, seid) = open(&engine, &dev, "open-k2", &mut se, &mut log).await;
+        assert_eq!(card_no, "51800001000000000041");
+        assert_eq!(purse_key_of_flow(&engine, "open-k2").await, SZ_KEY);
+        // A load on the card runs under the same key: its MAC1 and TAC check out.
+        let done = top_up(&engine, &dev, &mut se, &card_no, &seid, 700, &mut log).await;
+        assert_eq!(done.outcome.unwrap().load.unwrap().new_balance, 700);
+        assert_eq!(purse_key_of_flow(&engine, &done.txn_id).await, SZ_KEY);
+        assert_eq!(
+            balance(&engine, &dev, "q-k", &mut se, &card_no, &seid).await,
+            700
         );
     })
     .await;
