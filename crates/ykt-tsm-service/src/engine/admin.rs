@@ -1,5 +1,6 @@
 //! The operator's read-only views (admin API): SEs, card instances (card numbers masked),
-//! flows by status, the audit chain's verification, and counters for metrics.
+//! flows by status, the audit chain's verification, counters for metrics, and the money flows
+//! left failed ([`Engine::admin_stuck_money`]).
 
 use serde::Serialize;
 use ykt_store::{ChainStatus, FlowStatus};
@@ -92,7 +93,83 @@ pub struct Metrics {
     pub live_flows: u64,
 }
 
+/// What the TSM's records prove of a failed money flow's load (tsm-gp.md §8 "never assume
+/// success").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum LoadVerdict {
+    /// No MAC2 was ever issued for the flow: its stored record (persisted before any relay
+    /// message leaves, and MAC2 is never cleared once set) holds none, so no CREDIT FOR LOAD
+    /// of it reached a card. The money was not credited.
+    NotCredited,
+    /// A MAC2 was issued: the card may have been credited, and only the card can tell (a
+    /// resume probes it: GET TRANSACTION PROVE of the recorded online counter).
+    CardMustProve,
+}
+
+/// A top-up or transfer-in flow whose step failed and waits for a resume, with money at stake.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StuckMoney {
+    /// The flow (`txn_id`).
+    pub txn_id: String,
+    /// `top_up` or `transfer_in`.
+    pub kind: String,
+    /// `FAILED_<step>`.
+    pub step: String,
+    /// The device that runs it.
+    pub device_id: Option<String>,
+    /// The top-up order it loads (top-ups).
+    pub order_id: Option<String>,
+    /// The escrow it claims (transfers in).
+    pub transfer_id: Option<String>,
+    /// The amount at stake, fen.
+    pub amount_fen: Option<u64>,
+    /// What the records prove.
+    pub verdict: LoadVerdict,
+    /// When it last moved (Unix ms).
+    pub updated_ms: i64,
+}
+
 impl Engine {
+    /// The money flows (top-ups, transfers in) whose step failed: they never give up on their
+    /// own (a card may have been written), so they wait for a resume. For each, what the
+    /// records prove of its load ([`LoadVerdict`]): the rule an operator action resolving one
+    /// must follow.
+    pub async fn admin_stuck_money(&self) -> Result<Vec<StuckMoney>, EngineError> {
+        let mut out = Vec::new();
+        for row in self.store().flows_with_status(FlowStatus::Running).await? {
+            if !matches!(row.kind.as_str(), "top_up" | "transfer_in")
+                || !row.step.starts_with("FAILED_")
+            {
+                continue;
+            }
+            let record: super::record::Record = serde_json::from_value(row.state.clone())?;
+            let flow = &record.flow;
+            let amount_fen = match (&flow.order, &flow.transfer_id) {
+                (Some(order), _) => Some(u64::from(order.amount)),
+                (None, Some(id)) => self.store().escrow(id).await?.map(|e| e.amount_fen),
+                (None, None) => None,
+            };
+            out.push(StuckMoney {
+                verdict: if flow.mac2.is_none() {
+                    LoadVerdict::NotCredited
+                } else {
+                    LoadVerdict::CardMustProve
+                },
+                order_id: flow.order.as_ref().map(|o| o.order_id.clone()),
+                transfer_id: flow.transfer_id.clone(),
+                amount_fen,
+                txn_id: row.id,
+                kind: row.kind,
+                step: row.step,
+                device_id: row.device_id,
+                updated_ms: row.updated_ms,
+            });
+        }
+        Ok(out)
+    }
+
     /// Every registered SE.
     pub async fn admin_ses(&self) -> Result<Vec<SeView>, EngineError> {
         Ok(self

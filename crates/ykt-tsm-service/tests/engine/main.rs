@@ -12,5 +12,6 @@ mod live;
 mod replay;
 mod restart;
 mod stock;
+mod stuck;
 mod support;
 mod transfer;
