@@ -12,6 +12,7 @@
 //! | `POST /admin/v1/se-profiles` | `SeProfileDto` → `SeProfileDto` |
 //! | `POST /admin/v1/ses/{seid}/profile` | `{"profile": name}` → `{"seid", "profile"}` |
 //! | `GET /admin/v1/keys` | `[KeyVersionView]`: names, roles, versions; never a value |
+//! | `GET /admin/v1/money-flows` | `[StuckMoney]`: failed top-ups and transfers in, with what the records prove of their load |
 //!
 //! 401 without a known token; 400 `{"error": …}` naming the bad field; 404 for an unknown
 //! record; 409 when it exists already or overlaps; a refused write writes nothing.
@@ -60,6 +61,7 @@ pub fn admin_write_routes(engine: Engine, operators: Vec<Operator>) -> Router {
         .route("/admin/v1/se-profiles", get(profiles).post(create_profile))
         .route("/admin/v1/ses/{seid}/profile", post(set_profile))
         .route("/admin/v1/keys", get(keys))
+        .route("/admin/v1/money-flows", get(money_flows))
         .with_state(WriteState {
             engine,
             operators: std::sync::Arc::new(operators),
@@ -430,6 +432,20 @@ async fn keys(State(s): State<WriteState>, headers: HeaderMap) -> Response {
             .admin_key_versions()
             .await
             .map_err(|e| registry(e.http_status(), e.to_string()))?;
+        Ok(ok(StatusCode::OK, &list))
+    })
+    .await
+}
+
+/// The failed money flows and what the records prove of each (tsm-gp.md §8;
+/// [`Engine::admin_stuck_money`]): the card numbers never appear, orders and escrows by id.
+async fn money_flows(State(s): State<WriteState>, headers: HeaderMap) -> Response {
+    run(async {
+        operator(&s, &headers)?;
+        let list = s.engine.admin_stuck_money().await.map_err(|e| {
+            tracing::error!(error = %e, "listing the failed money flows");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+        })?;
         Ok(ok(StatusCode::OK, &list))
     })
     .await

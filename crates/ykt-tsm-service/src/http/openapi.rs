@@ -4,8 +4,8 @@
 //! whose `body` is that message's body schema and answers an envelope whose `body` is the
 //! response's; the refusals are listed by HTTP status with their result codes. The admin paths
 //! carry the bearer security scheme `admin_token`; the registry's (`/admin/v1/issuers`,
-//! `…/stock`, `…/se-profiles`, `…/ses/{seid}/profile`, `…/keys`, [`super::admin_write`]) the
-//! scheme `operator_token`, with their plain JSON bodies and refusals (`Refused`). The
+//! `…/stock`, `…/se-profiles`, `…/ses/{seid}/profile`, `…/keys`, `…/money-flows`,
+//! [`super::admin_write`]) the scheme `operator_token`, with their plain JSON bodies and refusals (`Refused`). The
 //! inter-platform messages of [`ykt_tsm::api::PLATFORM_MESSAGES`] are listed under the tag
 //! `platform`: the same `POST /v1/{msg_type}` of envelopes, which the SEI-TSM serves to its SP
 //! platform (`crate::platform::SeiPlatform`), not to wallets.
@@ -31,7 +31,7 @@ use ykt_tsm::api::{self, MESSAGES, PLATFORM_MESSAGES};
 
 use super::admin_write::{IssuerDto, Refused, SeProfileDto, SeProfileSet, SetProfile, StockDto};
 use super::backend::{CardInstanceView, ChainView, FlowView, SeView};
-use crate::engine::KeyVersionView;
+use crate::engine::{KeyVersionView, LoadVerdict, StuckMoney};
 
 /// The body schema's name of each inter-platform request type (tsm-gp.md §2, §6).
 pub fn platform_body_schema(msg_type: &str) -> Option<&'static str> {
@@ -833,6 +833,17 @@ fn registry_paths(paths: PathsBuilder) -> PathsBuilder {
                 &[],
             )),
         )
+        .path(
+            "/admin/v1/money-flows",
+            get(registry_operation(
+                "registry_money_flows",
+                "Failed top-ups and transfers in, with what the records prove of their load",
+                None,
+                ("200", array_of("StuckMoney")),
+                &[],
+                &[],
+            )),
+        )
 }
 
 fn get(op: utoipa::openapi::path::Operation) -> PathItem {
@@ -997,6 +1008,8 @@ pub fn document() -> OpenApi {
         .schema(SetProfile::name(), schema_of::<SetProfile>())
         .schema(SeProfileSet::name(), schema_of::<SeProfileSet>())
         .schema(KeyVersionView::name(), schema_of::<KeyVersionView>())
+        .schema(StuckMoney::name(), schema_of::<StuckMoney>())
+        .schema(LoadVerdict::name(), schema_of::<LoadVerdict>())
         .schema(Refused::name(), schema_of::<Refused>())
         .security_scheme(
             "operator_token",

@@ -95,6 +95,8 @@ async fn registry_routes_answer_and_audit_the_operator() {
             ),
             ("GET", "/admin/v1/se-profiles", Some(TOKEN), String::new(), 200),
             ("GET", "/admin/v1/keys", Some(TOKEN), String::new(), 200),
+            ("GET", "/admin/v1/money-flows", None, String::new(), 401),
+            ("GET", "/admin/v1/money-flows", Some(TOKEN), String::new(), 200),
         ];
         for (method, path, token, body, want) in cases {
             let base = base.clone();
@@ -106,6 +108,10 @@ async fn registry_routes_answer_and_audit_the_operator() {
             assert_eq!(status, want, "{method} {path}: {text}");
             if path == "/admin/v1/stock?issuer=sz" {
                 assert!(text.contains("\"remaining\":10"), "{text}");
+            }
+            if path == "/admin/v1/money-flows" && status == 200 {
+                // No money flow has failed here.
+                assert_eq!(text, "[]");
             }
             if path == "/admin/v1/keys" && status == 200 {
                 assert!(text.contains("purse_issuer:sz") && !text.contains("value\":\""), "{text}");

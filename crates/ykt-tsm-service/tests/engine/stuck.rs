@@ -91,6 +91,10 @@ async fn failed_top_ups_are_listed_with_what_the_records_prove() {
         assert_eq!(stuck[0].order_id.as_deref(), Some(early_order.as_str()));
         assert_eq!(stuck[0].amount_fen, Some(300));
         assert_eq!(stuck[0].verdict, LoadVerdict::NotCredited);
+        // The admin API's answer (`GET /admin/v1/money-flows`) names no card number.
+        let json = serde_json::to_value(&stuck[0]).unwrap();
+        assert_eq!(json["verdict"], "NOT_CREDITED");
+        assert!(!json.to_string().contains(&card_no), "{json}");
         assert_eq!(
             engine.order(&device, &early_order).await.unwrap().state,
             "PAID"

@@ -138,6 +138,7 @@ fn openapi_lists_the_platform_messages_and_the_registry() {
             &["400", "401", "404"],
         ),
         ("/admin/v1/keys", "get", None, "200", &["401"]),
+        ("/admin/v1/money-flows", "get", None, "200", &["401", "500"]),
     ];
     for (path, method, request, ok, refusals) in registry {
         let op = &paths[*path][*method];
@@ -210,6 +211,20 @@ fn openapi_lists_the_platform_messages_and_the_registry() {
         ("SetProfile", &["profile"]),
         ("SeProfileSet", &["seid", "profile"]),
         ("Refused", &["error"]),
+        (
+            "StuckMoney",
+            &[
+                "txn_id",
+                "kind",
+                "step",
+                "device_id",
+                "order_id",
+                "transfer_id",
+                "amount_fen",
+                "verdict",
+                "updated_ms",
+            ],
+        ),
         (
             "KeyVersionView",
             &[
