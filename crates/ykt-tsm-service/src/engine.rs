@@ -336,7 +336,9 @@ type VaultGuard<'a> = MutexGuard<'a, Box<dyn KeyVault + Send>>;
 /// Locks: each vault has its own ([`Engine::vaults`]), so work on one TSM's keys does not wait
 /// for the other's; where both are held (a flow's move: `Env` borrows both), the SEI-TSM's is
 /// taken first, then the SP-TSM's, always in that order. A vault lock is held only in
-/// synchronous code, never across an `.await`; `live` is held for single map operations.
+/// synchronous code, never across an `.await`; `live` is held for single map operations. A
+/// slot leaves `live` when nobody holds or waits on it and it keeps no flow in memory, or has
+/// been idle past [`proposals::LIVE_FLOW_IDLE_MS`] (`Engine::hold`, `Held`).
 struct Inner {
     store: Store,
     config: EngineConfig,

@@ -95,7 +95,7 @@ pub struct Metrics {
 
 /// What the TSM's records prove of a failed money flow's load (tsm-gp.md §8 "never assume
 /// success").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[non_exhaustive]
 pub enum LoadVerdict {
@@ -109,7 +109,7 @@ pub enum LoadVerdict {
 }
 
 /// A top-up or transfer-in flow whose step failed and waits for a resume, with money at stake.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct StuckMoney {
     /// The flow (`txn_id`).
     pub txn_id: String,

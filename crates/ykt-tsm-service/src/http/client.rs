@@ -15,7 +15,7 @@ use ykt_envelope::{Envelope, ResultInfo};
 
 use super::admin_write::{IssuerDto, Refused, SeProfileDto, SeProfileSet, SetProfile, StockDto};
 use super::backend::{CardInstanceView, ChainView, FlowView, SeView};
-use crate::engine::KeyVersionView;
+use crate::engine::{KeyVersionView, StuckMoney};
 
 /// How long one exchange may take.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -276,6 +276,12 @@ impl TsmClient {
     /// Registry: the keys the TSM uses, by name, role and version (never a value).
     pub fn key_versions(&self, token: &str) -> Result<Vec<KeyVersionView>, ClientError> {
         self.registry_get("/admin/v1/keys", token)
+    }
+
+    /// The failed top-ups and transfers in, with what the TSM's records prove of their load
+    /// (`GET /admin/v1/money-flows`).
+    pub fn money_flows(&self, token: &str) -> Result<Vec<StuckMoney>, ClientError> {
+        self.registry_get("/admin/v1/money-flows", token)
     }
 
     /// `GET /openapi.json`.

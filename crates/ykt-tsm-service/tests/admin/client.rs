@@ -118,6 +118,8 @@ async fn the_client_drives_the_registry() {
             let sz = keys.iter().find(|k| k.role == "purse_issuer:sz").unwrap();
             assert_eq!((sz.vault.as_str(), sz.version), ("SP", Some(2)));
             assert!(keys.iter().any(|k| k.role == "isd_master" && k.present));
+            assert_eq!(c.money_flows(TOKEN).unwrap(), []);
+            assert_eq!(refusal(c.money_flows("wrong-token-0123456789")).0, 401);
         })
         .await
         .unwrap();
