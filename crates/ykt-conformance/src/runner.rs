@@ -159,7 +159,7 @@ pub fn run(
     let kind = target.kind();
     let mut results = Vec::new();
     for item in catalogue.items().iter().filter(|i| i.target == kind) {
-        let (outcome, transcript) = run_item(item, registry, &mut target, config);
+        let (outcome, transcript) = run_item(item, registry, &mut target, config, &info.target);
         results.push(ItemResult {
             item: item.clone(),
             outcome,
@@ -221,6 +221,7 @@ fn run_item(
     registry: &Registry,
     target: &mut Target<'_>,
     config: &RunConfig,
+    given: &str,
 ) -> (Outcome, Transcript) {
     if let Some(outcome) = gate(item, target, config) {
         return (outcome, Transcript::new());
@@ -282,7 +283,7 @@ fn run_item(
         },
         (Checker::Tsm(check), Target::Tsm(access))
         | (Checker::Client(check), Target::Client(access)) => {
-            let mut h = TsmHarness::new(&mut **access, &item.id);
+            let mut h = TsmHarness::for_target(&mut **access, &item.id, given);
             let r = check(&mut h, params);
             (to_outcome(r), h.into_transcript())
         }

@@ -335,7 +335,11 @@ fn is_balance_proof(command: &[u8]) -> bool {
 
 /// The load proof of an INITIALIZE FOR LOAD `command` and its `answer` (16 bytes + `9000`):
 /// balance, online counter, key version, algorithm, random, MAC1 (e-purse.md §4.4).
-fn load_proof(asn: &[u8; 10], command: &[u8], answer: &[u8]) -> Option<ykt_tsm::vault::LoadProof> {
+pub(super) fn load_proof(
+    asn: &[u8; 10],
+    command: &[u8],
+    answer: &[u8],
+) -> Option<ykt_tsm::vault::LoadProof> {
     let (data, sw_bytes) = answer.split_at_checked(16)?;
     if sw_bytes != [0x90, 0x00] {
         return None;

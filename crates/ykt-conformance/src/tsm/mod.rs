@@ -62,6 +62,8 @@ pub(crate) const TSM_CHECKERS: &[(&str, TsmCheck)] = &[
     ("rp::bad_mac1", rp::bad_mac1),
     ("rp::duplicate_request", rp::duplicate_request),
     ("rp::over_limit", rp::over_limit),
+    ("rp::full_load", rp::full_load),
+    ("rp::lost_credit", rp::lost_credit),
 ];
 
 /// Every client checker (`target = "client"`), by name.
@@ -73,6 +75,8 @@ pub(crate) const CLIENT_CHECKERS: &[(&str, TsmCheck)] = &[
     ("cl::signing", client::signing),
     ("cl::sealed_state", client::sealed_state),
     ("cl::replay", client::replay),
+    ("rp::query", rp::query),
+    ("rp::transport", rp::transport),
 ];
 
 /// An HTTP answer: status and body bytes.
@@ -117,6 +121,8 @@ pub struct TsmHarness<'a> {
     wire: Vec<u8>,
     /// Everything the wallet returned or reported (results' `Debug`, errors' text, progress).
     shown: Vec<String>,
+    /// The target as given to the run (`RunInfo::target`, e.g. `client:http://host:port`).
+    target: String,
 }
 
 impl fmt::Debug for TsmHarness<'_> {
@@ -146,6 +152,11 @@ pub(crate) struct LinkMode {
     pub tamper_se: Option<SeTamper>,
     /// The SE link fails at this command (0-based, counted over the call).
     pub cut_se_at: Option<usize>,
+    /// The SE link fails before the first command this matches reaches the SE (once).
+    pub cut_se_before: Option<fn(&[u8]) -> bool>,
+    /// The first command this matches reaches the SE and is executed, but its answer is lost:
+    /// the link fails on the way back (once).
+    pub lose_se_answer: Option<fn(&[u8]) -> bool>,
 }
 
 /// What happened on the links during one wallet call.
@@ -185,7 +196,25 @@ impl<'a> TsmHarness<'a> {
             responses: Vec::new(),
             wire: Vec::new(),
             shown: Vec::new(),
+            target: String::new(),
         }
+    }
+
+    /// The harness of `item` for a run whose target was given as `target` (`RunInfo::target`,
+    /// e.g. `client:http://host:port`).
+    pub(crate) fn for_target(
+        access: &'a mut dyn TsmAccess,
+        item: &str,
+        target: &str,
+    ) -> TsmHarness<'a> {
+        let mut h = TsmHarness::new(access, item);
+        h.target = target.to_owned();
+        h
+    }
+
+    /// The target as given to the run (`RunInfo::target`; empty when not given).
+    pub(crate) fn target(&self) -> &str {
+        &self.target
     }
 
     /// Records an event.
@@ -266,6 +295,8 @@ impl<'a> TsmHarness<'a> {
             se,
             log: &self.log,
             cut_at: mode.cut_se_at,
+            cut_before: mode.cut_se_before,
+            lose_answer: mode.lose_se_answer,
             tamper: mode.tamper_se,
             tampered: 0,
             count: 0,
@@ -502,6 +533,8 @@ struct SeRecorder<'h> {
     se: &'h mut SimSe,
     log: &'h RefCell<Transcript>,
     cut_at: Option<usize>,
+    cut_before: Option<fn(&[u8]) -> bool>,
+    lose_answer: Option<fn(&[u8]) -> bool>,
     tamper: Option<SeTamper>,
     tampered: usize,
     count: usize,
@@ -517,6 +550,14 @@ impl SeLink for SeRecorder<'_> {
             self.cut_at = None;
             return Err(SeError::Communication);
         }
+        if self.cut_before.is_some_and(|m| m(capdu)) {
+            let mut log = self.log.borrow_mut();
+            log.event("the harness cut the SE link before this command reached the SE:");
+            log.command(capdu);
+            log.no_response("the command never reached the SE");
+            self.cut_before = None;
+            return Err(SeError::Communication);
+        }
         self.count += 1;
         let mut log = self.log.borrow_mut();
         log.command(capdu);
@@ -526,6 +567,11 @@ impl SeLink for SeRecorder<'_> {
             .map_err(|_| SeError::Communication)?;
         log.response(&r);
         self.exchanges.push((capdu.to_vec(), r.clone()));
+        if self.lose_answer.is_some_and(|m| m(capdu)) {
+            log.no_response("the SE executed this command; the harness cut the link before its answer reached the wallet");
+            self.lose_answer = None;
+            return Err(SeError::Communication);
+        }
         let mut answer = r;
         if let Some(tamper) = self.tamper.as_mut()
             && tamper(capdu, &mut answer)

@@ -236,3 +236,431 @@ pub(super) fn over_limit(h: &mut TsmHarness<'_>, p: Params<'_>) -> Result<String
         answer.code().map_or("-", |c| c.as_str())
     ))
 }
+
+/// The card's side of one online load, from the SE link's record: the INITIALIZE FOR LOAD
+/// answer (MAC1), the CREDIT FOR LOAD command (date and time, MAC2) and its answer (TAC).
+struct CardLoad {
+    proof: ykt_tsm::vault::LoadProof,
+    datetime: [u8; 7],
+    tac: [u8; 4],
+}
+
+/// Every CREDIT FOR LOAD in `exchanges`, each with the INITIALIZE FOR LOAD before it: the
+/// online counter it was for, and the whole load when the card answered `9000`.
+fn credits(
+    asn: &[u8; 10],
+    exchanges: &[(Vec<u8>, Vec<u8>)],
+) -> Vec<(Option<u16>, Option<CardLoad>)> {
+    let mut out = Vec::new();
+    let mut init = None;
+    for (c, r) in exchanges {
+        if is_load_init(c) {
+            init = super::items::load_proof(asn, c, r);
+        } else if is_credit(c) {
+            let counter = init.as_ref().map(|p| p.online_counter);
+            let load = match (&init, c.get(5..12), r.as_slice()) {
+                (Some(p), Some(dt), [a, b, c4, d, 0x90, 0x00]) => {
+                    let mut datetime = [0u8; 7];
+                    datetime.copy_from_slice(dt);
+                    Some(CardLoad {
+                        proof: *p,
+                        datetime,
+                        tac: [*a, *b, *c4, *d],
+                    })
+                }
+                _ => None,
+            };
+            out.push((counter, load));
+        }
+    }
+    out
+}
+
+/// The harness's own check of a load's TAC under the PUBLIC test purse masters (profile
+/// `tsm-test-keys`, e-purse.md §5.5).
+fn tac_verifies(load: &CardLoad) -> Result<bool, Stop> {
+    use ykt_tsm::vault::KeyVault as _;
+    let vault = ykt_tsm::testing::sp_vault()
+        .map_err(|e| Stop::Inconclusive(format!("the test SP vault: {e}")))?;
+    let issuer = ykt_tsm::testing::test_parties().purse_issuer;
+    Ok(vault
+        .verify_load_tac(&issuer, &load.proof, &load.datetime, &load.tac)
+        .is_ok())
+}
+
+/// The TAC the TSM reports for order `order_id` in the last signed, completed `FlowResp` the
+/// wallet got (tsm-gp.md §7 top-up row: the host keeps the card's TAC).
+fn host_tac(h: &TsmHarness<'_>, wallet: &Wallet, order_id: &str) -> Result<Option<Vec<u8>>, Stop> {
+    for r in h.responses().iter().rev() {
+        if r.msg_type != "FlowResp" || r.code() != Some(Code::Ok) {
+            continue;
+        }
+        let Ok(flow) = r.body::<api::FlowResp>() else {
+            continue;
+        };
+        if let Some(load) = flow.outcome.and_then(|o| o.load)
+            && load.order_id == order_id
+        {
+            verify_tsm(wallet, r)?;
+            return Ok(Some(load.tac.as_bytes().to_vec()));
+        }
+    }
+    Ok(None)
+}
+
+/// RP-LOAD-001: a whole online load (order → payment → INITIALIZE FOR LOAD → MAC2 → CREDIT FOR
+/// LOAD → the card's TAC to the host): the balance rises by exactly the amount, the card's TAC
+/// verifies under the test keys and is what the host reports, the order ends LOADED, and a
+/// second load of the same order credits nothing.
+pub(super) fn full_load(h: &mut TsmHarness<'_>, p: Params<'_>) -> Result<String, Stop> {
+    let amount = p.u32("amount", 1500)?;
+    let (mut se, mut wallet, card, asn, _) = open(h, Management::Authorized)?;
+    let aid = card.app_aid.as_bytes().to_vec();
+    let (_, before) = se
+        .purse(&aid)?
+        .ok_or_else(|| Stop::Inconclusive("the purse does not answer SELECT".into()))?;
+    let (r, stats) = h.with_links(&mut se, LinkMode::default(), |links, now, rng| {
+        wallet.top_up(
+            links,
+            now,
+            rng,
+            &card.card_no,
+            amount,
+            ykt_wallet::proposals::TEST_PAY_CHANNEL,
+        )
+    });
+    let t = r.map_err(|e| Stop::Fail(format!("top-up of {amount} fen: {e}")))?;
+    h.show(format!("{t:?}"));
+    let after = se.purse(&aid)?.map(|(_, b)| b);
+    ensure(after == Some(before + amount), || {
+        format!("the SE holds {after:?} after a load of {amount} on {before}")
+    })?;
+    ensure(
+        t.amount == amount && t.new_balance == before + amount,
+        || {
+            format!(
+                "the top-up reports {} fen loaded, balance {}; the SE holds {}",
+                t.amount,
+                t.new_balance,
+                before + amount
+            )
+        },
+    )?;
+    let loads = credits(&asn, &stats.exchanges);
+    let [(_, Some(load))] = loads.as_slice() else {
+        return Err(Stop::Fail(format!(
+            "{} CREDIT FOR LOAD in the top-up, not one the card accepted after an INITIALIZE FOR LOAD",
+            loads.len()
+        )));
+    };
+    ensure(load.proof.amount == amount, || {
+        format!(
+            "INITIALIZE FOR LOAD asked for {} fen, the order was {amount}",
+            load.proof.amount
+        )
+    })?;
+    ensure(tac_verifies(load)?, || {
+        "the card's TAC does not verify under the test purse keys".into()
+    })?;
+    let order = order_state(h, &wallet, &t.order_id)?;
+    ensure(order.state == "LOADED" && order.amount == amount, || {
+        format!("the order is {} of {} fen", order.state, order.amount)
+    })?;
+    let reported = host_tac(h, &wallet, &t.order_id)?;
+    ensure(reported.as_deref() == Some(&load.tac[..]), || {
+        format!(
+            "the TSM's signed answer reports {} as the load's TAC, not the card's",
+            reported.map_or("no TAC".into(), |t| format!("{} bytes", t.len()))
+        )
+    })?;
+    // The same order loaded again: refused, nothing credited.
+    let (again, stats2) = h.with_links(&mut se, LinkMode::default(), |links, now, rng| {
+        wallet.load(links, now, rng, &card.card_no, &t.order_id)
+    });
+    if let Ok(t2) = &again {
+        return Err(Stop::Fail(format!(
+            "the loaded order was loaded again ({} fen)",
+            t2.amount
+        )));
+    }
+    let second = stats2
+        .exchanges
+        .iter()
+        .filter(|(c, _)| is_credit(c))
+        .count();
+    ensure(second == 0, || {
+        format!("{second} CREDIT FOR LOAD reached the SE for the order already loaded")
+    })?;
+    let last = se.purse(&aid)?.map(|(_, b)| b);
+    ensure(last == Some(before + amount), || {
+        format!("after the second load of the order the SE holds {last:?}")
+    })?;
+    let closed = order_state(h, &wallet, &t.order_id)?;
+    ensure(closed.state == "LOADED", || {
+        format!("after the second load the order is {}", closed.state)
+    })?;
+    Ok(format!(
+        "balance {before} → {} (+{amount} exactly); the card's TAC verifies under the test keys and the TSM reports it; order LOADED; the same order again → {} with no CREDIT FOR LOAD",
+        before + amount,
+        again.err().map_or_else(|| "-".into(), |e| e.to_string())
+    ))
+}
+
+/// One cut of RP-LOAD-003 on `card`: the top-up with the SE link cut (`lose`: after CREDIT FOR
+/// LOAD reached the card, else before), the SE reset, the flow resumed. Returns what it saw.
+fn cut_variant(
+    h: &mut TsmHarness<'_>,
+    se: &mut super::SimSe,
+    wallet: &mut Wallet,
+    card: &ykt_wallet::CardRecord,
+    asn: &[u8; 10],
+    amount: u32,
+    lose: bool,
+) -> Result<String, Stop> {
+    let aid = card.app_aid.as_bytes().to_vec();
+    let (_, before) = se
+        .purse(&aid)?
+        .ok_or_else(|| Stop::Inconclusive("the purse does not answer SELECT".into()))?;
+    let mode = if lose {
+        LinkMode {
+            lose_se_answer: Some(is_credit),
+            ..LinkMode::default()
+        }
+    } else {
+        LinkMode {
+            cut_se_before: Some(is_credit),
+            ..LinkMode::default()
+        }
+    };
+    let where_ = if lose {
+        "after CREDIT FOR LOAD reached the card"
+    } else {
+        "before CREDIT FOR LOAD reached the card"
+    };
+    let (r, cut) = h.with_links(se, mode, |links, now, rng| {
+        wallet.top_up(
+            links,
+            now,
+            rng,
+            &card.card_no,
+            amount,
+            ykt_wallet::proposals::TEST_PAY_CHANNEL,
+        )
+    });
+    if let Ok(t) = r {
+        return Err(Stop::Inconclusive(format!(
+            "the top-up finished ({} fen) although the SE link was cut {where_}",
+            t.amount
+        )));
+    }
+    let first = credits(asn, &cut.exchanges);
+    let expected = usize::from(lose);
+    if first.len() != expected {
+        return Err(Stop::Inconclusive(format!(
+            "{} CREDIT FOR LOAD reached the card before the cut {where_}",
+            first.len()
+        )));
+    }
+    se.reset();
+    let mid = se.purse(&aid)?.map(|(_, b)| b);
+    let credited = if lose { before + amount } else { before };
+    ensure(mid == Some(credited), || {
+        format!("with the link cut {where_} the SE holds {mid:?}, not {credited}")
+    })?;
+    let (order_id, request) = last_order(h)?;
+    let txn = wallet
+        .open_flows()
+        .iter()
+        .find(|f| f.txn_id == request.txn_id)
+        .map(|f| f.txn_id.clone())
+        .ok_or_else(|| {
+            Stop::Fail(format!(
+                "the wallet kept no open top-up after the cut {where_}"
+            ))
+        })?;
+    let (resumed, again) = h.with_links(se, LinkMode::default(), |links, now, rng| {
+        wallet.resume(links, now, rng, &txn)
+    });
+    let resumed =
+        resumed.map_err(|e| Stop::Fail(format!("resuming the top-up cut {where_}: {e}")))?;
+    h.show(format!("{resumed:?}"));
+    let later = credits(asn, &again.exchanges);
+    if lose {
+        // The card was credited: a CREDIT FOR LOAD on resume is a blind re-send (or a second
+        // load) for the counter the first one used.
+        let counter = first[0].0;
+        let resent = later.iter().filter(|(c, _)| *c == counter).count();
+        ensure(later.is_empty(), || {
+            format!(
+                "on resume {} CREDIT FOR LOAD reached the card already credited ({resent} for the same online counter)",
+                later.len()
+            )
+        })?;
+    } else {
+        let accepted = later.iter().filter(|(_, l)| l.is_some()).count();
+        ensure(later.len() == 1 && accepted == 1, || {
+            format!(
+                "on resume {} CREDIT FOR LOAD ({accepted} accepted), not one",
+                later.len()
+            )
+        })?;
+    }
+    let end = se.purse(&aid)?.map(|(_, b)| b);
+    ensure(end == Some(before + amount), || {
+        format!(
+            "after the cut {where_} and the resume the SE holds {end:?}, not {before} + {amount} once"
+        )
+    })?;
+    let loaded = resumed.top_up.as_ref().map(|t| (t.amount, t.new_balance));
+    ensure(loaded == Some((amount, before + amount)), || {
+        format!("the resumed top-up reports {loaded:?}")
+    })?;
+    let order = order_state(h, wallet, &order_id)?;
+    ensure(order.state == "LOADED" && order.amount == amount, || {
+        format!(
+            "after the cut {where_} and the resume the order is {} of {} fen",
+            order.state, order.amount
+        )
+    })?;
+    Ok(format!(
+        "cut {where_}: resumed with {} CREDIT FOR LOAD, balance {before} → {} once, order LOADED",
+        later.len(),
+        before + amount
+    ))
+}
+
+/// RP-LOAD-003: the SE link cut right after CREDIT FOR LOAD reached the card (the card credited,
+/// its answer lost), then before it reached the card; each time the SE reset and the flow
+/// resumed as the wallet would: the card credited exactly once, the order LOADED, and no CREDIT
+/// FOR LOAD re-sent to a card that already took it.
+pub(super) fn lost_credit(h: &mut TsmHarness<'_>, p: Params<'_>) -> Result<String, Stop> {
+    let amount = p.u32("amount", 700)?;
+    let (mut se, mut wallet, card, asn, _) = open(h, Management::Authorized)?;
+    let after = cut_variant(h, &mut se, &mut wallet, &card, &asn, amount, true)?;
+    let before = cut_variant(h, &mut se, &mut wallet, &card, &asn, amount, false)?;
+    Ok(format!("{after}; {before}"))
+}
+
+/// READ RECORD `n` of EF18 (e-purse.md §2), read by the harness itself: the 23-byte record, or
+/// `None` when the card has no record `n` (`6A83`).
+fn se_record(se: &mut super::SimSe, n: u8) -> Result<Option<Vec<u8>>, Stop> {
+    let p2 = (ykt_purse::files::SFI_EF18 << 3) | 0x04;
+    let le = ykt_purse::files::EF18_RECORD_LEN as u8;
+    let r = se.transmit(&[0x00, 0xB2, n, p2, le])?;
+    match sw(&r) {
+        0x9000 if r.len() == usize::from(le) + 2 => Ok(Some(r[..r.len() - 2].to_vec())),
+        0x6A83 => Ok(None),
+        other => Err(Stop::Fail(format!(
+            "READ RECORD {n} of EF18 answers {other:04X}"
+        ))),
+    }
+}
+
+/// RP-QRY-001: after a few top-ups, what the wallet SDK reports (its offline balance and
+/// records, and the balance the TSM's card query gives it) equals what the SE holds: GET
+/// BALANCE and the EF18 records the harness reads itself.
+pub(super) fn query(h: &mut TsmHarness<'_>, p: Params<'_>) -> Result<String, Stop> {
+    let amounts = [
+        p.u32("first", 200)?,
+        p.u32("second", 350)?,
+        p.u32("third", 125)?,
+    ];
+    let (mut se, mut wallet, card, _, _) = open(h, Management::Authorized)?;
+    for a in amounts {
+        top_up(h, &mut se, &mut wallet, &card, a)?;
+    }
+    let aid = card.app_aid.as_bytes().to_vec();
+    let (_, on_se) = se
+        .purse(&aid)?
+        .ok_or_else(|| Stop::Inconclusive("the purse does not answer SELECT".into()))?;
+    let mut raw = Vec::new();
+    for n in 1..=ykt_wallet::proposals::MAX_RECORDS {
+        match se_record(&mut se, n)? {
+            Some(r) => raw.push(r),
+            None => break,
+        }
+    }
+    // The harness's own reading: the newest records are the loads (type 02), newest first.
+    let loads: Vec<u32> = raw
+        .iter()
+        .take(amounts.len())
+        .filter(|r| r[9] == 0x02)
+        .map(|r| u32::from_be_bytes([r[5], r[6], r[7], r[8]]))
+        .collect();
+    let newest_first: Vec<u32> = amounts.iter().rev().copied().collect();
+    ensure(
+        loads == newest_first && on_se == amounts.iter().sum::<u32>(),
+        || format!("the SE holds {on_se} fen and loads {loads:?} after top-ups of {amounts:?}"),
+    )?;
+    let ((balance, records, remote), _) =
+        h.with_links(&mut se, LinkMode::default(), |links, now, rng| {
+            let balance = wallet.balance(links, now, &card.card_no);
+            let records = wallet.records(links, &card.card_no);
+            let remote = wallet.query(links, now, rng, &card.card_no);
+            (balance, records, remote)
+        });
+    let balance = balance.map_err(|e| Stop::Fail(format!("the wallet's balance: {e}")))?;
+    let records = records.map_err(|e| Stop::Fail(format!("the wallet's records: {e}")))?;
+    let remote = remote.map_err(|e| Stop::Fail(format!("the wallet's card query: {e}")))?;
+    h.show(format!("balance {balance}; {records:?}; {remote:?}"));
+    ensure(balance == on_se, || {
+        format!("the wallet shows a balance of {balance} fen, the SE holds {on_se}")
+    })?;
+    let shown: Vec<Vec<u8>> = records.iter().map(|r| r.encode().to_vec()).collect();
+    ensure(shown == raw, || {
+        format!(
+            "the wallet shows {} records, the SE holds {}{}",
+            shown.len(),
+            raw.len(),
+            if shown.len() == raw.len() {
+                " with other contents"
+            } else {
+                ""
+            }
+        )
+    })?;
+    ensure(remote.balance == Some(on_se), || {
+        format!(
+            "the card query through the TSM shows {:?}, the SE holds {on_se}",
+            remote.balance
+        )
+    })?;
+    Ok(format!(
+        "after top-ups of {amounts:?}: the wallet shows {balance} fen (offline and through the TSM's card query) and {} records equal to the SE's GET BALANCE and EF18",
+        raw.len()
+    ))
+}
+
+/// RP-SEC-001: the client's link to the TSM must be TLS with the server's certificate checked.
+/// What the harness can see is the URL the client was pointed at (`RunInfo::target`): a
+/// `http://` URL the client used is plaintext accepted (FAIL); an `https://` URL says nothing
+/// about certificate checking, which needs a TLS endpoint with a bad certificate
+/// (INCONCLUSIVE); no URL (the TSM in process) has no link to secure (N/A).
+pub(super) fn transport(h: &mut TsmHarness<'_>, _p: Params<'_>) -> Result<String, Stop> {
+    let target = h.target().to_owned();
+    let url = target
+        .split_once(':')
+        .map(|(_, u)| u)
+        .filter(|u| u.contains("://"))
+        .ok_or_else(|| {
+            Stop::NotApplicable(format!(
+                "the target `{target}` gives no TSM URL: the TSM runs in process, with no network link to secure"
+            ))
+        })?
+        .to_owned();
+    let scheme = url.split("://").next().unwrap_or("").to_ascii_lowercase();
+    // The client really is using the URL: it enrols over it.
+    let mut se = h.new_se()?;
+    h.enrolled_wallet(&mut se)?;
+    match scheme.as_str() {
+        "http" => Err(Stop::Fail(format!(
+            "the client reached the TSM at {url} in plaintext (http://) and enrolled: TLS is not provided by this TSM or client (the TSM serves plain HTTP and the wallet accepts http:// URLs); a deployment must put a TLS terminator in front and point the client at https://"
+        ))),
+        "https" => Err(Stop::Inconclusive(format!(
+            "the client uses {url} (https://), but whether it refuses a plaintext or badly certified TSM needs TLS endpoints with a bad certificate, which the harness does not provide"
+        ))),
+        _ => Err(Stop::Inconclusive(format!(
+            "the TSM URL {url} has the scheme `{scheme}`, neither http nor https"
+        ))),
+    }
+}

@@ -158,6 +158,13 @@ enum Break {
     PayUnprovenRefund,
     /// Adds 100 fen to the refund of every completed card return (forged).
     InflateRefund,
+    /// Flips a bit of the TAC in every completed top-up's load (forged): a host that keeps
+    /// another TAC than the card's.
+    ForgeTac,
+    /// Answers every OrderQueryReq with the order PAID (forged): a host that never closes it.
+    KeepOrderOpen,
+    /// Adds 100 fen to the balance of every completed card query (forged).
+    InflateQueryBalance,
 }
 
 struct Broken {
@@ -271,6 +278,53 @@ impl TsmAccess for Broken {
                     }
                 }
             }
+            Break::ForgeTac | Break::InflateQueryBalance => {
+                if let Ok(mut flow) = envelope.body::<ykt_tsm::api::FlowResp>()
+                    && envelope.code() == Some(Code::Ok)
+                    && let Some(outcome) = flow.outcome.as_mut()
+                {
+                    let changed = if self.brk == Break::ForgeTac {
+                        outcome.load.as_mut().is_some_and(|l| {
+                            let mut tac = l.tac.as_bytes().to_vec();
+                            tac[0] ^= 0x01;
+                            l.tac = ykt_tsm::hex::Hex(tac);
+                            true
+                        })
+                    } else {
+                        let mut changed = false;
+                        if let Some(card) = outcome.card.as_mut() {
+                            card.balance += 100;
+                            changed = true;
+                        }
+                        if let Some(b) = outcome.balance.as_mut()
+                            && flow.kind == ykt_tsm::FlowKind::CardDataQuery
+                        {
+                            *b += 100;
+                            changed = true;
+                        }
+                        changed
+                    };
+                    if changed
+                        && let Some(forged) =
+                            Self::forge(body, serde_json::to_value(flow).unwrap(), "FlowResp")
+                    {
+                        answer.body = forged;
+                    }
+                }
+            }
+            Break::KeepOrderOpen => {
+                if request_type == "OrderQueryReq"
+                    && let Ok(mut order) = envelope.body::<ykt_tsm::api::OrderResp>()
+                    && envelope.code() == Some(Code::Ok)
+                {
+                    order.state = "PAID".into();
+                    if let Some(forged) =
+                        Self::forge(body, serde_json::to_value(order).unwrap(), "OrderResp")
+                    {
+                        answer.body = forged;
+                    }
+                }
+            }
             Break::ForgetCards => {
                 if request_type == "CardsQueryReq"
                     && envelope.code() == Some(Code::Ok)
@@ -302,6 +356,11 @@ impl TsmAccess for Broken {
 }
 
 fn run_items(access: &mut dyn TsmAccess, client: bool, only: &str) -> Run {
+    run_items_at(access, client, only, "")
+}
+
+/// As [`run_items`], the run's target given as `target` (`client:URL` on the command line).
+fn run_items_at(access: &mut dyn TsmAccess, client: bool, only: &str, given: &str) -> Run {
     let catalogue = Catalogue::builtin().unwrap();
     let profile = if client {
         profile::SAMPLE_CLIENT
@@ -322,7 +381,10 @@ fn run_items(access: &mut dyn TsmAccess, client: bool, only: &str) -> Run {
         &Registry::builtin(),
         target,
         &config,
-        RunInfo::default(),
+        RunInfo {
+            target: given.into(),
+            ..RunInfo::default()
+        },
     )
 }
 
@@ -387,7 +449,22 @@ fn the_online_load_items_against_the_tsm() {
             r.item.id, r.outcome.reason, r.transcript
         );
     }
-    assert_eq!(seen, 3);
+    assert_eq!(seen, 5);
+    let (_, why) = verdict(&run, "RP-LOAD-001");
+    assert!(
+        why.contains("+1500 exactly")
+            && why.contains("the card's TAC verifies under the test keys and the TSM reports it")
+            && why.contains("with no CREDIT FOR LOAD"),
+        "{why}"
+    );
+    let (_, why) = verdict(&run, "RP-LOAD-003");
+    assert!(
+        why.contains("cut after CREDIT FOR LOAD reached the card: resumed with 0 CREDIT FOR LOAD")
+            && why.contains(
+                "cut before CREDIT FOR LOAD reached the card: resumed with 1 CREDIT FOR LOAD"
+            ),
+        "{why}"
+    );
     let (_, why) = verdict(&run, "RP-LOAD-002");
     assert!(
         why.contains("MAC1 changed → 4002") && why.contains("loaded once"),
@@ -406,7 +483,10 @@ fn the_client_items_pass_against_the_tsm() {
     let mut http = Http::new(&tsm);
     let run = run_items(&mut http, true, "CL");
     for r in &run.results {
-        let expected = if r.item.method == ykt_conformance::catalogue::Method::Auto {
+        let expected = if r.item.id.starts_with("RP-") {
+            // The client's online load items run in their own test.
+            Verdict::NotRun
+        } else if r.item.method == ykt_conformance::catalogue::Method::Auto {
             Verdict::Pass
         } else {
             Verdict::NotRun
@@ -417,7 +497,7 @@ fn the_client_items_pass_against_the_tsm() {
             r.item.id, r.outcome.reason, r.transcript
         );
         // Each item the harness cannot run against a TSM URL says exactly why.
-        if expected == Verdict::NotRun {
+        if expected == Verdict::NotRun && !r.item.id.starts_with("RP-") {
             assert!(
                 r.outcome
                     .reason
@@ -433,6 +513,53 @@ fn the_client_items_pass_against_the_tsm() {
     assert!(why.contains("a refused delete's error"), "{why}");
     let (_, why) = verdict(&run, "CL-SD-003");
     assert!(why.contains("first 6 + `*` + last 4"), "{why}");
+}
+
+#[test]
+fn the_client_online_load_items_against_the_tsm() {
+    let tsm = start_tsm("rp-client");
+    let mut http = Http::new(&tsm);
+    let run = run_items_at(&mut http, true, "RP", &format!("client:{}", tsm.url));
+    let seen: Vec<&str> = run
+        .results
+        .iter()
+        .filter(|r| r.item.id.starts_with("RP-"))
+        .map(|r| r.item.id.as_str())
+        .collect();
+    assert_eq!(seen, ["RP-QRY-001", "RP-SEC-001"]);
+    let (v, why) = verdict(&run, "RP-QRY-001");
+    assert_eq!(v, Verdict::Pass, "{why}");
+    assert!(
+        why.contains("after top-ups of [200, 350, 125]: the wallet shows 675 fen")
+            && why.contains("records equal to the SE's"),
+        "{why}"
+    );
+    // The TSM serves plain HTTP and the client used it: the requirement is unmet, and the
+    // reason says TLS is not provided.
+    let (v, why) = verdict(&run, "RP-SEC-001");
+    assert_eq!(v, Verdict::Fail, "{why}");
+    assert!(
+        why.contains("in plaintext (http://)")
+            && why.contains("TLS is not provided by this TSM or client"),
+        "{why}"
+    );
+    // An https:// URL (here a TSM reached otherwise): no certificate check to drive, so no PASS.
+    let run = run_items_at(
+        &mut http,
+        true,
+        "RP-SEC-001",
+        "client:https://tsm.example:8443",
+    );
+    let (v, why) = verdict(&run, "RP-SEC-001");
+    assert_eq!(v, Verdict::Inconclusive, "{why}");
+    assert!(
+        why.contains("needs TLS endpoints with a bad certificate"),
+        "{why}"
+    );
+    // The TSM in process: no link to secure.
+    let run = run_items_at(&mut http, true, "RP-SEC-001", "client");
+    let (v, why) = verdict(&run, "RP-SEC-001");
+    assert_eq!(v, Verdict::NotApplicable, "{why}");
 }
 
 #[test]
@@ -542,6 +669,35 @@ fn a_host_that_loads_on_a_bad_mac1_or_twice_fails_the_online_load_items() {
     let (v, why) = verdict(&run, "RP-LOAD-004");
     assert_eq!(v, Verdict::Fail, "{why}");
     assert!(why.contains("could be credited twice"), "{why}");
+}
+
+#[test]
+fn a_host_that_keeps_another_tac_or_leaves_the_order_open_fails_the_load_items() {
+    let tsm = start_tsm("rp-open");
+    let mut broken = Broken {
+        inner: Http::new(&tsm),
+        brk: Break::ForgeTac,
+        answers: BTreeMap::new(),
+    };
+    let run = run_items(&mut broken, false, "RP-LOAD-001");
+    let (v, why) = verdict(&run, "RP-LOAD-001");
+    assert_eq!(v, Verdict::Fail, "{why}");
+    assert!(why.contains("not the card's"), "{why}");
+    broken.brk = Break::KeepOrderOpen;
+    let run = run_items(&mut broken, false, "RP-LOAD-001,RP-LOAD-003");
+    for id in ["RP-LOAD-001", "RP-LOAD-003"] {
+        let (v, why) = verdict(&run, id);
+        assert_eq!(v, Verdict::Fail, "{id}: {why}");
+        assert!(why.contains("the order is PAID"), "{id}: {why}");
+    }
+    broken.brk = Break::InflateQueryBalance;
+    let run = run_items(&mut broken, true, "RP-QRY-001");
+    let (v, why) = verdict(&run, "RP-QRY-001");
+    assert_eq!(v, Verdict::Fail, "{why}");
+    assert!(
+        why.contains("the card query through the TSM shows Some(775), the SE holds 675"),
+        "{why}"
+    );
 }
 
 #[test]

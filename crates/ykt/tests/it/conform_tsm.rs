@@ -189,7 +189,9 @@ fn conform_against_a_served_tsm_passes_the_tsm_and_client_items() {
         "TSM-RET-001",
         "TSM-RET-002",
         "TSM-MIG-001",
+        "RP-LOAD-001",
         "RP-LOAD-002",
+        "RP-LOAD-003",
         "RP-LOAD-004",
     ] {
         assert!(report.verdicts.contains_key(id), "{id} not in the report");
@@ -210,31 +212,45 @@ fn conform_against_a_served_tsm_passes_the_tsm_and_client_items() {
     assert_eq!(code, Some(expected_exit(&report)), "{stdout}");
     assert_eq!(code, Some(0), "{stdout}");
 
-    // The client items against the same TSM: the auto items PASS, the three that need a phone
-    // or an app package are NOT_RUN.
+    // The client items against the same TSM: the auto items PASS (RP-QRY-001 among them), the
+    // three that need a phone or an app package are NOT_RUN, and RP-SEC-001 FAILs: the client
+    // used the TSM over plain http:// (TLS is not provided by this TSM or client).
     let junit = s.0.join("client.xml");
     let (code, stdout, report) = conform(&format!("client:{url}"), &junit, &[]);
     let t = tally(&report);
-    assert_eq!(report.tests, 10, "{report:?}");
-    assert_eq!(t.get("PASS"), Some(&7), "{report:?}\n{stdout}");
+    assert_eq!(report.tests, 12, "{report:?}");
+    assert_eq!(t.get("PASS"), Some(&8), "{report:?}\n{stdout}");
     assert_eq!(t.get("NOT_RUN"), Some(&3), "{report:?}\n{stdout}");
+    assert_eq!(t.get("FAIL"), Some(&1), "{report:?}\n{stdout}");
     assert_eq!(
         (report.failures, report.errors, report.skipped),
-        (0, 0, 3),
+        (1, 0, 3),
         "{report:?}"
     );
     for id in ["CL-SD-002", "CL-IF-001", "CL-IF-002"] {
         assert_eq!(report.verdicts[id], "NOT_RUN", "{id}");
     }
+    assert_eq!(report.verdicts["RP-QRY-001"], "PASS", "{stdout}");
+    assert_eq!(report.verdicts["RP-SEC-001"], "FAIL", "{stdout}");
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert_eq!(
         xml.matches("not checkable against a TSM URL: ").count(),
         3,
         "{xml}"
     );
-    assert!(report.verdicts.keys().all(|id| id.starts_with("CL-")));
+    assert!(
+        xml.contains("TLS is not provided by this TSM or client"),
+        "{xml}"
+    );
+    assert!(
+        report
+            .verdicts
+            .keys()
+            .all(|id| id.starts_with("CL-") || id.starts_with("RP-"))
+    );
     assert_eq!(code, Some(expected_exit(&report)), "{stdout}");
-    assert_eq!(code, Some(0), "{stdout}");
+    assert_eq!(code, Some(6), "{stdout}");
+    assert!(stdout.contains("1 FAIL"), "{stdout}");
 
     // A harness that addresses another TSM id: its device never enrols, so the items that need
     // one are INCONCLUSIVE (none FAILs: the TSM did nothing wrong), and the exit code says so.
