@@ -20,7 +20,10 @@
 //!
 //! The remote-payment (online load) items of `catalogue/rp.toml` (RP-LOAD-…) are TSM items too:
 //! the SP-TSM is the load host that checks MAC1 and gives MAC2. The SE link can change the
-//! card's answers (`LinkMode::tamper_se`) as the TSM link can change the TSM's.
+//! card's answers (`LinkMode::tamper_se`) as the TSM link can change the TSM's, and it can fail
+//! before a chosen command reaches the SE or after the SE executed it (its answer lost:
+//! RP-LOAD-003). RP-QRY-001 and RP-SEC-001 are client items (the wallet SDK's balance and
+//! records against the SE's; the scheme of the TSM URL the client used, from `RunInfo::target`).
 
 mod client;
 mod items;

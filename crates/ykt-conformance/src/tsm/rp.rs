@@ -2,7 +2,10 @@
 //! top-up row): the load host is the SP-TSM, which checks the card's MAC1 and gives MAC2, so
 //! these items run against the TSM under test (`Target::Tsm`), with the harness as the phone:
 //! the wallet SDK on a blank simulated SE, the test payment provider, and the harness in the SE
-//! link to change the card's answers.
+//! link to change the card's answers or to cut it around CREDIT FOR LOAD.
+//!
+//! RP-QRY-001 and RP-SEC-001 test the client instead (`Target::Client`): what the wallet SDK
+//! shows against what the SE holds, and the transport the client was pointed at.
 
 use ykt_envelope::{Code, Envelope};
 use ykt_tsm::Management;
@@ -632,7 +635,8 @@ pub(super) fn query(h: &mut TsmHarness<'_>, p: Params<'_>) -> Result<String, Sto
 }
 
 /// RP-SEC-001: the client's link to the TSM must be TLS with the server's certificate checked.
-/// What the harness can see is the URL the client was pointed at (`RunInfo::target`): a
+/// \[PROPOSAL\] (conformance.md §4.7 leaves open how a harness without TLS endpoints judges it):
+/// what the harness can see is the URL the client was pointed at (`RunInfo::target`): a
 /// `http://` URL the client used is plaintext accepted (FAIL); an `https://` URL says nothing
 /// about certificate checking, which needs a TLS endpoint with a bad certificate
 /// (INCONCLUSIVE); no URL (the TSM in process) has no link to secure (N/A).

@@ -277,9 +277,21 @@ fn the_tsm_and_client_files_hold_the_brief_items() {
     ] {
         assert_eq!(c.get(id).unwrap().target, TargetKind::Tsm, "{id}");
     }
-    for id in ["RP-LOAD-002", "RP-LOAD-004", "RP-LOAD-005"] {
+    for id in [
+        "RP-LOAD-001",
+        "RP-LOAD-002",
+        "RP-LOAD-003",
+        "RP-LOAD-004",
+        "RP-LOAD-005",
+    ] {
         let item = c.get(id).unwrap();
         assert_eq!(item.target, TargetKind::Tsm, "{id}");
+        assert!(item.provisional && item.method == Method::Auto, "{id}");
+    }
+    // The query and transport items test the client (the wallet SDK and its link).
+    for id in ["RP-QRY-001", "RP-SEC-001"] {
+        let item = c.get(id).unwrap();
+        assert_eq!(item.target, TargetKind::Client, "{id}");
         assert!(item.provisional && item.method == Method::Auto, "{id}");
     }
     for id in [
