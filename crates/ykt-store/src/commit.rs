@@ -103,6 +103,21 @@ pub struct TopupWrite {
     pub tac: Option<Vec<u8>>,
     /// The balance after the load.
     pub new_balance: Option<u64>,
+    /// With `state: Some(CANCELLED)`: the refund of the payment, paid in the same transaction
+    /// (required there). The order is cancelled only from `PAID` and only when this flow
+    /// claimed it ([`Error::Conflict`] otherwise); the refund row carries the order's own card
+    /// and amount.
+    pub refund: Option<CancelRefund>,
+}
+
+/// The refund that goes with cancelling a paid order ([`TopupWrite::refund`]): where the
+/// payment goes back to. Card and amount are the order's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CancelRefund {
+    /// The refund id (idempotent: a refund under this id already paid is kept as it is).
+    pub refund_id: String,
+    /// Where the payment goes back to (the payer's account or payment order).
+    pub account: String,
 }
 
 /// A refund paid (idempotent by id).
@@ -138,6 +153,13 @@ pub enum EscrowWrite {
     },
     /// The balance is on the new card: settled.
     Settle {
+        /// The transfer id.
+        transfer_id: String,
+    },
+    /// Give the escrow up for this flow: `claimed_by` is cleared, so a new transfer-in flow may
+    /// claim the balance. Only when this flow claimed it and it is not settled
+    /// ([`Error::Conflict`] otherwise: the balance may be on a card).
+    Release {
         /// The transfer id.
         transfer_id: String,
     },
@@ -444,6 +466,25 @@ impl Store {
                         ));
                     }
                 }
+                EscrowWrite::Release { transfer_id } => {
+                    let done = sqlx::query(
+                        "UPDATE escrow SET claimed_by = NULL, updated_ms = $1 \
+                         WHERE transfer_id = $2 AND settled = 0 AND claimed_by = $3",
+                    )
+                    .bind(now)
+                    .bind(transfer_id)
+                    .bind(&flow_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() != 1 {
+                        return Err(conflict(
+                            Entity::Escrow,
+                            transfer_id,
+                            "claimed by this flow and not settled",
+                            "settled, claimed by another flow or missing",
+                        ));
+                    }
+                }
                 EscrowWrite::Settle { transfer_id } => {
                     sqlx::query(
                         "UPDATE escrow SET settled = 1, updated_ms = $1 WHERE transfer_id = $2",
@@ -470,11 +511,13 @@ impl Store {
         topup: &TopupWrite,
         now: i64,
     ) -> Result<(), Error> {
-        let row = sqlx::query("SELECT state, flow_id FROM topup_order WHERE order_id = $1")
-            .bind(&topup.order_id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .ok_or_else(|| Error::not_found(Entity::TopupOrder, &topup.order_id))?;
+        let row = sqlx::query(
+            "SELECT state, flow_id, card_no, amount_fen FROM topup_order WHERE order_id = $1",
+        )
+        .bind(&topup.order_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| Error::not_found(Entity::TopupOrder, &topup.order_id))?;
         let state = TopupState::parse(&row.try_get::<String, _>("state")?)?;
         let holder: Option<String> = row.try_get("flow_id")?;
         if topup.claim {
@@ -515,6 +558,43 @@ impl Store {
             }
             _ => state,
         };
+        if to == TopupState::Cancelled && state != TopupState::Cancelled {
+            // Cancelling a paid order claimed by this flow, and refunding it, are one write.
+            if state != TopupState::Paid {
+                return Err(conflict(
+                    Entity::TopupOrder,
+                    &topup.order_id,
+                    TopupState::Paid.as_str(),
+                    state.as_str(),
+                ));
+            }
+            if holder.as_deref() != Some(flow_id) {
+                return Err(conflict(
+                    Entity::TopupOrder,
+                    &topup.order_id,
+                    "claimed by this flow",
+                    "not claimed by it",
+                ));
+            }
+            let refund = topup.refund.as_ref().ok_or(Error::MissingField {
+                what: Entity::TopupOrder,
+                to: TopupState::Cancelled.as_str(),
+                field: "refund",
+            })?;
+            let card_no: String = row.try_get("card_no")?;
+            let amount: i64 = row.try_get("amount_fen")?;
+            sqlx::query(
+                "INSERT INTO refund (refund_id, card_no, amount_fen, account, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (refund_id) DO NOTHING",
+            )
+            .bind(&refund.refund_id)
+            .bind(&card_no)
+            .bind(amount)
+            .bind(&refund.account)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
         let result = sqlx::query(
             "UPDATE topup_order SET state = $1, flow_id = $2, \
              online_counter = COALESCE($3, online_counter), tac = COALESCE($4, tac), \

@@ -78,7 +78,8 @@ pub use admin::{
 pub use audit::{AuditEvent, AuditKind, AuditRecord, BreakReason, ChainBreak, ChainStatus};
 pub use card::{CardInstance, CardState, NewCard};
 pub use commit::{
-    CardWrite, Escrow, EscrowWrite, FlowWrite, Refund, RefundWrite, SeWrite, StepCommit, TopupWrite,
+    CancelRefund, CardWrite, Escrow, EscrowWrite, FlowWrite, Refund, RefundWrite, SeWrite,
+    StepCommit, TopupWrite,
 };
 pub use device::{Counts, Device};
 pub use error::{Entity, Error};

@@ -19,7 +19,8 @@ text_enum! {
     ///
     /// `CREATED → INITIALISED → MAC2_ISSUED → COMPLETED`; `CREATED | INITIALISED → CANCELLED`;
     /// `MAC2_ISSUED → UNCONFIRMED` (no TAC came back: the card may or may not have credited) and
-    /// from there `COMPLETED` or `CANCELLED` once the card's counters tell.
+    /// from there `COMPLETED` or `CANCELLED` once the card's counters tell. `PAID → CANCELLED`
+    /// when the claiming flow is abandoned with no MAC2 ever issued (refunded in the same move).
     pub enum TopupState: Entity::TopupOrder {
         /// Paid; nothing sent to the card yet.
         Created = "CREATED",
@@ -53,7 +54,7 @@ impl TopupState {
                 | (Mac2Issued, Completed | Unconfirmed)
                 | (Unconfirmed, Completed | Cancelled)
                 | (Created, Paid)
-                | (Paid, LoadRequested | Loaded)
+                | (Paid, LoadRequested | Loaded | Cancelled)
                 | (LoadRequested, Loaded)
         )
     }
@@ -262,7 +263,8 @@ impl Store {
     ///
     /// `MAC2_ISSUED` needs the online counter and `COMPLETED` the TAC ([`Error::MissingField`]);
     /// a MAC2 already issued for that counter of the card is [`Error::AlreadyExists`]; an order no
-    /// longer in `from` is [`Error::Conflict`].
+    /// longer in `from` is [`Error::Conflict`]. `PAID → CANCELLED` is refused here: it goes with
+    /// its refund through [`Store::commit_step`] ([`crate::TopupWrite::refund`]).
     pub async fn move_topup(
         &self,
         order_id: &str,
@@ -270,7 +272,9 @@ impl Store {
         to: TopupState,
         update: &TopupUpdate,
     ) -> Result<TopupOrder, Error> {
-        if !from.allows(to) {
+        // `PAID → CANCELLED` is the abandoned flow's move only, with its refund, in
+        // `Store::commit_step` (`TopupWrite::refund`).
+        if !from.allows(to) || (from, to) == (TopupState::Paid, TopupState::Cancelled) {
             return Err(Error::IllegalTransition {
                 what: Entity::TopupOrder,
                 from: from.as_str(),

@@ -4,6 +4,7 @@
 // Test code states its expectations by unwrapping and panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod abandon;
 mod admin;
 mod admit;
 mod atomic;
