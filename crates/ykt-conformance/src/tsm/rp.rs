@@ -484,18 +484,19 @@ fn cut_variant(
     let (resumed, again) = h.with_links(se, LinkMode::default(), |links, now, rng| {
         wallet.resume(links, now, rng, &txn)
     });
-    let resumed =
-        resumed.map_err(|e| Stop::Fail(format!("resuming the top-up cut {where_}: {e}")))?;
-    h.show(format!("{resumed:?}"));
+    // The APDUs first: a resume that re-sends CREDIT FOR LOAD fails for that, however it ends.
     let later = credits(asn, &again.exchanges);
     if lose {
-        // The card was credited: a CREDIT FOR LOAD on resume is a blind re-send (or a second
-        // load) for the counter the first one used.
+        // The card was credited: a CREDIT FOR LOAD on resume is a blind re-send (no new
+        // INITIALIZE FOR LOAD, or one for the counter the first used) or a second load.
         let counter = first[0].0;
-        let resent = later.iter().filter(|(c, _)| *c == counter).count();
+        let resent = later
+            .iter()
+            .filter(|(c, _)| c.is_none() || *c == counter)
+            .count();
         ensure(later.is_empty(), || {
             format!(
-                "on resume {} CREDIT FOR LOAD reached the card already credited ({resent} for the same online counter)",
+                "on resume {} CREDIT FOR LOAD reached the card already credited ({resent} re-sent blindly: without a new INITIALIZE FOR LOAD or for the same online counter)",
                 later.len()
             )
         })?;
@@ -508,6 +509,9 @@ fn cut_variant(
             )
         })?;
     }
+    let resumed =
+        resumed.map_err(|e| Stop::Fail(format!("resuming the top-up cut {where_}: {e}")))?;
+    h.show(format!("{resumed:?}"));
     let end = se.purse(&aid)?.map(|(_, b)| b);
     ensure(end == Some(before + amount), || {
         format!(

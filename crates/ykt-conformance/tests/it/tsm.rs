@@ -165,6 +165,9 @@ enum Break {
     KeepOrderOpen,
     /// Adds 100 fen to the balance of every completed card query (forged).
     InflateQueryBalance,
+    /// Answers a ResumeReq with the last relay that carried CREDIT FOR LOAD again (forged): a
+    /// host that re-sends MAC2 blindly instead of asking the card whether it was credited.
+    ResendCredit,
 }
 
 struct Broken {
@@ -310,6 +313,26 @@ impl TsmAccess for Broken {
                     {
                         answer.body = forged;
                     }
+                }
+            }
+            Break::ResendCredit => {
+                if let Ok(flow) = envelope.body::<ykt_tsm::api::FlowResp>()
+                    && flow.relay.as_ref().is_some_and(|r| {
+                        r.capdus
+                            .iter()
+                            .any(|c| c.as_bytes().starts_with(&[0x80, 0x52]))
+                    })
+                {
+                    self.answers
+                        .insert("credit".into(), serde_json::to_vec(&flow).unwrap());
+                }
+                if request_type == "ResumeReq"
+                    && let Some(flow) = self.answers.get("credit")
+                    && let Some(forged) =
+                        Self::forge(body, serde_json::from_slice(flow).unwrap(), "FlowResp")
+                {
+                    answer.status = 200;
+                    answer.body = forged;
                 }
             }
             Break::KeepOrderOpen => {
@@ -690,6 +713,16 @@ fn a_host_that_keeps_another_tac_or_leaves_the_order_open_fails_the_load_items()
         assert_eq!(v, Verdict::Fail, "{id}: {why}");
         assert!(why.contains("the order is PAID"), "{id}: {why}");
     }
+    broken.brk = Break::ResendCredit;
+    let run = run_items(&mut broken, false, "RP-LOAD-003");
+    let (v, why) = verdict(&run, "RP-LOAD-003");
+    assert_eq!(v, Verdict::Fail, "{why}");
+    assert!(
+        why.contains(
+            "on resume 1 CREDIT FOR LOAD reached the card already credited (1 re-sent blindly"
+        ),
+        "{why}"
+    );
     broken.brk = Break::InflateQueryBalance;
     let run = run_items(&mut broken, true, "RP-QRY-001");
     let (v, why) = verdict(&run, "RP-QRY-001");
