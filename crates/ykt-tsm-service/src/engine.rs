@@ -47,8 +47,8 @@ use ykt_tsm::hex::Hex;
 use ykt_tsm::{CardNumber, Env, Flow, KeyVault, OrderRef, Output, Parties, PurseCardSpec, SeId};
 
 pub use admin::{
-    AuditView, CardInstanceView, FlowSummary, KeyVersionView, LoadVerdict, Metrics, RegistryError,
-    SeView, StuckMoney, proposals_registry,
+    AbandonError, Abandoned, AuditView, CardInstanceView, FlowSummary, KeyVersionView, LoadVerdict,
+    Metrics, RegistryError, SeView, StuckMoney, proposals_registry,
 };
 pub use clock::{OsEntropy, bcd_datetime};
 

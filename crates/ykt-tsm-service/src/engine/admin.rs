@@ -1,6 +1,7 @@
 //! The operator's read-only views (admin API): SEs, card instances (card numbers masked),
 //! flows by status, the audit chain's verification, counters for metrics, and the money flows
-//! left failed ([`Engine::admin_stuck_money`]).
+//! left failed ([`Engine::admin_stuck_money`]) and the operator's abandon of one
+//! ([`Engine::admin_abandon_flow`]).
 
 use serde::Serialize;
 use ykt_store::{ChainStatus, FlowStatus};
@@ -267,6 +268,8 @@ impl Engine {
     }
 }
 
+mod abandon;
 mod registry;
 
+pub use abandon::{AbandonError, Abandoned};
 pub use registry::{KeyVersionView, RegistryError, proposals_registry};

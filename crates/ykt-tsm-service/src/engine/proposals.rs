@@ -136,6 +136,35 @@ pub fn is_read_only(capdu: &[u8]) -> bool {
     capdu.get(1).is_some_and(|ins| READ_ONLY_INS.contains(ins))
 }
 
+/// \[PROPOSAL\] (tsm-gp.md §8 "never assume success"; the operator's abandon,
+/// `Engine::admin_abandon_flow`, served as `POST /admin/v1/flows/{id}/abandon` with
+/// `{"reason": …}`): an operator may abandon only a failed top-up or transfer in whose records
+/// prove no MAC2 ever left (`LoadVerdict::NotCredited`). The flow ends `FAILED` with its step
+/// [`ABANDONED_STEP_PREFIX`]`<step>`, its card instance is released, a top-up's paid order is
+/// cancelled and refunded, a transfer in's escrow is released for a new transfer in with the
+/// same code; all with an `OPERATOR_ACTION` audit row (operator, reason, before → after), in
+/// one transaction. A flow whose MAC2 left (`CARD_MUST_PROVE`) is refused (409): only the
+/// card's proof (a resume) may settle it. Abandoning it again answers the same, writing nothing.
+pub const ABANDONED_STEP_PREFIX: &str = "ABANDONED_";
+
+/// \[PROPOSAL\] (the operator's abandon): the longest reason accepted, in characters (the
+/// reason is trimmed; an empty one is refused too). It goes into the audit log as given.
+pub const ABANDON_REASON_MAX_CHARS: usize = 200;
+
+/// \[PROPOSAL\] (the operator's abandon of a top-up; tsm-gp.md §7 refunds): the refund of a
+/// cancelled order is recorded under `abandon/<order id>` (so it is paid once), to the payer
+/// through the order's payment channel and payment order: `<pay channel>:<pay order id>`.
+pub fn abandon_refund(
+    order_id: &str,
+    pay_channel: Option<&str>,
+    pay_order_id: &str,
+) -> (String, String) {
+    (
+        format!("abandon/{order_id}"),
+        format!("{}:{pay_order_id}", pay_channel.unwrap_or("unknown")),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 // Test helpers outside #[test] functions unwrap and panic to report failures.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod abandon;
 mod backend;
 mod concurrency;
 mod lifecycle;
