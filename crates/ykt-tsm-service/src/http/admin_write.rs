@@ -13,6 +13,7 @@
 //! | `POST /admin/v1/ses/{seid}/profile` | `{"profile": name}` → `{"seid", "profile"}` |
 //! | `GET /admin/v1/keys` | `[KeyVersionView]`: names, roles, versions; never a value |
 //! | `GET /admin/v1/money-flows` | `[StuckMoney]`: failed top-ups and transfers in, with what the records prove of their load |
+//! | `POST /admin/v1/flows/{id}/abandon` | `{"reason": text}` → `Abandoned`: a `NOT_CREDITED` money flow ended, its order refunded or escrow released |
 //!
 //! 401 without a known token; 400 `{"error": …}` naming the bad field; 404 for an unknown
 //! record; 409 when it exists already or overlaps; a refused write writes nothing.
@@ -62,6 +63,7 @@ pub fn admin_write_routes(engine: Engine, operators: Vec<Operator>) -> Router {
         .route("/admin/v1/ses/{seid}/profile", post(set_profile))
         .route("/admin/v1/keys", get(keys))
         .route("/admin/v1/money-flows", get(money_flows))
+        .route("/admin/v1/flows/{id}/abandon", post(abandon_flow))
         .with_state(WriteState {
             engine,
             operators: std::sync::Arc::new(operators),
@@ -148,6 +150,15 @@ pub struct SeProfileSet {
     pub seid: String,
     /// Its profile now.
     pub profile: String,
+}
+
+/// The body of `POST /admin/v1/flows/{id}/abandon`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AbandonReq {
+    /// Why the operator abandons the flow (audited; not empty, at most
+    /// [`crate::engine::proposals::ABANDON_REASON_MAX_CHARS`] characters).
+    pub reason: String,
 }
 
 /// A refused registry request: the text names the bad field or record, never a key or token.
@@ -447,6 +458,32 @@ async fn money_flows(State(s): State<WriteState>, headers: HeaderMap) -> Respons
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
         })?;
         Ok(ok(StatusCode::OK, &list))
+    })
+    .await
+}
+
+/// The operator's abandon of a failed money flow proven `NOT_CREDITED` (\[PROPOSAL\]
+/// `engine::proposals::ABANDONED_STEP_PREFIX`; tsm-gp.md §8 "never assume success";
+/// [`Engine::admin_abandon_flow`]): 400 for a bad reason, 404 for an unknown flow, 409 naming
+/// why (`CARD_MUST_PROVE`, not a failed money flow); asked again, the same answer.
+async fn abandon_flow(
+    State(s): State<WriteState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    b: Bytes,
+) -> Response {
+    run(async {
+        let actor = operator(&s, &headers)?;
+        let req: AbandonReq = body(&b)?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let done = s
+            .engine
+            .admin_abandon_flow(&actor, &id, &req.reason, now_ms)
+            .await
+            .map_err(|e| registry(e.http_status(), e.to_string()))?;
+        Ok(ok(StatusCode::OK, &done))
     })
     .await
 }

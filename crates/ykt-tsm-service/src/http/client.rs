@@ -13,9 +13,11 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use ykt_envelope::{Envelope, ResultInfo};
 
-use super::admin_write::{IssuerDto, Refused, SeProfileDto, SeProfileSet, SetProfile, StockDto};
+use super::admin_write::{
+    AbandonReq, IssuerDto, Refused, SeProfileDto, SeProfileSet, SetProfile, StockDto,
+};
 use super::backend::{CardInstanceView, ChainView, FlowView, SeView};
-use crate::engine::{KeyVersionView, StuckMoney};
+use crate::engine::{Abandoned, KeyVersionView, StuckMoney};
 
 /// How long one exchange may take.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -282,6 +284,24 @@ impl TsmClient {
     /// (`GET /admin/v1/money-flows`).
     pub fn money_flows(&self, token: &str) -> Result<Vec<StuckMoney>, ClientError> {
         self.registry_get("/admin/v1/money-flows", token)
+    }
+
+    /// Abandons the failed money flow `txn_id` proven `NOT_CREDITED`, for `reason`
+    /// (`POST /admin/v1/flows/{id}/abandon`): the same answer when asked again; a refusal is
+    /// [`ClientError::Registry`] with its status (400, 404, 409) and text.
+    pub fn abandon_flow(
+        &self,
+        token: &str,
+        txn_id: &str,
+        reason: &str,
+    ) -> Result<Abandoned, ClientError> {
+        self.registry_post(
+            &format!("/admin/v1/flows/{}/abandon", escape(txn_id)),
+            token,
+            &AbandonReq {
+                reason: reason.to_string(),
+            },
+        )
     }
 
     /// `GET /openapi.json`.

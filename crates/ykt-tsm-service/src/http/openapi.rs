@@ -4,7 +4,7 @@
 //! whose `body` is that message's body schema and answers an envelope whose `body` is the
 //! response's; the refusals are listed by HTTP status with their result codes. The admin paths
 //! carry the bearer security scheme `admin_token`; the registry's (`/admin/v1/issuers`,
-//! `…/stock`, `…/se-profiles`, `…/ses/{seid}/profile`, `…/keys`, `…/money-flows`,
+//! `…/stock`, `…/se-profiles`, `…/ses/{seid}/profile`, `…/keys`, `…/money-flows`, `…/flows/{id}/abandon`,
 //! [`super::admin_write`]) the scheme `operator_token`, with their plain JSON bodies and refusals (`Refused`). The
 //! inter-platform messages of [`ykt_tsm::api::PLATFORM_MESSAGES`] are listed under the tag
 //! `platform`: the same `POST /v1/{msg_type}` of envelopes, which the SEI-TSM serves to its SP
@@ -29,9 +29,11 @@ use utoipa::openapi::{
 use ykt_envelope::Code;
 use ykt_tsm::api::{self, MESSAGES, PLATFORM_MESSAGES};
 
-use super::admin_write::{IssuerDto, Refused, SeProfileDto, SeProfileSet, SetProfile, StockDto};
+use super::admin_write::{
+    AbandonReq, IssuerDto, Refused, SeProfileDto, SeProfileSet, SetProfile, StockDto,
+};
 use super::backend::{CardInstanceView, ChainView, FlowView, SeView};
-use crate::engine::{KeyVersionView, LoadVerdict, StuckMoney};
+use crate::engine::{Abandoned, KeyVersionView, LoadVerdict, StuckMoney};
 
 /// The body schema's name of each inter-platform request type (tsm-gp.md §2, §6).
 pub fn platform_body_schema(msg_type: &str) -> Option<&'static str> {
@@ -844,6 +846,27 @@ fn registry_paths(paths: PathsBuilder) -> PathsBuilder {
                 &[],
             )),
         )
+        .path(
+            "/admin/v1/flows/{id}/abandon",
+            post(registry_operation(
+                "registry_abandon_flow",
+                "Abandons a failed top-up or transfer in proven NOT_CREDITED: its paid order \
+                 cancelled and refunded, or its escrow released; audited under the operator. \
+                 Asked again, the same answer",
+                Some("AbandonReq"),
+                ("200", reference("Abandoned")),
+                &[
+                    ("400", "The reason is empty or too long"),
+                    ("404", "No such flow"),
+                    (
+                        "409",
+                        "Not abandoned: not a failed money flow, or CARD_MUST_PROVE (a MAC2 \
+                         left); the text says why",
+                    ),
+                ],
+                &[("id", ParameterIn::Path, true)],
+            )),
+        )
 }
 
 fn get(op: utoipa::openapi::path::Operation) -> PathItem {
@@ -1010,6 +1033,8 @@ pub fn document() -> OpenApi {
         .schema(KeyVersionView::name(), schema_of::<KeyVersionView>())
         .schema(StuckMoney::name(), schema_of::<StuckMoney>())
         .schema(LoadVerdict::name(), schema_of::<LoadVerdict>())
+        .schema(AbandonReq::name(), schema_of::<AbandonReq>())
+        .schema(Abandoned::name(), schema_of::<Abandoned>())
         .schema(Refused::name(), schema_of::<Refused>())
         .security_scheme(
             "operator_token",

@@ -10,6 +10,7 @@
 #[path = "../engine/support.rs"]
 mod support;
 
+mod abandon;
 mod client;
 mod http;
 mod registry;

@@ -139,6 +139,13 @@ fn openapi_lists_the_platform_messages_and_the_registry() {
         ),
         ("/admin/v1/keys", "get", None, "200", &["401"]),
         ("/admin/v1/money-flows", "get", None, "200", &["401", "500"]),
+        (
+            "/admin/v1/flows/{id}/abandon",
+            "post",
+            Some("AbandonReq"),
+            "200",
+            &["400", "401", "404", "409", "500"],
+        ),
     ];
     for (path, method, request, ok, refusals) in registry {
         let op = &paths[*path][*method];
@@ -211,6 +218,23 @@ fn openapi_lists_the_platform_messages_and_the_registry() {
         ("SetProfile", &["profile"]),
         ("SeProfileSet", &["seid", "profile"]),
         ("Refused", &["error"]),
+        ("AbandonReq", &["reason"]),
+        (
+            "Abandoned",
+            &[
+                "txn_id",
+                "kind",
+                "from_step",
+                "step",
+                "verdict",
+                "order_id",
+                "refund_id",
+                "transfer_id",
+                "amount_fen",
+                "operator",
+                "reason",
+            ],
+        ),
         (
             "StuckMoney",
             &[

@@ -1,0 +1,172 @@
+//! `POST /admin/v1/flows/{id}/abandon` through `TsmClient::abandon_flow`: the operator's
+//! abandon of a failed top-up proven not credited, its refusals by HTTP status, and the same
+//! answer when asked again.
+
+use ykt_store::AuditKind;
+use ykt_tsm::api::{self, FlowResp, FlowStatus};
+use ykt_tsm_service::engine::{LoadVerdict, Start};
+use ykt_tsm_service::http::admin_write::Operator;
+use ykt_tsm_service::http::{AdminToken, ClientError, TsmClient};
+
+use crate::http::{TOKEN, call};
+use crate::server::config;
+use crate::support::*;
+
+fn refusal<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String) {
+    match r {
+        Err(ClientError::Registry { status, error }) => (status, error),
+        other => panic!("not a registry refusal: {other:?}"),
+    }
+}
+
+/// A paid top-up whose load the card refuses at the first command starting with `refuse`.
+async fn failing_top_up(
+    engine: &ykt_tsm_service::Engine,
+    device: &str,
+    card: &mut ykt_card::Card,
+    (card_no, seid): (&str, &str),
+    refuse: [u8; 2],
+) -> (String, String) {
+    let order = engine
+        .create_order(
+            device,
+            &api::TopupOrderReq {
+                card_no: card_no.into(),
+                seid: seid.into(),
+                amount: 400,
+                pay_channel: "99".into(),
+            },
+        )
+        .await
+        .unwrap();
+    engine.test_pay(device, &order.order_id).await.unwrap();
+    let txn = format!("topup-{}", order.order_id);
+    let mut resp: FlowResp = engine
+        .start(
+            device,
+            &txn,
+            Start::TopUp(api::OrderReq {
+                order_id: order.order_id.clone(),
+            }),
+            NOW_MS,
+        )
+        .await
+        .unwrap();
+    let mut log = Log::default();
+    loop {
+        assert_eq!(resp.status, FlowStatus::Running, "{txn} ended");
+        let req = resp.relay.clone().unwrap();
+        let answer = if req.capdus.iter().any(|c| c.as_bytes().starts_with(&refuse)) {
+            ykt_tsm::RelayResponse {
+                session_id: req.session_id.clone(),
+                seq: req.seq,
+                rapdus: vec![ykt_tsm::hex::Hex(vec![0x6A, 0x80])],
+            }
+        } else {
+            relay(card, &req, &mut log)
+        };
+        match engine.apdu_result(device, &txn, &answer, NOW_MS).await {
+            Ok(next) => resp = next,
+            Err(_) => return (txn, order.order_id),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_abandons_a_top_up_never_credited_over_http() {
+    each(async |db| {
+        let engine = db.engine(&Vaults::new()).await;
+        let device = device(&engine, 48).await;
+        let mut card = new_se(244);
+        let mut log = Log::default();
+        let (card_no, seid) = open(&engine, &device, "open-244", &mut card, &mut log).await;
+        let (early, order_id) =
+            failing_top_up(&engine, &device, &mut card, (&card_no, &seid), [0x80, 0x50]).await;
+        let ops = vec![Operator {
+            label: "alice".into(),
+            token: AdminToken::new(TOKEN).unwrap(),
+        }];
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(ykt_tsm_service::http::serve(
+            listener,
+            engine.clone(),
+            config(ops),
+        ));
+        let b = base.clone();
+        let number = card_no.clone();
+        let (first, card_no_seen) = tokio::task::spawn_blocking(move || {
+            let base = b;
+            let c = TsmClient::new(&base).unwrap();
+            let stuck = c.money_flows(TOKEN).unwrap();
+            assert_eq!(stuck.len(), 1, "{stuck:?}");
+            let bad_token = c.abandon_flow("wrong-token-0123456789", &early, "refund");
+            assert_eq!(refusal(bad_token).0, 401);
+            assert_eq!(refusal(c.abandon_flow(TOKEN, &early, "")).0, 400);
+            assert_eq!(
+                refusal(c.abandon_flow(TOKEN, &early, &"y".repeat(201))).0,
+                400
+            );
+            let path = format!("/admin/v1/flows/{early}/abandon");
+            let (status, _) = call(&base, "POST", &path, Some(TOKEN), r#"{"why":"x"}"#);
+            assert_eq!(status, 400);
+            assert_eq!(refusal(c.abandon_flow(TOKEN, "nobody", "refund")).0, 404);
+            let (status, error) = refusal(c.abandon_flow(TOKEN, "open-244", "refund"));
+            assert_eq!(status, 409);
+            assert!(error.contains("not a money flow"), "{error}");
+
+            let done = c.abandon_flow(TOKEN, &early, "the payer gave up").unwrap();
+            assert_eq!(done.verdict, LoadVerdict::NotCredited);
+            assert_eq!(done.operator, "alice");
+            assert_eq!(done.order_id.as_deref(), Some(order_id.as_str()));
+            assert_eq!(done.amount_fen, Some(400));
+            assert_eq!(c.abandon_flow(TOKEN, &early, "again").unwrap(), done);
+            let (status, text) = call(&base, "POST", &path, Some(TOKEN), r#"{"reason":"x"}"#);
+            assert_eq!(status, 200);
+            assert_eq!(text, serde_json::to_string(&done).unwrap());
+            assert!(c.money_flows(TOKEN).unwrap().is_empty());
+            (done, text.contains(&number))
+        })
+        .await
+        .unwrap();
+        // A MAC2 left for this one: refused with why, and it stays listed.
+        let (late, _) =
+            failing_top_up(&engine, &device, &mut card, (&card_no, &seid), [0x80, 0x52]).await;
+        tokio::task::spawn_blocking(move || {
+            let c = TsmClient::new(&base).unwrap();
+            let (status, error) = refusal(c.abandon_flow(TOKEN, &late, "refund"));
+            assert_eq!(status, 409);
+            assert!(error.contains("CARD_MUST_PROVE"), "{error}");
+            let stuck = c.money_flows(TOKEN).unwrap();
+            assert_eq!(stuck.len(), 1, "{stuck:?}");
+            assert_eq!(stuck[0].verdict, LoadVerdict::CardMustProve);
+        })
+        .await
+        .unwrap();
+        assert!(!card_no_seen, "the answer names no card number");
+        let order = engine
+            .order(&device, &first.order_id.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(order.state, "CANCELLED");
+        let refund = engine
+            .store()
+            .refund(&first.refund_id.unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(refund.amount_fen, 400);
+        let actions: Vec<_> = engine
+            .store()
+            .audit_records(1, 100_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.event.kind == AuditKind::OperatorAction && r.event.actor == "alice")
+            .collect();
+        assert_eq!(actions.len(), 1, "{actions:?}");
+        assert!(actions[0].event.detail.contains("the payer gave up"));
+        task.abort();
+    })
+    .await;
+}
