@@ -312,10 +312,30 @@ async fn an_abandoned_transfer_in_gives_its_escrow_to_a_new_one() {
         // While it holds the escrow, the code is taken.
         assert!(start_in("in-early").await.is_err());
 
-        let done = engine
-            .admin_abandon_flow("op-ana", "in-242", "the phone was lost", NOW_MS)
+        // Two operators at once: one abandon is written, both get its answer.
+        let (a, b) = tokio::join!(
+            engine.admin_abandon_flow("op-ana", "in-242", "the phone was lost", NOW_MS),
+            engine.admin_abandon_flow("op-bo", "in-242", "the phone was lost", NOW_MS),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a, b);
+        let done = a;
+        let actions = engine
+            .store()
+            .audit_records(1, 100_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.event.kind == AuditKind::OperatorAction)
+            .count();
+        assert_eq!(actions, 1);
+        // The new SE's card instance is no longer held by the flow.
+        let held = engine
+            .store()
+            .card(&seid_of_serial(242).to_string(), &card_no)
             .await
             .unwrap();
+        assert_eq!(held.flow_id, None);
         assert_eq!(done.transfer_id.as_deref(), Some(transfer_id.as_str()));
         assert_eq!(done.amount_fen, Some(1500));
         assert_eq!(done.order_id, None);
