@@ -1168,7 +1168,9 @@ impl Engine {
         req: &api::TopupOrderReq,
     ) -> Result<api::OrderResp, EngineError> {
         self.device(device_id).await?;
-        if req.amount == 0 {
+        // conformance.md RP-LOAD-005: an order the purse could never load is refused now,
+        // before it is paid.
+        if req.amount == 0 || req.amount > proposals::MAX_ORDER_FEN {
             return Err(EngineError::BadRequest("amount"));
         }
         if req.pay_channel.is_empty() || req.pay_channel.len() > 8 {

@@ -25,6 +25,7 @@ use ykt_scp::{DeriverError, KeySet, KeySetDeriver, SessionKeyDeriver, StaticKeys
 use zeroize::{Zeroize, Zeroizing};
 
 pub use ykt_gp::dm::{ReceiptContext, TokenKind};
+pub use ykt_purse::profile::DEFAULT_MAX_BALANCE;
 pub use ykt_purse::{KeyEntry, KeyUsage, MasterKey, PurseProfile};
 /// The secure-channel types [`KeyVault`]'s channel methods name, for the crates that implement
 /// the trait or carry its calls between platforms (`ISDChannelInfoReq`, `ISDChannelOpReq`).

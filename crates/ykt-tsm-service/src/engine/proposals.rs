@@ -118,6 +118,15 @@ pub fn transfer_id(code: &str) -> String {
 /// once.
 pub const LIVE_FLOW_IDLE_MS: i64 = 15 * 60 * 1000;
 
+/// \[PROPOSAL\] (conformance.md §4.7 RP-LOAD-005 "amount over limit — refused before any
+/// APDU"; e-purse.md §4.1: a load that would take the balance past the purse's maximum is
+/// refused by the card): the largest top-up order accepted, in fen: the maximum balance of the
+/// purse profile the TSM personalises (`PurseProfile`'s default, 100 000 fen), so an order the
+/// card could never load is refused when it is ordered, before it is paid. An order within it
+/// that the card's current balance cannot take fails at INITIALIZE FOR LOAD, before any MAC2:
+/// its flow is `NOT_CREDITED` and the operator's abandon refunds it.
+pub const MAX_ORDER_FEN: u32 = ykt_tsm::vault::DEFAULT_MAX_BALANCE;
+
 /// \[PROPOSAL\] (client.md §2 channel codes): the built-in test payment provider's channel.
 pub const TEST_PAY_CHANNEL: &str = "99";
 

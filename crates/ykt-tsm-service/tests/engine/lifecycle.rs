@@ -87,6 +87,30 @@ async fn a_card_from_top_up_to_return() {
             Err(EngineError::OrderNotFound)
         ));
 
+        // An order of nothing, or of more than the purse can ever hold, is refused when it is
+        // ordered (RP-LOAD-005); the largest the purse can hold is accepted.
+        let max = proposals::MAX_ORDER_FEN;
+        for (amount, ok) in [(0, false), (max + 1, false), (u32::MAX, false), (max, true)] {
+            let r = engine
+                .create_order(
+                    &device,
+                    &ykt_tsm::api::TopupOrderReq {
+                        card_no: card_no.clone(),
+                        seid: seid.clone(),
+                        amount,
+                        pay_channel: "99".into(),
+                    },
+                )
+                .await;
+            match r {
+                Ok(_) => assert!(ok, "an order of {amount} fen was accepted"),
+                Err(e) => {
+                    assert!(!ok, "an order of {amount} fen was refused: {e:?}");
+                    assert!(matches!(e, EngineError::BadRequest("amount")), "{e:?}");
+                }
+            }
+        }
+
         // An order not paid is refused; a paid one loads once.
         let order = engine
             .create_order(
