@@ -12,6 +12,7 @@ use crate::audit::AuditEvent;
 use crate::card::CardState;
 use crate::error::{Entity, Error, is_foreign_key_violation, is_unique_violation};
 use crate::flow::{Flow, FlowUpdate, NewFlow};
+use crate::idempotency::RequestCompletion;
 use crate::se::SeState;
 use crate::topup::TopupState;
 use crate::{Store, hex_opt, signed, unsigned};
@@ -182,6 +183,11 @@ pub struct StepCommit {
     pub escrows: Vec<EscrowWrite>,
     /// Audit records, appended in order.
     pub audit: Vec<AuditEvent>,
+    /// The claimed request whose response this move stores, in the same transaction
+    /// ([`Store::complete_request`] semantics: the same response stored before changes nothing;
+    /// a claim missing, of another body or completed with another response fails the whole
+    /// move, nothing written).
+    pub request: Option<RequestCompletion>,
 }
 
 /// A refund as stored.
@@ -499,6 +505,9 @@ impl Store {
 
         for event in &step.audit {
             self.append_audit_in(&mut tx, event).await?;
+        }
+        if let Some(done) = &step.request {
+            self.complete_request_in(&mut tx, done).await?;
         }
         tx.commit().await?;
         self.flow(&flow_id).await

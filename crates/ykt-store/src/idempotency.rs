@@ -4,7 +4,8 @@
 //! stores its response ([`Store::complete_request`]). A repeat with the same body gets the stored
 //! response; the same key with another body is [`Error::Duplicate`]; a repeat while the first is
 //! still running is [`Error::InProgress`]. A call that fails before changing anything releases its
-//! claim ([`Store::abandon_request`]) so the client may retry.
+//! claim ([`Store::abandon_request`]) so the client may retry. A flow move may store the
+//! response in its own transaction instead ([`crate::StepCommit::request`]).
 
 use crate::Store;
 use crate::error::{Entity, Error, is_unique_violation};
@@ -22,6 +23,21 @@ impl RequestHash {
     pub(crate) fn hex(&self) -> String {
         hex::encode(self.0)
     }
+}
+
+/// A claimed request's completion written in the same transaction as the flow move it made
+/// ([`crate::StepCommit::request`]): the move and the stored response are durable together, so
+/// a retry after a crash finds the response, never a claim left in progress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestCompletion {
+    /// The claim's scope (as given to [`Store::begin_request`]).
+    pub scope: String,
+    /// The request id.
+    pub request_id: String,
+    /// The claimed body's hash.
+    pub hash: RequestHash,
+    /// The response to store.
+    pub response: String,
 }
 
 /// The outcome of claiming an idempotency key.
@@ -97,18 +113,52 @@ impl Store {
             return Ok(());
         }
         let (stored_hash, stored) = self.request(scope, request_id).await?;
-        if stored_hash != hash.hex() {
-            return Err(duplicate(scope, request_id));
+        completion_outcome(scope, request_id, hash, &stored_hash, stored, response)
+    }
+
+    /// [`Store::complete_request`] inside a write transaction. Nothing is written (and the caller's
+    /// transaction must be rolled back) on an error.
+    pub(crate) async fn complete_request_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        done: &RequestCompletion,
+    ) -> Result<(), Error> {
+        let (scope, request_id) = (done.scope.as_str(), done.request_id.as_str());
+        let updated = sqlx::query(
+            "UPDATE idempotency SET response = $1, completed_ms = $2 \
+             WHERE scope = $3 AND request_id = $4 AND request_hash = $5 AND response IS NULL",
+        )
+        .bind(&done.response)
+        .bind(self.now())
+        .bind(scope)
+        .bind(request_id)
+        .bind(done.hash.hex())
+        .execute(&mut **tx)
+        .await?;
+        if updated.rows_affected() == 1 {
+            return Ok(());
         }
-        match stored {
-            Some(stored) if stored == response => Ok(()),
-            _ => Err(Error::Conflict {
-                what: Entity::Request,
-                id: format!("{scope}/{request_id}"),
-                expected: "no response yet".into(),
-                found: "another response".into(),
-            }),
-        }
+        let row: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT request_hash, response FROM idempotency WHERE scope = $1 AND request_id = $2",
+        )
+        .bind(scope)
+        .bind(request_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some((stored_hash, stored)) = row else {
+            return Err(Error::not_found(
+                Entity::Request,
+                format!("{scope}/{request_id}"),
+            ));
+        };
+        completion_outcome(
+            scope,
+            request_id,
+            &done.hash,
+            &stored_hash,
+            stored,
+            &done.response,
+        )
     }
 
     /// Releases the claim on a request that failed before changing anything, so that the client
@@ -153,6 +203,30 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?
         .ok_or_else(|| Error::not_found(Entity::Request, format!("{scope}/{request_id}")))
+    }
+}
+
+/// A completion that updated nothing: the same response stored before is a no-op, anything else
+/// an error.
+fn completion_outcome(
+    scope: &str,
+    request_id: &str,
+    hash: &RequestHash,
+    stored_hash: &str,
+    stored: Option<String>,
+    response: &str,
+) -> Result<(), Error> {
+    if stored_hash != hash.hex() {
+        return Err(duplicate(scope, request_id));
+    }
+    match stored {
+        Some(stored) if stored == response => Ok(()),
+        _ => Err(Error::Conflict {
+            what: Entity::Request,
+            id: format!("{scope}/{request_id}"),
+            expected: "no response yet".into(),
+            found: "another response".into(),
+        }),
     }
 }
 

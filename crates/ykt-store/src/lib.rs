@@ -84,7 +84,7 @@ pub use commit::{
 pub use device::{Counts, Device};
 pub use error::{Entity, Error};
 pub use flow::{Flow, FlowStatus, FlowUpdate, NewFlow, ReleasedScript, Resume};
-pub use idempotency::{Begun, RequestHash};
+pub use idempotency::{Begun, RequestCompletion, RequestHash};
 pub use se::{NewSe, Se, SeState};
 pub use topup::{NewTopup, TopupOrder, TopupState, TopupUpdate};
 

@@ -46,6 +46,8 @@ use ykt_tsm::api::{self, FlowResp};
 use ykt_tsm::hex::Hex;
 use ykt_tsm::{CardNumber, Env, Flow, KeyVault, OrderRef, Output, Parties, PurseCardSpec, SeId};
 
+use crate::http::backend::StepAnswer;
+
 pub use admin::{
     AbandonError, Abandoned, AuditView, CardInstanceView, FlowSummary, KeyVersionView, LoadVerdict,
     Metrics, RegistryError, SeView, StuckMoney, proposals_registry,
@@ -714,6 +716,7 @@ impl Engine {
             None,
             now_ms,
             extras.claim_escrow,
+            None,
         )
         .await
     }
@@ -834,6 +837,21 @@ impl Engine {
         response: &ykt_tsm::RelayResponse,
         now_ms: i64,
     ) -> Result<FlowResp, EngineError> {
+        self.apdu_result_answered(device_id, txn_id, response, now_ms, None)
+            .await
+    }
+
+    /// [`Engine::apdu_result`], and the move it makes commits `answer`'s completion of the
+    /// request's idempotency claim in its own transaction (see
+    /// [`crate::http::backend::StepAnswer`]); an answer that moves nothing stores nothing.
+    pub(crate) async fn apdu_result_answered(
+        &self,
+        device_id: &str,
+        txn_id: &str,
+        response: &ykt_tsm::RelayResponse,
+        now_ms: i64,
+        answer: Option<&StepAnswer>,
+    ) -> Result<FlowResp, EngineError> {
         self.device(device_id).await?;
         let mut slot = self.hold(txn_id, now_ms).await;
         let (row, record) = self.load_flow(device_id, txn_id).await?;
@@ -857,6 +875,7 @@ impl Engine {
                     Some(response),
                     now_ms,
                     None,
+                    answer,
                 )
                 .await
             }
@@ -875,6 +894,7 @@ impl Engine {
                     None,
                     now_ms,
                     None,
+                    answer,
                 )
                 .await
             }
@@ -911,6 +931,7 @@ impl Engine {
             None,
             now_ms,
             None,
+            None,
         )
         .await
     }
@@ -924,7 +945,8 @@ impl Engine {
 
     /// One move of `flow`, persisted with everything it implies before its relay message is
     /// given out (tsm-gp.md §8 "every transition persisted before the APDU script is
-    /// released").
+    /// released"); with `answer`, the request's stored answer too (tsm-gp.md §7 `request_id`):
+    /// the outcome is decided before the commit, and the one committed is the one returned.
     #[allow(clippy::too_many_arguments)]
     async fn step(
         &self,
@@ -937,6 +959,7 @@ impl Engine {
         response: Option<&ykt_tsm::RelayResponse>,
         now_ms: i64,
         claim_escrow: Option<String>,
+        answer: Option<&StepAnswer>,
     ) -> Result<FlowResp, EngineError> {
         let before = from_version.map(|_| record.flow.clone());
         let mut snapshot = Snapshot::load(
@@ -1074,6 +1097,18 @@ impl Engine {
                 detail: format!("{txn_id}: {s}"),
             });
         }
+        // The outcome this move answers with, decided now so that its stored answer commits
+        // with the move.
+        let view = record::view(txn_id, &record);
+        let failure = error.map(|source| EngineError::StepFailed {
+            step: record::step_name(&state),
+            source,
+        });
+        let request = answer.and_then(|a| match &failure {
+            Some(e) => a.completion(Err(&backend_impl::backend_error(e))),
+            None => a.completion(Ok(&view)),
+        });
+        let answered = request.is_some();
         let commit = StepCommit {
             flow: flow_write,
             se: record::se_write(&state),
@@ -1084,6 +1119,7 @@ impl Engine {
             refunds,
             escrows,
             audit,
+            request,
         };
         match self.store().commit_step(&commit).await {
             Ok(row) => {
@@ -1098,13 +1134,16 @@ impl Engine {
                 );
                 if completed {
                     tracing::info!(txn_id, kind = row.kind.as_str(), "flow completed");
-                } else if let Some(e) = &error {
+                } else if let Some(EngineError::StepFailed { source, .. }) = &failure {
                     tracing::warn!(
                         txn_id,
                         step = row.step.as_str(),
-                        code = e.code(),
+                        code = source.code(),
                         "step failed"
                     );
+                }
+                if let Some(a) = answer.filter(|_| answered) {
+                    a.mark_stored();
                 }
                 slot.version = row.version;
                 slot.flow = (!completed && !given_up).then_some(flow);
@@ -1136,12 +1175,9 @@ impl Engine {
         {
             tracing::warn!(txn_id, %error, "the SE's profile could not be matched");
         }
-        match error {
-            Some(source) => Err(EngineError::StepFailed {
-                step: record::step_name(&state),
-                source,
-            }),
-            None => Ok(record::view(txn_id, &record)),
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(view),
         }
     }
 

@@ -53,6 +53,7 @@ fn create(id: &str) -> StepCommit {
         refunds: vec![],
         escrows: vec![],
         audit: vec![],
+        request: None,
     }
 }
 
@@ -70,6 +71,7 @@ fn abandon(id: &str, from: u64) -> StepCommit {
         refunds: vec![],
         escrows: vec![],
         audit: vec![audit(&format!("{id} abandoned"))],
+        request: None,
     }
 }
 

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use ykt_store::{
-    AuditEvent, AuditKind, CardState, CardWrite, Entity, Error, EscrowWrite, FlowStatus,
-    FlowUpdate, FlowWrite, NewFlow, NewTopup, RefundWrite, SeState, SeWrite, StepCommit, Store,
-    TopupState, TopupWrite,
+    AuditEvent, AuditKind, Begun, CardState, CardWrite, Entity, Error, EscrowWrite, FlowStatus,
+    FlowUpdate, FlowWrite, NewFlow, NewTopup, RefundWrite, RequestCompletion, RequestHash, SeState,
+    SeWrite, StepCommit, Store, TopupState, TopupWrite,
 };
 
 use crate::support::each;
@@ -72,6 +72,7 @@ fn create(id: &str, cards: Vec<CardWrite>) -> StepCommit {
         refunds: vec![],
         escrows: vec![],
         audit: vec![audit(&format!("{id} created"))],
+        request: None,
     }
 }
 
@@ -89,6 +90,7 @@ fn advance(id: &str, from: u64, cards: Vec<CardWrite>) -> StepCommit {
         refunds: vec![],
         escrows: vec![],
         audit: vec![audit(&format!("{id} moved from {from}"))],
+        request: None,
     }
 }
 
@@ -189,6 +191,80 @@ async fn a_move_is_all_or_nothing() {
                 ..
             })
         ));
+    })
+    .await;
+}
+
+fn completion(request_id: &str, body: &[u8], response: &str) -> RequestCompletion {
+    RequestCompletion {
+        scope: "dev-1".into(),
+        request_id: request_id.into(),
+        hash: RequestHash::of(body),
+        response: response.into(),
+    }
+}
+
+#[tokio::test]
+async fn a_move_stores_its_request_answer_in_the_same_transaction() {
+    each(async |db| {
+        let store = &db.store;
+        let hash = RequestHash::of(b"step 1");
+        assert_eq!(
+            store.begin_request("dev-1", "r1", &hash).await.unwrap(),
+            Begun::New
+        );
+        let mut step = create("f1", vec![]);
+        step.request = Some(completion("r1", b"step 1", "answer 1"));
+        store.commit_step(&step).await.unwrap();
+        // A repeat gets the answer stored with the move; completing it again the same way
+        // changes nothing.
+        assert_eq!(
+            store.begin_request("dev-1", "r1", &hash).await.unwrap(),
+            Begun::Stored("answer 1".into())
+        );
+        store
+            .complete_request("dev-1", "r1", &hash, "answer 1")
+            .await
+            .unwrap();
+
+        // A claim completed with another answer: the whole move is refused, nothing written.
+        let mut again = advance("f1", 2, vec![card(CardState::SsdCreating, true)]);
+        again.request = Some(completion("r1", b"step 1", "answer 2"));
+        let e = store.commit_step(&again).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Conflict {
+                    what: Entity::Request,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(store.flow("f1").await.unwrap().version, 2);
+        assert!(store.card(SE, CARD).await.is_err());
+        assert_eq!(audit_rows(store).await, 1);
+
+        // Another body under the claimed id, or no claim at all: refused the same way.
+        again.request = Some(completion("r1", b"another body", "answer 2"));
+        assert!(matches!(
+            store.commit_step(&again).await,
+            Err(Error::Duplicate { .. })
+        ));
+        again.request = Some(completion("never-claimed", b"x", "answer"));
+        assert!(matches!(
+            store.commit_step(&again).await,
+            Err(Error::NotFound {
+                what: Entity::Request,
+                ..
+            })
+        ));
+        assert_eq!(store.flow("f1").await.unwrap().version, 2);
+        assert_eq!(audit_rows(store).await, 1);
+
+        // Without a completion the move goes on as before.
+        again.request = None;
+        assert_eq!(store.commit_step(&again).await.unwrap().version, 3);
     })
     .await;
 }

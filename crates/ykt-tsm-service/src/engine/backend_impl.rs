@@ -2,6 +2,8 @@
 //! result codes. The messages are the errors' own texts, which name no card data, key or
 //! status word; a store failure's text goes to the log only (`Code::Internal`).
 
+use std::sync::Arc;
+
 use ykt_crypto::Sm2PublicKey;
 use ykt_store::{FlowStatus, Store};
 use ykt_tsm::RelayResponse;
@@ -12,8 +14,14 @@ use crate::http::backend::{self as b, Backend, BackendError, BackendFuture, Flow
 
 impl From<EngineError> for BackendError {
     fn from(e: EngineError) -> Self {
-        BackendError::new(e.code(), e.to_string())
+        backend_error(&e)
     }
+}
+
+/// The result code and message an engine error answers with (the one conversion, so that an
+/// answer stored with a move is the answer given).
+pub(super) fn backend_error(e: &EngineError) -> BackendError {
+    BackendError::new(e.code(), e.to_string())
 }
 
 fn start_of(start: b::Start) -> Start {
@@ -67,6 +75,27 @@ impl Backend for Engine {
             response.clone(),
         );
         async move { Ok(engine.apdu_result(&device, &txn, &response, now_ms).await?) }
+    }
+
+    fn apdu_result_answered(
+        &self,
+        device_id: &str,
+        txn_id: &str,
+        response: &RelayResponse,
+        now_ms: i64,
+        answer: Arc<b::StepAnswer>,
+    ) -> impl BackendFuture<FlowResp> {
+        let (engine, device, txn, response) = (
+            self.clone(),
+            device_id.to_owned(),
+            txn_id.to_owned(),
+            response.clone(),
+        );
+        async move {
+            Ok(engine
+                .apdu_result_answered(&device, &txn, &response, now_ms, Some(&answer))
+                .await?)
+        }
     }
 
     fn resume(&self, device_id: &str, txn_id: &str, now_ms: i64) -> impl BackendFuture<FlowResp> {

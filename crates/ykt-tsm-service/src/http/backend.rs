@@ -6,13 +6,15 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use ykt_crypto::Sm2PublicKey;
 use ykt_envelope::Code;
-use ykt_store::{ChainStatus, Entity, Flow, FlowStatus, Store};
+use ykt_store::{ChainStatus, Entity, Flow, FlowStatus, RequestCompletion, Store};
 use ykt_tsm::RelayResponse;
 use ykt_tsm::api::{
     AppQueryReq, CardReq, CardsResp, FlowResp, MessageDef, OpenCardReq, OrderReq, OrderResp,
@@ -128,6 +130,66 @@ impl std::fmt::Debug for Start {
     }
 }
 
+/// How the answer to an `ApduResultReq` is stored for its idempotency claim in the same
+/// transaction as the flow move it makes ([`Backend::apdu_result_answered`]), so that the move
+/// and the stored answer are durable together (the pipeline otherwise completes the claim in a
+/// transaction of its own after the move).
+///
+/// The backend asks for the completion of the outcome it is about to give
+/// ([`StepAnswer::completion`]: the answer text the pipeline would store for exactly that
+/// outcome, or `None` when none is stored, as for an internal failure), commits it with the
+/// move, and then says so ([`StepAnswer::mark_stored`]); the pipeline completes the claim itself
+/// only when it was not.
+pub struct StepAnswer {
+    encode: Box<Encode>,
+    stored: AtomicBool,
+}
+
+/// How a [`StepAnswer`] makes the completion of an outcome.
+type Encode = dyn Fn(Result<&FlowResp, &BackendError>) -> Option<RequestCompletion> + Send + Sync;
+
+impl StepAnswer {
+    /// A step answer whose completions `encode` makes.
+    pub fn new(
+        encode: impl Fn(Result<&FlowResp, &BackendError>) -> Option<RequestCompletion>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            encode: Box::new(encode),
+            stored: AtomicBool::new(false),
+        })
+    }
+
+    /// The claim's completion for `outcome`, the result the backend is about to answer with;
+    /// `None`: nothing is stored for it.
+    pub fn completion(
+        &self,
+        outcome: Result<&FlowResp, &BackendError>,
+    ) -> Option<RequestCompletion> {
+        (self.encode)(outcome)
+    }
+
+    /// Says that the completion was committed together with the move.
+    pub fn mark_stored(&self) {
+        self.stored.store(true, Ordering::Release);
+    }
+
+    /// Whether the completion was committed together with the move.
+    pub fn stored(&self) -> bool {
+        self.stored.load(Ordering::Acquire)
+    }
+}
+
+impl std::fmt::Debug for StepAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepAnswer")
+            .field("stored", &self.stored())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A future the backend returns: `Send`, so the server can run it on any worker.
 pub trait BackendFuture<T>: Future<Output = Result<T, BackendError>> + Send {}
 impl<T, F: Future<Output = Result<T, BackendError>> + Send> BackendFuture<T> for F {}
@@ -162,6 +224,21 @@ pub trait Backend: Clone + Send + Sync + 'static {
         response: &RelayResponse,
         now_ms: i64,
     ) -> impl BackendFuture<FlowResp>;
+
+    /// [`Backend::apdu_result`], storing the request's answer with the move it makes where the
+    /// backend can ([`StepAnswer`]). By default it does not: the pipeline completes the claim
+    /// after the move.
+    fn apdu_result_answered(
+        &self,
+        device_id: &str,
+        txn_id: &str,
+        response: &RelayResponse,
+        now_ms: i64,
+        answer: Arc<StepAnswer>,
+    ) -> impl BackendFuture<FlowResp> {
+        let _ = answer;
+        self.apdu_result(device_id, txn_id, response, now_ms)
+    }
 
     /// Resumes a flow after a crash or a lost answer.
     fn resume(&self, device_id: &str, txn_id: &str, now_ms: i64) -> impl BackendFuture<FlowResp>;

@@ -8,8 +8,11 @@
 //! ```
 //!
 //! The replay guard and the claim are one store transaction ([`ykt_store::Store::admit_request`],
-//! with the outcomes of the two calls in that order), so a message writes three transactions:
-//! that one, the flow move inside the backend, and the completion of the claim. The two calls
+//! with the outcomes of the two calls in that order). An `ApduResultReq` that moves its flow
+//! then writes one more: the move inside the backend, which stores the claim's answer in the
+//! same transaction ([`super::backend::StepAnswer`]), so that a crash leaves either neither or
+//! both. Any other message (and an `ApduResultReq` that moves nothing) writes the move, if any,
+//! and then the completion of the claim in a transaction of its own. The two calls
 //! stay separate only where the claim is not attempted after the guard: a body whose hash cannot
 //! be computed, a request id this process is already working on, and the second claim after an
 //! orphaned one was released (its nonce is already spent).
@@ -17,6 +20,7 @@
 //! Every answer, refusals included, is an envelope signed by the TSM with `result.code` and
 //! the HTTP status [`Code::http_status`] (a body over the limit: 413).
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -31,10 +35,10 @@ use serde_json::Value;
 use tracing::Instrument as _;
 use ykt_crypto::Sm2PublicKey;
 use ykt_envelope::{Code, Envelope, EnvelopeError, Header, PeerKey, ResultInfo, response_no};
-use ykt_store::{Begun, RequestHash};
+use ykt_store::{Begun, RequestCompletion, RequestHash};
 use ykt_tsm::api::{self, MessageDef};
 
-use super::backend::{Backend, BackendError, Start};
+use super::backend::{Backend, BackendError, Start, StepAnswer};
 use super::metrics::FlowMove;
 use super::proposals::{ERROR_RESPONSE_TYPE, NONCE_LEN, PURGE_EVERY_MS};
 use super::server::{AppState, json_text};
@@ -246,6 +250,69 @@ struct StoredReply {
     msg_type: String,
     result: ResultInfo,
     body: Value,
+}
+
+impl StoredReply {
+    /// The answer to a dispatched request of type `def`: its body, or the code and message it
+    /// was declined with.
+    fn of(def: MessageDef, outcome: Result<Value, (Code, String)>) -> Self {
+        let (result, body) = match outcome {
+            Ok(body) => (ResultInfo::ok(), body),
+            Err((code, msg)) => (
+                ResultInfo::error(code, msg),
+                Value::Object(Default::default()),
+            ),
+        };
+        Self {
+            msg_type: def.response.to_string(),
+            result,
+            body,
+        }
+    }
+
+    /// The text the idempotency record keeps; `None` for an internal failure (whose claim is
+    /// released, so that the client may retry) or an answer that cannot be encoded.
+    fn text(&self) -> Option<String> {
+        if self.result.code == Code::Internal {
+            return None;
+        }
+        serde_json::to_string(self)
+            .map_err(|e| tracing::error!(error = %e, "encoding a stored response"))
+            .ok()
+    }
+}
+
+/// The code and message a backend's refusal answers with (an internal failure's message is a
+/// generic one; its detail goes to the log).
+fn declined(refusal: &Refusal) -> (Code, String) {
+    (refusal.code, refusal.msg.clone())
+}
+
+/// The [`StepAnswer`] of an `ApduResultReq`: the completion of its claim with exactly the
+/// answer [`dispatch_claimed`] would store for the same outcome, committed with the flow move
+/// (one transaction instead of two; see `docs/benchmarks.md`).
+fn step_answer(
+    def: MessageDef,
+    scope: &str,
+    request_id: &str,
+    hash: RequestHash,
+) -> Arc<StepAnswer> {
+    let (scope, request_id) = (scope.to_string(), request_id.to_string());
+    StepAnswer::new(move |outcome: Result<&api::FlowResp, &BackendError>| {
+        let outcome = match outcome {
+            Ok(resp) => serde_json::to_value(resp).map_err(|_| (Code::Internal, String::new())),
+            // An internal failure stores nothing; its message is not needed.
+            Err(e) if e.code == Code::Internal => Err((Code::Internal, String::new())),
+            Err(e) => Err(declined(&Refusal::from(e.clone()))),
+        };
+        let response = StoredReply::of(def, outcome).text()?;
+        Some(RequestCompletion {
+            scope: scope.clone(),
+            request_id: request_id.clone(),
+            hash,
+            response,
+        })
+    })
 }
 
 /// Seals an answer; a failure to sign (or to draw a nonce) is a plain, generic 500.
@@ -654,9 +721,12 @@ async fn dispatch_claimed<B: Backend>(
         ..
     } = checked;
     let scope = scope.as_str();
-    let outcome = dispatch(state, def, envelope, request).await;
-    let (result, body, flow_move) = match outcome {
-        Ok((body, flow_move)) => (ResultInfo::ok(), body, flow_move),
+    // The hot path: an `ApduResultReq`'s answer is stored with the flow move it makes.
+    let answer = matches!(request, Request::ApduResult(_))
+        .then(|| step_answer(def, scope, &envelope.request_id, hash));
+    let outcome = dispatch(state, def, envelope, request, answer.clone()).await;
+    let (outcome, flow_move) = match outcome {
+        Ok((body, flow_move)) => (Ok(body), flow_move),
         Err(e) => {
             let refusal = Refusal::from(e);
             if refusal.code != Code::Internal {
@@ -668,35 +738,34 @@ async fn dispatch_claimed<B: Backend>(
                     "business request declined"
                 );
             }
-            (
-                ResultInfo::error(refusal.code, refusal.msg),
-                Value::Object(Default::default()),
-                None,
-            )
+            (Err(declined(&refusal)), None)
         }
     };
-    let code = result.code;
-    let stored = StoredReply {
-        msg_type: def.response.to_string(),
-        result: result.clone(),
-        body: body.clone(),
-    };
-    let response = seal(state, ctx, def.response, result, &body, None);
+    let stored = StoredReply::of(def, outcome);
+    let code = stored.result.code;
+    let response = seal(
+        state,
+        ctx,
+        def.response,
+        stored.result.clone(),
+        &stored.body,
+        None,
+    );
     let store = state.0.backend.store();
     let (sender, request_id) = (scope, &envelope.request_id);
-    let done = if code == Code::Internal {
+    let done = if answer.as_ref().is_some_and(|a| a.stored()) {
+        // Completed in the move's own transaction.
+        Ok(())
+    } else if code == Code::Internal {
         store.abandon_request(sender, request_id, &hash).await
     } else {
-        match serde_json::to_string(&stored) {
-            Ok(text) => {
+        match stored.text() {
+            Some(text) => {
                 store
                     .complete_request(sender, request_id, &hash, &text)
                     .await
             }
-            Err(e) => {
-                tracing::error!(error = %e, "encoding a stored response");
-                Ok(())
-            }
+            None => Ok(()),
         }
     };
     if let Err(error) = done {
@@ -751,6 +820,7 @@ async fn dispatch<B: Backend>(
     def: MessageDef,
     envelope: &Envelope,
     request: Request,
+    answer: Option<Arc<StepAnswer>>,
 ) -> Result<(Value, Option<FlowMove>), BackendError> {
     let backend = &state.0.backend;
     let device = envelope.sender_id.as_str();
@@ -774,7 +844,14 @@ async fn dispatch<B: Backend>(
             Ok((to_value(&resp)?, Some(flow_move(&resp, true))))
         }
         Request::ApduResult(req) => {
-            let resp = backend.apdu_result(device, txn, &req.response, now).await?;
+            let resp = match answer {
+                Some(answer) => {
+                    backend
+                        .apdu_result_answered(device, txn, &req.response, now, answer)
+                        .await?
+                }
+                None => backend.apdu_result(device, txn, &req.response, now).await?,
+            };
             Ok((to_value(&resp)?, Some(flow_move(&resp, false))))
         }
         Request::Resume => {

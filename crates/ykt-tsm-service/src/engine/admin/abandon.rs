@@ -270,6 +270,7 @@ impl Engine {
             refunds: Vec::new(),
             escrows,
             audit,
+            request: None,
         };
         // Whatever happens, the flow is rebuilt from the store when next touched.
         slot.flow = None;
