@@ -583,6 +583,21 @@ impl Engine {
         start: Start,
         now_ms: i64,
     ) -> Result<FlowResp, EngineError> {
+        self.start_answered(device_id, txn_id, start, now_ms, None)
+            .await
+    }
+
+    /// [`Engine::start`], and the flow's first move commits `answer`'s completion of the
+    /// request's idempotency claim in its own transaction (see
+    /// [`crate::http::backend::StepAnswer`]); a start that moves nothing stores nothing.
+    pub(crate) async fn start_answered(
+        &self,
+        device_id: &str,
+        txn_id: &str,
+        start: Start,
+        now_ms: i64,
+        answer: Option<&StepAnswer>,
+    ) -> Result<FlowResp, EngineError> {
         self.device(device_id).await?;
         if txn_id.is_empty() || txn_id.len() > 128 {
             return Err(EngineError::BadRequest("txn_id"));
@@ -716,7 +731,7 @@ impl Engine {
             None,
             now_ms,
             extras.claim_escrow,
-            None,
+            answer,
         )
         .await
     }
@@ -910,6 +925,19 @@ impl Engine {
         txn_id: &str,
         now_ms: i64,
     ) -> Result<FlowResp, EngineError> {
+        self.resume_answered(device_id, txn_id, now_ms, None).await
+    }
+
+    /// [`Engine::resume`], and the move it makes commits `answer`'s completion of the
+    /// request's idempotency claim in its own transaction (see
+    /// [`crate::http::backend::StepAnswer`]); a resume that moves nothing stores nothing.
+    pub(crate) async fn resume_answered(
+        &self,
+        device_id: &str,
+        txn_id: &str,
+        now_ms: i64,
+        answer: Option<&StepAnswer>,
+    ) -> Result<FlowResp, EngineError> {
         self.device(device_id).await?;
         let mut slot = self.hold(txn_id, now_ms).await;
         let (row, record) = self.load_flow(device_id, txn_id).await?;
@@ -931,7 +959,7 @@ impl Engine {
             None,
             now_ms,
             None,
-            None,
+            answer,
         )
         .await
     }

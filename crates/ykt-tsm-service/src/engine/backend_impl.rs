@@ -61,6 +61,22 @@ impl Backend for Engine {
         async move { Ok(engine.start(&device, &txn, start_of(start), now_ms).await?) }
     }
 
+    fn start_answered(
+        &self,
+        device_id: &str,
+        txn_id: &str,
+        start: b::Start,
+        now_ms: i64,
+        answer: Arc<b::StepAnswer>,
+    ) -> impl BackendFuture<FlowResp> {
+        let (engine, device, txn) = (self.clone(), device_id.to_owned(), txn_id.to_owned());
+        async move {
+            Ok(engine
+                .start_answered(&device, &txn, start_of(start), now_ms, Some(&answer))
+                .await?)
+        }
+    }
+
     fn apdu_result(
         &self,
         device_id: &str,
@@ -101,6 +117,21 @@ impl Backend for Engine {
     fn resume(&self, device_id: &str, txn_id: &str, now_ms: i64) -> impl BackendFuture<FlowResp> {
         let (engine, device, txn) = (self.clone(), device_id.to_owned(), txn_id.to_owned());
         async move { Ok(engine.resume(&device, &txn, now_ms).await?) }
+    }
+
+    fn resume_answered(
+        &self,
+        device_id: &str,
+        txn_id: &str,
+        now_ms: i64,
+        answer: Arc<b::StepAnswer>,
+    ) -> impl BackendFuture<FlowResp> {
+        let (engine, device, txn) = (self.clone(), device_id.to_owned(), txn_id.to_owned());
+        async move {
+            Ok(engine
+                .resume_answered(&device, &txn, now_ms, Some(&answer))
+                .await?)
+        }
     }
 
     fn flow(&self, device_id: &str, txn_id: &str) -> impl BackendFuture<FlowResp> {

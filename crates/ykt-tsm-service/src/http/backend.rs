@@ -130,8 +130,10 @@ impl std::fmt::Debug for Start {
     }
 }
 
-/// How the answer to an `ApduResultReq` is stored for its idempotency claim in the same
-/// transaction as the flow move it makes ([`Backend::apdu_result_answered`]), so that the move
+/// How the answer to a request that moves a flow (a flow start, `ApduResultReq`, `ResumeReq`) is
+/// stored for its idempotency claim in the same transaction as the flow move it makes
+/// ([`Backend::start_answered`], [`Backend::apdu_result_answered`],
+/// [`Backend::resume_answered`]), so that the move
 /// and the stored answer are durable together (the pipeline otherwise completes the claim in a
 /// transaction of its own after the move).
 ///
@@ -216,6 +218,21 @@ pub trait Backend: Clone + Send + Sync + 'static {
         now_ms: i64,
     ) -> impl BackendFuture<FlowResp>;
 
+    /// [`Backend::start`], storing the request's answer with the flow's first move where the
+    /// backend can ([`StepAnswer`]). By default it does not: the pipeline completes the claim
+    /// after the move.
+    fn start_answered(
+        &self,
+        device_id: &str,
+        txn_id: &str,
+        start: Start,
+        now_ms: i64,
+        answer: Arc<StepAnswer>,
+    ) -> impl BackendFuture<FlowResp> {
+        let _ = answer;
+        self.start(device_id, txn_id, start, now_ms)
+    }
+
     /// Moves a flow on with the SE's answers to its last relay message.
     fn apdu_result(
         &self,
@@ -242,6 +259,20 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     /// Resumes a flow after a crash or a lost answer.
     fn resume(&self, device_id: &str, txn_id: &str, now_ms: i64) -> impl BackendFuture<FlowResp>;
+
+    /// [`Backend::resume`], storing the request's answer with the move it makes where the
+    /// backend can ([`StepAnswer`]). By default it does not: the pipeline completes the claim
+    /// after the move.
+    fn resume_answered(
+        &self,
+        device_id: &str,
+        txn_id: &str,
+        now_ms: i64,
+        answer: Arc<StepAnswer>,
+    ) -> impl BackendFuture<FlowResp> {
+        let _ = answer;
+        self.resume(device_id, txn_id, now_ms)
+    }
 
     /// A flow's state, without moving it.
     fn flow(&self, device_id: &str, txn_id: &str) -> impl BackendFuture<FlowResp>;

@@ -8,11 +8,12 @@
 //! ```
 //!
 //! The replay guard and the claim are one store transaction ([`ykt_store::Store::admit_request`],
-//! with the outcomes of the two calls in that order). An `ApduResultReq` that moves its flow
-//! then writes one more: the move inside the backend, which stores the claim's answer in the
-//! same transaction ([`super::backend::StepAnswer`]), so that a crash leaves either neither or
-//! both. Any other message (and an `ApduResultReq` that moves nothing) writes the move, if any,
-//! and then the completion of the claim in a transaction of its own. The two calls
+//! with the outcomes of the two calls in that order). A flow start, `ApduResultReq` or
+//! `ResumeReq` that moves its flow then writes one more: the move inside the backend, which
+//! stores the claim's answer in the same transaction ([`super::backend::StepAnswer`]), so that a
+//! crash leaves either neither or both. Any other message (and one of those that moves nothing)
+//! writes the move, if any, and then the completion of the claim in a transaction of its own.
+//! The two calls
 //! stay separate only where the claim is not attempted after the guard: a body whose hash cannot
 //! be computed, a request id this process is already working on, and the second claim after an
 //! orphaned one was released (its nonce is already spent).
@@ -288,7 +289,7 @@ fn declined(refusal: &Refusal) -> (Code, String) {
     (refusal.code, refusal.msg.clone())
 }
 
-/// The [`StepAnswer`] of an `ApduResultReq`: the completion of its claim with exactly the
+/// The [`StepAnswer`] of a request that moves a flow: the completion of its claim with exactly the
 /// answer [`dispatch_claimed`] would store for the same outcome, committed with the flow move
 /// (one transaction instead of two; see `docs/benchmarks.md`).
 fn step_answer(
@@ -721,9 +722,12 @@ async fn dispatch_claimed<B: Backend>(
         ..
     } = checked;
     let scope = scope.as_str();
-    // The hot path: an `ApduResultReq`'s answer is stored with the flow move it makes.
-    let answer = matches!(request, Request::ApduResult(_))
-        .then(|| step_answer(def, scope, &envelope.request_id, hash));
+    // A request that moves a flow has its answer stored with the move.
+    let answer = matches!(
+        request,
+        Request::Start(_) | Request::ApduResult(_) | Request::Resume
+    )
+    .then(|| step_answer(def, scope, &envelope.request_id, hash));
     let outcome = dispatch(state, def, envelope, request, answer.clone()).await;
     let (outcome, flow_move) = match outcome {
         Ok((body, flow_move)) => (Ok(body), flow_move),
@@ -840,7 +844,14 @@ async fn dispatch<B: Backend>(
             Ok((to_value(&resp)?, None))
         }
         Request::Start(start) => {
-            let resp = backend.start(device, txn, start, now).await?;
+            let resp = match answer {
+                Some(answer) => {
+                    backend
+                        .start_answered(device, txn, start, now, answer)
+                        .await?
+                }
+                None => backend.start(device, txn, start, now).await?,
+            };
             Ok((to_value(&resp)?, Some(flow_move(&resp, true))))
         }
         Request::ApduResult(req) => {
@@ -855,7 +866,10 @@ async fn dispatch<B: Backend>(
             Ok((to_value(&resp)?, Some(flow_move(&resp, false))))
         }
         Request::Resume => {
-            let resp = backend.resume(device, txn, now).await?;
+            let resp = match answer {
+                Some(answer) => backend.resume_answered(device, txn, now, answer).await?,
+                None => backend.resume(device, txn, now).await?,
+            };
             Ok((to_value(&resp)?, Some(flow_move(&resp, false))))
         }
         Request::FlowQuery => Ok((to_value(&backend.flow(device, txn).await?)?, None)),

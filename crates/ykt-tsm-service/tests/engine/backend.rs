@@ -121,7 +121,15 @@ async fn a_step_stores_its_request_answer_with_its_move() {
         let device = device(&engine, 0x34).await;
         let mut card = new_se(61);
         let txn = "open-61";
-        let resp = Backend::start(
+        let made = Arc::new(Mutex::new(Vec::new()));
+        // The flow's first move stores the start's answer.
+        let hash0 = RequestHash::of(b"r0");
+        assert_eq!(
+            store.begin_request("dev", "r0", &hash0).await.unwrap(),
+            Begun::New
+        );
+        let started = answer_for("r0", &made);
+        let resp = Backend::start_answered(
             &engine,
             &device,
             txn,
@@ -130,13 +138,18 @@ async fn a_step_stores_its_request_answer_with_its_move() {
                 city_code: "1000".into(),
             }),
             NOW_MS,
+            started.clone(),
         )
         .await
         .unwrap();
+        assert!(started.stored());
+        assert_eq!(
+            store.begin_request("dev", "r0", &hash0).await.unwrap(),
+            Begun::Stored(serde_json::to_string(&resp).unwrap())
+        );
         let mut log = Log::default();
         let first = relay(&mut card, resp.relay.as_ref().unwrap(), &mut log);
         let version = store.flow(txn).await.unwrap().version;
-        let made = Arc::new(Mutex::new(Vec::new()));
 
         // A completion that cannot be stored (no such claim) refuses the whole move.
         let unclaimed = answer_for("r-none", &made);
