@@ -273,6 +273,25 @@ struct Slot {
 /// A slot of the live map, shared by the tasks that hold or wait on it.
 type SharedSlot = Arc<tokio::sync::Mutex<Slot>>;
 
+/// The live flows by transaction id, and when they were last scanned for idle ones.
+#[derive(Default)]
+struct Live {
+    slots: HashMap<String, SharedSlot>,
+    /// The time of the last idle scan (`None` before the first hold).
+    swept_ms: Option<i64>,
+}
+
+impl Live {
+    /// Whether a hold at `now_ms` scans for idle slots: the first one does, then one at least
+    /// [`proposals::LIVE_SWEEP_INTERVAL_MS`] after (or before, if the clock went back) the
+    /// last scan.
+    fn sweep_due(&self, now_ms: i64) -> bool {
+        self.swept_ms.is_none_or(|last| {
+            now_ms.abs_diff(last) >= proposals::LIVE_SWEEP_INTERVAL_MS.unsigned_abs()
+        })
+    }
+}
+
 /// A slot held by one task for one operation on its flow. Dropping it (the operation ended,
 /// or its future was dropped) gives the slot back: see [`Held::drop`].
 struct Held<'a> {
@@ -319,10 +338,11 @@ impl Drop for Held<'_> {
         let mut live = lock(&self.engine.inner.live);
         // Two holders: the map and `slot` here.
         if live
+            .slots
             .get(&self.txn_id)
             .is_some_and(|s| Arc::ptr_eq(s, &slot) && Arc::strong_count(&slot) == 2)
         {
-            live.remove(&self.txn_id);
+            live.slots.remove(&self.txn_id);
         }
     }
 }
@@ -340,13 +360,14 @@ type VaultGuard<'a> = MutexGuard<'a, Box<dyn KeyVault + Send>>;
 /// taken first, then the SP-TSM's, always in that order. A vault lock is held only in
 /// synchronous code, never across an `.await`; `live` is held for single map operations. A
 /// slot leaves `live` when nobody holds or waits on it and it keeps no flow in memory, or has
-/// been idle past [`proposals::LIVE_FLOW_IDLE_MS`] (`Engine::hold`, `Held`).
+/// been idle past [`proposals::LIVE_FLOW_IDLE_MS`] when a hold scans (at most once per
+/// [`proposals::LIVE_SWEEP_INTERVAL_MS`]; `Engine::hold`, `Held`).
 struct Inner {
     store: Store,
     config: EngineConfig,
     sei: VaultLock,
     sp: VaultLock,
-    live: Mutex<HashMap<String, SharedSlot>>,
+    live: Mutex<Live>,
 }
 
 /// The TSM engine. Cloning is cheap and shares everything.
@@ -430,7 +451,7 @@ impl Engine {
                 config,
                 sei: Mutex::new(keys.sei),
                 sp: Mutex::new(keys.sp),
-                live: Mutex::new(HashMap::new()),
+                live: Mutex::new(Live::default()),
             }),
         })
     }
@@ -498,24 +519,28 @@ impl Engine {
     }
 
     fn live_flows(&self) -> usize {
-        lock(&self.inner.live).len()
+        lock(&self.inner.live).slots.len()
     }
 
-    /// Holds the slot of flow `txn_id`, waiting for any other task on the same flow. Slots
-    /// idle past [`proposals::LIVE_FLOW_IDLE_MS`] that nobody holds or waits on are evicted
-    /// first (their flows are rebuilt from the store when next moved).
+    /// Holds the slot of flow `txn_id`, waiting for any other task on the same flow. When a
+    /// scan is due ([`proposals::LIVE_SWEEP_INTERVAL_MS`] since the last), slots idle past
+    /// [`proposals::LIVE_FLOW_IDLE_MS`] that nobody holds or waits on are evicted first (their
+    /// flows are rebuilt from the store when next moved).
     async fn hold(&self, txn_id: &str, now_ms: i64) -> Held<'_> {
         let slot = {
             let mut live = lock(&self.inner.live);
-            live.retain(|id, s| {
-                // Only the map holds it: nobody can lock it, so `try_lock` succeeds.
-                id == txn_id
-                    || Arc::strong_count(s) > 1
-                    || s.try_lock().is_ok_and(|s| {
-                        now_ms.saturating_sub(s.used_ms) < proposals::LIVE_FLOW_IDLE_MS
-                    })
-            });
-            live.entry(txn_id.to_string()).or_default().clone()
+            if live.sweep_due(now_ms) {
+                live.swept_ms = Some(now_ms);
+                live.slots.retain(|id, s| {
+                    // Only the map holds it: nobody can lock it, so `try_lock` succeeds.
+                    id == txn_id
+                        || Arc::strong_count(s) > 1
+                        || s.try_lock().is_ok_and(|s| {
+                            now_ms.saturating_sub(s.used_ms) < proposals::LIVE_FLOW_IDLE_MS
+                        })
+                });
+            }
+            live.slots.entry(txn_id.to_string()).or_default().clone()
         };
         let guard = slot.lock_owned().await;
         Held {

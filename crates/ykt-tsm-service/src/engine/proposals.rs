@@ -118,6 +118,13 @@ pub fn transfer_id(code: &str) -> String {
 /// once.
 pub const LIVE_FLOW_IDLE_MS: i64 = 15 * 60 * 1000;
 
+/// \[PROPOSAL\] (tsm-gp.md §8): how often the live flows are scanned for ones idle past
+/// [`LIVE_FLOW_IDLE_MS`]. A hold scans only when this long has passed since the last scan (or
+/// the clock went back by as much), so a request costs one map operation, not one check per
+/// live flow; an idle flow thus stays in memory for at most `LIVE_FLOW_IDLE_MS` plus this. One
+/// minute: small beside the idle bound, rare beside the rate of relay messages.
+pub const LIVE_SWEEP_INTERVAL_MS: i64 = 60 * 1000;
+
 /// \[PROPOSAL\] (conformance.md §4.7 RP-LOAD-005 "amount over limit — refused before any
 /// APDU"; e-purse.md §4.1: a load that would take the balance past the purse's maximum is
 /// refused by the card): the largest top-up order accepted, in fen: the maximum balance of the

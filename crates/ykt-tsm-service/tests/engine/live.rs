@@ -1,6 +1,6 @@
 //! The flows an engine keeps in memory (tsm-gp.md §8): a flow leaves memory when it ends or
-//! has been idle past `proposals::LIVE_FLOW_IDLE_MS`, and a flow evicted mid-way goes on from
-//! the store.
+//! has been idle past `proposals::LIVE_FLOW_IDLE_MS` at a scan (at most one per
+//! `proposals::LIVE_SWEEP_INTERVAL_MS`), and a flow evicted mid-way goes on from the store.
 
 use ykt_tsm::Management;
 use ykt_tsm::api::{self, FlowStatus};
@@ -71,13 +71,13 @@ async fn an_idle_flow_is_evicted_and_goes_on_from_the_store() {
                 .unwrap();
         }
         assert_eq!(resp.status, FlowStatus::Running);
-        // Another request just before the bound keeps the flow in memory …
+        // Another request just before the bound scans the live flows and keeps this one …
         let almost = NOW_MS + proposals::LIVE_FLOW_IDLE_MS - 1;
         let r = engine.resume(&device, "live-other", almost).await;
         assert!(matches!(r, Err(EngineError::FlowNotFound)), "{r:?}");
         assert_eq!(live(&engine).await, 1);
-        // … one at the bound evicts it.
-        let later = NOW_MS + proposals::LIVE_FLOW_IDLE_MS;
+        // … the next scan, a sweep interval later and so past the bound, evicts it.
+        let later = almost + proposals::LIVE_SWEEP_INTERVAL_MS;
         let r = engine.resume(&device, "live-other", later).await;
         assert!(matches!(r, Err(EngineError::FlowNotFound)), "{r:?}");
         assert_eq!(live(&engine).await, 0);
@@ -94,6 +94,54 @@ async fn an_idle_flow_is_evicted_and_goes_on_from_the_store() {
         assert_eq!(done.status, FlowStatus::Completed);
         assert_eq!(done.instance_state, "ACTIVE");
         assert_eq!(done.outcome.unwrap().balance, Some(0));
+        assert_eq!(live(&engine).await, 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn holds_scan_for_idle_flows_only_once_per_sweep_interval() {
+    each(async |db: &Db| {
+        let vaults = Vaults::new();
+        let engine = db.engine(&vaults).await;
+        let device = device(&engine, 44).await;
+        let mut card = new_se(230);
+        let mut log = Log::default();
+        let resp = engine
+            .start(&device, "live-sweep", open_req(), NOW_MS)
+            .await
+            .unwrap();
+        let answer = relay(&mut card, resp.relay.as_ref().unwrap(), &mut log);
+        let resp = engine
+            .apdu_result(&device, "live-sweep", &answer, NOW_MS)
+            .await
+            .unwrap();
+        assert_eq!(resp.status, FlowStatus::Running);
+        let other = async |at: i64| {
+            let r = engine.resume(&device, "live-sweep-other", at).await;
+            assert!(matches!(r, Err(EngineError::FlowNotFound)), "{r:?}");
+            live(&engine).await
+        };
+        // A scan just before the idle bound keeps the flow.
+        let scanned = NOW_MS + proposals::LIVE_FLOW_IDLE_MS - 1;
+        assert_eq!(other(scanned).await, 1);
+        // Past the bound but before the next scan is due, holds do not scan: it stays.
+        let idle = NOW_MS + proposals::LIVE_FLOW_IDLE_MS;
+        assert_eq!(other(idle).await, 1);
+        let next = scanned + proposals::LIVE_SWEEP_INTERVAL_MS;
+        assert_eq!(other(next - 1).await, 1);
+        // The first hold at the sweep time scans and evicts it.
+        assert_eq!(other(next).await, 0);
+        // The flow goes on from the store.
+        let answer = relay(&mut card, resp.relay.as_ref().unwrap(), &mut log);
+        let resp = engine
+            .apdu_result(&device, "live-sweep", &answer, next)
+            .await
+            .unwrap();
+        let done = drive(&engine, &device, resp, &mut card, &mut log)
+            .await
+            .unwrap();
+        assert_eq!(done.status, FlowStatus::Completed);
         assert_eq!(live(&engine).await, 0);
     })
     .await;
