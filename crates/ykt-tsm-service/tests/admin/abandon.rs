@@ -3,8 +3,7 @@
 //! answer when asked again.
 
 use ykt_store::AuditKind;
-use ykt_tsm::api::{self, FlowResp, FlowStatus};
-use ykt_tsm_service::engine::{LoadVerdict, Start};
+use ykt_tsm_service::engine::LoadVerdict;
 use ykt_tsm_service::http::admin_write::Operator;
 use ykt_tsm_service::http::{AdminToken, ClientError, TsmClient};
 
@@ -19,59 +18,6 @@ fn refusal<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String) {
     }
 }
 
-/// A paid top-up whose load the card refuses at the first command starting with `refuse`.
-async fn failing_top_up(
-    engine: &ykt_tsm_service::Engine,
-    device: &str,
-    card: &mut ykt_card::Card,
-    (card_no, seid): (&str, &str),
-    refuse: [u8; 2],
-) -> (String, String) {
-    let order = engine
-        .create_order(
-            device,
-            &api::TopupOrderReq {
-                card_no: card_no.into(),
-                seid: seid.into(),
-                amount: 400,
-                pay_channel: "99".into(),
-            },
-        )
-        .await
-        .unwrap();
-    engine.test_pay(device, &order.order_id).await.unwrap();
-    let txn = format!("topup-{}", order.order_id);
-    let mut resp: FlowResp = engine
-        .start(
-            device,
-            &txn,
-            Start::TopUp(api::OrderReq {
-                order_id: order.order_id.clone(),
-            }),
-            NOW_MS,
-        )
-        .await
-        .unwrap();
-    let mut log = Log::default();
-    loop {
-        assert_eq!(resp.status, FlowStatus::Running, "{txn} ended");
-        let req = resp.relay.clone().unwrap();
-        let answer = if req.capdus.iter().any(|c| c.as_bytes().starts_with(&refuse)) {
-            ykt_tsm::RelayResponse {
-                session_id: req.session_id.clone(),
-                seq: req.seq,
-                rapdus: vec![ykt_tsm::hex::Hex(vec![0x6A, 0x80])],
-            }
-        } else {
-            relay(card, &req, &mut log)
-        };
-        match engine.apdu_result(device, &txn, &answer, NOW_MS).await {
-            Ok(next) => resp = next,
-            Err(_) => return (txn, order.order_id),
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_abandons_a_top_up_never_credited_over_http() {
     each(async |db| {
@@ -80,8 +26,15 @@ async fn an_operator_abandons_a_top_up_never_credited_over_http() {
         let mut card = new_se(244);
         let mut log = Log::default();
         let (card_no, seid) = open(&engine, &device, "open-244", &mut card, &mut log).await;
-        let (early, order_id) =
-            failing_top_up(&engine, &device, &mut card, (&card_no, &seid), [0x80, 0x50]).await;
+        let (early, order_id) = failing_top_up(
+            &engine,
+            &device,
+            &mut card,
+            (&card_no, &seid),
+            400,
+            [0x80, 0x50],
+        )
+        .await;
         let ops = vec![Operator {
             label: "alice".into(),
             token: AdminToken::new(TOKEN).unwrap(),
@@ -130,8 +83,15 @@ async fn an_operator_abandons_a_top_up_never_credited_over_http() {
         .await
         .unwrap();
         // A MAC2 left for this one: refused with why, and it stays listed.
-        let (late, _) =
-            failing_top_up(&engine, &device, &mut card, (&card_no, &seid), [0x80, 0x52]).await;
+        let (late, _) = failing_top_up(
+            &engine,
+            &device,
+            &mut card,
+            (&card_no, &seid),
+            400,
+            [0x80, 0x52],
+        )
+        .await;
         tokio::task::spawn_blocking(move || {
             let c = TsmClient::new(&base).unwrap();
             let (status, error) = refusal(c.abandon_flow(TOKEN, &late, "refund"));

@@ -5,77 +5,10 @@
 
 use ykt_store::{AuditKind, FlowStatus as StoreStatus, Store};
 use ykt_tsm::Management;
-use ykt_tsm::api::{self, FlowResp, FlowStatus};
+use ykt_tsm::api::{self, FlowStatus};
 use ykt_tsm_service::engine::{AbandonError, LoadVerdict, Start, proposals};
 
 use crate::support::*;
-
-/// Answers every message of flow `txn` from the card until the first command starting with
-/// `refuse` (CLA INS), which the card refuses: the step fails and the flow waits.
-async fn drive_refusing(
-    engine: &ykt_tsm_service::Engine,
-    device: &str,
-    mut resp: FlowResp,
-    card: &mut ykt_card::Card,
-    refuse: [u8; 2],
-) {
-    let txn = resp.txn_id.clone();
-    let mut log = Log::default();
-    loop {
-        assert_eq!(resp.status, FlowStatus::Running, "{txn} ended");
-        let req = resp.relay.clone().unwrap();
-        let answer = if req.capdus.iter().any(|c| c.as_bytes().starts_with(&refuse)) {
-            ykt_tsm::RelayResponse {
-                session_id: req.session_id.clone(),
-                seq: req.seq,
-                rapdus: vec![ykt_tsm::hex::Hex(vec![0x6A, 0x80])],
-            }
-        } else {
-            relay(card, &req, &mut log)
-        };
-        match engine.apdu_result(device, &txn, &answer, NOW_MS).await {
-            Ok(next) => resp = next,
-            Err(_) => return,
-        }
-    }
-}
-
-async fn failing_top_up(
-    engine: &ykt_tsm_service::Engine,
-    device: &str,
-    card: &mut ykt_card::Card,
-    (card_no, seid): (&str, &str),
-    amount: u32,
-    refuse: [u8; 2],
-) -> (String, String) {
-    let order = engine
-        .create_order(
-            device,
-            &api::TopupOrderReq {
-                card_no: card_no.into(),
-                seid: seid.into(),
-                amount,
-                pay_channel: "99".into(),
-            },
-        )
-        .await
-        .unwrap();
-    engine.test_pay(device, &order.order_id).await.unwrap();
-    let txn = format!("topup-{}", order.order_id);
-    let resp = engine
-        .start(
-            device,
-            &txn,
-            Start::TopUp(api::OrderReq {
-                order_id: order.order_id.clone(),
-            }),
-            NOW_MS,
-        )
-        .await
-        .unwrap();
-    drive_refusing(engine, device, resp, card, refuse).await;
-    (txn, order.order_id)
-}
 
 async fn operator_rows(store: &Store, actor: &str) -> Vec<ykt_store::AuditRecord> {
     store

@@ -1,66 +1,10 @@
 //! Money flows left failed (tsm-gp.md §8): a top-up whose step failed before its MAC2 was
 //! issued is proven not credited; one that failed after needs the card's proof.
 
-use ykt_tsm::api::{self, FlowStatus};
-use ykt_tsm_service::engine::{LoadVerdict, Start};
+use ykt_tsm::api::FlowStatus;
+use ykt_tsm_service::engine::LoadVerdict;
 
 use crate::support::*;
-
-/// Orders and pays `amount` for the card and starts its load; answers every message from the
-/// card until the first command starting with `refuse` (CLA INS), which the card refuses.
-async fn failing_top_up(
-    engine: &ykt_tsm_service::Engine,
-    device: &str,
-    card: &mut ykt_card::Card,
-    (card_no, seid): (&str, &str),
-    amount: u32,
-    refuse: [u8; 2],
-) -> (String, String) {
-    let order = engine
-        .create_order(
-            device,
-            &api::TopupOrderReq {
-                card_no: card_no.into(),
-                seid: seid.into(),
-                amount,
-                pay_channel: "99".into(),
-            },
-        )
-        .await
-        .unwrap();
-    engine.test_pay(device, &order.order_id).await.unwrap();
-    let txn = format!("topup-{}", order.order_id);
-    let mut resp = engine
-        .start(
-            device,
-            &txn,
-            Start::TopUp(api::OrderReq {
-                order_id: order.order_id.clone(),
-            }),
-            NOW_MS,
-        )
-        .await
-        .unwrap();
-    let mut log = Log::default();
-    loop {
-        let req = resp.relay.clone().unwrap();
-        let answer = if req.capdus.iter().any(|c| c.as_bytes().starts_with(&refuse)) {
-            ykt_tsm::RelayResponse {
-                session_id: req.session_id.clone(),
-                seq: req.seq,
-                rapdus: vec![ykt_tsm::hex::Hex(vec![0x6A, 0x80])],
-            }
-        } else {
-            relay(card, &req, &mut log)
-        };
-        match engine.apdu_result(device, &txn, &answer, NOW_MS).await {
-            Ok(next) => resp = next,
-            Err(_) => break,
-        }
-        assert_eq!(resp.status, FlowStatus::Running, "{txn} ended");
-    }
-    (txn, order.order_id)
-}
 
 #[tokio::test]
 async fn failed_top_ups_are_listed_with_what_the_records_prove() {

@@ -491,6 +491,76 @@ pub async fn top_up(
     resp
 }
 
+/// Answers every message of flow `txn` from the card until the first command starting with
+/// `refuse` (CLA INS), which the card refuses: the step fails and the flow waits.
+pub async fn drive_refusing(
+    engine: &Engine,
+    device: &str,
+    mut resp: FlowResp,
+    card: &mut Card,
+    refuse: [u8; 2],
+) {
+    let txn = resp.txn_id.clone();
+    let mut log = Log::default();
+    loop {
+        assert_eq!(resp.status, FlowStatus::Running, "{txn} ended");
+        let req = resp.relay.clone().unwrap();
+        let answer = if req.capdus.iter().any(|c| c.as_bytes().starts_with(&refuse)) {
+            RelayResponse {
+                session_id: req.session_id.clone(),
+                seq: req.seq,
+                rapdus: vec![hex::Hex(vec![0x6A, 0x80])],
+            }
+        } else {
+            relay(card, &req, &mut log)
+        };
+        match engine.apdu_result(device, &txn, &answer, NOW_MS).await {
+            Ok(next) => resp = next,
+            Err(_) => return,
+        }
+    }
+}
+
+/// Orders and pays `amount` for the card and starts its load; answers every message from the
+/// card until the first command starting with `refuse` (CLA INS), which the card refuses (see
+/// [`drive_refusing`]). Gives the flow's transaction id and the order id.
+pub async fn failing_top_up(
+    engine: &Engine,
+    device: &str,
+    card: &mut Card,
+    (card_no, seid): (&str, &str),
+    amount: u32,
+    refuse: [u8; 2],
+) -> (String, String) {
+    let order = engine
+        .create_order(
+            device,
+            &api::TopupOrderReq {
+                card_no: card_no.into(),
+                seid: seid.into(),
+                amount,
+                pay_channel: "99".into(),
+            },
+        )
+        .await
+        .unwrap();
+    engine.test_pay(device, &order.order_id).await.unwrap();
+    let txn = format!("topup-{}", order.order_id);
+    let resp = engine
+        .start(
+            device,
+            &txn,
+            ykt_tsm_service::engine::Start::TopUp(api::OrderReq {
+                order_id: order.order_id.clone(),
+            }),
+            NOW_MS,
+        )
+        .await
+        .unwrap();
+    drive_refusing(engine, device, resp, card, refuse).await;
+    (txn, order.order_id)
+}
+
 /// The card request for `card_no` on `seid`.
 pub fn card_req(card_no: &str, seid: &str) -> api::CardReq {
     api::CardReq {
