@@ -51,9 +51,12 @@ pub mod openapi;
 mod pipeline;
 pub mod proposals;
 mod server;
+pub mod tls;
 
 pub use self::backend::{
     Backend, BackendError, BackendFuture, CardInstanceView, ChainView, FlowView, SeView, Start,
 };
 pub use self::client::{ClientError, TsmClient};
-pub use self::server::{AdminToken, Clock, ServerConfig, TokenError, router, serve};
+pub use self::server::{
+    AdminToken, Clock, ServerConfig, TLS_HANDSHAKE_TIMEOUT, TokenError, router, serve, serve_tls,
+};

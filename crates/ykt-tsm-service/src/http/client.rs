@@ -1,7 +1,9 @@
 //! The TSM's HTTP client: envelopes out, envelopes back; the documents, the admin getters and
 //! the registry's calls (an operator's token; refusals as [`ClientError::Registry`]).
 //!
-//! Plain HTTP only (`http://`): TLS ends in front of the service. [`TsmClient::send`] keeps
+//! TLS 1.3 with SPKI pinning ([`TsmClient::with_tls`], `https://`, client.md §6.4 Profile B; see
+//! [`super::tls`]), or plain HTTP for tests and loopback ([`TsmClient::danger_plain_http`],
+//! `http://`). [`TsmClient::send`] keeps
 //! "the exchange failed" (no connection, a timeout, an answer that is not an envelope:
 //! [`ClientError::Transport`], [`ClientError::NotAnEnvelope`]) apart from "the TSM said no",
 //! which is a signed envelope with a code other than `0000` and comes back as `Ok`: the caller
@@ -11,12 +13,15 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{Connector as _, TcpConnector};
 use ykt_envelope::{Envelope, ResultInfo};
 
 use super::admin_write::{
     AbandonReq, IssuerDto, Refused, SeProfileDto, SeProfileSet, SetProfile, StockDto,
 };
 use super::backend::{CardInstanceView, ChainView, FlowView, SeView};
+use super::tls::{self, HandshakeFailed, SpkiPin};
 use crate::engine::{Abandoned, KeyVersionView, StuckMoney};
 
 /// How long one exchange may take.
@@ -26,9 +31,28 @@ pub const TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The URL is not `http://…`.
-    #[error("the TSM URL must start with http:// (TLS is terminated in front of the service)")]
+    /// A plain-HTTP client's URL is not `http://…`.
+    #[error("a plain-HTTP TSM URL must start with http:// (use TLS for https://)")]
     UnsupportedUrl,
+    /// A TLS client's URL is not `https://…`.
+    #[error("a TLS TSM URL must start with https://")]
+    NotHttps,
+    /// A TLS client without a pin.
+    #[error("a TLS client of the TSM needs at least one SPKI pin")]
+    NoPins,
+    /// The TSM's TLS key is none of the pinned keys (client.md §6.4: a miss is fatal). The
+    /// handshake was abandoned before any byte of the request was sent.
+    #[error(
+        "the TSM's TLS key ({presented}) matches none of the pinned keys: refused before any request was sent"
+    )]
+    PinMismatch {
+        /// The pin of the key the server presented.
+        presented: SpkiPin,
+    },
+    /// The TLS handshake failed otherwise (a server without TLS 1.3, a bad handshake
+    /// signature); nothing of the request was sent.
+    #[error("the TLS handshake with the TSM failed (TLS 1.3 is required): {0}")]
+    Tls(#[source] rustls::Error),
     /// The request did not get through, or the answer did not come back.
     #[error("the request to the TSM failed")]
     Transport(#[source] ureq::Error),
@@ -75,8 +99,25 @@ impl ClientError {
     pub fn is_transport(&self) -> bool {
         matches!(
             self,
-            Self::Transport(_) | Self::NotAnEnvelope { .. } | Self::BadJson { .. }
+            Self::Transport(_)
+                | Self::NotAnEnvelope { .. }
+                | Self::BadJson { .. }
+                | Self::PinMismatch { .. }
+                | Self::Tls(_)
         )
+    }
+
+    /// A ureq error, with a failed TLS handshake told apart (a pin miss, another refusal).
+    fn from_ureq(error: ureq::Error) -> Self {
+        if let ureq::Error::Other(inner) = &error
+            && let Some(failed) = inner.downcast_ref::<HandshakeFailed>()
+        {
+            return match failed.pin_miss() {
+                Some(presented) => Self::PinMismatch { presented },
+                None => Self::Tls(failed.0.clone()),
+            };
+        }
+        Self::Transport(error)
     }
 }
 
@@ -88,19 +129,55 @@ pub struct TsmClient {
 }
 
 impl TsmClient {
-    /// A client of the TSM at `base_url` (`http://host:port`, a path prefix allowed).
+    /// A plain-HTTP client of the TSM at `base_url` (`http://host:port`, a path prefix
+    /// allowed); the same as [`TsmClient::danger_plain_http`].
     pub fn new(base_url: &str) -> Result<Self, ClientError> {
+        Self::danger_plain_http(base_url)
+    }
+
+    /// A plain-HTTP client of the TSM at `base_url` (`http://…` only): for tests and loopback,
+    /// never across a network (client.md §6.4, `danger_insecure_transport`).
+    pub fn danger_plain_http(base_url: &str) -> Result<Self, ClientError> {
         if !base_url.starts_with("http://") {
             return Err(ClientError::UnsupportedUrl);
         }
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(TIMEOUT))
-            .build();
         Ok(Self {
             base: base_url.trim_end_matches('/').to_string(),
-            agent: ureq::Agent::new_with_config(config),
+            agent: ureq::Agent::new_with_config(Self::agent_config()),
         })
+    }
+
+    /// A TLS client of the TSM at `base_url` (`https://…` only) that accepts the server iff its
+    /// key is one of `pins` (the current key and a backup; at least one). This is where the
+    /// transport profile of client.md §6.4 is chosen: Profile B, TLS 1.3 over rustls; Profile A
+    /// (TLCP via Tongsuo) is not built, see [`super::tls`]. No CA, host name or validity
+    /// check is made: the pin is the server's identity. A miss fails the handshake
+    /// ([`ClientError::PinMismatch`]), as does a server without TLS 1.3 ([`ClientError::Tls`]),
+    /// both before a byte of the request is written.
+    pub fn with_tls(base_url: &str, pins: &[SpkiPin]) -> Result<Self, ClientError> {
+        if !base_url.starts_with("https://") {
+            return Err(ClientError::NotHttps);
+        }
+        if pins.is_empty() {
+            return Err(ClientError::NoPins);
+        }
+        let tls = tls::client_config(pins).map_err(ClientError::Tls)?;
+        let connector = ().chain(TcpConnector::default()).chain(tls::PinnedConnector::new(tls));
+        Ok(Self {
+            base: base_url.trim_end_matches('/').to_string(),
+            agent: ureq::Agent::with_parts(
+                Self::agent_config(),
+                connector,
+                DefaultResolver::default(),
+            ),
+        })
+    }
+
+    fn agent_config() -> ureq::config::Config {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(TIMEOUT))
+            .build()
     }
 
     /// The base URL.
@@ -149,12 +226,12 @@ impl TsmClient {
         if let Some(token) = token {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
-        let mut response = request.send(body).map_err(ClientError::Transport)?;
+        let mut response = request.send(body).map_err(ClientError::from_ureq)?;
         let status = response.status().as_u16();
         let text = response
             .body_mut()
             .read_to_string()
-            .map_err(ClientError::Transport)?;
+            .map_err(ClientError::from_ureq)?;
         Ok((status, text))
     }
 
@@ -163,12 +240,12 @@ impl TsmClient {
         if let Some(token) = token {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
-        let mut response = request.call().map_err(ClientError::Transport)?;
+        let mut response = request.call().map_err(ClientError::from_ureq)?;
         let status = response.status().as_u16();
         let text = response
             .body_mut()
             .read_to_string()
-            .map_err(ClientError::Transport)?;
+            .map_err(ClientError::from_ureq)?;
         Ok((status, text))
     }
 

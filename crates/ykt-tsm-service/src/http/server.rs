@@ -1,4 +1,5 @@
-//! The server: [`ServerConfig`], [`router`] and [`serve`].
+//! The server: [`ServerConfig`], [`router`], [`serve`] (plain HTTP) and [`serve_tls`] (TLS 1.3,
+//! client.md §6.4 Profile B).
 //!
 //! With operators ([`ServerConfig::with_operators`]) and the [`Engine`] as backend, the
 //! registry's routes ([`admin_write_routes`]) are served on the same listener, beside the
@@ -9,7 +10,7 @@ use std::fmt;
 use std::future::{Future, IntoFuture as _};
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -24,6 +25,7 @@ use zeroize::Zeroizing;
 use super::admin_write::{Operator, admin_write_routes};
 use super::backend::Backend;
 use super::metrics::Metrics;
+use super::tls::ServerTls;
 use super::{admin, openapi, pipeline, proposals};
 use crate::engine::Engine;
 
@@ -277,6 +279,72 @@ pub fn serve<B: Backend>(
     config: ServerConfig,
 ) -> impl Future<Output = std::io::Result<()>> + Send {
     axum::serve(listener, router(backend, config)).into_future()
+}
+
+/// How long a client has to complete the TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves [`router`] over TLS 1.3 (client.md §6.4 Profile B) on `listener` until the future is
+/// dropped or the listener fails (then with its error).
+///
+/// Each connection is handled in its own task: the TLS handshake (at most
+/// [`TLS_HANDSHAKE_TIMEOUT`]), then HTTP/1.1 through the same router as [`serve`], body limit
+/// included. A failed handshake or connection is logged at debug and the loop goes on; an
+/// accept error of one connection (reset or aborted before it was accepted) too.
+pub fn serve_tls<B: Backend>(
+    listener: TcpListener,
+    backend: B,
+    config: ServerConfig,
+    tls: ServerTls,
+) -> impl Future<Output = std::io::Result<()>> + Send {
+    let app = router(backend, config);
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+    async move {
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) if is_connection_error(&error) => {
+                    tracing::debug!(%error, "a connection failed before it was accepted");
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            let acceptor = acceptor.clone();
+            let app = app.clone();
+            tokio::spawn(async move {
+                let stream =
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                if let Err(error) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await
+                {
+                    tracing::debug!(%peer, %error, "TLS connection ended with an error");
+                }
+            });
+        }
+    }
+}
+
+/// Errors of one connection in `accept`, not of the listener.
+fn is_connection_error(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::Interrupted
+    )
 }
 
 /// A JSON response from text.

@@ -11,3 +11,4 @@ mod idempotency;
 mod pipeline;
 mod se;
 mod support;
+mod tls;
