@@ -166,7 +166,9 @@ impl TsmClient {
         Ok(Self {
             base: base_url.trim_end_matches('/').to_string(),
             agent: ureq::Agent::with_parts(
-                Self::agent_config(),
+                // Straight to the TSM: the connector chain has no proxy stage, so proxy
+                // settings from the environment are not taken.
+                Self::agent_config_builder().proxy(None).build(),
                 connector,
                 DefaultResolver::default(),
             ),
@@ -174,10 +176,13 @@ impl TsmClient {
     }
 
     fn agent_config() -> ureq::config::Config {
+        Self::agent_config_builder().build()
+    }
+
+    fn agent_config_builder() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
         ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(TIMEOUT))
-            .build()
     }
 
     /// The base URL.
