@@ -39,6 +39,14 @@ impl TlsServer {
     }
 
     fn start_on(bind: &str, tls: ServerTls) -> Self {
+        Self::start_with(bind, tls, |c| c)
+    }
+
+    fn start_with(
+        bind: &str,
+        tls: ServerTls,
+        configure: impl FnOnce(ServerConfig) -> ServerConfig,
+    ) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -57,6 +65,7 @@ impl TlsServer {
             AdminToken::new(ADMIN_TOKEN).unwrap(),
         )
         .with_clock(|| T0);
+        let config = configure(config);
         let url = format!("sqlite://{}?mode=rwc", db.display());
         let (listener, addr, backend) = rt.block_on(async {
             let store = Store::connect(&url).await.unwrap().with_clock(|| T0);
@@ -495,5 +504,35 @@ fn a_restarted_server_with_a_new_key_is_refused_by_the_old_pin() {
     assert!(matches!(e, ClientError::PinMismatch { .. }), "{e:?}");
     // Rolled over to the backup pin, the wallet gets through.
     let client = TsmClient::with_tls(&server.url(), &[old_pin, new_pin]).unwrap();
+    assert_eq!(client.health().unwrap(), "ok");
+}
+
+#[test]
+fn a_bad_client_does_not_stop_the_server_and_the_body_limit_holds() {
+    use std::io::{Read as _, Write as _};
+    let (tls, pin) = server_tls();
+    let server = TlsServer::start_with("127.0.0.1:0", tls, |c| c.with_max_body(1024));
+    // Plain HTTP to the TLS port, and a connection closed mid-handshake.
+    let mut plain = std::net::TcpStream::connect(server.addr).unwrap();
+    plain
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    plain
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(!answer.starts_with(b"HTTP/"), "{answer:?}");
+    drop(std::net::TcpStream::connect(server.addr).unwrap());
+    // The server goes on, and keeps the router's body limit over TLS.
+    let client = TsmClient::with_tls(&server.url(), &[pin]).unwrap();
+    assert_eq!(client.health().unwrap(), "ok");
+    let (status, envelope) = client
+        .send_bytes_with_status("EnrolReq", &vec![b' '; 2048])
+        .unwrap();
+    assert_eq!(status, 413);
+    envelope
+        .verify(&PeerKey::Sm2(server.tsm_key.clone()))
+        .unwrap();
     assert_eq!(client.health().unwrap(), "ok");
 }
