@@ -1,12 +1,90 @@
-//! Child processes of the `ykt` command in these tests: output read while the child runs,
-//! `ykt tsm serve` started and its address read, and a plain HTTP GET of one of its paths.
+//! Child processes of the `ykt` command in these tests: a scratch directory for their files,
+//! the command built and run with its output read while the child runs, `ykt tsm serve`
+//! started and its address read, and a plain HTTP GET of one of its paths.
 
 use std::io::{BufRead as _, Read as _, Write as _};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-const YKT: &str = env!("CARGO_BIN_EXE_ykt");
+/// The `ykt` binary cargo built for these tests.
+pub const YKT: &str = env!("CARGO_BIN_EXE_ykt");
+
+/// The wallets' passphrase (`$YKT_WALLET_PASSPHRASE`) in these tests.
+pub const WALLET_PASSPHRASE: &str = "Correct-Horse-Battery-7";
+
+/// A scratch directory `$TMPDIR/ykt-KIND-NAME-PID`, made empty when created and removed on
+/// drop, holding the key directories, databases and wallets of one test.
+pub struct Scratch {
+    root: PathBuf,
+}
+
+impl Scratch {
+    /// A fresh scratch directory for test `name` of the suite `kind`.
+    pub fn new(kind: &str, name: &str) -> Self {
+        let root = std::env::temp_dir().join(format!("ykt-{kind}-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        Self { root }
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `name` in the directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// `name` in the directory, as a command-line argument.
+    pub fn p(&self, name: &str) -> String {
+        self.path(name).to_str().unwrap().to_string()
+    }
+
+    /// The URL of the SQLite database file `name` in the directory (made when first opened).
+    pub fn sqlite(&self, name: &str) -> String {
+        format!("sqlite://{}?mode=rwc", self.p(name))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// `ykt ARGS` with `RUST_LOG=info`, stdin closed and stdout and stderr piped; the caller sets
+/// the passphrases it needs.
+pub fn ykt(args: &[&str]) -> Command {
+    let mut command = Command::new(YKT);
+    command
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Runs `command` to its end (at most `timeout`, see [`wait_output`]) and gives its output.
+pub fn run(command: &mut Command, timeout: Duration) -> Output {
+    wait_output(command.spawn().unwrap(), "ykt", timeout)
+}
+
+/// The stdout of `ykt ARGS`, which must have succeeded with `out`.
+pub fn succeeded(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "ykt {args:?}: {:?}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
 
 /// Reads `from` to its end on a thread of its own.
 pub fn drain(mut from: impl std::io::Read + Send + 'static) -> JoinHandle<String> {
@@ -57,14 +135,9 @@ pub struct ServedTsm {
 /// (`RUST_LOG=info`) and waits until it prints the address it listens on; panics with its
 /// stderr when it prints none.
 pub fn serve_tsm(listen: &str, db: &str, dir: &str, extra: &[&str]) -> ServedTsm {
-    let mut child = Command::new(YKT)
-        .args(["tsm", "serve", "--test-keys", "--test-payments"])
+    let mut child = ykt(&["tsm", "serve", "--test-keys", "--test-payments"])
         .args(["--listen", listen, "--db", db, "--dir", dir])
         .args(extra)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stderr = Some(drain(child.stderr.take().unwrap()));

@@ -4,18 +4,17 @@
 //! with the wallet's `resume` (or a second `open`) leaving exactly one active card that credits a
 //! top-up once.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::child::{apdu_results, http_get, serve_tsm, wait_output};
-
-const YKT: &str = env!("CARGO_BIN_EXE_ykt");
+use crate::child::{
+    Scratch, WALLET_PASSPHRASE, apdu_results, http_get, run, serve_tsm, succeeded, wait_output, ykt,
+};
 
 /// The wallets' passphrase: it must appear in no output and in no file of a wallet directory.
-const PASSPHRASE: &str = "Correct-Horse-Battery-7";
+const PASSPHRASE: &str = WALLET_PASSPHRASE;
 /// The first card number the test TSM allocates (prefix 31041000, counter 1), and its masked
 /// form. The full number must appear nowhere a user sees.
 const FULL_CARD_NO: &str = "31041000000000000001";
@@ -23,29 +22,25 @@ const MASKED_CARD_NO: &str = "310410**********0001";
 /// How long any one step may take before the test fails.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A temporary directory, and every output of the commands run in it.
+/// A scratch directory, and every output of the commands run in it.
 struct Setup {
-    root: PathBuf,
+    dir: Scratch,
     outputs: Mutex<Vec<String>>,
+}
+
+impl std::ops::Deref for Setup {
+    type Target = Scratch;
+    fn deref(&self) -> &Scratch {
+        &self.dir
+    }
 }
 
 impl Setup {
     fn new(name: &str) -> Self {
-        let root = std::env::temp_dir().join(format!("ykt-tsm-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
         Self {
-            root,
+            dir: Scratch::new("tsm", name),
             outputs: Mutex::new(Vec::new()),
         }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.root.join(name)
-    }
-
-    fn p(&self, name: &str) -> String {
-        self.path(name).to_str().unwrap().to_string()
     }
 
     fn keep(&self, text: String) {
@@ -54,19 +49,12 @@ impl Setup {
 
     /// `ykt ARGS` with the passphrase `pass` (none: unset).
     fn run_with(&self, pass: Option<&str>, args: &[&str]) -> Output {
-        let mut command = Command::new(YKT);
-        command.args(args).env("RUST_LOG", "info");
+        let mut command = ykt(args);
         match pass {
             Some(p) => command.env("YKT_WALLET_PASSPHRASE", p),
             None => command.env_remove("YKT_WALLET_PASSPHRASE"),
         };
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = wait_output(child, "ykt", TIMEOUT);
+        let out = run(&mut command, TIMEOUT);
         self.keep(format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -81,15 +69,7 @@ impl Setup {
 
     /// Runs `ykt ARGS`, which must succeed; gives its stdout.
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "ykt {args:?}: {:?}\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        succeeded(args, self.run(args))
     }
 
     /// Runs `ykt ARGS`, which must fail with exit code `code`; gives its stderr.
@@ -123,14 +103,7 @@ impl Setup {
 
     fn wallet_se_ok(&self, command: &str, wdir: &str, se: &str, args: &[&str]) -> String {
         let out = self.wallet_se(command, wdir, se, args);
-        assert!(
-            out.status.success(),
-            "ykt wallet {command} {args:?}: {:?}\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        succeeded(&[&["wallet", command], args].concat(), out)
     }
 
     fn cards(&self, wdir: &str) -> String {
@@ -171,12 +144,6 @@ impl Setup {
     }
 }
 
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
 /// `ykt tsm serve` as a child process, killed on drop.
 struct Tsm {
     child: Child,
@@ -190,8 +157,7 @@ impl Tsm {
     /// Starts the test TSM on `listen` with its database and directory in `s`; waits until it
     /// prints its address.
     fn start(s: &Setup, listen: &str) -> Self {
-        let db = format!("sqlite://{}?mode=rwc", s.p("tsm.db"));
-        let served = serve_tsm(listen, &db, &s.p("tsm"), &[]);
+        let served = serve_tsm(listen, &s.sqlite("tsm.db"), &s.p("tsm"), &[]);
         let tsm = Self {
             child: served.child,
             url: served.url,
@@ -479,13 +445,8 @@ fn kill_during_open_card(k: u64) {
     let listen = tsm.addr().to_string();
     s.enrol("w", &tsm.url);
     let (w, se) = (s.p("w"), s.p("se.card"));
-    let mut open = Command::new(YKT)
-        .args(["wallet", "open", "--dir", &w, "--se-state", &se])
-        .env("RUST_LOG", "info")
+    let mut open = ykt(&["wallet", "open", "--dir", &w, "--se-state", &se])
         .env("YKT_WALLET_PASSPHRASE", PASSPHRASE)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     poll(&format!("{k} APDU results (k = {k})"), || {

@@ -4,8 +4,7 @@
 //! sender it does not know and a replay; and the SEI killed during an open card, restarted,
 //! lets `ykt wallet resume` finish with one card.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -13,52 +12,35 @@ use ykt_crypto::Sm2PrivateKey;
 use ykt_envelope::{Code, Envelope, Header, Sm2Signer};
 use ykt_tsm_service::http::TsmClient;
 
-use crate::child::{apdu_results, http_get, serve_tsm, wait_output};
+use crate::child::{
+    Scratch, WALLET_PASSPHRASE as PASSPHRASE, apdu_results, http_get, run, serve_tsm, succeeded,
+    wait_output, ykt,
+};
 
-const YKT: &str = env!("CARGO_BIN_EXE_ykt");
-const PASSPHRASE: &str = "Correct-Horse-Battery-7";
 const MASKED_CARD_NO: &str = "310410**********0001";
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-struct Setup {
-    root: PathBuf,
+/// The scratch directory of one test: the two TSMs' directories and databases, and wallets.
+struct Setup(Scratch);
+
+impl std::ops::Deref for Setup {
+    type Target = Scratch;
+    fn deref(&self) -> &Scratch {
+        &self.0
+    }
 }
 
 impl Setup {
     fn new(name: &str) -> Self {
-        let root = std::env::temp_dir().join(format!("ykt-platform-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        Self { root }
-    }
-
-    fn p(&self, name: &str) -> String {
-        self.root.join(name).to_str().unwrap().to_string()
+        Self(Scratch::new("platform", name))
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let child = Command::new(YKT)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env("YKT_WALLET_PASSPHRASE", PASSPHRASE)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_output(child, "ykt", TIMEOUT)
+        run(ykt(args).env("YKT_WALLET_PASSPHRASE", PASSPHRASE), TIMEOUT)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "ykt {args:?}: {:?}\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        succeeded(args, self.run(args))
     }
 
     fn wallet(&self, command: &str, wdir: &str, se: &str, args: &[&str]) -> String {
@@ -78,12 +60,6 @@ impl Setup {
     }
 }
 
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
 /// `ykt tsm serve ARGS` as a child process, killed on drop.
 struct Server {
     child: Child,
@@ -92,8 +68,7 @@ struct Server {
 
 impl Server {
     fn start(s: &Setup, listen: &str, db: &str, dir: &str, args: &[&str]) -> Self {
-        let db = format!("sqlite://{}?mode=rwc", s.p(db));
-        let served = serve_tsm(listen, &db, &s.p(dir), args);
+        let served = serve_tsm(listen, &s.sqlite(db), &s.p(dir), args);
         Self {
             child: served.child,
             url: served.url,
@@ -193,11 +168,11 @@ fn a_card_lives_through_an_sp_whose_sei_is_another_server() {
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains(missing), "{err}");
     }
-    assert!(!s.root.join("x").exists());
+    assert!(!s.path("x").exists());
     let (sei, sp) = start_both(&s);
     // Each directory holds its own role's key file only.
-    assert!(s.root.join("sp/sp.kms").exists() && !s.root.join("sp/sei.kms").exists());
-    assert!(s.root.join("sei/sei.kms").exists() && !s.root.join("sei/sp.kms").exists());
+    assert!(s.path("sp/sp.kms").exists() && !s.path("sp/sei.kms").exists());
+    assert!(s.path("sei/sei.kms").exists() && !s.path("sei/sp.kms").exists());
 
     let out = s.ok(&["wallet", "enrol", "--dir", &s.p("w"), "--tsm", &sp.url]);
     assert!(out.contains("device enrolled with SPTSM-YKT-TEST"), "{out}");
@@ -222,7 +197,7 @@ fn a_card_lives_through_an_sp_whose_sei_is_another_server() {
     assert!(out.contains("no cards"), "{out}");
 
     // The SEI did its part: every operation an audit row, the chain intact.
-    let token = std::fs::read_to_string(s.root.join("sei/admin.token")).unwrap();
+    let token = std::fs::read_to_string(s.path("sei/admin.token")).unwrap();
     let chain = s_json(&sei.get("/admin/v1/audit/verify", Some(&token)));
     assert_eq!(chain["intact"], true, "{chain}");
     assert!(chain["rows"].as_u64().unwrap_or(0) > 10, "{chain}");
@@ -240,7 +215,7 @@ fn a_card_lives_through_an_sp_whose_sei_is_another_server() {
         .send(&seal(&body, &stranger, "SPTSM-YKT-TEST"))
         .unwrap();
     assert_eq!(answer.code(), Some(Code::BadSignature));
-    let sp_key_hex = std::fs::read_to_string(s.root.join("sp/tsm.key")).unwrap();
+    let sp_key_hex = std::fs::read_to_string(s.path("sp/tsm.key")).unwrap();
     let d: [u8; 32] = hex::decode(sp_key_hex.trim()).unwrap().try_into().unwrap();
     let sp_key = Sm2PrivateKey::from_bytes(&d).unwrap();
     let request = seal(&body, &sp_key, "SPTSM-YKT-TEST");
@@ -261,13 +236,8 @@ fn the_sei_killed_during_open_card_lets_the_wallet_resume_to_one_card() {
     let sei_listen = sei.addr();
     s.ok(&["wallet", "enrol", "--dir", &s.p("w"), "--tsm", &sp.url]);
     let (w, se) = (s.p("w"), s.p("se.card"));
-    let open = Command::new(YKT)
-        .args(["wallet", "open", "--dir", &w, "--se-state", &se])
-        .env("RUST_LOG", "info")
+    let open = ykt(&["wallet", "open", "--dir", &w, "--se-state", &se])
         .env("YKT_WALLET_PASSPHRASE", PASSPHRASE)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     // Killed once the SSD is being made (the SEI's first operations).
@@ -300,7 +270,7 @@ fn the_sei_killed_during_open_card_lets_the_wallet_resume_to_one_card() {
     let cards = s.ok(&["wallet", "cards", "--dir", &w]);
     assert_eq!(cards.matches(MASKED_CARD_NO).count(), 1, "{out}\n{cards}");
     assert!(cards.contains("ACTIVE"), "{out}\n{cards}");
-    let token = std::fs::read_to_string(s.root.join("sp/admin.token")).unwrap();
+    let token = std::fs::read_to_string(s.path("sp/admin.token")).unwrap();
     let instances = s_json(&sp.get("/admin/v1/cards", Some(&token)));
     assert_eq!(instances.as_array().unwrap().len(), 1, "{instances}");
     assert_eq!(instances[0]["state"], "ACTIVE", "{instances}");

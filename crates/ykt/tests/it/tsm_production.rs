@@ -7,70 +7,48 @@
 //! 4002, the ISD secure channel).
 
 use std::io::BufRead as _;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::child::{drain, http_get, wait_output};
+use crate::child::{
+    Scratch, WALLET_PASSPHRASE as WALLET_PASS, drain, http_get, run, succeeded, ykt,
+};
 
-const YKT: &str = env!("CARGO_BIN_EXE_ykt");
 const KMS_PASS: &str = "kms-Passphrase-for-tests-9";
-const WALLET_PASS: &str = "Correct-Horse-Battery-7";
 const MASKED_CARD_NO: &str = "310410**********0001";
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-struct Setup {
-    root: PathBuf,
+/// The scratch directory of one test: key directories, ISD master files, databases, cards
+/// and wallets.
+struct Setup(Scratch);
+
+impl std::ops::Deref for Setup {
+    type Target = Scratch;
+    fn deref(&self) -> &Scratch {
+        &self.0
+    }
 }
 
 impl Setup {
     fn new(name: &str) -> Self {
-        let root = std::env::temp_dir().join(format!("ykt-prod-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        Self { root }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.root.join(name)
-    }
-
-    fn p(&self, name: &str) -> String {
-        self.path(name).to_str().unwrap().to_string()
+        Self(Scratch::new("prod", name))
     }
 
     /// `ykt ARGS` with `$YKT_KMS_PASSPHRASE` = `kms_pass` (none: unset) and the wallets'
     /// passphrase.
     fn run(&self, kms_pass: Option<&str>, args: &[&str]) -> Output {
-        let mut command = Command::new(YKT);
-        command
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env("YKT_WALLET_PASSPHRASE", WALLET_PASS);
+        let mut command = ykt(args);
+        command.env("YKT_WALLET_PASSPHRASE", WALLET_PASS);
         match kms_pass {
             Some(p) => command.env("YKT_KMS_PASSPHRASE", p),
             None => command.env_remove("YKT_KMS_PASSPHRASE"),
         };
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_output(child, "ykt", TIMEOUT)
+        run(&mut command, TIMEOUT)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(Some(KMS_PASS), args);
-        assert!(
-            out.status.success(),
-            "ykt {args:?}: {:?}\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        succeeded(args, self.run(Some(KMS_PASS), args))
     }
 
     /// Runs `ykt ARGS`, which must fail with exit code 1 and no panic; gives its stderr.
@@ -97,12 +75,6 @@ impl Setup {
     }
 }
 
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
 /// A `ykt tsm serve` child on a production hierarchy, killed on drop.
 struct Tsm {
     child: Child,
@@ -114,16 +86,10 @@ impl Tsm {
     /// `ykt tsm serve --test-payments --listen 127.0.0.1:0 --db sqlite://… --dir DIR EXTRA…`
     /// with `$YKT_KMS_PASSPHRASE`; waits for the address it prints.
     fn start(s: &Setup, dir: &str, db: &str, extra: &[&str]) -> Self {
-        let db = format!("sqlite://{}?mode=rwc", s.p(db));
-        let mut child = Command::new(YKT)
-            .args(["tsm", "serve", "--test-payments", "--listen", "127.0.0.1:0"])
-            .args(["--db", &db, "--dir", &s.p(dir)])
+        let mut child = ykt(&["tsm", "serve", "--test-payments", "--listen", "127.0.0.1:0"])
+            .args(["--db", &s.sqlite(db), "--dir", &s.p(dir)])
             .args(extra)
-            .env("RUST_LOG", "info")
             .env("YKT_KMS_PASSPHRASE", KMS_PASS)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stderr = Some(drain(child.stderr.take().unwrap()));
@@ -398,7 +364,7 @@ fn a_production_tsm_opens_a_card_on_a_produced_se_and_refuses_a_test_keyed_one()
         "127.0.0.1:0",
         "--db",
     ];
-    let db = format!("sqlite://{}?mode=rwc", s.p("tsm.db"));
+    let db = s.sqlite("tsm.db");
     let mut args = serve.to_vec();
     args.push(&db);
     let err = s.fails(Some("not-the-kms-passphrase"), &args);
@@ -520,7 +486,7 @@ fn the_sei_and_sp_roles_serve_production_hierarchies_of_their_own() {
     ]);
 
     // The SEI server needs the SP's transport key; the SP's directory has no SEI keys.
-    let db = format!("sqlite://{}?mode=rwc", s.p("x.db"));
+    let db = s.sqlite("x.db");
     let err = s.fails(
         Some(KMS_PASS),
         &[

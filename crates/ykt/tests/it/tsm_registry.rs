@@ -3,16 +3,15 @@
 //! store's audit chain (`ykt_tsm_service::kms_audit`), read back after a SIGTERM.
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use ykt_store::{AuditKind, ChainStatus, Store};
 use ykt_tsm_service::http::admin_write::IssuerDto;
 use ykt_tsm_service::http::{ClientError, TsmClient};
 
-use crate::child::{serve_tsm, wait_output};
+use crate::child::{Scratch, serve_tsm, wait_output, ykt};
 
-const YKT: &str = env!("CARGO_BIN_EXE_ykt");
 const TOKEN: &str = "operator-token-0123456789abcdef";
 
 fn operators_file(dir: &std::path::Path, text: &str, mode: u32) -> String {
@@ -24,13 +23,9 @@ fn operators_file(dir: &std::path::Path, text: &str, mode: u32) -> String {
 
 /// `ykt tsm serve` with `extra` that must refuse to start: its stderr.
 fn refused(db: &str, dir: &str, extra: &[&str]) -> String {
-    let child = Command::new(YKT)
-        .args(["tsm", "serve", "--test-keys", "--listen", "127.0.0.1:0"])
+    let child = ykt(&["tsm", "serve", "--test-keys", "--listen", "127.0.0.1:0"])
         .args(["--db", db, "--dir", dir])
         .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let out = wait_output(child, "a refused ykt tsm serve", Duration::from_secs(60));
@@ -51,21 +46,19 @@ fn issuer() -> IssuerDto {
 
 #[test]
 fn operators_file_serves_the_registry_and_key_use_is_audited() {
-    let tmp = std::env::temp_dir().join(format!("ykt-tsm-registry-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).unwrap();
-    let dir = tmp.join("tsm").display().to_string();
-    let db_path = tmp.join("tsm.db");
-    let db = format!("sqlite://{}?mode=rwc", db_path.display());
+    let s = Scratch::new("tsm", "registry");
+    let tmp = s.root();
+    let dir = s.p("tsm");
+    let db = s.sqlite("tsm.db");
 
     // Unsafe or malformed operator files: the server does not start, and says why.
-    let loose = operators_file(&tmp, &format!("alice {TOKEN}\n"), 0o644);
+    let loose = operators_file(tmp, &format!("alice {TOKEN}\n"), 0o644);
     let err = refused(&db, &dir, &["--operators", &loose]);
     assert!(err.contains("chmod 600"), "{err}");
-    let twice = operators_file(&tmp, &format!("alice {TOKEN}\nalice {TOKEN}x\n"), 0o600);
+    let twice = operators_file(tmp, &format!("alice {TOKEN}\nalice {TOKEN}x\n"), 0o600);
     let err = refused(&db, &dir, &["--operators", &twice]);
     assert!(err.contains("given twice"), "{err}");
-    let empty = operators_file(&tmp, "# nobody yet\n", 0o600);
+    let empty = operators_file(tmp, "# nobody yet\n", 0o600);
     let err = refused(&db, &dir, &["--operators", &empty]);
     assert!(err.contains("no operators"), "{err}");
     let err = refused(
@@ -76,7 +69,7 @@ fn operators_file_serves_the_registry_and_key_use_is_audited() {
     assert!(err.contains("no registry"), "{err}");
 
     let good = operators_file(
-        &tmp,
+        tmp,
         &format!("# the registry's operators\nalice {TOKEN}\n"),
         0o600,
     );
@@ -140,5 +133,4 @@ fn operators_file_serves_the_registry_and_key_use_is_audited() {
             "the audit chain does not verify"
         );
     });
-    let _ = std::fs::remove_dir_all(&tmp);
 }
