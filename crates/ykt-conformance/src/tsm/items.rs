@@ -9,7 +9,7 @@ use ykt_gp_host::EntryKind;
 use ykt_purse::Asn;
 use ykt_tsm::api::{self, AppQueryReq};
 use ykt_tsm::{Management, proposals};
-use ykt_wallet::{CardRecord, DeviceKey, Wallet, WalletError};
+use ykt_wallet::{CardRecord, DeviceKey, TopUp, Wallet, WalletError};
 
 use super::se::{SimSe, registry_view, sw};
 use super::{CITY_CODE, LinkMode, LinkStats, TsmHarness, card_state, verify_tsm};
@@ -50,7 +50,7 @@ pub(super) fn asn_of(card: &CardRecord) -> Result<[u8; 10], Stop> {
         .map_err(|_| Stop::Fail("the card number is not 20 hex digits".into()))
 }
 
-/// Tops `card` up by `amount` through the test payment provider.
+/// Tops `card` up by `amount` through the test payment provider; gives the new balance.
 pub(super) fn top_up(
     h: &mut TsmHarness<'_>,
     se: &mut SimSe,
@@ -58,7 +58,19 @@ pub(super) fn top_up(
     card: &CardRecord,
     amount: u32,
 ) -> Result<u32, Stop> {
-    let (r, _) = h.with_links(se, LinkMode::default(), |links, now, rng| {
+    top_up_traced(h, se, wallet, card, amount).map(|(t, _)| t.new_balance)
+}
+
+/// Tops `card` up by `amount` through the test payment provider on an untouched SE link;
+/// gives what the wallet reports and what crossed the SE link.
+pub(super) fn top_up_traced(
+    h: &mut TsmHarness<'_>,
+    se: &mut SimSe,
+    wallet: &mut Wallet,
+    card: &CardRecord,
+    amount: u32,
+) -> Result<(TopUp, LinkStats), Stop> {
+    let (r, stats) = h.with_links(se, LinkMode::default(), |links, now, rng| {
         wallet.top_up(
             links,
             now,
@@ -70,7 +82,7 @@ pub(super) fn top_up(
     });
     let t = r.map_err(|e| Stop::Fail(format!("top-up of {amount} fen: {e}")))?;
     h.show(format!("{t:?}"));
-    Ok(t.new_balance)
+    Ok((t, stats))
 }
 
 /// The purse keys of card `asn` (the test masters diversified with the ASN, e-purse.md §3.2),

@@ -12,7 +12,7 @@ use ykt_tsm::Management;
 use ykt_tsm::api::{self, OrderReq, OrderResp, TopupOrderReq};
 use ykt_wallet::{Wallet, WalletError};
 
-use super::items::{open, top_up};
+use super::items::{open, top_up, top_up_traced};
 use super::se::sw;
 use super::{LinkMode, SeTamper, TsmHarness, verify_tsm};
 use crate::params::Params;
@@ -322,18 +322,7 @@ pub(super) fn full_load(h: &mut TsmHarness<'_>, p: Params<'_>) -> Result<String,
     let (_, before) = se
         .purse(&aid)?
         .ok_or_else(|| Stop::Inconclusive("the purse does not answer SELECT".into()))?;
-    let (r, stats) = h.with_links(&mut se, LinkMode::default(), |links, now, rng| {
-        wallet.top_up(
-            links,
-            now,
-            rng,
-            &card.card_no,
-            amount,
-            ykt_wallet::proposals::TEST_PAY_CHANNEL,
-        )
-    });
-    let t = r.map_err(|e| Stop::Fail(format!("top-up of {amount} fen: {e}")))?;
-    h.show(format!("{t:?}"));
+    let (t, stats) = top_up_traced(h, &mut se, &mut wallet, &card, amount)?;
     let after = se.purse(&aid)?.map(|(_, b)| b);
     ensure(after == Some(before + amount), || {
         format!("the SE holds {after:?} after a load of {amount} on {before}")
