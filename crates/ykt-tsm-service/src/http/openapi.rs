@@ -579,6 +579,21 @@ fn json(schema: RefOr<Schema>) -> utoipa::openapi::Content {
     ContentBuilder::new().schema(Some(schema)).build()
 }
 
+/// A response of JSON `schema`.
+fn json_response(description: impl Into<String>, schema: RefOr<Schema>) -> ResponseBuilder {
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", json(schema))
+}
+
+/// A required request body of JSON `schema`.
+fn json_body(schema: RefOr<Schema>) -> utoipa::openapi::request_body::RequestBody {
+    RequestBodyBuilder::new()
+        .required(Some(Required::True))
+        .content("application/json", json(schema))
+        .build()
+}
+
 fn business_operation(
     def: api::MessageDef,
     body: &str,
@@ -591,17 +606,13 @@ fn business_operation(
             "{} (msg_no {}) → {}",
             def.request, def.msg_no, def.response
         )))
-        .request_body(Some(
-            RequestBodyBuilder::new()
-                .required(Some(Required::True))
-                .content("application/json", json(envelope_with(body)))
-                .build(),
-        ))
+        .request_body(Some(json_body(envelope_with(body))))
         .response(
             "200",
-            ResponseBuilder::new()
-                .description(format!("{} signed by the TSM, result 0000", def.response))
-                .content("application/json", json(envelope_with(def.response))),
+            json_response(
+                format!("{} signed by the TSM, result 0000", def.response),
+                envelope_with(def.response),
+            ),
         );
     let mut statuses: Vec<u16> = Code::ALL
         .iter()
@@ -624,46 +635,48 @@ fn business_operation(
         };
         op = op.response(
             status.to_string(),
-            ResponseBuilder::new()
-                .description(description)
-                .content("application/json", json(reference("Envelope"))),
+            json_response(description, reference("Envelope")),
         );
     }
     op.build()
 }
 
-fn admin_operation(
-    id: &str,
-    summary: &str,
-    answer: RefOr<Schema>,
-    parameters: &[(&str, ParameterIn, bool)],
-) -> utoipa::openapi::path::Operation {
+/// A string parameter of an admin or registry path: its name, where it goes, whether it is
+/// required.
+type Param = (&'static str, ParameterIn, bool);
+
+/// The JSON answer of an admin or registry operation.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// One record of the named schema.
+    One(&'static str),
+    /// An array of them.
+    Many(&'static str),
+}
+
+impl Answer {
+    fn schema(self) -> RefOr<Schema> {
+        match self {
+            Self::One(name) => reference(name),
+            Self::Many(name) => array_of(name),
+        }
+    }
+}
+
+/// An operation of `tag` under the bearer scheme `scheme` whose success, status `ok`, is
+/// `answer`; with its string `parameters`.
+fn secured_operation(
+    (id, tag, summary): (&str, &str, &str),
+    scheme: &str,
+    (ok, answer): (&str, Answer),
+    parameters: &[Param],
+) -> OperationBuilder {
     let mut op = OperationBuilder::new()
         .operation_id(Some(id))
-        .tag("admin")
+        .tag(tag)
         .summary(Some(summary))
-        .security(SecurityRequirement::new(
-            "admin_token",
-            Vec::<String>::new(),
-        ))
-        .response(
-            "200",
-            ResponseBuilder::new()
-                .description("The answer")
-                .content("application/json", json(answer)),
-        )
-        .response(
-            "401",
-            ResponseBuilder::new()
-                .description("No admin token, or another one")
-                .content("application/json", json(reference("ResultInfo"))),
-        )
-        .response(
-            "404",
-            ResponseBuilder::new()
-                .description("No such record")
-                .content("application/json", json(reference("ResultInfo"))),
-        );
+        .security(SecurityRequirement::new(scheme, Vec::<String>::new()))
+        .response(ok, json_response("The answer", answer.schema()));
     for (name, place, required) in parameters {
         op = op.parameter(
             ParameterBuilder::new()
@@ -677,196 +690,242 @@ fn admin_operation(
                 .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
         );
     }
-    op.build()
+    op
 }
 
-/// One registry operation (tsm-gp.md §2, §6, §8; [`super::admin_write`]): `ok` is the status
-/// of success, `refusals` the other statuses it answers with a [`Refused`] body.
-fn registry_operation(
-    id: &str,
-    summary: &str,
-    request: Option<&str>,
-    ok: (&str, RefOr<Schema>),
-    refusals: &[(&str, &str)],
-    parameters: &[(&str, ParameterIn, bool)],
-) -> utoipa::openapi::path::Operation {
-    let mut op = OperationBuilder::new()
-        .operation_id(Some(id))
-        .tag("registry")
-        .summary(Some(summary))
-        .security(SecurityRequirement::new(
-            "operator_token",
-            Vec::<String>::new(),
-        ))
-        .response(
-            ok.0,
-            ResponseBuilder::new()
-                .description("The answer")
-                .content("application/json", json(ok.1)),
-        );
-    if let Some(body) = request {
-        op = op.request_body(Some(
-            RequestBodyBuilder::new()
-                .required(Some(Required::True))
-                .content("application/json", json(reference(body)))
-                .build(),
-        ));
+/// One read of the admin API: `GET path` answering `answer`, under `admin_token`.
+struct AdminRead {
+    path: &'static str,
+    id: &'static str,
+    summary: &'static str,
+    answer: Answer,
+    parameters: &'static [Param],
+}
+
+/// The admin API's reads (tsm-gp.md §8: the records an operator inspects).
+const ADMIN_READS: &[AdminRead] = &[
+    AdminRead {
+        path: "/admin/v1/ses",
+        id: "admin_ses",
+        summary: "Every registered SE",
+        answer: Answer::Many("SeView"),
+        parameters: &[],
+    },
+    AdminRead {
+        path: "/admin/v1/cards",
+        id: "admin_all_cards",
+        summary: "Every card instance",
+        answer: Answer::Many("CardInstanceView"),
+        parameters: &[],
+    },
+    AdminRead {
+        path: "/admin/v1/ses/{seid}",
+        id: "admin_se",
+        summary: "One SE",
+        answer: Answer::One("SeView"),
+        parameters: &[("seid", ParameterIn::Path, true)],
+    },
+    AdminRead {
+        path: "/admin/v1/ses/{seid}/cards",
+        id: "admin_cards",
+        summary: "The card instances on an SE",
+        answer: Answer::Many("CardInstanceView"),
+        parameters: &[("seid", ParameterIn::Path, true)],
+    },
+    AdminRead {
+        path: "/admin/v1/flows",
+        id: "admin_flows",
+        summary: "Flows by status (RUNNING by default; COMPLETED, FAILED), of one SE or of all",
+        answer: Answer::Many("FlowView"),
+        parameters: &[
+            ("status", ParameterIn::Query, false),
+            ("seid", ParameterIn::Query, false),
+        ],
+    },
+    AdminRead {
+        path: "/admin/v1/flows/{id}",
+        id: "admin_flow",
+        summary: "One flow",
+        answer: Answer::One("FlowView"),
+        parameters: &[("id", ParameterIn::Path, true)],
+    },
+    AdminRead {
+        path: "/admin/v1/audit/verify",
+        id: "admin_verify_audit",
+        summary: "Verifies the audit chain",
+        answer: Answer::One("ChainView"),
+        parameters: &[],
+    },
+];
+
+fn admin_operation(read: &AdminRead) -> utoipa::openapi::path::Operation {
+    secured_operation(
+        (read.id, "admin", read.summary),
+        "admin_token",
+        ("200", read.answer),
+        read.parameters,
+    )
+    .response(
+        "401",
+        json_response("No admin token, or another one", reference("ResultInfo")),
+    )
+    .response(
+        "404",
+        json_response("No such record", reference("ResultInfo")),
+    )
+    .build()
+}
+
+/// One registry route (tsm-gp.md §2, §6, §8; [`super::admin_write`]): `ok` is the status of
+/// success and its answer, `refusals` the other statuses it answers with a [`Refused`] body.
+struct RegistryRoute {
+    path: &'static str,
+    /// `POST` when true, else `GET`.
+    post: bool,
+    id: &'static str,
+    summary: &'static str,
+    request: Option<&'static str>,
+    ok: (&'static str, Answer),
+    refusals: &'static [(&'static str, &'static str)],
+    parameters: &'static [Param],
+}
+
+const BAD: (&str, &str) = ("400", "A field is malformed: the text names it");
+const CONFLICT: (&str, &str) = ("409", "It exists already, or overlaps a record");
+const MISSING: (&str, &str) = ("404", "A record it names does not exist");
+
+/// The registry's routes, served when the server has operators (`ServerConfig::with_operators`).
+const REGISTRY_ROUTES: &[RegistryRoute] = &[
+    RegistryRoute {
+        path: "/admin/v1/issuers",
+        post: false,
+        id: "registry_issuers",
+        summary: "Every card issuer",
+        request: None,
+        ok: ("200", Answer::Many("IssuerDto")),
+        refusals: &[],
+        parameters: &[],
+    },
+    RegistryRoute {
+        path: "/admin/v1/issuers",
+        post: true,
+        id: "registry_create_issuer",
+        summary: "Creates a card issuer (audited under the operator)",
+        request: Some("IssuerDto"),
+        ok: ("201", Answer::One("IssuerDto")),
+        refusals: &[BAD, CONFLICT],
+        parameters: &[],
+    },
+    RegistryRoute {
+        path: "/admin/v1/stock",
+        post: false,
+        id: "registry_stock",
+        summary: "The card stock ranges, with the numbers left, of one issuer or of all",
+        request: None,
+        ok: ("200", Answer::Many("StockDto")),
+        refusals: &[BAD],
+        parameters: &[("issuer", ParameterIn::Query, false)],
+    },
+    RegistryRoute {
+        path: "/admin/v1/stock",
+        post: true,
+        id: "registry_add_stock",
+        summary: "Adds a range of card numbers to an issuer's stock (audited)",
+        request: Some("StockDto"),
+        ok: ("201", Answer::One("StockDto")),
+        refusals: &[BAD, MISSING, CONFLICT],
+        parameters: &[],
+    },
+    RegistryRoute {
+        path: "/admin/v1/se-profiles",
+        post: false,
+        id: "registry_se_profiles",
+        summary: "Every SE profile",
+        request: None,
+        ok: ("200", Answer::Many("SeProfileDto")),
+        refusals: &[],
+        parameters: &[],
+    },
+    RegistryRoute {
+        path: "/admin/v1/se-profiles",
+        post: true,
+        id: "registry_create_se_profile",
+        summary: "Creates an SE profile, matched by CPLC at registration (audited)",
+        request: Some("SeProfileDto"),
+        ok: ("201", Answer::One("SeProfileDto")),
+        refusals: &[BAD, CONFLICT],
+        parameters: &[],
+    },
+    RegistryRoute {
+        path: "/admin/v1/ses/{seid}/profile",
+        post: true,
+        id: "registry_set_se_profile",
+        summary: "Sets an SE's profile by hand (audited)",
+        request: Some("SetProfile"),
+        ok: ("200", Answer::One("SeProfileSet")),
+        refusals: &[BAD, MISSING],
+        parameters: &[("seid", ParameterIn::Path, true)],
+    },
+    RegistryRoute {
+        path: "/admin/v1/keys",
+        post: false,
+        id: "registry_key_versions",
+        summary: "The keys the TSM uses: names, roles, versions; never a value",
+        request: None,
+        ok: ("200", Answer::Many("KeyVersionView")),
+        refusals: &[],
+        parameters: &[],
+    },
+    RegistryRoute {
+        path: "/admin/v1/money-flows",
+        post: false,
+        id: "registry_money_flows",
+        summary: "Failed top-ups and transfers in, with what the records prove of their load",
+        request: None,
+        ok: ("200", Answer::Many("StuckMoney")),
+        refusals: &[],
+        parameters: &[],
+    },
+    RegistryRoute {
+        path: "/admin/v1/flows/{id}/abandon",
+        post: true,
+        id: "registry_abandon_flow",
+        summary: "Abandons a failed top-up or transfer in proven NOT_CREDITED: its paid order \
+                  cancelled and refunded, or its escrow released; audited under the operator. \
+                  Asked again, the same answer",
+        request: Some("AbandonReq"),
+        ok: ("200", Answer::One("Abandoned")),
+        refusals: &[
+            ("400", "The reason is empty or too long"),
+            ("404", "No such flow"),
+            (
+                "409",
+                "Not abandoned: not a failed money flow, or CARD_MUST_PROVE (a MAC2 \
+                 left); the text says why",
+            ),
+        ],
+        parameters: &[("id", ParameterIn::Path, true)],
+    },
+];
+
+fn registry_operation(route: &RegistryRoute) -> utoipa::openapi::path::Operation {
+    let mut op = secured_operation(
+        (route.id, "registry", route.summary),
+        "operator_token",
+        route.ok,
+        route.parameters,
+    );
+    if let Some(body) = route.request {
+        op = op.request_body(Some(json_body(reference(body))));
     }
     let always = [
         ("401", "No operator token, or an unknown one"),
         ("500", "Internal error (details in the log only)"),
     ];
-    for (status, description) in refusals.iter().chain(always.iter()) {
-        op = op.response(
-            *status,
-            ResponseBuilder::new()
-                .description(*description)
-                .content("application/json", json(reference("Refused"))),
-        );
-    }
-    for (name, place, required) in parameters {
-        op = op.parameter(
-            ParameterBuilder::new()
-                .name(*name)
-                .parameter_in(place.clone())
-                .required(if *required {
-                    Required::True
-                } else {
-                    Required::False
-                })
-                .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
-        );
+    for (status, description) in route.refusals.iter().chain(always.iter()) {
+        op = op.response(*status, json_response(*description, reference("Refused")));
     }
     op.build()
-}
-
-/// The registry's paths, served when the server has operators (`ServerConfig::with_operators`).
-fn registry_paths(paths: PathsBuilder) -> PathsBuilder {
-    const BAD: (&str, &str) = ("400", "A field is malformed: the text names it");
-    const CONFLICT: (&str, &str) = ("409", "It exists already, or overlaps a record");
-    const MISSING: (&str, &str) = ("404", "A record it names does not exist");
-    let post = |op| PathItem::new(HttpMethod::Post, op);
-    paths
-        .path(
-            "/admin/v1/issuers",
-            get(registry_operation(
-                "registry_issuers",
-                "Every card issuer",
-                None,
-                ("200", array_of("IssuerDto")),
-                &[],
-                &[],
-            )),
-        )
-        .path(
-            "/admin/v1/issuers",
-            post(registry_operation(
-                "registry_create_issuer",
-                "Creates a card issuer (audited under the operator)",
-                Some("IssuerDto"),
-                ("201", reference("IssuerDto")),
-                &[BAD, CONFLICT],
-                &[],
-            )),
-        )
-        .path(
-            "/admin/v1/stock",
-            get(registry_operation(
-                "registry_stock",
-                "The card stock ranges, with the numbers left, of one issuer or of all",
-                None,
-                ("200", array_of("StockDto")),
-                &[BAD],
-                &[("issuer", ParameterIn::Query, false)],
-            )),
-        )
-        .path(
-            "/admin/v1/stock",
-            post(registry_operation(
-                "registry_add_stock",
-                "Adds a range of card numbers to an issuer's stock (audited)",
-                Some("StockDto"),
-                ("201", reference("StockDto")),
-                &[BAD, MISSING, CONFLICT],
-                &[],
-            )),
-        )
-        .path(
-            "/admin/v1/se-profiles",
-            get(registry_operation(
-                "registry_se_profiles",
-                "Every SE profile",
-                None,
-                ("200", array_of("SeProfileDto")),
-                &[],
-                &[],
-            )),
-        )
-        .path(
-            "/admin/v1/se-profiles",
-            post(registry_operation(
-                "registry_create_se_profile",
-                "Creates an SE profile, matched by CPLC at registration (audited)",
-                Some("SeProfileDto"),
-                ("201", reference("SeProfileDto")),
-                &[BAD, CONFLICT],
-                &[],
-            )),
-        )
-        .path(
-            "/admin/v1/ses/{seid}/profile",
-            post(registry_operation(
-                "registry_set_se_profile",
-                "Sets an SE's profile by hand (audited)",
-                Some("SetProfile"),
-                ("200", reference("SeProfileSet")),
-                &[BAD, MISSING],
-                &[("seid", ParameterIn::Path, true)],
-            )),
-        )
-        .path(
-            "/admin/v1/keys",
-            get(registry_operation(
-                "registry_key_versions",
-                "The keys the TSM uses: names, roles, versions; never a value",
-                None,
-                ("200", array_of("KeyVersionView")),
-                &[],
-                &[],
-            )),
-        )
-        .path(
-            "/admin/v1/money-flows",
-            get(registry_operation(
-                "registry_money_flows",
-                "Failed top-ups and transfers in, with what the records prove of their load",
-                None,
-                ("200", array_of("StuckMoney")),
-                &[],
-                &[],
-            )),
-        )
-        .path(
-            "/admin/v1/flows/{id}/abandon",
-            post(registry_operation(
-                "registry_abandon_flow",
-                "Abandons a failed top-up or transfer in proven NOT_CREDITED: its paid order \
-                 cancelled and refunded, or its escrow released; audited under the operator. \
-                 Asked again, the same answer",
-                Some("AbandonReq"),
-                ("200", reference("Abandoned")),
-                &[
-                    ("400", "The reason is empty or too long"),
-                    ("404", "No such flow"),
-                    (
-                        "409",
-                        "Not abandoned: not a failed money flow, or CARD_MUST_PROVE (a MAC2 \
-                         left); the text says why",
-                    ),
-                ],
-                &[("id", ParameterIn::Path, true)],
-            )),
-        )
 }
 
 fn get(op: utoipa::openapi::path::Operation) -> PathItem {
@@ -877,91 +936,52 @@ fn array_of(name: &str) -> RefOr<Schema> {
     ArrayBuilder::new().items(reference(name)).into()
 }
 
+/// An unsecured `GET` with the id `id` and the `(status, description, content type, schema)`
+/// answers.
+fn plain_get(id: &str, answers: Vec<(&str, &str, &str, RefOr<Schema>)>) -> PathItem {
+    let mut op = OperationBuilder::new().operation_id(Some(id));
+    for (status, description, content_type, schema) in answers {
+        op = op.response(
+            status,
+            ResponseBuilder::new()
+                .description(description)
+                .content(content_type, json(schema)),
+        );
+    }
+    get(op.build())
+}
+
 /// The document.
 pub fn document() -> OpenApi {
     let mut paths = PathsBuilder::new();
-    for def in MESSAGES {
-        let body = request_body_schema(def.request).unwrap_or("Empty");
-        paths = paths.path(
-            format!("/v1/{}", def.request),
-            PathItem::new(HttpMethod::Post, business_operation(*def, body, "business")),
-        );
+    for (messages, body_schema, tag) in [
+        (
+            MESSAGES,
+            request_body_schema as fn(&str) -> Option<&'static str>,
+            "business",
+        ),
+        (PLATFORM_MESSAGES, platform_body_schema, "platform"),
+    ] {
+        for def in messages {
+            let body = body_schema(def.request).unwrap_or("Empty");
+            paths = paths.path(
+                format!("/v1/{}", def.request),
+                PathItem::new(HttpMethod::Post, business_operation(*def, body, tag)),
+            );
+        }
     }
-    for def in PLATFORM_MESSAGES {
-        let body = platform_body_schema(def.request).unwrap_or("Empty");
-        paths = paths.path(
-            format!("/v1/{}", def.request),
-            PathItem::new(HttpMethod::Post, business_operation(*def, body, "platform")),
-        );
+    for route in REGISTRY_ROUTES {
+        let method = if route.post {
+            HttpMethod::Post
+        } else {
+            HttpMethod::Get
+        };
+        paths = paths.path(route.path, PathItem::new(method, registry_operation(route)));
     }
-    paths = registry_paths(paths);
-    let path = ParameterIn::Path;
-    let query = ParameterIn::Query;
-    paths = paths
-        .path(
-            "/admin/v1/ses",
-            get(admin_operation(
-                "admin_ses",
-                "Every registered SE",
-                array_of("SeView"),
-                &[],
-            )),
-        )
-        .path(
-            "/admin/v1/cards",
-            get(admin_operation(
-                "admin_all_cards",
-                "Every card instance",
-                array_of("CardInstanceView"),
-                &[],
-            )),
-        )
-        .path(
-            "/admin/v1/ses/{seid}",
-            get(admin_operation(
-                "admin_se",
-                "One SE",
-                reference("SeView"),
-                &[("seid", path.clone(), true)],
-            )),
-        )
-        .path(
-            "/admin/v1/ses/{seid}/cards",
-            get(admin_operation(
-                "admin_cards",
-                "The card instances on an SE",
-                array_of("CardInstanceView"),
-                &[("seid", path.clone(), true)],
-            )),
-        )
-        .path(
-            "/admin/v1/flows",
-            get(admin_operation(
-                "admin_flows",
-                "Flows by status (RUNNING by default; COMPLETED, FAILED), of one SE or of all",
-                array_of("FlowView"),
-                &[("status", query.clone(), false), ("seid", query, false)],
-            )),
-        )
-        .path(
-            "/admin/v1/flows/{id}",
-            get(admin_operation(
-                "admin_flow",
-                "One flow",
-                reference("FlowView"),
-                &[("id", path, true)],
-            )),
-        )
-        .path(
-            "/admin/v1/audit/verify",
-            get(admin_operation(
-                "admin_verify_audit",
-                "Verifies the audit chain",
-                reference("ChainView"),
-                &[],
-            )),
-        );
-    let status_ok = Schema::Object(
+    for read in ADMIN_READS {
+        paths = paths.path(read.path, get(admin_operation(read)));
+    }
+    let status_ok: RefOr<Schema> = Schema::Object(
         ObjectBuilder::new()
             .schema_type(Type::Object)
             .property(
@@ -970,53 +990,37 @@ pub fn document() -> OpenApi {
             )
             .required("status")
             .build(),
-    );
+    )
+    .into();
+    let text = ObjectBuilder::new().schema_type(Type::String).into();
+    let object = ObjectBuilder::new().schema_type(Type::Object).into();
+    let json_type = "application/json";
     paths = paths
         .path(
             "/health",
-            get(OperationBuilder::new()
-                .operation_id(Some("health"))
-                .response(
-                    "200",
-                    ResponseBuilder::new()
-                        .description("The service and its store answer")
-                        .content("application/json", json(status_ok.clone().into())),
-                )
-                .response(
-                    "503",
-                    ResponseBuilder::new()
-                        .description("The store does not answer")
-                        .content("application/json", json(status_ok.into())),
-                )
-                .build()),
+            plain_get(
+                "health",
+                vec![
+                    (
+                        "200",
+                        "The service and its store answer",
+                        json_type,
+                        status_ok.clone(),
+                    ),
+                    ("503", "The store does not answer", json_type, status_ok),
+                ],
+            ),
         )
         .path(
             "/metrics",
-            get(OperationBuilder::new()
-                .operation_id(Some("metrics"))
-                .response(
-                    "200",
-                    ResponseBuilder::new()
-                        .description("Prometheus text format 0.0.4")
-                        .content(
-                            "text/plain",
-                            json(ObjectBuilder::new().schema_type(Type::String).into()),
-                        ),
-                )
-                .build()),
+            plain_get(
+                "metrics",
+                vec![("200", "Prometheus text format 0.0.4", "text/plain", text)],
+            ),
         )
         .path(
             "/openapi.json",
-            get(OperationBuilder::new()
-                .operation_id(Some("openapi"))
-                .response(
-                    "200",
-                    ResponseBuilder::new().description("This document").content(
-                        "application/json",
-                        json(ObjectBuilder::new().schema_type(Type::Object).into()),
-                    ),
-                )
-                .build()),
+            plain_get("openapi", vec![("200", "This document", json_type, object)]),
         );
     let mut components = ComponentsBuilder::new()
         .schema("Envelope", envelope_schema())
@@ -1085,4 +1089,127 @@ pub(crate) fn document_json() -> String {
         tracing::error!(error = %e, "encoding the OpenAPI document");
         "{}".to_string()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeSet, HashSet};
+
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn served() -> Value {
+        serde_json::from_str(&document_json()).unwrap()
+    }
+
+    fn statuses(op: &Value) -> BTreeSet<String> {
+        op["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn parameters(op: &Value) -> Vec<(String, String, bool)> {
+        op["parameters"].as_array().map_or(Vec::new(), |ps| {
+            ps.iter()
+                .map(|p| {
+                    let text = |k: &str| p[k].as_str().unwrap().to_string();
+                    (text("name"), text("in"), p["required"] == json!(true))
+                })
+                .collect()
+        })
+    }
+
+    fn expected(params: &[Param]) -> Vec<(String, String, bool)> {
+        params
+            .iter()
+            .map(|(name, place, required)| {
+                let place = serde_json::to_value(place).unwrap();
+                (name.to_string(), place.as_str().unwrap().into(), *required)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_admin_read_is_a_get_under_the_admin_token() {
+        let doc = served();
+        for read in ADMIN_READS {
+            let op = &doc["paths"][read.path]["get"];
+            assert_eq!(op["operationId"], read.id, "{}", read.path);
+            assert_eq!(op["tags"], json!(["admin"]));
+            assert_eq!(
+                op["security"],
+                json!([{ "admin_token": [] }]),
+                "{}",
+                read.path
+            );
+            let want: BTreeSet<String> = ["200", "401", "404"].map(String::from).into();
+            assert_eq!(statuses(op), want, "{}", read.path);
+            assert_eq!(
+                op["responses"]["200"]["content"]["application/json"]["schema"],
+                serde_json::to_value(read.answer.schema()).unwrap()
+            );
+            assert_eq!(parameters(op), expected(read.parameters), "{}", read.path);
+        }
+    }
+
+    #[test]
+    fn every_registry_route_has_its_method_body_refusals_and_the_operator_token() {
+        let doc = served();
+        for route in REGISTRY_ROUTES {
+            let method = if route.post { "post" } else { "get" };
+            let op = &doc["paths"][route.path][method];
+            assert_eq!(op["operationId"], route.id, "{method} {}", route.path);
+            assert_eq!(op["tags"], json!(["registry"]));
+            assert_eq!(op["security"], json!([{ "operator_token": [] }]));
+            let mut want: BTreeSet<String> = route.refusals.iter().map(|r| r.0.into()).collect();
+            want.extend([route.ok.0, "401", "500"].map(String::from));
+            assert_eq!(statuses(op), want, "{method} {}", route.path);
+            for (status, _) in route.refusals {
+                assert_eq!(
+                    op["responses"][status]["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/Refused"
+                );
+            }
+            let body = &op["requestBody"]["content"]["application/json"]["schema"]["$ref"];
+            match route.request {
+                Some(name) => assert_eq!(*body, format!("#/components/schemas/{name}")),
+                None => assert!(op.get("requestBody").is_none(), "{}", route.path),
+            }
+            assert_eq!(parameters(op), expected(route.parameters));
+        }
+    }
+
+    #[test]
+    fn every_operation_is_listed_once_with_its_own_id() {
+        let doc = served();
+        let mut ids = HashSet::new();
+        let mut count = 0;
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                count += 1;
+                let id = op["operationId"].as_str().unwrap().to_string();
+                assert!(ids.insert(id.clone()), "{id} twice");
+            }
+        }
+        let fixed = ["health", "metrics", "openapi"];
+        assert_eq!(
+            count,
+            MESSAGES.len()
+                + PLATFORM_MESSAGES.len()
+                + ADMIN_READS.len()
+                + REGISTRY_ROUTES.len()
+                + fixed.len()
+        );
+        for def in MESSAGES.iter().chain(PLATFORM_MESSAGES) {
+            let op = &doc["paths"][format!("/v1/{}", def.request)]["post"];
+            assert_eq!(op["operationId"], def.request);
+        }
+        for id in fixed {
+            assert!(ids.contains(id), "{id}");
+        }
+    }
 }
