@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use ykt_store::{CplcMatch, Issuer, NewIssuer, NewSeProfile, NewStockRange, SeProfile, StockRange};
 
-use super::server::{AdminToken, json_text};
+use super::server::{AdminToken, Clock, json_text};
 use crate::engine::Engine;
 
 /// An operator of the admin API: a label for the audit log and a bearer token.
@@ -50,12 +50,28 @@ impl std::fmt::Debug for Operator {
 struct WriteState {
     engine: Engine,
     operators: std::sync::Arc<Vec<Operator>>,
+    clock: Clock,
 }
 
-/// The registry routes, with their state. The server merges them into its router when its
-/// config names operators ([`super::ServerConfig::with_operators`]); on their own they serve
-/// the registry alone.
+/// The registry routes, with their state, on the system clock. On their own they serve the
+/// registry alone; the server merges [`admin_write_routes_with_clock`] on its own clock.
 pub fn admin_write_routes(engine: Engine, operators: Vec<Operator>) -> Router {
+    let system = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    };
+    admin_write_routes_with_clock(engine, operators, std::sync::Arc::new(system))
+}
+
+/// The registry routes on `clock` (Unix ms): the time an abandon moves its flow at. The server
+/// merges them, on its [`super::ServerConfig::clock`], into its router when its config names
+/// operators ([`super::ServerConfig::with_operators`]).
+pub fn admin_write_routes_with_clock(
+    engine: Engine,
+    operators: Vec<Operator>,
+    clock: Clock,
+) -> Router {
     Router::new()
         .route("/admin/v1/issuers", get(issuers).post(create_issuer))
         .route("/admin/v1/stock", get(stock).post(add_stock))
@@ -67,6 +83,7 @@ pub fn admin_write_routes(engine: Engine, operators: Vec<Operator>) -> Router {
         .with_state(WriteState {
             engine,
             operators: std::sync::Arc::new(operators),
+            clock,
         })
 }
 
@@ -475,9 +492,7 @@ async fn abandon_flow(
     run(async {
         let actor = operator(&s, &headers)?;
         let req: AbandonReq = body(&b)?;
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let now_ms = (s.clock)();
         let done = s
             .engine
             .admin_abandon_flow(&actor, &id, &req.reason, now_ms)

@@ -2,8 +2,8 @@
 //! client.md §6.4 Profile B).
 //!
 //! With operators ([`ServerConfig::with_operators`]) and the [`Engine`] as backend, the
-//! registry's routes ([`admin_write_routes`]) are served on the same listener, beside the
-//! read-only admin views.
+//! registry's routes ([`admin_write_routes_with_clock`], on the config's clock) are served on
+//! the same listener, beside the read-only admin views.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use ykt_envelope::{Signer, Sm2Signer};
 use zeroize::Zeroizing;
 
-use super::admin_write::{Operator, admin_write_routes};
+use super::admin_write::{Operator, admin_write_routes_with_clock};
 use super::backend::Backend;
 use super::metrics::Metrics;
 use super::tls::ServerTls;
@@ -113,8 +113,8 @@ pub struct ServerConfig {
     /// The clock (Unix ms).
     pub clock: Clock,
     /// The operators of the registry routes (`/admin/v1/issuers`, `…/stock`, `…/se-profiles`,
-    /// `…/ses/{seid}/profile`, `…/keys`, [`admin_write_routes`]), each with its own token;
-    /// empty (the default): the registry routes are not served.
+    /// `…/ses/{seid}/profile`, `…/keys`, [`admin_write_routes_with_clock`]), each with its own
+    /// token; empty (the default): the registry routes are not served.
     pub operators: Vec<Operator>,
 }
 
@@ -228,10 +228,10 @@ impl<B> AppState<B> {
 
 /// The router: the business API (`POST /v1/{msg_type}`), the admin API (`/admin/v1/…`),
 /// `GET /openapi.json`, `GET /health` and `GET /metrics`; and, when the config names operators
-/// and the backend is the [`Engine`], the registry routes ([`admin_write_routes`]).
+/// and the backend is the [`Engine`], the registry routes ([`admin_write_routes_with_clock`]).
 pub fn router<B: Backend>(backend: B, config: ServerConfig) -> Router {
     let max_body = config.max_body;
-    let registry = registry_routes(&backend, &config.operators);
+    let registry = registry_routes(&backend, &config.operators, &config.clock);
     let state = AppState(Arc::new(Shared {
         backend,
         config,
@@ -259,12 +259,20 @@ pub fn router<B: Backend>(backend: B, config: ServerConfig) -> Router {
 }
 
 /// The registry routes of `backend` when it is the [`Engine`] and operators are given.
-fn registry_routes<B: Backend>(backend: &B, operators: &[Operator]) -> Option<Router> {
+fn registry_routes<B: Backend>(
+    backend: &B,
+    operators: &[Operator],
+    clock: &Clock,
+) -> Option<Router> {
     if operators.is_empty() {
         return None;
     }
     match (backend as &dyn std::any::Any).downcast_ref::<Engine>() {
-        Some(engine) => Some(admin_write_routes(engine.clone(), operators.to_vec())),
+        Some(engine) => Some(admin_write_routes_with_clock(
+            engine.clone(),
+            operators.to_vec(),
+            clock.clone(),
+        )),
         None => {
             tracing::warn!("this backend has no registry: the operators' routes are not served");
             None
