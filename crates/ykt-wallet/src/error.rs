@@ -151,6 +151,10 @@ impl WalletError {
                 "E1000",
                 "The service cannot be reached. Check the network and try again.",
             ),
+            Self::Link(LinkError::Untrusted) => (
+                "E1001",
+                "The server at the service's address could not prove it is the service; nothing was sent to it. Check the wallet's service address.",
+            ),
             Self::Link(_) | Self::BadSignature | Self::Mismatch(_) | Self::Protocol => (
                 "E1100",
                 "The service's answer could not be trusted and was ignored; nothing was sent to the card.",

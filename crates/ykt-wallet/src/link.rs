@@ -22,9 +22,14 @@ pub trait SeLink {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LinkError {
-    /// The TSM could not be reached (connection refused, DNS, TLS handshake). Retried.
+    /// The TSM could not be reached (connection refused, DNS, a broken TLS handshake). Retried.
     #[error("the service cannot be reached")]
     Unreachable,
+    /// The server at the TSM's address is not the TSM: its TLS key is none of the pinned ones
+    /// (client.md §6.4, "a miss is fatal"), or it offers no TLS 1.3. Nothing was sent to it. Not
+    /// retried: the address or the pins are wrong, or someone is in between.
+    #[error("the service's TLS identity is not the pinned one")]
+    Untrusted,
     /// No answer in time. Retried with the same `request_id`.
     #[error("the service did not answer in time")]
     Timeout,
@@ -89,5 +94,23 @@ impl Default for PersistError {
 impl<F: FnMut(&WalletState) -> Result<(), PersistError>> Persist for F {
     fn persist(&mut self, state: &WalletState) -> Result<(), PersistError> {
         self(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LinkError;
+    use crate::WalletError;
+
+    #[test]
+    fn an_untrusted_server_is_not_retried_and_has_its_own_sentence() {
+        assert!(LinkError::Unreachable.is_retryable());
+        assert!(LinkError::Timeout.is_retryable());
+        assert!(!LinkError::Untrusted.is_retryable());
+        assert!(!LinkError::Malformed.is_retryable());
+        let (code, text) = WalletError::Link(LinkError::Untrusted).user_text();
+        assert_eq!(code, "E1001");
+        assert!(text.contains("nothing was sent"), "{text}");
+        assert_ne!(WalletError::Link(LinkError::Unreachable).user_text().0, code);
     }
 }

@@ -214,6 +214,38 @@ impl TsmClient {
         Ok((status, envelope))
     }
 
+    /// POSTs `body` (JSON) to `path` (e.g. `/v1/EnrolReq`): the status and the body's bytes as
+    /// they came, whatever they are (a conformance harness judges them).
+    pub fn post_raw(&self, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>), ClientError> {
+        let mut response = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "application/json")
+            .send(body)
+            .map_err(ClientError::from_ureq)?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .body_mut()
+            .read_to_vec()
+            .map_err(ClientError::from_ureq)?;
+        Ok((status, bytes))
+    }
+
+    /// GETs `path` (e.g. `/health`): the status and the body's bytes as they came.
+    pub fn get_raw(&self, path: &str) -> Result<(u16, Vec<u8>), ClientError> {
+        let mut response = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .call()
+            .map_err(ClientError::from_ureq)?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .body_mut()
+            .read_to_vec()
+            .map_err(ClientError::from_ureq)?;
+        Ok((status, bytes))
+    }
+
     fn post(&self, path: &str, body: &[u8]) -> Result<(u16, String), ClientError> {
         self.post_with(path, body, None)
     }

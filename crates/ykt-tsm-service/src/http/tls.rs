@@ -125,6 +125,18 @@ impl SpkiPin {
         Ok(Self::of_spki_der(cert.subject_public_key_info().as_ref()))
     }
 
+    /// The pin of the first certificate in a PEM file (a server's chain, its own certificate
+    /// first): what `ykt tsm pin` prints.
+    pub fn of_certificate_pem(pem: &[u8]) -> Result<Self, TlsError> {
+        let der = CertificateDer::pem_slice_iter(pem)
+            .next()
+            .ok_or(TlsError::NoCertificate)?
+            .map_err(|_| TlsError::BadPem {
+                what: "certificate",
+            })?;
+        Self::of_certificate_der(&der)
+    }
+
     /// The pin of a DER `SubjectPublicKeyInfo` (with its outer `SEQUENCE`).
     pub fn of_spki_der(spki: &[u8]) -> Self {
         Self(Sha256::digest(spki).into())

@@ -57,14 +57,32 @@ impl HttpSeiLink {
         sp_id: impl Into<String>,
         signer: Arc<dyn Signer + Send + Sync>,
     ) -> Result<Self, ClientError> {
-        Ok(Self {
-            client: TsmClient::new(sei_url)?,
+        Ok(Self::over(
+            TsmClient::new(sei_url)?,
+            sei_id,
+            sei_key,
+            sp_id,
+            signer,
+        ))
+    }
+
+    /// The same over `client`: a [`TsmClient::with_tls`] of the SEI-TSM's address with the pins
+    /// of its TLS key, or a plain-HTTP client for tests.
+    pub fn over(
+        client: TsmClient,
+        sei_id: impl Into<String>,
+        sei_key: Sm2PublicKey,
+        sp_id: impl Into<String>,
+        signer: Arc<dyn Signer + Send + Sync>,
+    ) -> Self {
+        Self {
+            client,
             sp_id: sp_id.into(),
             sei_id: sei_id.into(),
             sei_key,
             signer,
             clock: Arc::new(system_now),
-        })
+        }
     }
 
     /// The same with another clock (tests).
