@@ -4,10 +4,7 @@
 //! test keys and test payments); writes the HTML and JUnit reports.
 
 use std::fmt::Write as _;
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -20,6 +17,8 @@ use ykt_conformance::{
     TargetKind, TsmAccess, Verdict, run,
 };
 use ykt_transport::{CardChannel, PcscChannel};
+
+use crate::tsm_link::TsmAddress;
 
 /// `ykt conform …`
 ///
@@ -38,8 +37,8 @@ use ykt_transport::{CardChannel, PcscChannel};
     package, and nfcqr only for a card with the NFC QR applet at A000000632515201. Items work relative to the card's state, \
     so the same card can be tested again. `--target qr-terminal` runs the QR scanning \
     terminal items against ykt-qr's verifier and record store (profile qr-terminal). \
-    `--target tsm:http://HOST:PORT` runs the TSM items against `ykt tsm serve --test-keys \
-    --test-payments` (profile tsm,tsm-test-keys,tsm-test-payments; declare only tsm for a TSM \
+    `--target tsm:https://HOST:PORT --tsm-pin PIN` runs the TSM items against `ykt tsm serve \
+    --test-keys --test-payments` (profile tsm,tsm-test-keys,tsm-test-payments; declare only tsm for a TSM \
     without the public test keys: the items that need an SE are then N/A), \
     `--target client:URL` the client items (the wallet SDK driven against that TSM); \
     `--target tsm` or `client` alone starts a TSM in process on a temporary SQLite database."
@@ -51,7 +50,7 @@ pub struct ConformArgs {
     /// alone takes the first reader with a card), `terminal` (the terminal flows against the
     /// scripted lower-tester card and stub PSAM), `qr-terminal` (the QR scanning terminal:
     /// ykt-qr's verifier and record store, in process), `tsm:URL` (the TSM at that
-    /// `http://` URL), `client:URL` (the wallet SDK against it), or `tsm` / `client` alone (a TSM
+    /// `https://` URL, with --tsm-pin), `client:URL` (the wallet SDK against it), or `tsm` / `client` alone (a TSM
     /// started in process with the test keys and test payments, on a temporary database).
     #[arg(long, default_value = "sim", value_name = "TARGET")]
     target: String,
@@ -65,6 +64,13 @@ pub struct ConformArgs {
     /// The TSM's id (the `receiver_id` the harness's device addresses), for `tsm` and `client`.
     #[arg(long, default_value = "SPTSM-YKT-TEST", value_name = "ID")]
     tsm_id: String,
+    /// For `tsm:https://…` and `client:https://…`: the SPKI pin of the TSM's TLS key
+    /// (`ykt tsm pin`); twice for a backup key.
+    #[arg(long, value_name = "PIN")]
+    tsm_pin: Vec<String>,
+    /// For `tsm:http://…` and `client:http://…`: reach the TSM over plain HTTP.
+    #[arg(long)]
+    danger_insecure_http: bool,
     /// Run only items whose ID starts with PATTERN, or matches it with `*` wildcards
     /// (e.g. `SE-EP-PUR`, `*-TEAR-*`; several patterns separated by commas); the others are
     /// NOT_RUN.
@@ -133,9 +139,9 @@ fn parse_target(text: &str) -> anyhow::Result<Kind> {
         "client" => Kind::Client(None),
         other => {
             if let Some(url) = other.strip_prefix("tsm:") {
-                Kind::Tsm(Some(http_url(url)?))
+                Kind::Tsm(Some(tsm_url(url)?))
             } else if let Some(url) = other.strip_prefix("client:") {
-                Kind::Client(Some(http_url(url)?))
+                Kind::Client(Some(tsm_url(url)?))
             } else {
                 match other.strip_prefix("pcsc:") {
                     Some(reader) if !reader.is_empty() => Kind::Pcsc(Some(reader.to_owned())),
@@ -148,11 +154,16 @@ fn parse_target(text: &str) -> anyhow::Result<Kind> {
     })
 }
 
-/// An `http://HOST:PORT` URL (TLS ends in front of the TSM), without a trailing slash.
-fn http_url(url: &str) -> anyhow::Result<String> {
-    match url.strip_prefix("http://") {
-        Some(rest) if !rest.is_empty() => Ok(url.trim_end_matches('/').to_owned()),
-        _ => anyhow::bail!("the TSM URL must be http://HOST:PORT, not {url:?}"),
+/// An `https://HOST:PORT` or `http://HOST:PORT` URL, without a trailing slash (whether it may
+/// be used, with which pins, is `crate::tsm_link`'s to say).
+fn tsm_url(url: &str) -> anyhow::Result<String> {
+    match url.split_once("://") {
+        Some(("https" | "http", rest)) if !rest.is_empty() => {
+            Ok(url.trim_end_matches('/').to_owned())
+        }
+        _ => anyhow::bail!(
+            "the TSM URL must be https://HOST:PORT (or http:// with --danger-insecure-http), not {url:?}"
+        ),
     }
 }
 
@@ -210,11 +221,12 @@ pub fn run_conform(args: ConformArgs) -> anyhow::Result<()> {
                 Some(_) => None,
                 None => Some(LocalTsm::start(&args.tsm_id)?),
             };
-            let base = url
-                .clone()
-                .or_else(|| local.as_ref().map(|l| l.tsm.url().to_owned()))
-                .context("no TSM URL")?;
-            let mut access = HttpTsm::new(&base, &args.tsm_id)?;
+            let address = match (&url, &local) {
+                (Some(url), _) => TsmAddress::new(url, &args.tsm_pin, args.danger_insecure_http)?,
+                (None, Some(local)) => local.tsm.address().clone(),
+                (None, None) => anyhow::bail!("no TSM URL"),
+            };
+            let mut access = HttpTsm::new(&address, &args.tsm_id)?;
             let target = if is_client {
                 Target::Client(&mut access)
             } else {
@@ -378,119 +390,38 @@ impl Drop for LocalTsm {
     }
 }
 
-/// How long one HTTP exchange with the TSM may take.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The TSM behind its `http://` URL as the harness sees it: one HTTP/1.1 exchange per call
-/// (`Connection: close`), the bytes as they came, the system clock and the OS random source.
+/// The TSM at its address as the harness sees it: each call one HTTP exchange through the
+/// client the wallet uses (`ykt_tsm_service::TsmClient`: TLS 1.3 with the address's pins, or
+/// plain HTTP under --danger-insecure-http), the bytes as they came, the system clock and the
+/// OS random source.
 struct HttpTsm {
-    /// `HOST:PORT`.
-    authority: String,
+    client: ykt_tsm_service::TsmClient,
     tsm_id: String,
 }
 
 impl HttpTsm {
-    fn new(url: &str, tsm_id: &str) -> anyhow::Result<Self> {
-        let authority = http_url(url)?
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+    fn new(address: &TsmAddress, tsm_id: &str) -> anyhow::Result<Self> {
         Ok(Self {
-            authority,
+            client: address.client()?,
             tsm_id: tsm_id.to_owned(),
         })
     }
-
-    fn exchange(&self, method: &str, path: &str, body: &[u8]) -> Result<HttpResponse, Fault> {
-        let fault = |what: &str, e: std::io::Error| Fault::Transport(format!("{what}: {e}"));
-        let mut stream =
-            TcpStream::connect(&self.authority).map_err(|e| fault("connecting to the TSM", e))?;
-        stream
-            .set_read_timeout(Some(HTTP_TIMEOUT))
-            .and_then(|()| stream.set_write_timeout(Some(HTTP_TIMEOUT)))
-            .map_err(|e| fault("socket", e))?;
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            self.authority,
-            body.len()
-        );
-        stream
-            .write_all(head.as_bytes())
-            .and_then(|()| stream.write_all(body))
-            .map_err(|e| fault("sending", e))?;
-        let mut raw = Vec::new();
-        stream
-            .read_to_end(&mut raw)
-            .map_err(|e| fault("reading", e))?;
-        parse_http(&raw)
-    }
 }
 
-/// Status and body of an HTTP/1.1 response (`Content-Length` or chunked, or to the end).
-fn parse_http(raw: &[u8]) -> Result<HttpResponse, Fault> {
-    let bad = |what: &str| Fault::Transport(format!("the TSM's HTTP answer: {what}"));
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no end of headers"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let rest = &raw[split + 4..];
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| bad("no status line"))?;
-    let mut length = None;
-    let mut chunked = false;
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':') {
-            let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
-            if name == "content-length" {
-                length = value.parse::<usize>().ok();
-            } else if name == "transfer-encoding" && value.eq_ignore_ascii_case("chunked") {
-                chunked = true;
-            }
-        }
-    }
-    let body = if chunked {
-        let mut body = Vec::new();
-        let mut at = rest;
-        loop {
-            let end = at
-                .windows(2)
-                .position(|w| w == b"\r\n")
-                .ok_or_else(|| bad("a chunk without a size line"))?;
-            let size_text = String::from_utf8_lossy(&at[..end]).to_string();
-            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-                .map_err(|_| bad("a chunk size that is not hex"))?;
-            at = &at[end + 2..];
-            if size == 0 {
-                break;
-            }
-            let chunk = at.get(..size).ok_or_else(|| bad("a short chunk"))?;
-            body.extend_from_slice(chunk);
-            at = at.get(size + 2..).unwrap_or_default();
-        }
-        body
-    } else {
-        match length {
-            Some(n) => rest.get(..n).ok_or_else(|| bad("a short body"))?.to_vec(),
-            None => rest.to_vec(),
-        }
-    };
-    Ok(HttpResponse { status, body })
+/// A client error as the harness's transport fault (or a refusal of the link: the text says which).
+fn fault(e: ykt_tsm_service::http::ClientError) -> Fault {
+    Fault::Transport(format!("{e:#}"))
 }
 
 impl TsmAccess for HttpTsm {
     fn post(&mut self, path: &str, body: &[u8]) -> Result<HttpResponse, Fault> {
-        self.exchange("POST", path, body)
+        let (status, body) = self.client.post_raw(path, body).map_err(fault)?;
+        Ok(HttpResponse { status, body })
     }
 
     fn get(&mut self, path: &str) -> Result<HttpResponse, Fault> {
-        self.exchange("GET", path, &[])
+        let (status, body) = self.client.get_raw(path).map_err(fault)?;
+        Ok(HttpResponse { status, body })
     }
 
     fn tsm_id(&self) -> String {
@@ -560,7 +491,12 @@ mod tests {
             super::parse_target("client:http://127.0.0.1:8480/"),
             Ok(super::Kind::Client(Some(u))) if u == "http://127.0.0.1:8480"
         ));
-        assert!(super::parse_target("tsm:https://x").is_err());
+        assert!(matches!(
+            super::parse_target("tsm:https://tsm.example:8480"),
+            Ok(super::Kind::Tsm(Some(u))) if u == "https://tsm.example:8480"
+        ));
+        assert!(super::parse_target("tsm:ftp://x").is_err());
+        assert!(super::parse_target("tsm:https://").is_err());
         assert!(super::parse_target("card").is_err());
     }
 
@@ -576,22 +512,6 @@ mod tests {
         assert_eq!(code(1, 0), ExitCode::from(crate::exit::NOT_CONFORMANT));
         assert_eq!(code(2, 3), ExitCode::from(crate::exit::NOT_CONFORMANT));
         assert_eq!(code(0, 1), ExitCode::from(crate::exit::INCONCLUSIVE));
-    }
-
-    #[test]
-    fn http_answers_parse_with_length_chunks_or_to_the_end() {
-        let r = super::parse_http(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 4\r\n\r\n{\"a\"}")
-            .unwrap();
-        assert_eq!((r.status, r.body.as_slice()), (401, &b"{\"a\""[..]));
-        let r = super::parse_http(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n2\r\n\"}\r\n0\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!((r.status, r.body.as_slice()), (200, &b"{\"a\"}"[..]));
-        let r = super::parse_http(b"HTTP/1.0 200 OK\r\n\r\nall").unwrap();
-        assert_eq!(r.body, b"all");
-        assert!(super::parse_http(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nshort").is_err());
-        assert!(super::parse_http(b"garbage").is_err());
     }
 
     #[test]

@@ -679,14 +679,17 @@ fn phone(demo: &mut Demo, dir: &Path) -> anyhow::Result<()> {
     }
     let tsm = crate::tsm::RunningTsm::start(&db, &tsm_dir, "SPTSM-YKT-TEST")?;
     println!(
-        "  TSM (SEI-TSM + SP-TSM) at {}, database {}",
+        "  TSM (SEI-TSM + SP-TSM) at {} (TLS 1.3, the wallets pin its key {}), database {}",
         tsm.url(),
+        tsm.address()
+            .pins()
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         dir.join("tsm.db").display()
     );
-    let client = |url: &str| -> anyhow::Result<HttpTsm> {
-        Ok(HttpTsm(
-            ykt_tsm_service::TsmClient::new(url).context("the TSM URL")?,
-        ))
+    let client = |address: &crate::tsm_link::TsmAddress| -> anyhow::Result<HttpTsm> {
+        Ok(HttpTsm(address.client()?))
     };
     let passphrase = b"demo passphrase: the user's, never stored";
     let mut rng = crate::entropy::SystemRandom::new()?;
@@ -703,7 +706,7 @@ fn phone(demo: &mut Demo, dir: &Path) -> anyhow::Result<()> {
     };
     let mut file = StateFile::create(&dir.join("wallet-1.sealed"), passphrase, &state)?;
     let mut wallet = Wallet::new(state);
-    let mut http = client(tsm.url())?;
+    let mut http = client(tsm.address())?;
     let bar = Bar::new("open card");
     let mut progress = |p: Progress| bar.report(p);
     let opened = {

@@ -16,6 +16,7 @@ mod se_production;
 mod state;
 mod terminal;
 mod tsm;
+mod tsm_link;
 mod wallet;
 mod wallet_api;
 

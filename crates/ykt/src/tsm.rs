@@ -26,6 +26,7 @@ use ykt_tsm::vault::KeyVault as _;
 use ykt_tsm_kms::{FRESH_ISD_MASTER_KVN, KmsVault, PurseIssuerSetup};
 use ykt_tsm_service::engine::{CardStock, Engine, EngineConfig, Keys};
 use ykt_tsm_service::http::admin_write::Operator;
+use ykt_tsm_service::http::tls::{self, ServerTls, SpkiPin};
 use ykt_tsm_service::http::{AdminToken, ServerConfig};
 use ykt_tsm_service::kms_audit::KmsAuditLog;
 use ykt_tsm_service::platform::{HttpSeiLink, RemoteSeiVault, SeiConfig, SeiPlatform};
@@ -33,6 +34,7 @@ use zeroize::Zeroizing;
 
 use crate::phone;
 use crate::se_production::IsdMasterFile;
+use crate::tsm_link::TsmAddress;
 
 /// `ykt tsm …`
 #[derive(Debug, clap::Args)]
@@ -52,8 +54,14 @@ enum TsmCommand {
     ///
     /// Two servers: `ykt tsm key --dir SP_DIR` and `ykt tsm key --dir SEI_DIR` print each
     /// platform's public key; start `ykt tsm serve --role sei --dir SEI_DIR --peer-key <SP key>`
-    /// and `ykt tsm serve --role sp --dir SP_DIR --sei-url http://SEI --sei-key <SEI key>`.
-    /// The SP's directory then holds no SEI key file (`sei.kms`), the SEI's no `sp.kms`.
+    /// and `ykt tsm serve --role sp --dir SP_DIR --sei-url https://SEI --sei-pin <SEI's TLS
+    /// pin> --sei-key <SEI key>`. The SP's directory then holds no SEI key file (`sei.kms`), the
+    /// SEI's no `sp.kms`.
+    ///
+    /// Transport (client.md §6.4): TLS 1.3 with the certificate and key of --tls-cert and
+    /// --tls-key, or by default `tls.crt` and `tls.key` in --dir (a self-signed pair made at
+    /// first start for --tls-name). It prints the SPKI pin wallets check the server's key
+    /// against (`ykt wallet enrol --tsm-pin`). Plain HTTP only with --danger-insecure-http.
     Serve(Box<ServeArgs>),
     /// Make a production key hierarchy in --dir, every key in key files sealed under the
     /// passphrase of --passphrase-file or $YKT_KMS_PASSPHRASE: the SEI-TSM's (`sei.kms`: the
@@ -65,6 +73,19 @@ enum TsmCommand {
     /// Print this platform's envelope signing public key (SEC1, hex): what the other platform
     /// pins with `--peer-key` or `--sei-key`. Makes the key in --dir if it is not there yet.
     Key(KeyArgs),
+    /// Print the SPKI pin (`sha256/<base64>`) of the TLS certificate `ykt tsm serve` uses:
+    /// what wallets give as `--tsm-pin` and an SP-TSM as `--sei-pin`.
+    Pin(PinArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PinArgs {
+    /// The platform's directory (its `tls.crt`, as `ykt tsm serve --dir`).
+    #[arg(long, value_name = "DIR", default_value = "ykt-tsm")]
+    dir: PathBuf,
+    /// A certificate file (PEM) instead (as `ykt tsm serve --tls-cert`).
+    #[arg(long, value_name = "FILE")]
+    cert: Option<PathBuf>,
 }
 
 /// Which TSM roles a server plays (tsm-gp.md §2).
@@ -180,9 +201,13 @@ struct ServeArgs {
     /// `--role sei`: the SP platform's id (its envelopes' `sender_id`).
     #[arg(long, value_name = "ID", default_value = "SPTSM-YKT-TEST")]
     peer_id: String,
-    /// `--role sp`: the SEI-TSM, http://HOST:PORT.
+    /// `--role sp`: the SEI-TSM, https://HOST:PORT (http:// with --danger-insecure-http).
     #[arg(long, value_name = "URL", required_if_eq("role", "sp"))]
     sei_url: Option<String>,
+    /// `--role sp`: the SPKI pin of the SEI-TSM's TLS key (`ykt tsm pin --dir SEI_DIR`);
+    /// twice for a backup key.
+    #[arg(long, value_name = "PIN")]
+    sei_pin: Vec<String>,
     /// `--role sp`: the SEI-TSM's public key (hex, from `ykt tsm key` in its directory).
     #[arg(long, value_name = "HEX", required_if_eq("role", "sp"))]
     sei_key: Option<String>,
@@ -208,6 +233,21 @@ struct ServeArgs {
     /// audit log. Not with --role sei.
     #[arg(long, value_name = "FILE")]
     operators: Option<PathBuf>,
+    /// The TLS certificate chain (PEM, the server's certificate first); default `tls.crt` in
+    /// --dir, made self-signed with `tls.key` at first start.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS certificate's private key (PEM, PKCS#8; mode 0600); default `tls.key` in --dir.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The names the self-signed certificate is made for (default: localhost and the --listen
+    /// address). Only when tls.crt is made.
+    #[arg(long, value_name = "NAME")]
+    tls_name: Vec<String>,
+    /// Serve plain HTTP, and reach --sei-url over plain HTTP: every message crosses the
+    /// network unencrypted. For tests on one machine only.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key", "tls_name"])]
+    danger_insecure_http: bool,
 }
 
 /// Runs `ykt tsm …`.
@@ -217,7 +257,67 @@ pub fn run(args: TsmArgs) -> anyhow::Result<()> {
         TsmCommand::Serve(a) => serve(*a),
         TsmCommand::Init(a) => init(&a),
         TsmCommand::Key(a) => key(&a),
+        TsmCommand::Pin(a) => pin(&a),
     }
+}
+
+/// The default TLS certificate and key file names in a platform's directory.
+const TLS_CERT_FILE: &str = "tls.crt";
+const TLS_KEY_FILE: &str = "tls.key";
+
+/// `ykt tsm pin`.
+fn pin(args: &PinArgs) -> anyhow::Result<()> {
+    let path = args
+        .cert
+        .clone()
+        .unwrap_or_else(|| args.dir.join(TLS_CERT_FILE));
+    let pem = std::fs::read(&path).with_context(|| {
+        format!(
+            "reading {} (`ykt tsm serve` makes it at first start)",
+            path.display()
+        )
+    })?;
+    let pin = SpkiPin::of_certificate_pem(&pem).with_context(|| format!("{}", path.display()))?;
+    println!("{pin}");
+    Ok(())
+}
+
+/// The server's TLS configuration (`None`: plain HTTP under --danger-insecure-http), and
+/// whether the self-signed pair was made now.
+fn server_tls(args: &ServeArgs) -> anyhow::Result<Option<(ServerTls, bool)>> {
+    if args.danger_insecure_http {
+        return Ok(None);
+    }
+    let (cert, key, made) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => (cert.clone(), key.clone(), false),
+        _ => {
+            let (cert, key) = (args.dir.join(TLS_CERT_FILE), args.dir.join(TLS_KEY_FILE));
+            let made = match (cert.exists(), key.exists()) {
+                (true, true) => false,
+                (false, false) => {
+                    let mut names = args.tls_name.clone();
+                    if names.is_empty() {
+                        names.push("localhost".to_string());
+                        names.push(args.listen.ip().to_string());
+                    }
+                    let pair = tls::self_signed(&names).context("making a TLS certificate")?;
+                    std::fs::create_dir_all(&args.dir)
+                        .with_context(|| format!("creating {}", args.dir.display()))?;
+                    crate::qr::write_secret(&key, &pair.key_pem)?;
+                    std::fs::write(&cert, &pair.cert_pem)
+                        .with_context(|| format!("writing {}", cert.display()))?;
+                    true
+                }
+                _ => anyhow::bail!(
+                    "{} holds one of {TLS_CERT_FILE} and {TLS_KEY_FILE} without the other: restore the missing one, or remove both to make a new pair (wallets pinned to the old key then refuse the server)",
+                    args.dir.display()
+                ),
+            };
+            (cert, key, made)
+        }
+    };
+    let tls = ServerTls::from_pem_files(&cert, &key)?;
+    Ok(Some((tls, made)))
 }
 
 /// `ykt tsm key`.
@@ -259,15 +359,19 @@ enum KeyHome<'a> {
     Files(&'a Path, &'a mut ServeKeys),
 }
 
+/// Opens the database at `db` (one pool for the engine and the KMS audit writer).
+async fn open_store(db: &str) -> anyhow::Result<Store> {
+    Store::connect(db)
+        .await
+        .with_context(|| format!("opening the database {}", redact_url(db)))
+}
+
 async fn test_engine(
-    db: &str,
+    store: Store,
     tsm_id: &str,
     test_payments: bool,
     home: KeyHome<'_>,
 ) -> anyhow::Result<Engine> {
-    let store = Store::connect(db)
-        .await
-        .with_context(|| format!("opening the database {}", redact_url(db)))?;
     let keys = match home {
         KeyHome::Memory => test_keys()?,
         KeyHome::Files(dir, source) => Keys {
@@ -823,6 +927,7 @@ fn test_transport_public_key() -> anyhow::Result<Vec<u8>> {
 /// `--role sp`: the engine with `sp.kms` and the SEI-TSM at `--sei-url` as the SEI's vault.
 async fn sp_engine(
     args: &ServeArgs,
+    store: Store,
     tsm_id: &str,
     config: &ServerConfig,
     source: &mut ServeKeys,
@@ -831,29 +936,31 @@ async fn sp_engine(
         anyhow::bail!("--role sp needs --sei-url and --sei-key");
     };
     let sei_key = peer_key(sei_key, "--sei-key")?;
-    let link = HttpSeiLink::new(
-        url,
+    let sei = TsmAddress::new(url, &args.sei_pin, args.danger_insecure_http)
+        .context("--sei-url (its pin is --sei-pin)")?;
+    let link = HttpSeiLink::over(
+        sei.client()?,
         &args.sei_id,
         sei_key,
         tsm_id,
         Arc::clone(&config.signer),
-    )
-    .context("--sei-url")?;
+    );
     let parties = phone::test_parties();
     let keys = Keys {
         sei: Box::new(RemoteSeiVault::new(link, &parties).context("the SEI link")?),
         sp: Box::new(source.take(&args.dir, Role::Sp)?),
     };
-    let store = Store::connect(&args.db)
-        .await
-        .with_context(|| format!("opening the database {}", redact_url(&args.db)))?;
     Engine::new(store, keys, engine_config(tsm_id, args.test_payments))
         .await
         .context("starting the TSM engine (is the SEI-TSM at --sei-url up, with these keys?)")
 }
 
 /// `--role sei`: the inter-platform API with `sei.kms`, for the SP platform `--peer-id`.
-async fn sei_platform(args: &ServeArgs, source: &mut ServeKeys) -> anyhow::Result<SeiPlatform> {
+async fn sei_platform(
+    args: &ServeArgs,
+    store: Store,
+    source: &mut ServeKeys,
+) -> anyhow::Result<SeiPlatform> {
     let Some(peer) = &args.peer_key else {
         anyhow::bail!("--role sei needs --peer-key");
     };
@@ -869,9 +976,6 @@ async fn sei_platform(args: &ServeArgs, source: &mut ServeKeys) -> anyhow::Resul
         phone::test_parties(),
     );
     let vault = source.take(&args.dir, Role::Sei)?;
-    let store = Store::connect(&args.db)
-        .await
-        .with_context(|| format!("opening the database {}", redact_url(&args.db)))?;
     Ok(SeiPlatform::new(store, Box::new(vault), config))
 }
 
@@ -897,6 +1001,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (kms_audit, kms_audit_queue) = KmsAuditLog::new();
     // The keys first: a missing hierarchy or a wrong passphrase writes nothing.
     let mut source = ServeKeys::open(&args, Arc::new(kms_audit.clone()))?;
+    // The TLS pair before anything listens: a broken pair is refused at start.
+    let tls = server_tls(&args)?;
     let operator_count = operators.len();
     let config = server_config(&args.dir, &tsm_id)?.with_operators(operators);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -904,12 +1010,25 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let audit_store = Store::connect(&args.db)
-            .await
-            .with_context(|| format!("opening the database {}", redact_url(&args.db)))?;
+        // One pool: the engine (or the SEI platform) and the KMS audit writer share it.
+        let store = open_store(&args.db).await?;
         let kms_audit_writer =
-            kms_audit_queue.start(audit_store, &tokio::runtime::Handle::current());
+            kms_audit_queue.start(store.clone(), &tokio::runtime::Handle::current());
         type Server = std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>;
+        let tls_config = tls.as_ref().map(|(t, _)| t.clone());
+        fn serve_on<B: ykt_tsm_service::http::Backend>(
+            listener: tokio::net::TcpListener,
+            backend: B,
+            config: ServerConfig,
+            tls: Option<ServerTls>,
+        ) -> Server {
+            match tls {
+                Some(tls) => Box::pin(ykt_tsm_service::http::serve_tls(
+                    listener, backend, config, tls,
+                )),
+                None => Box::pin(ykt_tsm_service::http::serve(listener, backend, config)),
+            }
+        }
         let bind = || async {
             tokio::net::TcpListener::bind(args.listen)
                 .await
@@ -918,7 +1037,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let (listener, server): (_, Server) = match args.role {
             ServeRole::Both => {
                 let engine = test_engine(
-                    &args.db,
+                    store,
                     &tsm_id,
                     args.test_payments,
                     KeyHome::Files(&args.dir, &mut source),
@@ -926,31 +1045,39 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .await?;
                 let listener = bind().await?;
                 let addr = listener.local_addr()?;
-                (
-                    addr,
-                    Box::pin(ykt_tsm_service::http::serve(listener, engine, config)),
-                )
+                (addr, serve_on(listener, engine, config, tls_config))
             }
             ServeRole::Sp => {
-                let engine = sp_engine(&args, &tsm_id, &config, &mut source).await?;
+                let engine = sp_engine(&args, store, &tsm_id, &config, &mut source).await?;
                 let listener = bind().await?;
                 let addr = listener.local_addr()?;
-                (
-                    addr,
-                    Box::pin(ykt_tsm_service::http::serve(listener, engine, config)),
-                )
+                (addr, serve_on(listener, engine, config, tls_config))
             }
             ServeRole::Sei => {
-                let platform = sei_platform(&args, &mut source).await?;
+                let platform = sei_platform(&args, store, &mut source).await?;
                 let listener = bind().await?;
                 let addr = listener.local_addr()?;
-                (
-                    addr,
-                    Box::pin(ykt_tsm_service::http::serve(listener, platform, config)),
-                )
+                (addr, serve_on(listener, platform, config, tls_config))
             }
         };
-        println!("TSM {tsm_id} listening on http://{listener}");
+        match &tls {
+            Some((tls, made)) => {
+                println!(
+                    "TSM {tsm_id} listening on https://{listener} (TLS 1.3); SPKI pin {}",
+                    tls.pin()
+                );
+                if *made {
+                    eprintln!(
+                        "made a self-signed TLS certificate: {} and {} (give wallets the pin above: ykt wallet enrol --tsm-pin)",
+                        args.dir.join(TLS_CERT_FILE).display(),
+                        args.dir.join(TLS_KEY_FILE).display()
+                    );
+                }
+            }
+            None => println!(
+                "TSM {tsm_id} listening on http://{listener} (plain HTTP: --danger-insecure-http)"
+            ),
+        }
         let role = match args.role {
             ServeRole::Both => "SEI-TSM and SP-TSM",
             ServeRole::Sei => "SEI-TSM (inter-platform API)",
@@ -1061,9 +1188,10 @@ async fn shutdown() {
 }
 
 /// A test TSM on a thread of its own (the demo): SQLite at `db`, test keys, test payments,
-/// its signing key and admin token in `dir`. Stopped on drop.
+/// its signing key and admin token in `dir`, TLS 1.3 with a self-signed certificate made for
+/// the run (its pin in [`RunningTsm::address`]). Stopped on drop.
 pub struct RunningTsm {
-    url: String,
+    address: TsmAddress,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
 }
@@ -1072,6 +1200,9 @@ impl RunningTsm {
     /// Starts it on an ephemeral port of 127.0.0.1.
     pub fn start(db: &str, dir: &Path, tsm_id: &str) -> anyhow::Result<Self> {
         let config = server_config(dir, tsm_id)?;
+        let pair = tls::self_signed(&["localhost".to_string(), "127.0.0.1".to_string()])
+            .context("making the TSM's TLS certificate")?;
+        let server_tls = ServerTls::from_pem(pair.cert_pem.as_bytes(), pair.key_pem.as_bytes())?;
         let (db, tsm_id) = (db.to_string(), tsm_id.to_string());
         let (bound_tx, bound_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -1081,11 +1212,12 @@ impl RunningTsm {
                 .enable_all()
                 .build()?;
             runtime.block_on(async move {
-                let engine = test_engine(&db, &tsm_id, true, KeyHome::Memory).await?;
+                let store = open_store(&db).await?;
+                let engine = test_engine(store, &tsm_id, true, KeyHome::Memory).await?;
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 let _ = bound_tx.send(listener.local_addr()?);
                 tokio::select! {
-                    r = ykt_tsm_service::http::serve(listener, engine, config) => r?,
+                    r = ykt_tsm_service::http::serve_tls(listener, engine, config, server_tls) => r?,
                     _ = stop_rx => {},
                 }
                 anyhow::Ok(())
@@ -1093,7 +1225,7 @@ impl RunningTsm {
         });
         match bound_rx.recv() {
             Ok(addr) => Ok(Self {
-                url: format!("http://{addr}"),
+                address: TsmAddress::pinned(&format!("https://{addr}"), vec![pair.pin]),
                 stop: Some(stop_tx),
                 thread: Some(thread),
             }),
@@ -1104,9 +1236,14 @@ impl RunningTsm {
         }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `https://127.0.0.1:PORT` and the pin of its TLS key.
+    pub fn address(&self) -> &TsmAddress {
+        &self.address
+    }
+
+    /// `https://127.0.0.1:PORT`.
     pub fn url(&self) -> &str {
-        &self.url
+        self.address.url()
     }
 }
 

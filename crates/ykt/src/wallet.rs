@@ -5,7 +5,7 @@
 //! | file in WDIR | what |
 //! |---|---|
 //! | `wallet.sealed` | the device key, the TSM's pinned key, cards, open flows and the top-up journal, sealed with SM4-GCM under a key derived from the passphrase (`YKT_WALLET_PASSPHRASE` or `--passphrase-file`) |
-//! | `tsm.url` | the TSM's address (not secret) |
+//! | `tsm.url` | the TSM's address and the pins of its TLS key (not secret; `crate::tsm_link`) |
 //!
 //! Card numbers are shown masked; the passphrase is never stored.
 
@@ -31,11 +31,10 @@ use zeroize::Zeroizing;
 use crate::clock::yuan;
 use crate::entropy::{OsEntropy, SystemRandom};
 use crate::state;
+use crate::tsm_link::TsmAddress;
 
 /// The sealed state's file name in the wallet directory.
 const STATE_FILE: &str = "wallet.sealed";
-/// The TSM's address's file name.
-const URL_FILE: &str = "tsm.url";
 
 /// The card commands of `ykt wallet`.
 #[derive(Debug, clap::Subcommand)]
@@ -45,9 +44,19 @@ pub enum CardCommand {
     Enrol {
         #[command(flatten)]
         wallet: WalletDir,
-        /// The TSM: http://HOST:PORT (`ykt tsm serve`).
+        /// The TSM: https://HOST:PORT (`ykt tsm serve`; http:// only with
+        /// --danger-insecure-http).
         #[arg(long, value_name = "URL")]
         tsm: String,
+        /// The SPKI pin of the TSM's TLS key, `sha256/<base64>` (`ykt tsm serve` and `ykt tsm
+        /// pin` print it); give it twice for the current and the backup key. A server whose key
+        /// is neither is refused before anything is sent to it.
+        #[arg(long, value_name = "PIN")]
+        tsm_pin: Vec<String>,
+        /// Reach the TSM over plain HTTP (an http:// URL): its messages cross the network
+        /// unencrypted. For tests on one machine only.
+        #[arg(long)]
+        danger_insecure_http: bool,
         /// The TSM's id.
         #[arg(long, default_value = "SPTSM-YKT-TEST")]
         tsm_id: String,
@@ -211,6 +220,12 @@ pub struct HttpTsm(pub TsmClient);
 impl TsmLink for HttpTsm {
     fn send(&mut self, request: &Envelope) -> Result<Envelope, LinkError> {
         self.0.send(request).map_err(|e| match e {
+            // client.md §6.4: the server's TLS key is not the pinned one, or it offers no
+            // TLS 1.3; nothing was sent. Not retried.
+            ClientError::PinMismatch { .. } | ClientError::Tls(_) => {
+                tracing::warn!("the TSM link: {e}");
+                LinkError::Untrusted
+            }
             ClientError::Transport(_) => LinkError::Unreachable,
             _ => LinkError::Malformed,
         })
@@ -411,9 +426,14 @@ pub fn run(command: CardCommand) -> anyhow::Result<()> {
         CardCommand::Enrol {
             wallet,
             tsm,
+            tsm_pin,
+            danger_insecure_http,
             tsm_id,
             model,
-        } => enrol(&wallet, &tsm, &tsm_id, &model),
+        } => {
+            let address = TsmAddress::new(&tsm, &tsm_pin, danger_insecure_http)?;
+            enrol(&wallet, &address, &tsm_id, &model)
+        }
         CardCommand::Cards { wallet } => {
             let (_, state) = StateFile::open(&wallet.dir.join(STATE_FILE), &passphrase(&wallet)?)?;
             print_cards(&state.cards);
@@ -614,7 +634,7 @@ fn pick(w: &Wallet, p: &CardPick) -> anyhow::Result<CardNo> {
     }
 }
 
-fn enrol(w: &WalletDir, url: &str, tsm_id: &str, model: &str) -> anyhow::Result<()> {
+fn enrol(w: &WalletDir, address: &TsmAddress, tsm_id: &str, model: &str) -> anyhow::Result<()> {
     let pass = passphrase(w)?;
     fs::create_dir_all(&w.dir).with_context(|| format!("creating {}", w.dir.display()))?;
     let mut rng = SystemRandom::new()?;
@@ -635,7 +655,7 @@ fn enrol(w: &WalletDir, url: &str, tsm_id: &str, model: &str) -> anyhow::Result<
         (StateFile::create(&path, &pass, &state)?, state)
     };
     let mut wallet = Wallet::new(state);
-    let mut tsm = HttpTsm(TsmClient::new(url).context("the TSM URL")?);
+    let mut tsm = HttpTsm(address.client()?);
     let mut no_se = NoSe;
     let mut progress = |_: Progress| {};
     let mut links = Links {
@@ -649,7 +669,7 @@ fn enrol(w: &WalletDir, url: &str, tsm_id: &str, model: &str) -> anyhow::Result<
         .map_err(user_error)?;
     file.save(wallet.state())?;
     // The address is kept once the TSM there has enrolled the device.
-    fs::write(w.dir.join(URL_FILE), url).with_context(|| format!("writing {}", URL_FILE))?;
+    address.save(&w.dir)?;
     println!(
         "device enrolled with {tsm_id}; device id {}",
         wallet.state().device_id.as_deref().unwrap_or("?")
@@ -689,9 +709,7 @@ fn with_wallet(
         None
     };
     let (mut file, state) = StateFile::open(&w.dir.join(STATE_FILE), &pass)?;
-    let url = fs::read_to_string(w.dir.join(URL_FILE))
-        .with_context(|| format!("reading {}", w.dir.join(URL_FILE).display()))?;
-    let mut tsm = HttpTsm(TsmClient::new(url.trim()).context("the TSM URL")?);
+    let mut tsm = HttpTsm(TsmAddress::load(&w.dir)?.client()?);
     let mut wallet = Wallet::new(state);
     let mut rng = SystemRandom::new()?;
     let bar = Bar::new(what);
@@ -747,7 +765,7 @@ fn with_wallet(
 /// the TSM's address, the local API's files (`wallet_api::proposals`), and the ride QR code's
 /// device files (`ykt wallet qr init`).
 const WALLET_FILES: &[&str] = &[
-    URL_FILE,
+    crate::tsm_link::ADDRESS_FILE,
     crate::wallet_api::proposals::SECRET_FILE,
     crate::wallet_api::proposals::BOOK_FILE,
     crate::wallet_api::proposals::TOPUPS_FILE,

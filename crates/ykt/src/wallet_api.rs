@@ -30,7 +30,6 @@ use anyhow::{Context as _, bail, ensure};
 use serde_json::{Value, json};
 use ykt_card::Card as SeCard;
 use ykt_transport::{CardChannel as _, PcscChannel};
-use ykt_tsm_service::TsmClient;
 use ykt_wallet::seal::Record as SealRecord;
 use ykt_wallet::{
     CardNo, LinkError, Links, Operation, Persist as _, Progress, SeError, SeLink, SealKey, Session,
@@ -86,8 +85,6 @@ use self::proposals::{
 
 /// The sealed state's file name (as `ykt wallet` keeps it).
 const STATE_FILE: &str = "wallet.sealed";
-/// The TSM's address's file name (as `ykt wallet` keeps it).
-const URL_FILE: &str = "tsm.url";
 
 /// `ykt wallet api …`: grants for other apps, the local API server, and the user's answer to
 /// their top-up requests (client.md §6.6).
@@ -838,9 +835,7 @@ fn confirm(w: &ApiWallet, se: &ApiSe, id: &str) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("request {id} has no amount"))?;
     let pass = passphrase(w)?;
     let secret = secret(&w.dir, &pass, false)?;
-    let url = fs::read_to_string(w.dir.join(URL_FILE))
-        .with_context(|| format!("reading {}", w.dir.join(URL_FILE).display()))?;
-    let mut tsm = HttpTsm(TsmClient::new(url.trim()).context("the TSM URL")?);
+    let mut tsm = HttpTsm(crate::tsm_link::TsmAddress::load(&w.dir)?.client()?);
     let mut rng = SystemRandom::new()?;
     let opened = StateFile::open(&w.dir.join(STATE_FILE), &pass)?;
     let done = with_wallet(opened, se, &mut tsm, |wallet, links| {
