@@ -80,5 +80,5 @@ pub use registry::Registry;
 pub use runner::{Run, RunConfig, RunInfo, Target, run};
 pub use target::{CardAccess, Fault, SimCard};
 pub use transcript::Transcript;
-pub use tsm::{HttpResponse, TsmAccess};
+pub use tsm::{HttpResponse, LinkProbe, LinkReport, TsmAccess};
 pub use verdict::{Outcome, Stop, Verdict};

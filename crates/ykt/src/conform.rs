@@ -13,10 +13,11 @@ use ykt_conformance::catalogue::Method;
 use ykt_conformance::profile::{self, Profile};
 use ykt_conformance::report::{html, junit};
 use ykt_conformance::{
-    CardAccess, Catalogue, Fault, HttpResponse, Registry, Run, RunConfig, RunInfo, Target,
-    TargetKind, TsmAccess, Verdict, run,
+    CardAccess, Catalogue, Fault, HttpResponse, LinkProbe, LinkReport, Registry, Run, RunConfig,
+    RunInfo, Target, TargetKind, TsmAccess, Verdict, run,
 };
 use ykt_transport::{CardChannel, PcscChannel};
+use ykt_tsm_service::http::tls::probe::{ProbeServer, ProbeTls};
 
 use crate::tsm_link::TsmAddress;
 
@@ -395,6 +396,7 @@ impl Drop for LocalTsm {
 /// plain HTTP under --danger-insecure-http), the bytes as they came, the system clock and the
 /// OS random source.
 struct HttpTsm {
+    address: TsmAddress,
     client: ykt_tsm_service::TsmClient,
     tsm_id: String,
 }
@@ -402,9 +404,34 @@ struct HttpTsm {
 impl HttpTsm {
     fn new(address: &TsmAddress, tsm_id: &str) -> anyhow::Result<Self> {
         Ok(Self {
+            address: address.clone(),
             client: address.client()?,
             tsm_id: tsm_id.to_owned(),
         })
+    }
+}
+
+/// How long a probe endpoint may take to see what a client sent.
+const PROBE_SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// RP-SEC-001's probe of one endpoint that is not the TSM: a client with `address`'s link
+/// policy GETs `/health` there; refused when that fails.
+fn probe(endpoint: &str, address: &TsmAddress, server: Option<&ProbeServer>) -> LinkProbe {
+    let answer = address
+        .client()
+        .and_then(|c| c.get_raw("/health").map_err(anyhow::Error::from));
+    if let Some(server) = server {
+        server.settle(PROBE_SETTLE);
+    }
+    let (refused, detail) = match answer {
+        Ok((status, _)) => (false, format!("answered HTTP {status}")),
+        Err(e) => (true, format!("{e:#}")),
+    };
+    LinkProbe {
+        endpoint: endpoint.to_owned(),
+        refused,
+        bytes_received: server.map_or(0, ProbeServer::application_bytes),
+        detail,
     }
 }
 
@@ -434,6 +461,60 @@ impl TsmAccess for HttpTsm {
             .ok()
             .and_then(|d| i64::try_from(d.as_millis()).ok())
             .unwrap_or(0)
+    }
+
+    fn link_report(&mut self) -> LinkReport {
+        let pins = self.address.pins().to_vec();
+        if pins.is_empty() {
+            return LinkReport::Plaintext;
+        }
+        let mut probes = Vec::new();
+        match ProbeServer::start(ProbeTls::Tls13) {
+            Ok(server) => probes.push(probe(
+                &format!("a TLS 1.3 server at {} with a key of its own", server.url()),
+                &TsmAddress::pinned(&server.url(), pins.clone()),
+                Some(&server),
+            )),
+            Err(e) => tracing::warn!("RP-SEC-001: no probe server: {e}"),
+        }
+        match ProbeServer::start(ProbeTls::Tls12Only) {
+            // Pinned to that server's own key too: only the protocol version is refused.
+            Ok(server) => probes.push(probe(
+                &format!(
+                    "a TLS 1.2-only server at {} (its key pinned for this probe)",
+                    server.url()
+                ),
+                &TsmAddress::pinned(&server.url(), [pins.clone(), vec![server.pin()]].concat()),
+                Some(&server),
+            )),
+            Err(e) => tracing::warn!("RP-SEC-001: no probe server: {e}"),
+        }
+        let plain = format!(
+            "http://{}",
+            self.address
+                .url()
+                .split_once("://")
+                .map_or("", |(_, rest)| rest)
+        );
+        let pin_texts: Vec<String> = pins.iter().map(ToString::to_string).collect();
+        probes.push(match TsmAddress::new(&plain, &pin_texts, false) {
+            Ok(address) => probe(
+                &format!("the TSM's address over plain HTTP ({plain})"),
+                &address,
+                None,
+            ),
+            Err(e) => LinkProbe {
+                endpoint: format!("the TSM's address over plain HTTP ({plain})"),
+                refused: true,
+                bytes_received: 0,
+                detail: format!("{e:#}"),
+            },
+        });
+        LinkReport::Pinned {
+            version: "TLS 1.3".to_owned(),
+            pins: pins.len(),
+            probes,
+        }
     }
 
     fn seed(&mut self) -> u64 {

@@ -105,6 +105,45 @@ pub trait TsmAccess {
     /// A fresh seed for the run's device keys, nonces, request ids and SE serials: a TSM that
     /// outlives a run must not see the same device, SE or `request_id` twice.
     fn seed(&mut self) -> u64;
+    /// RP-SEC-001 (client.md §6.4): how the client's link to the TSM is secured, and how that
+    /// link answered probes of endpoints that are not the TSM (run by the access, which does
+    /// the I/O). The default: the access cannot say.
+    fn link_report(&mut self) -> LinkReport {
+        LinkReport::Unknown
+    }
+}
+
+/// What the client's link to the TSM is (RP-SEC-001).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LinkReport {
+    /// The access cannot say, or cannot probe.
+    Unknown,
+    /// Plain HTTP.
+    Plaintext,
+    /// TLS with the server's key pinned (`pins` keys), and the probes of the link.
+    Pinned {
+        /// The TLS version the link requires (e.g. `TLS 1.3`).
+        version: String,
+        /// How many keys are pinned (the current and backups).
+        pins: usize,
+        /// The probes, each an endpoint the client must refuse.
+        probes: Vec<LinkProbe>,
+    },
+}
+
+/// One probe of the client's link: an endpoint that is not the TSM, and what the client did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkProbe {
+    /// The endpoint (e.g. "a TLS 1.3 server on 127.0.0.1 with a key of its own").
+    pub endpoint: String,
+    /// True when the client refused it.
+    pub refused: bool,
+    /// Application bytes the endpoint received from the client (a refusal "before any request
+    /// byte" leaves 0).
+    pub bytes_received: u64,
+    /// The client's error or answer, as it reported it.
+    pub detail: String,
 }
 
 /// The harness of one TSM or client item.
@@ -218,6 +257,11 @@ impl<'a> TsmHarness<'a> {
     /// The target as given to the run (`RunInfo::target`; empty when not given).
     pub(crate) fn target(&self) -> &str {
         &self.target
+    }
+
+    /// [`TsmAccess::link_report`] of the access.
+    pub(crate) fn link_report(&mut self) -> LinkReport {
+        self.access.link_report()
     }
 
     /// Records an event.

@@ -14,7 +14,7 @@ use ykt_wallet::{Wallet, WalletError};
 
 use super::items::{open, top_up, top_up_traced};
 use super::se::sw;
-use super::{LinkMode, SeTamper, TsmHarness, verify_tsm};
+use super::{LinkMode, LinkReport, SeTamper, TsmHarness, verify_tsm};
 use crate::params::Params;
 use crate::verdict::{Stop, ensure};
 
@@ -627,12 +627,15 @@ pub(super) fn query(h: &mut TsmHarness<'_>, p: Params<'_>) -> Result<String, Sto
     ))
 }
 
-/// RP-SEC-001: the client's link to the TSM must be TLS with the server's certificate checked.
-/// \[PROPOSAL\] (conformance.md §4.7 leaves open how a harness without TLS endpoints judges it):
-/// what the harness can see is the URL the client was pointed at (`RunInfo::target`): a
-/// `http://` URL the client used is plaintext accepted (FAIL); an `https://` URL says nothing
-/// about certificate checking, which needs a TLS endpoint with a bad certificate
-/// (INCONCLUSIVE); no URL (the TSM in process) has no link to secure (N/A).
+/// RP-SEC-001: the client's link to the TSM must be TLS with the server's identity checked
+/// (client.md §6.4: TLS 1.3 with SPKI pinning, a miss fatal, plain HTTP only for tests).
+/// \[PROPOSAL\] (conformance.md §4.7 leaves open how a harness judges it): the client is first
+/// seen to use its URL (it enrols over it). A `http://` URL it used is plaintext accepted
+/// (FAIL). For an `https://` URL the access reports the link (`TsmAccess::link_report`) and
+/// probes it with endpoints that are not the TSM: a TLS 1.3 server with a key of its own, a
+/// TLS 1.2-only server, and the TSM's address over plain `http://`. PASS when the link is
+/// pinned TLS and every probe was refused with no application byte received; FAIL when one was
+/// not; INCONCLUSIVE when the access cannot probe. No URL (the TSM in process): N/A.
 pub(super) fn transport(h: &mut TsmHarness<'_>, _p: Params<'_>) -> Result<String, Stop> {
     let target = h.target().to_owned();
     let url = target
@@ -650,14 +653,55 @@ pub(super) fn transport(h: &mut TsmHarness<'_>, _p: Params<'_>) -> Result<String
     let mut se = h.new_se()?;
     h.enrolled_wallet(&mut se)?;
     match scheme.as_str() {
-        "http" => Err(Stop::Fail(format!(
-            "the client reached the TSM at {url} in plaintext (http://) and enrolled: TLS is not provided by this TSM or client (the TSM serves plain HTTP and the wallet accepts http:// URLs); a deployment must put a TLS terminator in front and point the client at https://"
-        ))),
-        "https" => Err(Stop::Inconclusive(format!(
-            "the client uses {url} (https://), but whether it refuses a plaintext or badly certified TSM needs TLS endpoints with a bad certificate, which the harness does not provide"
+        "http" => {
+            return Err(Stop::Fail(format!(
+                "the client reached the TSM at {url} in plaintext (http://) and enrolled: its messages cross the network unencrypted (a test setup: --danger-insecure-http); point it at the TSM's https:// address with the pin of its TLS key"
+            )));
+        }
+        "https" => {}
+        _ => {
+            return Err(Stop::Inconclusive(format!(
+                "the TSM URL {url} has the scheme `{scheme}`, neither http nor https"
+            )));
+        }
+    }
+    match h.link_report() {
+        LinkReport::Pinned {
+            version,
+            pins,
+            probes,
+        } => {
+            if probes.is_empty() {
+                return Err(Stop::Inconclusive(format!(
+                    "the client's link to {url} is {version} with {pins} pinned key(s), but no endpoint probed it"
+                )));
+            }
+            for p in &probes {
+                h.note(format!(
+                    "probe: {} → {} ({} application bytes received): {}",
+                    p.endpoint,
+                    if p.refused { "refused" } else { "accepted" },
+                    p.bytes_received,
+                    p.detail
+                ));
+            }
+            if let Some(p) = probes.iter().find(|p| !p.refused || p.bytes_received > 0) {
+                return Err(Stop::Fail(format!(
+                    "the client did not refuse {} before sending: {} ({} application bytes received)",
+                    p.endpoint, p.detail, p.bytes_received
+                )));
+            }
+            let names: Vec<&str> = probes.iter().map(|p| p.endpoint.as_str()).collect();
+            Ok(format!(
+                "the client reached the TSM at {url} over {version} with {pins} pinned key(s), and refused before any request byte: {}",
+                names.join("; ")
+            ))
+        }
+        LinkReport::Plaintext => Err(Stop::Fail(format!(
+            "the client's link to {url} reports plain HTTP although the URL is https://"
         ))),
         _ => Err(Stop::Inconclusive(format!(
-            "the TSM URL {url} has the scheme `{scheme}`, neither http nor https"
+            "the client uses {url} (https://), but this access cannot report or probe its link (whether it refuses a server with another key, or TLS 1.2)"
         ))),
     }
 }

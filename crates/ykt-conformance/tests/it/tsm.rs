@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use ykt_conformance::profile::{self, Profile};
 use ykt_conformance::{
-    Catalogue, Fault, HttpResponse, Registry, Run, RunConfig, RunInfo, Target, TsmAccess, Verdict,
-    run,
+    Catalogue, Fault, HttpResponse, LinkProbe, LinkReport, Registry, Run, RunConfig, RunInfo,
+    Target, TsmAccess, Verdict, run,
 };
 use ykt_crypto::Sm2PrivateKey;
 use ykt_envelope::{Code, Envelope, ResultInfo, Sm2Signer};
@@ -89,6 +89,8 @@ fn start_tsm(name: &str) -> LocalTsm {
 struct Http {
     client: TsmClient,
     seed: u64,
+    /// What `link_report` says (RP-SEC-001); `None`: the trait's default.
+    link: Option<LinkReport>,
 }
 
 impl Http {
@@ -96,6 +98,7 @@ impl Http {
         Self {
             client: TsmClient::new(&tsm.url).unwrap(),
             seed: 0x5EED,
+            link: None,
         }
     }
 }
@@ -118,6 +121,10 @@ impl TsmAccess for Http {
 
     fn get(&mut self, _path: &str) -> Result<HttpResponse, Fault> {
         Err(Fault::Transport("GET is not used by these items".into()))
+    }
+
+    fn link_report(&mut self) -> LinkReport {
+        self.link.clone().unwrap_or(LinkReport::Unknown)
     }
 
     fn tsm_id(&self) -> String {
@@ -552,28 +559,68 @@ fn the_client_online_load_items_against_the_tsm() {
             && why.contains("records equal to the SE's"),
         "{why}"
     );
-    // The TSM serves plain HTTP and the client used it: the requirement is unmet, and the
-    // reason says TLS is not provided.
+    // The client used the TSM over plain HTTP: the requirement is unmet.
     let (v, why) = verdict(&run, "RP-SEC-001");
     assert_eq!(v, Verdict::Fail, "{why}");
-    assert!(
-        why.contains("in plaintext (http://)")
-            && why.contains("TLS is not provided by this TSM or client"),
-        "{why}"
-    );
-    // An https:// URL (here a TSM reached otherwise): no certificate check to drive, so no PASS.
-    let run = run_items_at(
-        &mut http,
-        true,
-        "RP-SEC-001",
-        "client:https://tsm.example:8443",
-    );
+    assert!(why.contains("in plaintext (http://)"), "{why}");
+    // An https:// URL (here a TSM reached otherwise) with an access that cannot probe: no PASS.
+    let https = "client:https://tsm.example:8443";
+    let run = run_items_at(&mut http, true, "RP-SEC-001", https);
     let (v, why) = verdict(&run, "RP-SEC-001");
     assert_eq!(v, Verdict::Inconclusive, "{why}");
+    assert!(why.contains("cannot report or probe its link"), "{why}");
+    // The access reports pinned TLS and probes: PASS only when every probe was refused with no
+    // byte received; one accepted, or bytes received, FAILs; a plaintext report FAILs.
+    let refused = |endpoint: &str| LinkProbe {
+        endpoint: endpoint.into(),
+        refused: true,
+        bytes_received: 0,
+        detail: "the TSM's TLS key matches none of the pinned keys".into(),
+    };
+    let pinned = |probes: Vec<LinkProbe>| LinkReport::Pinned {
+        version: "TLS 1.3".into(),
+        pins: 2,
+        probes,
+    };
+    http.link = Some(pinned(vec![
+        refused("another key"),
+        refused("TLS 1.2 only"),
+    ]));
+    let run = run_items_at(&mut http, true, "RP-SEC-001", https);
+    let (v, why) = verdict(&run, "RP-SEC-001");
+    assert_eq!(v, Verdict::Pass, "{why}");
     assert!(
-        why.contains("needs TLS endpoints with a bad certificate"),
+        why.contains("TLS 1.3 with 2 pinned key(s)") && why.contains("another key; TLS 1.2 only"),
         "{why}"
     );
+    let mut leaky = refused("a server that saw the request");
+    leaky.bytes_received = 120;
+    http.link = Some(pinned(vec![refused("another key"), leaky]));
+    let run = run_items_at(&mut http, true, "RP-SEC-001", https);
+    let (v, why) = verdict(&run, "RP-SEC-001");
+    assert_eq!(v, Verdict::Fail, "{why}");
+    assert!(why.contains("a server that saw the request"), "{why}");
+    let mut accepted = refused("another key");
+    accepted.refused = false;
+    http.link = Some(pinned(vec![accepted]));
+    let (v, _) = verdict(
+        &run_items_at(&mut http, true, "RP-SEC-001", https),
+        "RP-SEC-001",
+    );
+    assert_eq!(v, Verdict::Fail);
+    http.link = Some(pinned(Vec::new()));
+    let (v, _) = verdict(
+        &run_items_at(&mut http, true, "RP-SEC-001", https),
+        "RP-SEC-001",
+    );
+    assert_eq!(v, Verdict::Inconclusive);
+    http.link = Some(LinkReport::Plaintext);
+    let (v, _) = verdict(
+        &run_items_at(&mut http, true, "RP-SEC-001", https),
+        "RP-SEC-001",
+    );
+    assert_eq!(v, Verdict::Fail);
+    http.link = None;
     // The TSM in process: no link to secure.
     let run = run_items_at(&mut http, true, "RP-SEC-001", "client");
     let (v, why) = verdict(&run, "RP-SEC-001");

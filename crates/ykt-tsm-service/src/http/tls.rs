@@ -44,6 +44,8 @@ use ureq::unversioned::transport::{
 };
 use zeroize::Zeroizing;
 
+pub mod probe;
+
 /// The prefix of a pin's text (the form of RFC 7469, HPKP).
 const PIN_PREFIX: &str = "sha256/";
 
@@ -73,6 +75,9 @@ pub enum TlsError {
     /// unsupported key type).
     #[error("the certificate and key were refused")]
     Refused(#[source] rustls::Error),
+    /// A probe server could not listen ([`probe::ProbeServer`]).
+    #[error("cannot listen on 127.0.0.1")]
+    Listen(#[source] io::Error),
     /// A file could not be read.
     #[error("cannot read {}", .path.display())]
     Read {

@@ -536,3 +536,43 @@ fn a_bad_client_does_not_stop_the_server_and_the_body_limit_holds() {
         .unwrap();
     assert_eq!(client.health().unwrap(), "ok");
 }
+
+#[test]
+fn the_probe_server_sees_a_request_only_from_a_client_pinned_to_it() {
+    use ykt_tsm_service::http::tls::probe::{ProbeServer, ProbeTls};
+    let wait = std::time::Duration::from_secs(5);
+    // A client pinned to another key: the handshake fails, no application byte arrives.
+    let probe = ProbeServer::start(ProbeTls::Tls13).unwrap();
+    let e = TsmClient::with_tls(&probe.url(), &[foreign_pin()])
+        .unwrap()
+        .health()
+        .unwrap_err();
+    assert!(matches!(e, ClientError::PinMismatch { .. }), "{e:?}");
+    probe.settle(wait);
+    assert_eq!(
+        (
+            probe.connections(),
+            probe.handshakes(),
+            probe.application_bytes()
+        ),
+        (1, 0, 0)
+    );
+    // The control: pinned to the probe's own key, the request is sent (and the probe hangs up).
+    let e = TsmClient::with_tls(&probe.url(), &[probe.pin()])
+        .unwrap()
+        .health()
+        .unwrap_err();
+    assert!(e.is_transport(), "{e:?}");
+    probe.settle(wait);
+    assert_eq!((probe.connections(), probe.handshakes()), (2, 1));
+    assert!(probe.application_bytes() > 0);
+    // TLS 1.2 only: refused even with the right pin; nothing sent.
+    let old = ProbeServer::start(ProbeTls::Tls12Only).unwrap();
+    let e = TsmClient::with_tls(&old.url(), &[old.pin()])
+        .unwrap()
+        .health()
+        .unwrap_err();
+    assert!(matches!(e, ClientError::Tls(_)), "{e:?}");
+    old.settle(wait);
+    assert_eq!((old.handshakes(), old.application_bytes()), (0, 0));
+}
