@@ -1,12 +1,16 @@
 //! Child processes of the `ykt` command in these tests: a scratch directory for their files,
 //! the command built and run with its output read while the child runs, `ykt tsm serve`
-//! started and its address read, and a plain HTTP GET of one of its paths.
+//! started and its address and TLS pin read, and GETs of its paths over the pinned TLS link.
 
-use std::io::{BufRead as _, Read as _, Write as _};
+use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use ykt_tsm_service::http::ClientError;
+use ykt_tsm_service::http::TsmClient;
+use ykt_tsm_service::http::tls::SpkiPin;
 
 /// The `ykt` binary cargo built for these tests.
 pub const YKT: &str = env!("CARGO_BIN_EXE_ykt");
@@ -120,15 +124,63 @@ pub fn wait_output(mut child: Child, what: &str, timeout: Duration) -> Output {
     }
 }
 
-/// A running `ykt tsm serve`: the child, the address it printed, and its output being read.
+/// A running `ykt tsm serve`: the child, the address and pin it printed, and its output being
+/// read.
 pub struct ServedTsm {
     pub child: Child,
-    /// `http://127.0.0.1:PORT`.
+    /// `https://127.0.0.1:PORT` (`http://…` under `--danger-insecure-http`).
     pub url: String,
+    /// The SPKI pin of its TLS key (`sha256/<base64>`); empty for plain HTTP (see
+    /// [`ServedTsm::tls_pin`]).
+    pub pin: String,
     /// The line that named the address.
     pub first_line: String,
     pub stdout: Option<JoinHandle<String>>,
     pub stderr: Option<JoinHandle<String>>,
+}
+
+impl ServedTsm {
+    /// A client of it: TLS pinned to its key, or plain HTTP.
+    pub fn client(&self) -> TsmClient {
+        tsm_client(&self.url, self.tls_pin())
+    }
+
+    /// The pin, `None` for a plain-HTTP server.
+    pub fn tls_pin(&self) -> Option<&str> {
+        (!self.pin.is_empty()).then_some(self.pin.as_str())
+    }
+}
+
+/// The address and pin in the first line of `ykt tsm serve`: `TSM ID listening on
+/// https://ADDR (TLS 1.3); SPKI pin sha256/…`, or `TSM ID listening on http://ADDR (plain
+/// HTTP: --danger-insecure-http)` (no pin). `None` when the line names no address.
+pub fn served_address(line: &str) -> Option<(String, Option<String>)> {
+    let rest = line.trim().split("listening on ").nth(1)?;
+    let url = rest.split_whitespace().next()?.to_string();
+    let pin = rest.split("SPKI pin ").nth(1).map(|p| p.trim().to_string());
+    match (url.starts_with("https://"), &pin) {
+        (true, Some(_)) => {}
+        (false, None) if url.starts_with("http://") => {}
+        _ => return None,
+    }
+    (!url.ends_with(":0")).then_some((url, pin))
+}
+
+/// A client of the TSM at `url`: TLS pinned to `pin`, or plain HTTP when there is none.
+pub fn tsm_client(url: &str, pin: Option<&str>) -> TsmClient {
+    match pin {
+        Some(pin) => TsmClient::with_tls(url, &[SpkiPin::parse(pin).unwrap()]).unwrap(),
+        None => TsmClient::danger_plain_http(url).unwrap(),
+    }
+}
+
+/// The arguments that point `ykt wallet enrol` at the TSM at `url`: `--tsm URL --tsm-pin PIN`,
+/// or `--tsm URL --danger-insecure-http` when it has no pin.
+pub fn tsm_args<'a>(url: &'a str, pin: Option<&'a str>) -> Vec<&'a str> {
+    match pin {
+        Some(pin) => vec!["--tsm", url, "--tsm-pin", pin],
+        None => vec!["--tsm", url, "--danger-insecure-http"],
+    }
 }
 
 /// Starts `ykt tsm serve --test-keys --test-payments --listen LISTEN --db DB --dir DIR EXTRA…`
@@ -145,15 +197,16 @@ pub fn serve_tsm(listen: &str, db: &str, dir: &str, extra: &[&str]) -> ServedTsm
     let mut first_line = String::new();
     reader.read_line(&mut first_line).unwrap();
     let stdout = Some(drain(reader));
-    match first_line.trim().split("listening on ").nth(1) {
-        Some(url) if !url.ends_with(":0") => ServedTsm {
+    match served_address(&first_line) {
+        Some((url, pin)) => ServedTsm {
             child,
-            url: url.to_string(),
+            url,
+            pin: pin.unwrap_or_default(),
             first_line,
             stdout,
             stderr,
         },
-        _ => {
+        None => {
             let _ = child.kill();
             let _ = child.wait();
             let err = stderr.take().unwrap().join().unwrap();
@@ -162,32 +215,50 @@ pub fn serve_tsm(listen: &str, db: &str, dir: &str, extra: &[&str]) -> ServedTsm
     }
 }
 
-/// `GET path` on `addr` (`127.0.0.1:PORT`) with an optional bearer token, `Connection: close`:
-/// the status, the head and the body.
-pub fn http_get(
-    addr: &str,
+/// `GET path` of the TSM `client` talks to: the status and the body as text.
+pub fn tsm_get(client: &TsmClient, path: &str) -> Result<(u16, String), ClientError> {
+    let (status, body) = client.get_raw(path)?;
+    Ok((status, String::from_utf8_lossy(&body).to_string()))
+}
+
+/// `GET path` of the TSM at `url` over HTTP/1.1 with an optional bearer token, by `curl`: TLS
+/// with the server's key checked against `pin` (`--pinnedpubkey`; no CA, as the wallet), or
+/// plain HTTP without a pin. The status, the head and the body.
+pub fn curl_get(
+    url: &str,
+    pin: Option<&str>,
     path: &str,
     bearer: Option<&str>,
     timeout: Duration,
-) -> std::io::Result<(u16, String, String)> {
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(timeout))?;
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(token) = bearer {
-        request.push_str(&format!("Authorization: Bearer {}\r\n", token.trim()));
+) -> (u16, String, String) {
+    let mut curl = Command::new("curl");
+    curl.args(["-s", "-S", "--http1.1", "-D", "-", "--max-time"])
+        .arg(timeout.as_secs().max(1).to_string());
+    if let Some(pin) = pin {
+        // curl writes the pin as sha256//<base64>.
+        let b64 = pin.strip_prefix("sha256/").unwrap();
+        curl.args(["--insecure", "--pinnedpubkey", &format!("sha256//{b64}")]);
     }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP answer");
-    let (head, body) = response.split_once("\r\n\r\n").ok_or_else(bad)?;
+    if let Some(token) = bearer {
+        curl.args(["-H", &format!("Authorization: Bearer {}", token.trim())]);
+    }
+    let out = curl.arg(format!("{url}{path}")).output().unwrap();
+    let response = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "curl {url}{path}: {:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("not an HTTP answer: {response:?}"));
     let status = head
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(bad)?;
-    Ok((status, head.to_string(), body.to_string()))
+        .unwrap_or_else(|| panic!("no status: {head:?}"));
+    (status, head.to_string(), body.to_string())
 }
 
 /// The `ApduResultReq` requests a TSM served (any result code), summed from its `/metrics` text.

@@ -9,8 +9,11 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use ykt_tsm_service::http::TsmClient;
+
 use crate::child::{
-    Scratch, WALLET_PASSPHRASE, apdu_results, http_get, run, serve_tsm, succeeded, wait_output, ykt,
+    Scratch, WALLET_PASSPHRASE, apdu_results, curl_get, run, serve_tsm, succeeded, tsm_args,
+    tsm_get, wait_output, ykt,
 };
 
 /// The wallets' passphrase: it must appear in no output and in no file of a wallet directory.
@@ -84,9 +87,9 @@ impl Setup {
         stderr
     }
 
-    /// `ykt wallet enrol` of the wallet `wdir` with the TSM at `url`.
-    fn enrol(&self, wdir: &str, url: &str) {
-        let out = self.ok(&["wallet", "enrol", "--dir", &self.p(wdir), "--tsm", url]);
+    /// `ykt wallet enrol` of the wallet `wdir` with `tsm` (its URL and pin).
+    fn enrol(&self, wdir: &str, tsm: &Tsm) {
+        let out = self.ok(&tsm.enrol_args(&self.p(wdir)));
         assert!(
             out.contains("device enrolled with SPTSM-YKT-TEST"),
             "enrol: {out:?}"
@@ -148,6 +151,10 @@ impl Setup {
 struct Tsm {
     child: Child,
     url: String,
+    /// The SPKI pin of its TLS key.
+    pin: String,
+    /// A client pinned to it.
+    client: TsmClient,
     first_line: String,
     stdout: Option<JoinHandle<String>>,
     stderr: Option<JoinHandle<String>>,
@@ -158,27 +165,39 @@ impl Tsm {
     /// prints its address.
     fn start(s: &Setup, listen: &str) -> Self {
         let served = serve_tsm(listen, &s.sqlite("tsm.db"), &s.p("tsm"), &[]);
+        let client = served.client();
         let tsm = Self {
             child: served.child,
             url: served.url,
+            pin: served.pin,
+            client,
             first_line: served.first_line,
             stdout: served.stdout,
             stderr: served.stderr,
         };
-        assert!(tsm.url.starts_with("http://127.0.0.1:"), "{}", tsm.url);
+        assert!(tsm.url.starts_with("https://127.0.0.1:"), "{}", tsm.url);
+        assert!(tsm.first_line.contains("(TLS 1.3)"), "{}", tsm.first_line);
         tsm
     }
 
     /// `127.0.0.1:PORT`.
     fn addr(&self) -> &str {
-        self.url.trim_start_matches("http://")
+        self.url.trim_start_matches("https://")
+    }
+
+    /// `wallet enrol --dir WDIR --tsm URL --tsm-pin PIN`.
+    fn enrol_args<'a>(&'a self, wdir: &'a str) -> Vec<&'a str> {
+        let mut args = vec!["wallet", "enrol", "--dir", wdir];
+        args.extend(tsm_args(&self.url, Some(&self.pin)));
+        args
     }
 
     /// `GET path` (with the admin token from `s` when `admin`): status and body.
     fn get(&self, s: &Setup, path: &str, admin: bool) -> (u16, String) {
         let token =
             admin.then(|| std::fs::read_to_string(s.path("tsm").join("admin.token")).unwrap());
-        let (status, head, body) = http_get(self.addr(), path, token.as_deref(), TIMEOUT).unwrap();
+        let (status, head, body) =
+            curl_get(&self.url, Some(&self.pin), path, token.as_deref(), TIMEOUT);
         assert!(
             !head
                 .to_ascii_lowercase()
@@ -191,7 +210,7 @@ impl Tsm {
     /// The `ApduResultReq` requests served so far (any result code), from `/metrics`; `None`
     /// once the TSM does not answer.
     fn apdu_results(&self) -> Option<u64> {
-        let (_, _, body) = http_get(self.addr(), "/metrics", None, TIMEOUT).ok()?;
+        let (_, body) = tsm_get(&self.client, "/metrics").ok()?;
         Some(apdu_results(&body))
     }
 
@@ -272,10 +291,9 @@ fn transfer_code(out: &str) -> String {
 fn a_new_user_opens_tops_up_transfers_and_returns_a_card_through_the_served_tsm() {
     let s = Setup::new("user");
     let tsm = Tsm::start(&s, "127.0.0.1:0");
-    let url = tsm.url.clone();
     let (w1, w2) = ("w1", "w2");
 
-    s.enrol(w1, &url);
+    s.enrol(w1, &tsm);
     let out = s.wallet_se_ok("open", w1, "se.card", &[]);
     assert!(
         out.contains(&format!("card {MASKED_CARD_NO} opened (ACTIVE)")),
@@ -303,7 +321,7 @@ fn a_new_user_opens_tops_up_transfers_and_returns_a_card_through_the_served_tsm(
     let out = s.wallet_se_ok("transfer-out", w1, "se.card", &[]);
     let code = transfer_code(&out);
     assert!(s.cards(w1).contains("no cards"));
-    s.enrol(w2, &url);
+    s.enrol(w2, &tsm);
     let out = s.wallet_se_ok(
         "transfer-in",
         w2,
@@ -344,21 +362,29 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let nowhere = format!("http://{closed}");
+    let nowhere = format!("https://{closed}");
+    // A well-formed pin: nothing answers to check it against.
+    let any_pin = format!("sha256/{}=", "A".repeat(43));
+    let w = s.p("w");
     let err = s.fails(
         Some(PASSPHRASE),
         1,
-        &["wallet", "enrol", "--dir", &s.p("w"), "--tsm", &nowhere],
+        &[
+            "wallet",
+            "enrol",
+            "--dir",
+            &w,
+            "--tsm",
+            &nowhere,
+            "--tsm-pin",
+            &any_pin,
+        ],
     );
     assert!(err.contains("cannot be reached"), "{err}");
 
     let tsm = Tsm::start(&s, "127.0.0.1:0");
-    s.enrol("w", &tsm.url);
-    let err = s.fails(
-        Some(PASSPHRASE),
-        1,
-        &["wallet", "enrol", "--dir", &s.p("w"), "--tsm", &tsm.url],
-    );
+    s.enrol("w", &tsm);
+    let err = s.fails(Some(PASSPHRASE), 1, &tsm.enrol_args(&w));
     assert!(err.contains("enrolled already"), "{err}");
     s.wallet_se_ok("open", "w", "se.card", &[]);
 
@@ -443,7 +469,8 @@ fn kill_during_open_card(k: u64) {
     let s = Setup::new(&format!("kill{k}"));
     let tsm = Tsm::start(&s, "127.0.0.1:0");
     let listen = tsm.addr().to_string();
-    s.enrol("w", &tsm.url);
+    let pin = tsm.pin.clone();
+    s.enrol("w", &tsm);
     let (w, se) = (s.p("w"), s.p("se.card"));
     let mut open = ykt(&["wallet", "open", "--dir", &w, "--se-state", &se])
         .env("YKT_WALLET_PASSPHRASE", PASSPHRASE)
@@ -461,8 +488,10 @@ fn kill_during_open_card(k: u64) {
         assert!(stderr.contains("cannot be reached"), "k = {k}: {stderr}");
     }
 
-    // Restarted on the same database, directory and address.
+    // Restarted on the same database, directory and address: the TLS pair in the directory
+    // is reused, so the wallet's pin still matches.
     let tsm = Tsm::start(&s, &listen);
+    assert_eq!(tsm.pin, pin, "k = {k}: a restart changed the TLS key");
     let resumed = s.wallet_se_ok("resume", "w", "se.card", &[]);
     if !s.cards("w").contains(MASKED_CARD_NO) {
         assert!(

@@ -13,8 +13,8 @@ use ykt_envelope::{Code, Envelope, Header, Sm2Signer};
 use ykt_tsm_service::http::TsmClient;
 
 use crate::child::{
-    Scratch, WALLET_PASSPHRASE as PASSPHRASE, apdu_results, http_get, run, serve_tsm, succeeded,
-    wait_output, ykt,
+    Scratch, WALLET_PASSPHRASE as PASSPHRASE, apdu_results, run, serve_tsm, succeeded, tsm_args,
+    tsm_get, wait_output, ykt,
 };
 
 const MASKED_CARD_NO: &str = "310410**********0001";
@@ -64,29 +64,38 @@ impl Setup {
 struct Server {
     child: Child,
     url: String,
+    /// The SPKI pin of its TLS key.
+    pin: String,
+    /// A client pinned to it.
+    client: TsmClient,
 }
 
 impl Server {
     fn start(s: &Setup, listen: &str, db: &str, dir: &str, args: &[&str]) -> Self {
         let served = serve_tsm(listen, &s.sqlite(db), &s.p(dir), args);
+        let client = served.client();
         Self {
             child: served.child,
             url: served.url,
+            pin: served.pin,
+            client,
         }
     }
 
     fn addr(&self) -> String {
-        self.url.trim_start_matches("http://").to_string()
+        self.url.trim_start_matches("https://").to_string()
     }
 
-    /// `GET path`: the body.
-    fn get(&self, path: &str, token: Option<&str>) -> String {
-        http_get(&self.addr(), path, token, TIMEOUT).unwrap().2
+    /// `wallet enrol --dir WDIR --tsm URL --tsm-pin PIN`.
+    fn enrol_args<'a>(&'a self, wdir: &'a str) -> Vec<&'a str> {
+        let mut args = vec!["wallet", "enrol", "--dir", wdir];
+        args.extend(tsm_args(&self.url, Some(&self.pin)));
+        args
     }
 
     /// The `ApduResultReq` requests served so far.
     fn apdu_results(&self) -> u64 {
-        apdu_results(&self.get("/metrics", None))
+        apdu_results(&tsm_get(&self.client, "/metrics").unwrap().1)
     }
 
     fn kill9(mut self) {
@@ -119,7 +128,16 @@ fn start_both(s: &Setup) -> (Server, Server) {
         "127.0.0.1:0",
         "sp.db",
         "sp",
-        &["--role", "sp", "--sei-url", &sei.url, "--sei-key", &sei_key],
+        &[
+            "--role",
+            "sp",
+            "--sei-url",
+            &sei.url,
+            "--sei-pin",
+            &sei.pin,
+            "--sei-key",
+            &sei_key,
+        ],
     );
     (sei, sp)
 }
@@ -174,7 +192,8 @@ fn a_card_lives_through_an_sp_whose_sei_is_another_server() {
     assert!(s.path("sp/sp.kms").exists() && !s.path("sp/sei.kms").exists());
     assert!(s.path("sei/sei.kms").exists() && !s.path("sei/sp.kms").exists());
 
-    let out = s.ok(&["wallet", "enrol", "--dir", &s.p("w"), "--tsm", &sp.url]);
+    let w = s.p("w");
+    let out = s.ok(&sp.enrol_args(&w));
     assert!(out.contains("device enrolled with SPTSM-YKT-TEST"), "{out}");
     let out = s.wallet("open", "w", "se.card", &[]);
     assert!(
@@ -198,15 +217,16 @@ fn a_card_lives_through_an_sp_whose_sei_is_another_server() {
 
     // The SEI did its part: every operation an audit row, the chain intact.
     let token = std::fs::read_to_string(s.path("sei/admin.token")).unwrap();
-    let chain = s_json(&sei.get("/admin/v1/audit/verify", Some(&token)));
+    let chain = serde_json::to_value(sei.client.admin_verify_audit(token.trim()).unwrap()).unwrap();
     assert_eq!(chain["intact"], true, "{chain}");
     assert!(chain["rows"].as_u64().unwrap_or(0) > 10, "{chain}");
     // The SEI serves no wallet.
-    let err = s.run(&["wallet", "enrol", "--dir", &s.p("w2"), "--tsm", &sei.url]);
+    let w2 = s.p("w2");
+    let err = s.run(&sei.enrol_args(&w2));
     assert!(!err.status.success());
 
     // The SEI refuses a sender it does not know, and a replay of the SP's own message.
-    let client = TsmClient::new(&sei.url).unwrap();
+    let client = &sei.client;
     let body = json!({"key": "sei/isd-master"});
     let stranger = Sm2PrivateKey::from_bytes(&[0x45; 32]).unwrap();
     let answer = client.send(&seal(&body, &stranger, "SPTSM-OTHER")).unwrap();
@@ -225,17 +245,15 @@ fn a_card_lives_through_an_sp_whose_sei_is_another_server() {
     drop(sei);
 }
 
-fn s_json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
-
 #[test]
 fn the_sei_killed_during_open_card_lets_the_wallet_resume_to_one_card() {
     let s = Setup::new("kill");
     let (sei, sp) = start_both(&s);
     let sei_listen = sei.addr();
-    s.ok(&["wallet", "enrol", "--dir", &s.p("w"), "--tsm", &sp.url]);
-    let (w, se) = (s.p("w"), s.p("se.card"));
+    let sei_pin = sei.pin.clone();
+    let w = s.p("w");
+    s.ok(&sp.enrol_args(&w));
+    let se = s.p("se.card");
     let open = ykt(&["wallet", "open", "--dir", &w, "--se-state", &se])
         .env("YKT_WALLET_PASSPHRASE", PASSPHRASE)
         .spawn()
@@ -266,12 +284,14 @@ fn the_sei_killed_during_open_card_lets_the_wallet_resume_to_one_card() {
         &["--role", "sei", "--peer-key", &sp_key],
     );
     assert_eq!(s.key("sei"), sei_key);
+    // Its TLS pair in the directory is reused: the SP's --sei-pin still matches.
+    assert_eq!(sei.pin, sei_pin, "a restart changed the SEI's TLS key");
     let out = s.wallet("resume", "w", "se.card", &[]);
     let cards = s.ok(&["wallet", "cards", "--dir", &w]);
     assert_eq!(cards.matches(MASKED_CARD_NO).count(), 1, "{out}\n{cards}");
     assert!(cards.contains("ACTIVE"), "{out}\n{cards}");
     let token = std::fs::read_to_string(s.path("sp/admin.token")).unwrap();
-    let instances = s_json(&sp.get("/admin/v1/cards", Some(&token)));
+    let instances = serde_json::to_value(sp.client.admin_all_cards(token.trim()).unwrap()).unwrap();
     assert_eq!(instances.as_array().unwrap().len(), 1, "{instances}");
     assert_eq!(instances[0]["state"], "ACTIVE", "{instances}");
     let out = s.wallet("topup", "w", "se.card", &["--amount", "100"]);

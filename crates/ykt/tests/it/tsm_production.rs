@@ -12,7 +12,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::child::{
-    Scratch, WALLET_PASSPHRASE as WALLET_PASS, drain, http_get, run, succeeded, ykt,
+    Scratch, WALLET_PASSPHRASE as WALLET_PASS, drain, run, served_address, succeeded, tsm_args,
+    tsm_client, ykt,
 };
 
 const KMS_PASS: &str = "kms-Passphrase-for-tests-9";
@@ -79,6 +80,8 @@ impl Setup {
 struct Tsm {
     child: Child,
     url: String,
+    /// The SPKI pin of its TLS key.
+    pin: String,
     stderr: Option<JoinHandle<String>>,
 }
 
@@ -100,17 +103,25 @@ impl Tsm {
         let mut tsm = Self {
             child,
             url: String::new(),
+            pin: String::new(),
             stderr,
         };
-        match first.trim().split("listening on ").nth(1) {
-            Some(url) => tsm.url = url.to_string(),
-            None => {
+        match served_address(&first) {
+            Some((url, Some(pin))) => (tsm.url, tsm.pin) = (url, pin),
+            _ => {
                 let _ = tsm.child.kill();
                 let _ = tsm.child.wait();
                 panic!("no address: {first:?}\n{}", tsm.stderr_text());
             }
         }
         tsm
+    }
+
+    /// `wallet enrol --dir WDIR --tsm URL --tsm-pin PIN`.
+    fn enrol_args<'a>(&'a self, wdir: &'a str) -> Vec<&'a str> {
+        let mut args = vec!["wallet", "enrol", "--dir", wdir];
+        args.extend(tsm_args(&self.url, Some(&self.pin)));
+        args
     }
 
     fn stderr_text(&mut self) -> String {
@@ -383,7 +394,7 @@ fn a_production_tsm_opens_a_card_on_a_produced_se_and_refuses_a_test_keyed_one()
     assert!(!s.path("tsm.db").exists());
 
     let tsm = Tsm::start(&s, "tsm", "tsm.db", &[]);
-    s.ok(&["wallet", "enrol", "--dir", &s.p("w"), "--tsm", &tsm.url]);
+    s.ok(&tsm.enrol_args(&s.p("w")));
     let wallet = |w: &str, se: &str, cmd: &[&str]| {
         let (w, se) = (s.p(w), s.p(se));
         let mut all = vec!["wallet", cmd[0], "--dir", &w, "--se-state", &se];
@@ -407,7 +418,7 @@ fn a_production_tsm_opens_a_card_on_a_produced_se_and_refuses_a_test_keyed_one()
 
     // An SE keyed from the PUBLIC test ISD master (the wallet makes one for a new state
     // file): the production TSM's channel to its card manager fails, code 4002.
-    s.ok(&["wallet", "enrol", "--dir", &s.p("w2"), "--tsm", &tsm.url]);
+    s.ok(&tsm.enrol_args(&s.p("w2")));
     let out = wallet("w2", "test.card", &["open"]);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success(), "a test-keyed SE was opened: {err}");
@@ -418,11 +429,10 @@ fn a_production_tsm_opens_a_card_on_a_produced_se_and_refuses_a_test_keyed_one()
 
     // The admin API: one active card.
     let token = std::fs::read_to_string(s.path("tsm").join("admin.token")).unwrap();
-    let addr = tsm.url.trim_start_matches("http://").to_string();
-    let (status, _, body) = http_get(&addr, "/admin/v1/cards", Some(&token), TIMEOUT).unwrap();
-    assert_eq!(status, 200, "{body}");
-    let cards: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
-    let active = cards.iter().filter(|c| c["state"] == "ACTIVE").count();
+    let cards = tsm_client(&tsm.url, Some(&tsm.pin))
+        .admin_all_cards(token.trim())
+        .unwrap();
+    let active = cards.iter().filter(|c| c.state == "ACTIVE").count();
     assert_eq!(active, 1, "{cards:?}");
     let log = tsm.stop();
     assert!(log.contains("production key hierarchy in"), "{log}");
@@ -539,9 +549,18 @@ fn the_sei_and_sp_roles_serve_production_hierarchies_of_their_own() {
         &s,
         "sp",
         "sp.db",
-        &["--role", "sp", "--sei-url", &sei.url, "--sei-key", &sei_key],
+        &[
+            "--role",
+            "sp",
+            "--sei-url",
+            &sei.url,
+            "--sei-pin",
+            &sei.pin,
+            "--sei-key",
+            &sei_key,
+        ],
     );
-    s.ok(&["wallet", "enrol", "--dir", &s.p("w"), "--tsm", &sp.url]);
+    s.ok(&sp.enrol_args(&s.p("w")));
     let out = s.ok(&[
         "wallet",
         "open",

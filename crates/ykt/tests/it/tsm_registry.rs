@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use ykt_store::{AuditKind, ChainStatus, Store};
+use ykt_tsm_service::http::ClientError;
 use ykt_tsm_service::http::admin_write::IssuerDto;
-use ykt_tsm_service::http::{ClientError, TsmClient};
 
 use crate::child::{Scratch, serve_tsm, wait_output, ykt};
 
@@ -74,9 +74,8 @@ fn operators_file_serves_the_registry_and_key_use_is_audited() {
         0o600,
     );
     let served = serve_tsm("127.0.0.1:0", &db, &dir, &["--operators", &good]);
-    let url = served.url.clone();
+    let client = served.client();
     let (made, refusal) = std::thread::spawn(move || {
-        let client = TsmClient::new(&url).unwrap();
         let made = client.create_issuer(TOKEN, &issuer()).unwrap();
         let refusal = client.create_issuer("not-an-operator-0123456789", &issuer());
         (made, refusal)

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::child::{served_address, tsm_args};
+
 const YKT: &str = env!("CARGO_BIN_EXE_ykt");
 const PASSPHRASE: &str = "local api test passphrase";
 
@@ -53,7 +55,8 @@ impl Setup {
         stdout
     }
 
-    fn tsm(&self) -> (Killed, String) {
+    /// `ykt tsm serve` on loopback: the server, its URL and the SPKI pin of its TLS key.
+    fn tsm(&self) -> (Killed, String, String) {
         let db = format!("sqlite://{}?mode=rwc", self.p("tsm.db"));
         let mut child = Command::new(YKT)
             .args(["tsm", "serve", "--test-keys", "--test-payments"])
@@ -74,13 +77,10 @@ impl Setup {
         std::io::BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let url = line
-            .trim()
-            .split("listening on ")
-            .nth(1)
-            .unwrap_or_else(|| panic!("no address printed: {line:?}"))
-            .to_string();
-        (Killed(child), url)
+        let Some((url, Some(pin))) = served_address(&line) else {
+            panic!("no address and pin printed: {line:?}")
+        };
+        (Killed(child), url, pin)
     }
 
     /// `ykt wallet api serve` on a socket in the test directory and on loopback HTTP; waits
@@ -213,10 +213,16 @@ fn mode(path: &Path) -> u32 {
 #[test]
 fn the_local_api_over_a_real_wallet_grant_scopes_topup_confirm_revoke() {
     let s = Setup::new("e2e");
-    let (_tsm, url) = s.tsm();
+    let (_tsm, url, pin) = s.tsm();
     let w = s.p("w");
     let se = s.p("se.card");
-    s.ykt(&["wallet", "enrol", "--dir", &w, "--tsm", &url]);
+    s.ykt(
+        &[
+            &["wallet", "enrol", "--dir", &w][..],
+            &tsm_args(&url, Some(&pin)),
+        ]
+        .concat(),
+    );
     s.ykt(&["wallet", "open", "--dir", &w, "--se-state", &se]);
     s.ykt(&[
         "wallet",

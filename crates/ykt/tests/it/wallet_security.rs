@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use ykt_card::{Aid, Applet, AppletFactory, Atr, Card, SeededRandom};
 
-use crate::child::{apdu_results, drain, http_get, serve_tsm, wait_output};
+use ykt_tsm_service::http::TsmClient;
+
+use crate::child::{apdu_results, drain, serve_tsm, tsm_args, tsm_get, wait_output};
 
 const YKT: &str = env!("CARGO_BIN_EXE_ykt");
 const PASSPHRASE: &str = "Canary-Passphrase-4417";
@@ -136,8 +138,11 @@ impl Setup {
         self.ok(&all)
     }
 
-    fn enrol(&self, wdir: &str, url: &str) {
-        let out = self.ok(&["wallet", "enrol", "--dir", &self.p(wdir), "--tsm", url]);
+    fn enrol(&self, wdir: &str, tsm: &Tsm) {
+        let wdir = self.p(wdir);
+        let mut args = vec!["wallet", "enrol", "--dir", &wdir];
+        args.extend(tsm_args(&tsm.url, Some(&tsm.pin)));
+        let out = self.ok(&args);
         assert!(out.contains("device enrolled"), "{out}");
     }
 
@@ -194,20 +199,27 @@ fn finish(
 struct Tsm {
     child: Option<Child>,
     url: String,
+    /// The SPKI pin of its TLS key.
+    pin: String,
+    /// A client pinned to it.
+    client: TsmClient,
 }
 
 impl Tsm {
     fn start(s: &Setup, listen: &str) -> Self {
         let db = format!("sqlite://{}?mode=rwc", s.p("tsm.db"));
         let served = serve_tsm(listen, &db, &s.p("tsm"), &[]);
+        let client = served.client();
         Self {
             child: Some(served.child),
             url: served.url,
+            pin: served.pin,
+            client,
         }
     }
 
     fn addr(&self) -> String {
-        self.url.trim_start_matches("http://").to_string()
+        self.url.trim_start_matches("https://").to_string()
     }
 
     fn pid(&self) -> u32 {
@@ -216,7 +228,7 @@ impl Tsm {
 
     /// The `ApduResultReq` requests served so far, from `/metrics`.
     fn apdu_results(&self) -> Option<u64> {
-        let (_, _, body) = http_get(&self.addr(), "/metrics", None, TIMEOUT).ok()?;
+        let (_, body) = tsm_get(&self.client, "/metrics").ok()?;
         Some(apdu_results(&body))
     }
 
@@ -634,7 +646,7 @@ fn no_canary_reaches_an_output_or_a_wallet_file_in_any_flow() {
     let mut mac2s = Vec::new();
 
     // Enrol and open card.
-    s.enrol("w1", &tsm.url);
+    s.enrol("w1", &tsm);
     let out = s.wallet_se("open", "w1", "se1.card", &[]);
     assert!(out.contains(MASKED_CARD_NO), "{out}");
     // Top-up.
@@ -778,7 +790,7 @@ fn no_canary_reaches_an_output_or_a_wallet_file_in_any_flow() {
     // Transfer to a second phone, and return there.
     let out = s.wallet_se("transfer-out", "w1", "se1.card", &[]);
     let code = transfer_code(&out);
-    s.enrol("w2", &tsm.url);
+    s.enrol("w2", &tsm);
     let out = s.wallet_se(
         "transfer-in",
         "w2",
@@ -839,7 +851,7 @@ fn no_canary_reaches_an_output_or_a_wallet_file_in_any_flow() {
 fn the_served_wallet_locks_when_idle_and_purge_leaves_nothing() {
     let s = Setup::new("session");
     let tsm = Tsm::start(&s, "127.0.0.1:0");
-    s.enrol("w1", &tsm.url);
+    s.enrol("w1", &tsm);
     // This wallet keeps its simulated SE in its own directory: purge deletes it too.
     s.wallet_se("open", "w1", "w1/se.card", &[]);
     let token = s.grant("w1", "app.idle", "cards:read");
@@ -938,7 +950,7 @@ fn the_served_wallet_locks_when_idle_and_purge_leaves_nothing() {
     let out = s.run(&["wallet", "cards", "--dir", &s.p("w1")]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("there is no wallet"));
     // An enrolled wallet with no card purges with --yes, and the directory goes with it.
-    s.enrol("w2", &tsm.url);
+    s.enrol("w2", &tsm);
     let out = s.ok(&["wallet", "purge", "--dir", &s.p("w2"), "--yes"]);
     assert!(out.contains("removed"), "{out}");
     assert!(!s.path("w2").exists());
