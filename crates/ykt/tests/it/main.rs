@@ -13,6 +13,7 @@ mod pcsc;
 mod qr;
 mod terminal;
 mod tidy;
+mod tls;
 mod tsm;
 mod tsm_platform;
 mod tsm_production;
