@@ -121,6 +121,9 @@ impl ClientError {
     }
 }
 
+/// An answer's headers: (name in lower case, value).
+pub type Headers = Vec<(String, String)>;
+
 /// A client of one TSM.
 #[derive(Debug, Clone)]
 pub struct TsmClient {
@@ -233,17 +236,38 @@ impl TsmClient {
 
     /// GETs `path` (e.g. `/health`): the status and the body's bytes as they came.
     pub fn get_raw(&self, path: &str) -> Result<(u16, Vec<u8>), ClientError> {
-        let mut response = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .call()
-            .map_err(ClientError::from_ureq)?;
+        self.get_raw_with_token(path, None)
+            .map(|(status, _, body)| (status, body))
+    }
+
+    /// [`TsmClient::get_raw`] with an optional bearer token (the admin API), also giving the
+    /// answer's headers (names lower case).
+    pub fn get_raw_with_token(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> Result<(u16, Headers, Vec<u8>), ClientError> {
+        let mut request = self.agent.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = request.call().map_err(ClientError::from_ureq)?;
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
         let status = response.status().as_u16();
         let bytes = response
             .body_mut()
             .read_to_vec()
             .map_err(ClientError::from_ureq)?;
-        Ok((status, bytes))
+        Ok((status, headers, bytes))
     }
 
     fn post(&self, path: &str, body: &[u8]) -> Result<(u16, String), ClientError> {

@@ -87,8 +87,8 @@ pub enum TlsError {
         #[source]
         source: io::Error,
     },
-    /// A file's contents were refused.
-    #[error("{}: {source}", .path.display())]
+    /// A file's contents were refused (why: the source).
+    #[error("{}", .path.display())]
     InFile {
         /// The file.
         path: PathBuf,

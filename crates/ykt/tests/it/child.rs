@@ -221,46 +221,6 @@ pub fn tsm_get(client: &TsmClient, path: &str) -> Result<(u16, String), ClientEr
     Ok((status, String::from_utf8_lossy(&body).to_string()))
 }
 
-/// `GET path` of the TSM at `url` over HTTP/1.1 with an optional bearer token, by `curl`: TLS
-/// with the server's key checked against `pin` (`--pinnedpubkey`; no CA, as the wallet), or
-/// plain HTTP without a pin. The status, the head and the body.
-pub fn curl_get(
-    url: &str,
-    pin: Option<&str>,
-    path: &str,
-    bearer: Option<&str>,
-    timeout: Duration,
-) -> (u16, String, String) {
-    let mut curl = Command::new("curl");
-    curl.args(["-s", "-S", "--http1.1", "-D", "-", "--max-time"])
-        .arg(timeout.as_secs().max(1).to_string());
-    if let Some(pin) = pin {
-        // curl writes the pin as sha256//<base64>.
-        let b64 = pin.strip_prefix("sha256/").unwrap();
-        curl.args(["--insecure", "--pinnedpubkey", &format!("sha256//{b64}")]);
-    }
-    if let Some(token) = bearer {
-        curl.args(["-H", &format!("Authorization: Bearer {}", token.trim())]);
-    }
-    let out = curl.arg(format!("{url}{path}")).output().unwrap();
-    let response = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "curl {url}{path}: {:?} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("not an HTTP answer: {response:?}"));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status: {head:?}"));
-    (status, head.to_string(), body.to_string())
-}
-
 /// The `ApduResultReq` requests a TSM served (any result code), summed from its `/metrics` text.
 pub fn apdu_results(metrics: &str) -> u64 {
     metrics

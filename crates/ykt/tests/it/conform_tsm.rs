@@ -161,8 +161,14 @@ fn conform_against_a_served_tsm_passes_the_tsm_and_client_items() {
     let db = format!("sqlite://{}?mode=rwc", s.p("tsm.db"));
     let served = serve_tsm("127.0.0.1:0", &db, &s.p("tsm"), &[]);
     let url = served.url.clone();
+    let pin = served.pin.clone();
     let _tsm = Served(served.child);
-    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let conform = |target: &str, junit: &Path, extra: &[&str]| {
+        let mut args = vec!["--tsm-pin", pin.as_str()];
+        args.extend_from_slice(extra);
+        conform(target, junit, &args)
+    };
 
     // The TSM items and the online load items (the TSM is the load host): every auto item
     // PASSes, the semi-automatic load test is NOT_RUN.
@@ -210,26 +216,26 @@ fn conform_against_a_served_tsm_passes_the_tsm_and_client_items() {
     assert_eq!(code, Some(expected_exit(&report)), "{stdout}");
     assert_eq!(code, Some(0), "{stdout}");
 
-    // The client items against the same TSM: the auto items PASS (RP-QRY-001 among them), the
-    // three that need a phone or an app package are NOT_RUN, and RP-SEC-001 FAILs: the client
-    // used the TSM over plain http:// (TLS is not provided by this TSM or client).
+    // The client items against the same TSM: the auto items PASS (RP-QRY-001 and RP-SEC-001
+    // among them: the link is TLS 1.3 with the TSM's key pinned, and the probes of a server
+    // with another key, a TLS 1.2-only one and plain HTTP are refused), the three that need a
+    // phone or an app package are NOT_RUN.
     let junit = s.0.join("client.xml");
     let (code, stdout, report) = conform(&format!("client:{url}"), &junit, &[]);
     let t = tally(&report);
     assert_eq!(report.tests, 12, "{report:?}");
-    assert_eq!(t.get("PASS"), Some(&8), "{report:?}\n{stdout}");
+    assert_eq!(t.get("PASS"), Some(&9), "{report:?}\n{stdout}");
     assert_eq!(t.get("NOT_RUN"), Some(&3), "{report:?}\n{stdout}");
-    assert_eq!(t.get("FAIL"), Some(&1), "{report:?}\n{stdout}");
     assert_eq!(
         (report.failures, report.errors, report.skipped),
-        (1, 0, 3),
+        (0, 0, 3),
         "{report:?}"
     );
     for id in ["CL-SD-002", "CL-IF-001", "CL-IF-002"] {
         assert_eq!(report.verdicts[id], "NOT_RUN", "{id}");
     }
     assert_eq!(report.verdicts["RP-QRY-001"], "PASS", "{stdout}");
-    assert_eq!(report.verdicts["RP-SEC-001"], "FAIL", "{stdout}");
+    assert_eq!(report.verdicts["RP-SEC-001"], "PASS", "{stdout}");
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert_eq!(
         xml.matches("not checkable against a TSM URL: ").count(),
@@ -237,8 +243,8 @@ fn conform_against_a_served_tsm_passes_the_tsm_and_client_items() {
         "{xml}"
     );
     assert!(
-        xml.contains("TLS is not provided by this TSM or client"),
-        "{xml}"
+        stdout.contains("over TLS 1.3 with 1 pinned key(s), and refused before any request byte"),
+        "{stdout}"
     );
     assert!(
         report
@@ -247,8 +253,7 @@ fn conform_against_a_served_tsm_passes_the_tsm_and_client_items() {
             .all(|id| id.starts_with("CL-") || id.starts_with("RP-"))
     );
     assert_eq!(code, Some(expected_exit(&report)), "{stdout}");
-    assert_eq!(code, Some(6), "{stdout}");
-    assert!(stdout.contains("1 FAIL"), "{stdout}");
+    assert_eq!(code, Some(0), "{stdout}");
 
     // A harness that addresses another TSM id: its device never enrols, so the items that need
     // one are INCONCLUSIVE (none FAILs: the TSM did nothing wrong), and the exit code says so.
@@ -268,4 +273,37 @@ fn conform_against_a_served_tsm_passes_the_tsm_and_client_items() {
     assert_eq!(report.verdicts["TSM-MSG-004"], "INCONCLUSIVE", "{stdout}");
     assert_eq!(code, Some(expected_exit(&report)), "{stdout}");
     assert_eq!(code, Some(7), "{stdout}");
+}
+
+#[test]
+fn a_client_on_plain_http_fails_the_transport_item() {
+    let s = Scratch::new("conform-plain");
+    let db = format!("sqlite://{}?mode=rwc", s.p("tsm.db"));
+    let served = serve_tsm("127.0.0.1:0", &db, &s.p("tsm"), &["--danger-insecure-http"]);
+    let url = served.url.clone();
+    let _tsm = Served(served.child);
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    // Without the flag the harness refuses to use the plain URL at all.
+    let junit = s.0.join("refused.xml");
+    let out = Command::new(YKT)
+        .args(["conform", "--target", &format!("client:{url}"), "--junit"])
+        .arg(&junit)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--danger-insecure-http"),
+        "{out:?}"
+    );
+    assert!(!junit.exists());
+    // With it, the client uses plain HTTP: RP-SEC-001 FAILs, exit code 6.
+    let junit = s.0.join("plain.xml");
+    let (code, stdout, report) = conform(
+        &format!("client:{url}"),
+        &junit,
+        &["--danger-insecure-http", "--only", "RP-SEC-001"],
+    );
+    assert_eq!(report.verdicts["RP-SEC-001"], "FAIL", "{stdout}");
+    assert!(stdout.contains("in plaintext (http://)"), "{stdout}");
+    assert_eq!(code, Some(6), "{stdout}");
 }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use ykt_tsm_service::http::TsmClient;
 
 use crate::child::{
-    Scratch, WALLET_PASSPHRASE, apdu_results, curl_get, run, serve_tsm, succeeded, tsm_args,
-    tsm_get, wait_output, ykt,
+    Scratch, WALLET_PASSPHRASE, apdu_results, run, serve_tsm, succeeded, tsm_args, tsm_get,
+    wait_output, ykt,
 };
 
 /// The wallets' passphrase: it must appear in no output and in no file of a wallet directory.
@@ -196,15 +196,17 @@ impl Tsm {
     fn get(&self, s: &Setup, path: &str, admin: bool) -> (u16, String) {
         let token =
             admin.then(|| std::fs::read_to_string(s.path("tsm").join("admin.token")).unwrap());
-        let (status, head, body) =
-            curl_get(&self.url, Some(&self.pin), path, token.as_deref(), TIMEOUT);
+        let (status, headers, body) = self
+            .client
+            .get_raw_with_token(path, token.as_deref().map(str::trim))
+            .unwrap();
         assert!(
-            !head
-                .to_ascii_lowercase()
-                .contains("transfer-encoding: chunked"),
+            !headers
+                .iter()
+                .any(|(name, value)| name == "transfer-encoding" && value.contains("chunked")),
             "chunked answer to {path}"
         );
-        (status, body)
+        (status, String::from_utf8_lossy(&body).to_string())
     }
 
     /// The `ApduResultReq` requests served so far (any result code), from `/metrics`; `None`
