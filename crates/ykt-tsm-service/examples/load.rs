@@ -3,11 +3,14 @@
 //! on `--db`), and `--phones` simulated phones, each with its own blank SE and enrolled device
 //! key, opening a card over real HTTP at most `--concurrency` at a time. Every relay message
 //! waits `--rtt-ms` on the phone's side before its answer is sent (the simulated APDU round
-//! trip). Phones are tokio tasks; the server runs on its own runtime.
+//! trip). Phones are tokio tasks; the server runs on its own runtime. With `--tls` the server
+//! is `serve_tls` (TLS 1.3, a self-signed key made for the run) and every phone's connection a
+//! pinned TLS 1.3 connection (`tls::pinned_client_config`), as a wallet's is; without it, plain
+//! HTTP.
 //!
 //! ```text
 //! cargo run --release -p ykt-tsm-service --example load -- \
-//!     --db postgres://… --phones 400 --concurrency 16 --rtt-ms 0
+//!     --db postgres://… --phones 400 --concurrency 16 --rtt-ms 0 [--tls]
 //! ```
 //!
 //! Prints one `key value` line per figure: issuances per second (open cards completed ÷ wall
@@ -38,6 +41,7 @@ use ykt_tsm::api::{self, FlowResp, FlowStatus, MessageDef};
 use ykt_tsm::hex::Hex;
 use ykt_tsm::relay::relay_on_card;
 use ykt_tsm_service::engine::{CardStock, Engine, EngineConfig, Keys};
+use ykt_tsm_service::http::tls::{ServerTls, pinned_client_config, self_signed};
 use ykt_tsm_service::http::{AdminToken, ServerConfig};
 
 const TSM_ID: &str = "SPTSM-LOAD";
@@ -49,6 +53,7 @@ struct Args {
     concurrency: usize,
     rtt: Duration,
     server_threads: usize,
+    tls: bool,
 }
 
 fn args() -> Args {
@@ -58,9 +63,14 @@ fn args() -> Args {
         concurrency: 10,
         rtt: Duration::ZERO,
         server_threads: 2,
+        tls: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--tls" {
+            a.tls = true;
+            continue;
+        }
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--db" => a.db = value,
@@ -69,7 +79,7 @@ fn args() -> Args {
             "--rtt-ms" => a.rtt = Duration::from_millis(value.parse().expect("--rtt-ms MS")),
             "--server-threads" => a.server_threads = value.parse().expect("--server-threads N"),
             _ => panic!(
-                "unknown flag {flag} (--db, --phones, --concurrency, --rtt-ms, --server-threads)"
+                "unknown flag {flag} (--db, --phones, --concurrency, --rtt-ms, --server-threads, --tls)"
             ),
         }
     }
@@ -107,22 +117,49 @@ fn now_ms() -> i64 {
     .unwrap()
 }
 
+/// A connection's byte stream: plain TCP or TLS over it.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// Where the TSM is and how to reach it.
+#[derive(Clone)]
+struct Target {
+    addr: std::net::SocketAddr,
+    /// The pinned TLS client configuration (`--tls`), or plain HTTP.
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Target {
+    async fn connect(&self) -> std::io::Result<Box<dyn Io>> {
+        let stream = TcpStream::connect(self.addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(match &self.tls {
+            Some(config) => {
+                let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+                let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
+                    .connect(name, stream)
+                    .await?;
+                Box::new(tls)
+            }
+            None => Box::new(stream),
+        })
+    }
+}
+
 /// One keep-alive HTTP/1.1 connection to the TSM, written by hand (the service's own client is
 /// blocking; a phone here is a task, not a thread).
 struct Connection {
-    addr: std::net::SocketAddr,
-    stream: TcpStream,
+    target: Target,
+    stream: Box<dyn Io>,
     buf: Vec<u8>,
     last_used: Instant,
 }
 
 impl Connection {
-    async fn open(addr: std::net::SocketAddr) -> std::io::Result<Self> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
+    async fn open(target: &Target) -> std::io::Result<Self> {
         Ok(Self {
-            addr,
-            stream,
+            target: target.clone(),
+            stream: target.connect().await?,
             buf: Vec::with_capacity(8192),
             last_used: Instant::now(),
         })
@@ -132,7 +169,8 @@ impl Connection {
     /// it (between production and the timed phase a phone may wait a while).
     async fn refresh(&mut self) -> std::io::Result<()> {
         if self.last_used.elapsed() > Duration::from_secs(5) {
-            *self = Self::open(self.addr).await?;
+            let target = self.target.clone();
+            *self = Self::open(&target).await?;
         }
         Ok(())
     }
@@ -382,15 +420,16 @@ async fn xid(url: &str) -> Option<i64> {
     Some(x)
 }
 
-async fn metrics(addr: std::net::SocketAddr) -> String {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
+async fn metrics(target: &Target) -> String {
+    let mut stream = target.connect().await.unwrap();
     stream
         .write_all(b"GET /metrics HTTP/1.1\r\nHost: tsm\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
-    let mut out = String::new();
-    stream.read_to_string(&mut out).await.unwrap();
-    out
+    let mut out = Vec::new();
+    // A TLS server may end without close_notify; what arrived is the answer.
+    let _ = stream.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn main() {
@@ -402,7 +441,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let addr = server_rt.block_on(async {
+    let target = server_rt.block_on(async {
         let store = Store::connect(&a.db).await.expect("the store");
         let (sei, sp) = se::vaults();
         let keys = Keys {
@@ -418,9 +457,21 @@ fn main() {
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = ykt_tsm_service::http::serve(listener, engine, config);
-        tokio::spawn(async move { server.await.unwrap() });
-        addr
+        if a.tls {
+            let pair = self_signed(&["localhost".to_string()]).unwrap();
+            let tls =
+                ServerTls::from_pem(pair.cert_pem.as_bytes(), pair.key_pem.as_bytes()).unwrap();
+            let server = ykt_tsm_service::http::serve_tls(listener, engine, config, tls);
+            tokio::spawn(async move { server.await.unwrap() });
+            Target {
+                addr,
+                tls: Some(pinned_client_config(&[pair.pin]).unwrap()),
+            }
+        } else {
+            let server = ykt_tsm_service::http::serve(listener, engine, config);
+            tokio::spawn(async move { server.await.unwrap() });
+            Target { addr, tls: None }
+        }
     });
 
     let phones_rt = tokio::runtime::Builder::new_multi_thread()
@@ -443,7 +494,7 @@ fn main() {
                 nonce: 0,
                 request: 0,
                 card: blank_se(index),
-                conn: Connection::open(addr).await.expect("connect"),
+                conn: Connection::open(&target).await.expect("connect"),
             });
         }
         let gate = Arc::new(Semaphore::new(64));
@@ -463,7 +514,7 @@ fn main() {
         println!("setup_s {:.1}", t.elapsed().as_secs_f64());
 
         let before = if postgres { xid(&a.db).await } else { None };
-        let before_metrics = metrics(addr).await;
+        let before_metrics = metrics(&target).await;
         let stats = Arc::new(Stats::default());
         let gate = Arc::new(Semaphore::new(a.concurrency));
         let t = Instant::now();
@@ -488,7 +539,7 @@ fn main() {
         }
         let wall = t.elapsed().as_secs_f64();
         let after = if postgres { xid(&a.db).await } else { None };
-        let text = metrics(addr).await;
+        let text = metrics(&target).await;
 
         let completed = stats.completed.load(Ordering::Relaxed);
         let mut steps = std::mem::take(&mut *stats.steps.lock().await);
@@ -498,6 +549,7 @@ fn main() {
         println!("phones {}", a.phones);
         println!("concurrency {}", a.concurrency);
         println!("rtt_ms {}", a.rtt.as_millis());
+        println!("transport {}", if a.tls { "tls13" } else { "http" });
         println!("completed {completed}");
         println!("errors {}", stats.errors.load(Ordering::Relaxed));
         println!("wall_s {wall:.2}");

@@ -111,6 +111,9 @@ mod tests {
         let (code, text) = WalletError::Link(LinkError::Untrusted).user_text();
         assert_eq!(code, "E1001");
         assert!(text.contains("nothing was sent"), "{text}");
-        assert_ne!(WalletError::Link(LinkError::Unreachable).user_text().0, code);
+        assert_ne!(
+            WalletError::Link(LinkError::Unreachable).user_text().0,
+            code
+        );
     }
 }

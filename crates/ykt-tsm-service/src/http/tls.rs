@@ -370,6 +370,16 @@ impl ServerCertVerifier for PinnedVerifier {
 }
 
 /// A client config, TLS 1.3 only, trusting exactly `pins`.
+/// The pinned TLS 1.3 client configuration [`super::TsmClient::with_tls`] uses, for a client of
+/// one's own (an async load generator, a test): the server is accepted iff its key is one of
+/// `pins`.
+pub fn pinned_client_config(pins: &[SpkiPin]) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    if pins.is_empty() {
+        return Err(TlsError::BadPin("no pin given"));
+    }
+    client_config(pins).map_err(TlsError::Refused)
+}
+
 pub(crate) fn client_config(pins: &[SpkiPin]) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
     let provider = provider();
     let verifier = Arc::new(PinnedVerifier {
