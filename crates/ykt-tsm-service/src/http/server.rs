@@ -293,12 +293,13 @@ pub fn serve<B: Backend>(
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves [`router`] over TLS 1.3 (client.md §6.4 Profile B) on `listener` until the future is
-/// dropped or the listener fails (then with its error).
+/// dropped (as [`serve`], it does not end on its own).
 ///
 /// Each connection is handled in its own task: the TLS handshake (at most
 /// [`TLS_HANDSHAKE_TIMEOUT`]), then HTTP/1.1 through the same router as [`serve`], body limit
 /// included. A failed handshake or connection is logged at debug and the loop goes on; an
-/// accept error of one connection (reset or aborted before it was accepted) too.
+/// accept error of one connection (reset or aborted before it was accepted) too; any other
+/// accept error (out of file descriptors) is logged and accept tried again a second later.
 pub fn serve_tls<B: Backend>(
     listener: TcpListener,
     backend: B,
@@ -315,7 +316,14 @@ pub fn serve_tls<B: Backend>(
                     tracing::debug!(%error, "a connection failed before it was accepted");
                     continue;
                 }
-                Err(error) => return Err(error),
+                // Out of file descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), or any
+                // other failure of accept: the server goes on after a pause, as `axum::serve`
+                // does, instead of ending with the connections it is serving.
+                Err(error) => {
+                    tracing::error!(%error, "accept failed; trying again in a second");
+                    tokio::time::sleep(ACCEPT_RETRY).await;
+                    continue;
+                }
             };
             let acceptor = acceptor.clone();
             let app = app.clone();
@@ -343,6 +351,9 @@ pub fn serve_tls<B: Backend>(
         }
     }
 }
+
+/// How long `serve_tls` waits after `accept` failed for want of resources before it tries again.
+const ACCEPT_RETRY: Duration = Duration::from_secs(1);
 
 /// Errors of one connection in `accept`, not of the listener.
 fn is_connection_error(error: &std::io::Error) -> bool {

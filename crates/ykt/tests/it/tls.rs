@@ -400,3 +400,52 @@ fn a_wallet_with_a_backup_pin_enrols() {
     let out = ok(&["wallet", "open", "--dir", &w, "--se-state", &se]);
     assert!(out.contains("opened (ACTIVE)"), "{out}");
 }
+
+/// Out of file descriptors, the TLS server pauses its accept loop and goes on once connections
+/// close, as a plain-HTTP one does; it does not end (with the wallets' sessions) at the first
+/// `EMFILE`. The child's descriptor limit is lowered with `prlimit` (util-linux) while it runs.
+#[test]
+fn a_tls_server_out_of_file_descriptors_goes_on() {
+    let s = Scratch::new("tls", "emfile");
+    let tsm = start(&s, &[]);
+    let client = tsm.client();
+    assert_eq!(client.health().unwrap(), "ok");
+    let pid = tsm.child.id();
+    let open_fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    let limit = (open_fds + 8).to_string();
+    let lowered = std::process::Command::new("prlimit")
+        .args([
+            "--pid",
+            &pid.to_string(),
+            &format!("--nofile={limit}:{limit}"),
+        ])
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(lowered.success());
+    // More connections than descriptors left: some wait in the backlog while accept fails.
+    let addr = tsm.url.trim_start_matches("https://").to_string();
+    let hogs: Vec<std::net::TcpStream> = (0..40)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(hogs);
+    // The server is still there and serves again once the idle connections are gone.
+    let start_wait = std::time::Instant::now();
+    let answered = loop {
+        match client.health() {
+            Ok(text) => break text,
+            Err(_) if start_wait.elapsed() < Duration::from_secs(30) => {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            Err(e) => panic!("the TSM no longer answers: {e}"),
+        }
+    };
+    assert_eq!(answered, "ok");
+    let mut tsm = tsm;
+    assert!(
+        tsm.child.try_wait().unwrap().is_none(),
+        "the TSM exited under EMFILE"
+    );
+}
