@@ -159,6 +159,11 @@ struct InitArgs {
     /// SE maker (`ykt se produce --isd-master FILE`), with this TSM's token key.
     #[arg(long, value_name = "FILE")]
     new_isd_master: Option<PathBuf>,
+    /// The database `ykt tsm serve --db` will use: the ceremony's key events (every key
+    /// generated or imported, every check value computed) become the first KEY_USE rows of its
+    /// SM3-chained audit log. Without it they are not recorded.
+    #[arg(long, value_name = "URL")]
+    db: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -318,6 +323,53 @@ fn server_tls(args: &ServeArgs) -> anyhow::Result<Option<(ServerTls, bool)>> {
     };
     let tls = ServerTls::from_pem_files(&cert, &key)?;
     Ok(Some((tls, made)))
+}
+
+/// `tsm init --db`: the KMS events of the key ceremony written to the audit chain of the
+/// database, by the writer `tsm serve` uses (`KmsAuditLog`), on a runtime of its own.
+struct CeremonyAudit {
+    runtime: tokio::runtime::Runtime,
+    log: KmsAuditLog,
+    writer: ykt_tsm_service::kms_audit::KmsAuditWriter,
+    db: String,
+}
+
+impl CeremonyAudit {
+    fn open(db: &str) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let store = runtime.block_on(open_store(db))?;
+        let (log, writer) = KmsAuditLog::start(store, runtime.handle());
+        Ok(Self {
+            runtime,
+            log,
+            writer,
+            db: redact_url(db),
+        })
+    }
+
+    /// Waits until every queued event is written; an event that could not be is an error (the
+    /// key files stay: the keys exist, their record is what is missing).
+    fn finish(self) -> anyhow::Result<u64> {
+        let Self {
+            runtime,
+            log,
+            writer,
+            db,
+        } = self;
+        runtime.block_on(writer.shutdown());
+        if log.lost() > 0 {
+            anyhow::bail!(
+                "{} of the ceremony's key events could not be written to the audit log of {db} \
+                 (see the log); the key files were made",
+                log.lost()
+            );
+        }
+        Ok(log.written())
+    }
 }
 
 /// `ykt tsm key`.
@@ -584,6 +636,16 @@ fn init(args: &InitArgs) -> anyhow::Result<()> {
         (None, None) => None,
     };
     let pass = kms_passphrase(args.passphrase_file.as_deref())?;
+    // The audit chain of --db, opened before any key is made: a database that cannot be opened
+    // writes nothing.
+    let audit = match &args.db {
+        Some(db) => Some(CeremonyAudit::open(db)?),
+        None => None,
+    };
+    let sink: Arc<dyn AuditSink> = match &audit {
+        Some(a) => Arc::new(a.log.clone()),
+        None => Arc::new(DiscardAudit),
+    };
 
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut undo = Undo(Vec::new());
@@ -594,7 +656,7 @@ fn init(args: &InitArgs) -> anyhow::Result<()> {
     for &role in roles {
         let path = dir.join(kms_file(role));
         let kms: Arc<dyn Kms> = Arc::new(
-            SoftwareKms::create(&path, &pass, KdfParams::DEFAULT, Arc::new(DiscardAudit))
+            SoftwareKms::create(&path, &pass, KdfParams::DEFAULT, Arc::clone(&sink))
                 .with_context(|| format!("creating the key file {}", path.display()))?,
         );
         undo.0.push(path.clone());
@@ -696,10 +758,22 @@ fn init(args: &InitArgs) -> anyhow::Result<()> {
             dir.display()
         );
     }
-    eprintln!(
-        "serve it with `ykt tsm serve --dir {}` and the same passphrase",
-        dir.display()
-    );
+    match audit {
+        Some(audit) => {
+            let db = audit.db.clone();
+            let written = audit.finish()?;
+            println!("  {written} key events of this ceremony in the audit log of {db}");
+            eprintln!(
+                "serve it with `ykt tsm serve --dir {} --db {db}` and the same passphrase",
+                dir.display()
+            );
+        }
+        None => eprintln!(
+            "serve it with `ykt tsm serve --dir {}` and the same passphrase (the ceremony's key \
+             events were not recorded: give --db to write them to the audit log)",
+            dir.display()
+        ),
+    }
     Ok(())
 }
 

@@ -588,3 +588,96 @@ fn the_sei_and_sp_roles_serve_production_hierarchies_of_their_own() {
     assert!(log.contains("production key hierarchy in"), "{log}");
     sei.stop();
 }
+
+/// The audit chain of `db`: every record in order, and whether the chain verifies.
+fn audit_chain(db: &str) -> (Vec<ykt_store::AuditRecord>, bool) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = ykt_store::Store::connect(db).await.unwrap();
+        let records = store.audit_records(1, 10_000).await.unwrap();
+        let intact = matches!(
+            store.verify_chain().await.unwrap(),
+            ykt_store::ChainStatus::Intact { .. }
+        );
+        (records, intact)
+    })
+}
+
+#[test]
+fn init_with_a_database_records_the_ceremony_in_its_audit_chain() {
+    let s = Setup::new("init-audit");
+    let db = s.sqlite("tsm.db");
+    let out = s.ok(&[
+        "tsm",
+        "init",
+        "--dir",
+        &s.p("tsm"),
+        "--new-isd-master",
+        &s.p("isd.json"),
+        "--db",
+        &db,
+    ]);
+    let (records, intact) = audit_chain(&db);
+    assert!(intact);
+    // Every key the ceremony made or imported is a KEY_USE row, and the count is the one printed.
+    assert!(
+        out.contains(&format!(
+            "{} key events of this ceremony in the audit log",
+            records.len()
+        )),
+        "{out}\n{records:?}"
+    );
+    assert!(records.len() >= 5, "{records:?}");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.event.kind == ykt_store::AuditKind::KeyUse),
+        "{records:?}"
+    );
+    let subjects: Vec<&str> = records.iter().map(|r| r.event.subject.as_str()).collect();
+    let isd_master = ykt_tsm::testing::test_parties().isd_master.0;
+    assert!(
+        subjects.iter().any(|s| s.contains(&isd_master)),
+        "{subjects:?}"
+    );
+    // No key value in the rows: the ISD master file's keys do not appear in any detail.
+    let file = isd_master_file(&s, "isd.json");
+    let text: String = records
+        .iter()
+        .map(|r| format!("{:?}", r.event))
+        .collect::<String>()
+        .to_ascii_lowercase();
+    for key in ["enc", "mac", "dek"] {
+        let value = file["isd_master"][key]
+            .as_str()
+            .unwrap()
+            .to_ascii_lowercase();
+        assert!(!text.contains(&value), "the {key} key is in the audit rows");
+    }
+    // A second platform initialised on the same database appends to the same chain.
+    s.ok(&[
+        "tsm",
+        "init",
+        "--dir",
+        &s.p("sp"),
+        "--role",
+        "sp",
+        "--db",
+        &db,
+    ]);
+    let (more, intact) = audit_chain(&db);
+    assert!(intact);
+    assert!(more.len() > records.len());
+    // Without --db nothing is recorded, and the output says so.
+    let out = s.run(
+        Some(KMS_PASS),
+        &["tsm", "init", "--dir", &s.p("other"), "--role", "sp"],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("give --db to write them"),
+        "{out:?}"
+    );
+}
