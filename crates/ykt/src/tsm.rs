@@ -249,8 +249,9 @@ struct ServeArgs {
     /// address). Only when tls.crt is made.
     #[arg(long, value_name = "NAME")]
     tls_name: Vec<String>,
-    /// Serve plain HTTP, and reach --sei-url over plain HTTP: every message crosses the
-    /// network unencrypted. For tests on one machine only.
+    /// Serve plain HTTP, and allow an http:// --sei-url: every message crosses the network
+    /// unencrypted. For tests on one machine only. (An https:// --sei-url is reached over
+    /// pinned TLS either way.)
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key", "tls_name"])]
     danger_insecure_http: bool,
 }
@@ -1010,7 +1011,10 @@ async fn sp_engine(
         anyhow::bail!("--role sp needs --sei-url and --sei-key");
     };
     let sei_key = peer_key(sei_key, "--sei-key")?;
-    let sei = TsmAddress::new(url, &args.sei_pin, args.danger_insecure_http)
+    // --danger-insecure-http lets the SP reach a plain-HTTP SEI-TSM; an https:// SEI-TSM is
+    // reached over pinned TLS whatever this server serves.
+    let plain = url.trim().to_ascii_lowercase().starts_with("http://");
+    let sei = TsmAddress::new(url, &args.sei_pin, args.danger_insecure_http && plain)
         .context("--sei-url (its pin is --sei-pin)")?;
     let link = HttpSeiLink::over(
         sei.client()?,
