@@ -298,3 +298,66 @@ fn the_sei_killed_during_open_card_lets_the_wallet_resume_to_one_card() {
     assert!(out.contains("balance ¥1.00"), "{out}");
     drop(sei);
 }
+
+#[test]
+fn the_sp_reaches_its_sei_over_pinned_tls_whatever_it_serves_itself() {
+    let s = Setup::new("mixed");
+    let (sp_key, sei_key) = (s.key("sp"), s.key("sei"));
+    let sei = Server::start(
+        &s,
+        "127.0.0.1:0",
+        "sei.db",
+        "sei",
+        &["--role", "sei", "--peer-key", &sp_key],
+    );
+    // A wrong pin for the SEI: the SP does not start (it asks the SEI at start).
+    let wrong = "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let out = s.run(&[
+        "tsm",
+        "serve",
+        "--test-keys",
+        "--role",
+        "sp",
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        &s.sqlite("sp0.db"),
+        "--dir",
+        &s.p("sp0"),
+        "--sei-url",
+        &sei.url,
+        "--sei-pin",
+        wrong,
+        "--sei-key",
+        &sei_key,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("matches none of the pinned keys"), "{err}");
+    // An SP serving plain HTTP (--danger-insecure-http) still reaches the https:// SEI over
+    // pinned TLS, and a wallet on plain HTTP opens a card through it.
+    let sp = Server::start(
+        &s,
+        "127.0.0.1:0",
+        "sp.db",
+        "sp",
+        &[
+            "--role",
+            "sp",
+            "--danger-insecure-http",
+            "--sei-url",
+            &sei.url,
+            "--sei-pin",
+            &sei.pin,
+            "--sei-key",
+            &sei_key,
+        ],
+    );
+    assert!(sp.url.starts_with("http://"), "{}", sp.url);
+    let w = s.p("w");
+    let mut enrol = vec!["wallet", "enrol", "--dir", w.as_str()];
+    enrol.extend(tsm_args(&sp.url, None));
+    s.ok(&enrol);
+    let out = s.wallet("open", "w", "se.card", &[]);
+    assert!(out.contains("opened (ACTIVE)"), "{out}");
+}
