@@ -147,22 +147,41 @@ pub struct KeySpec {
     ///
     /// [`Kms::wrap`]: crate::Kms::wrap
     pub exportable: bool,
+    /// Whether a key derived from this one ([`KeyRef::diversified`]) may leave the KMS
+    /// wrapped, even when this key itself may not: a master whose per-card or per-domain keys
+    /// are wrapped for the card (PUT KEY, a sealed handover) but which never leaves itself.
+    /// Always true for an exportable key.
+    pub derivations_exportable: bool,
 }
 
 impl KeySpec {
-    /// A key that never leaves the KMS (a master key, a signing key).
+    /// A key that never leaves the KMS, nor does any key derived from it (a master key, a
+    /// signing key).
     pub const fn internal(key_type: KeyType) -> Self {
         Self {
             key_type,
             exportable: false,
+            derivations_exportable: false,
         }
     }
 
-    /// A key that may leave the KMS wrapped under another key (an SSD key set, a card key).
+    /// A key that may leave the KMS wrapped under another key (an SSD key set, a card key), as
+    /// may the keys derived from it.
     pub const fn exportable(key_type: KeyType) -> Self {
         Self {
             key_type,
             exportable: true,
+            derivations_exportable: true,
+        }
+    }
+
+    /// A master that never leaves the KMS but whose derived keys may, wrapped (an SSD master
+    /// whose per-SSD key sets are put on cards).
+    pub const fn internal_master(key_type: KeyType) -> Self {
+        Self {
+            key_type,
+            exportable: false,
+            derivations_exportable: true,
         }
     }
 }

@@ -162,6 +162,7 @@ pub(crate) struct Record {
     pub(crate) id: KeyId,
     pub(crate) key_type: KeyType,
     pub(crate) exportable: bool,
+    pub(crate) derivations_exportable: bool,
     pub(crate) material: Zeroizing<Vec<u8>>,
 }
 
@@ -293,7 +294,9 @@ fn parse_contents(clear: &[u8]) -> Result<Vec<Record>, KeyFileError> {
         let id = KeyId::new(name, version).map_err(|_| bad)?;
         let key_type = KeyType::from_code(r.byte()?).ok_or(bad)?;
         let flags = r.byte()?;
-        if flags & !1 != 0 {
+        // Bit 0: exportable; bit 1: its derivations exportable (files written before that bit
+        // existed have it clear).
+        if flags & !3 != 0 {
             return Err(bad);
         }
         let len_bytes = r.take(2)?;
@@ -306,6 +309,7 @@ fn parse_contents(clear: &[u8]) -> Result<Vec<Record>, KeyFileError> {
             id,
             key_type,
             exportable: flags & 1 == 1,
+            derivations_exportable: flags & 2 == 2,
             material,
         });
     }
@@ -327,7 +331,7 @@ pub(crate) fn encode(records: &[Record], key: &FileKey) -> Result<Vec<u8>, KmsEr
         clear.extend_from_slice(name);
         clear.push(rec.id.version());
         clear.push(rec.key_type.code());
-        clear.push(u8::from(rec.exportable));
+        clear.push(u8::from(rec.exportable) | (u8::from(rec.derivations_exportable) << 1));
         clear.extend_from_slice(&len.to_be_bytes());
         clear.extend_from_slice(&rec.material);
     }

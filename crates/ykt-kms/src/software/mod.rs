@@ -31,6 +31,8 @@ const BACKEND: &str = "software";
 struct Entry {
     material: Material,
     exportable: bool,
+    /// Keys derived from it may be wrapped even if it may not (`KeySpec::internal_master`).
+    derivations_exportable: bool,
 }
 
 /// Where the keys are persisted.
@@ -131,6 +133,7 @@ fn records(keys: &BTreeMap<KeyId, Entry>) -> Result<Vec<Record>, KmsError> {
                 id: id.clone(),
                 key_type: e.material.key_type(),
                 exportable: e.exportable,
+                derivations_exportable: e.derivations_exportable,
                 material: e.material.secret()?,
             })
         })
@@ -220,6 +223,7 @@ impl SoftwareKms {
                 Entry {
                     material,
                     exportable: rec.exportable,
+                    derivations_exportable: rec.derivations_exportable,
                 },
             );
         }
@@ -357,7 +361,9 @@ impl SoftwareKms {
         for step in key.path() {
             material = material.derive(step, key.id())?;
         }
-        Ok((material, entry.exportable))
+        let exportable =
+            entry.exportable || (!key.path().is_empty() && entry.derivations_exportable);
+        Ok((material, exportable))
     }
 
     fn check_spec(material: &Material, spec: KeySpec) -> Result<(), KmsError> {
@@ -382,6 +388,7 @@ impl Kms for SoftwareKms {
                 Entry {
                     material,
                     exportable: spec.exportable,
+                    derivations_exportable: spec.derivations_exportable,
                 },
             )
         });
@@ -405,6 +412,7 @@ impl Kms for SoftwareKms {
                 Entry {
                     material: m,
                     exportable: spec.exportable,
+                    derivations_exportable: spec.derivations_exportable,
                 },
             )
         });
@@ -434,6 +442,7 @@ impl Kms for SoftwareKms {
                 Entry {
                     material,
                     exportable: spec.exportable,
+                    derivations_exportable: spec.derivations_exportable,
                 },
             )
         })();
@@ -464,6 +473,7 @@ impl Kms for SoftwareKms {
                 Entry {
                     material,
                     exportable,
+                    derivations_exportable: exportable,
                 },
             )
         });
@@ -623,6 +633,7 @@ impl Kms for SoftwareKms {
                     Entry {
                         material,
                         exportable: spec.exportable,
+                        derivations_exportable: spec.derivations_exportable,
                     },
                 ));
             }

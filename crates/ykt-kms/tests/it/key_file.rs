@@ -295,3 +295,54 @@ proptest! {
         let _ = fs::remove_dir_all(&d);
     }
 }
+
+/// A master made with `KeySpec::internal_master` never leaves the KMS, but the keys derived
+/// from it may, wrapped; the flag survives a reopen, and a file written before the flag existed
+/// (the bit clear) opens with it off.
+#[test]
+fn an_internal_master_exports_its_derivations_only_and_keeps_the_flag_on_disk() {
+    let path = dir("internal-master").join("k.kms");
+    let master = id("", "ssd-master/enc", 1);
+    let plain_internal = id("", "isd-master/enc", 1);
+    let dek = id("", "dek", 1);
+    let derived = |m: &ykt_kms::KeyId| {
+        KeyRef::from(m).diversified(ykt_kms::Derivation::GpKdf3 {
+            kdd: [7; 10],
+            key: ykt_kms::GpStaticKey::Enc,
+        })
+    };
+    {
+        let kms = SoftwareKms::create(&path, &pass("correct horse"), cheap(), audit()).unwrap();
+        let material = SecretBytes::from_slice(&AES128);
+        kms.import(
+            &master,
+            KeySpec::internal_master(KeyType::Aes128),
+            &material,
+            "t",
+        )
+        .unwrap();
+        kms.import(
+            &plain_internal,
+            KeySpec::internal(KeyType::Aes128),
+            &material,
+            "t",
+        )
+        .unwrap();
+        kms.import(&dek, KeySpec::internal(KeyType::Aes128), &material, "t")
+            .unwrap();
+    }
+    let kms = SoftwareKms::open(&path, &pass("correct horse"), audit()).unwrap();
+    let under = KeyRef::from(&dek);
+    let wrap = |k: &KeyRef| kms.wrap(k, &under, ykt_kms::WrapMode::CbcZeroIv, "t");
+    assert!(matches!(
+        wrap(&KeyRef::from(&master)),
+        Err(KmsError::NotExportable(_))
+    ));
+    let wrapped = wrap(&derived(&master)).unwrap();
+    assert_eq!(wrapped.len(), 16);
+    // A plain internal key's derivations stay inside.
+    assert!(matches!(
+        wrap(&derived(&plain_internal)),
+        Err(KmsError::NotExportable(_))
+    ));
+}
