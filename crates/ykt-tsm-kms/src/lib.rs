@@ -289,6 +289,75 @@ impl fmt::Debug for SharedSeKeys {
 pub struct KmsVault {
     kms: Arc<dyn Kms>,
     issuers: BTreeMap<KeyName, Issuer>,
+    /// This role's SSD key sets derived from its SSD master instead of stored (`None`: a
+    /// hierarchy without one, made before: generated and stored, as before).
+    ssd: Option<SsdMaster>,
+}
+
+/// \[PROPOSAL\] The SSD master key set of the SEI-TSM: the initial key set of every SSD it
+/// creates (`ssd/<SEID>/<AID>/initial`) is this set diversified for the SSD, so the SEI's key
+/// store does not grow with the cards (docs/benchmarks.md, the key file's growth). AES-128,
+/// `KeySpec::internal_master`: the master never leaves the KMS; the sets derived from it
+/// leave only wrapped (PUT KEY, DGI `8001`, the SM2-sealed handover).
+pub const SEI_SSD_MASTER: &str = "sei/ssd-master";
+
+/// \[PROPOSAL\] The SSD master key set of the SP-TSM: its own key set of every SSD
+/// (`ssd/<SEID>/<AID>/sp`), as [`SEI_SSD_MASTER`] for the SEI.
+pub const SP_SSD_MASTER: &str = "sp/ssd-master";
+
+/// The version of an SSD master key set.
+const SSD_MASTER_VERSION: u8 = 1;
+
+/// Which SSD key sets of a role are derived, and from what.
+#[derive(Clone, Debug)]
+struct SsdMaster {
+    /// The master key set (Enc, Mac, Dek slots).
+    master: KeyName,
+    /// The last segment of the key set names derived (`initial` or `sp`).
+    suffix: &'static str,
+    /// The version the derived sets carry (what `generate_key_set` would have given them).
+    version: u8,
+}
+
+impl SsdMaster {
+    fn of(role: Role) -> Self {
+        match role {
+            Role::Sei => Self {
+                master: KeyName(SEI_SSD_MASTER.to_string()),
+                suffix: "initial",
+                version: ykt_tsm::proposals::SSD_INITIAL_KEY_VERSION,
+            },
+            _ => Self {
+                master: KeyName(SP_SSD_MASTER.to_string()),
+                suffix: "sp",
+                version: ykt_tsm::proposals::SSD_SP_KEY_VERSION,
+            },
+        }
+    }
+
+    /// Whether `name` is one of the SSD key sets this master derives: `ssd/<SEID>/<AID>/<suffix>`.
+    fn derives(&self, name: &KeyName) -> bool {
+        let parts: Vec<&str> = name.0.split('/').collect();
+        matches!(parts.as_slice(), ["ssd", seid, aid, last]
+            if !seid.is_empty() && !aid.is_empty() && *last == self.suffix)
+    }
+
+    /// \[PROPOSAL\] The key diversification data of the set `name`: the first 10 bytes of
+    /// SM3 of the name (the SEID and the SSD's AID in it), for GP `kdf3` diversification of
+    /// each master key (the ISD keys are the ISD master diversified over the SEID the same way).
+    fn kdd(name: &KeyName) -> [u8; 10] {
+        let digest = ykt_crypto::sm3(name.0.as_bytes());
+        let mut kdd = [0u8; 10];
+        kdd.copy_from_slice(&digest[..10]);
+        kdd
+    }
+}
+
+/// One static key of a key set as the KMS reaches it: its version, type and reference.
+struct Resolved {
+    version: u8,
+    key_type: KeyType,
+    r: ykt_kms::KeyRef,
 }
 
 impl fmt::Debug for KmsVault {
@@ -309,7 +378,45 @@ impl KmsVault {
         Self {
             kms,
             issuers: BTreeMap::new(),
+            ssd: None,
         }
+    }
+
+    /// Derives `role`'s SSD key sets from its SSD master ([`SEI_SSD_MASTER`] or
+    /// [`SP_SSD_MASTER`]) when `kms` holds that set; a set stored under a name (a card opened
+    /// before) is used as stored.
+    fn with_ssd_master_of(mut self, role: Role) -> Self {
+        let m = SsdMaster::of(role);
+        let present = [Slot::Enc, Slot::Mac, Slot::Dek].into_iter().all(|slot| {
+            self.find(&m.master, slot)
+                .is_ok_and(|k| k.key_type == KeyType::Aes128)
+        });
+        self.ssd = present.then_some(m);
+        self
+    }
+
+    /// True when this vault derives its role's SSD key sets from an SSD master.
+    pub fn derives_ssd_keys(&self) -> bool {
+        self.ssd.is_some()
+    }
+
+    /// The SSD master of `role` made in `kms` (generated there; AES-128, an internal master
+    /// whose derived sets can be wrapped). Nothing if it is there already.
+    pub fn make_ssd_master(kms: &dyn Kms, role: Role) -> Result<(), KmsError> {
+        let m = SsdMaster::of(role);
+        for slot in [Slot::Enc, Slot::Mac, Slot::Dek] {
+            let id = key_id(&m.master, slot, SSD_MASTER_VERSION)
+                .map_err(|_| KmsError::InvalidKeyName)?;
+            match kms.generate(
+                &id,
+                KeySpec::internal_master(KeyType::Aes128),
+                purpose::PROVISION,
+            ) {
+                Ok(_) | Err(KmsError::KeyExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// The KMS.
@@ -453,7 +560,8 @@ impl KmsVault {
                 );
             }
         }
-        Ok(vault)
+        Self::make_ssd_master(&*kms, role)?;
+        Ok(vault.with_ssd_master_of(role))
     }
 
     /// The exact keys the ykt-tsm tests use, imported into `kms` (a test deployment): for
@@ -527,7 +635,9 @@ impl KmsVault {
                 );
             }
         }
-        Ok(vault)
+        // The SSD master is not one of the public test keys: generated in the KMS, once.
+        Self::make_ssd_master(&*kms, role)?;
+        Ok(vault.with_ssd_master_of(role))
     }
 
     /// A hierarchy [`KmsVault::provision`] (or [`KmsVault::provision_shared`]) made in `kms`
@@ -596,7 +706,9 @@ impl KmsVault {
                 );
             }
         }
-        Ok(vault)
+        // A hierarchy made before SSD masters existed keeps generating and storing its SSD
+        // key sets; one with a master derives them.
+        Ok(vault.with_ssd_master_of(role))
     }
 
     /// The SM2 public key (SEC1, uncompressed) of the token signer `name`: what card
@@ -671,19 +783,45 @@ impl KmsVault {
             .ok_or(VaultError::UnknownKey)
     }
 
-    /// The stored key and the KMS reference of one static key of the key set `keys`.
-    fn static_key(
-        &self,
-        keys: &KeyRef,
-        role: StaticKeyRole,
-    ) -> Result<(KeyInfo, ykt_kms::KeyRef), VaultError> {
+    /// One key of the key set `name`: stored under the name, or else derived from this role's
+    /// SSD master when the name is one of its SSD sets.
+    fn set_key(&self, name: &KeyName, slot: Slot) -> Result<Resolved, VaultError> {
+        match self.find(name, slot) {
+            Ok(info) => Ok(Resolved {
+                version: info.id.version(),
+                key_type: info.key_type,
+                r: ykt_kms::KeyRef::from(&info.id),
+            }),
+            Err(VaultError::UnknownKey) => {
+                let m = self
+                    .ssd
+                    .as_ref()
+                    .filter(|m| m.derives(name))
+                    .ok_or(VaultError::UnknownKey)?;
+                let master = self.find(&m.master, slot)?;
+                let key = match slot {
+                    Slot::Enc => GpStaticKey::Enc,
+                    Slot::Mac => GpStaticKey::Mac,
+                    _ => GpStaticKey::Dek,
+                };
+                Ok(Resolved {
+                    version: m.version,
+                    key_type: master.key_type,
+                    r: ykt_kms::KeyRef::from(&master.id).diversified(Derivation::GpKdf3 {
+                        kdd: SsdMaster::kdd(name),
+                        key,
+                    }),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The version, type and KMS reference of one static key of the key set `keys`.
+    fn static_key(&self, keys: &KeyRef, role: StaticKeyRole) -> Result<Resolved, VaultError> {
         let slot = Slot::of_role(role);
         match keys {
-            KeyRef::Named(name) => {
-                let info = self.find(name, slot)?;
-                let r = ykt_kms::KeyRef::from(&info.id);
-                Ok((info, r))
-            }
+            KeyRef::Named(name) => self.set_key(name, slot),
             KeyRef::Isd { master, seid } => {
                 let info = self.find(master, slot)?;
                 let key = match role {
@@ -698,7 +836,11 @@ impl KmsVault {
                     _ => Derivation::GpKdf3 { kdd: seid.0, key },
                 };
                 let r = ykt_kms::KeyRef::from(&info.id).diversified(step);
-                Ok((info, r))
+                Ok(Resolved {
+                    version: info.id.version(),
+                    key_type: info.key_type,
+                    r,
+                })
             }
             _ => Err(VaultError::UnknownKey),
         }
@@ -806,6 +948,9 @@ impl KeyVault for KmsVault {
         if self.issuers.contains_key(name) {
             return true;
         }
+        if self.ssd.as_ref().is_some_and(|m| m.derives(name)) {
+            return true;
+        }
         let prefix = format!("{}/", base(name));
         self.kms
             .list()
@@ -813,8 +958,8 @@ impl KeyVault for KmsVault {
     }
 
     fn channel_key_info(&self, keys: &KeyRef) -> Result<(u8, StaticKeyKind), VaultError> {
-        let (info, _) = self.static_key(keys, StaticKeyRole::Enc)?;
-        Ok((info.id.version(), kind_of(info.key_type)?))
+        let k = self.static_key(keys, StaticKeyRole::Enc)?;
+        Ok((k.version, kind_of(k.key_type)?))
     }
 
     // tsm-gp.md §5.1, §5.2: the session keys computed in the KMS.
@@ -825,7 +970,7 @@ impl KeyVault for KmsVault {
     ) -> Result<Zeroizing<[u8; 16]>, VaultError> {
         match operation {
             StaticKeyOperation::TdesCbc { key, data } => {
-                let (_, r) = self.static_key(keys, *key)?;
+                let r = self.static_key(keys, *key)?.r;
                 let out = Zeroizing::new(
                     self.kms
                         .encrypt(
@@ -839,7 +984,7 @@ impl KeyVault for KmsVault {
                 block16(&out)
             }
             StaticKeyOperation::Cmac { key, data } => {
-                let (_, r) = self.static_key(keys, *key)?;
+                let r = self.static_key(keys, *key)?.r;
                 let out = Zeroizing::new(
                     self.kms
                         .mac(&r, &MacAlgorithm::Cmac, data, purpose::CHANNEL)
@@ -885,8 +1030,12 @@ impl KeyVault for KmsVault {
         under: &KeyRef,
         encryption: KeyEncryption,
     ) -> Result<WrappedKeySet, VaultError> {
-        let (dek_info, dek) = self.static_key(under, StaticKeyRole::Dek)?;
-        let (dek, mode) = match (encryption, dek_info.key_type) {
+        let Resolved {
+            key_type: dek_type,
+            r: dek,
+            ..
+        } = self.static_key(under, StaticKeyRole::Dek)?;
+        let (dek, mode) = match (encryption, dek_type) {
             (KeyEncryption::StaticDek, KeyType::Tdes2) => return Err(VaultError::KeyType),
             (KeyEncryption::StaticDek, _) => (dek, WrapMode::CbcZeroIv),
             (KeyEncryption::Scp02SessionDek { sequence_counter }, KeyType::Tdes2) => (
@@ -902,10 +1051,10 @@ impl KeyVault for KmsVault {
         let mut kind = StaticKeyKind::Tdes;
         let mut blocks = Vec::with_capacity(3);
         for role in [StaticKeyRole::Enc, StaticKeyRole::Mac, StaticKeyRole::Dek] {
-            let info = self.find(new, Slot::of_role(role))?;
-            version = info.id.version();
-            kind = kind_of(info.key_type)?;
-            let r = ykt_kms::KeyRef::from(&info.id);
+            let key = self.set_key(new, Slot::of_role(role))?;
+            version = key.version;
+            kind = kind_of(key.key_type)?;
+            let r = key.r;
             let kcv = self
                 .kms
                 .encrypt(
@@ -938,16 +1087,16 @@ impl KeyVault for KmsVault {
         _rng: &mut dyn Entropy,
     ) -> Result<Vec<u8>, VaultError> {
         let public = Sm2PublicKey::from_sec1_bytes(recipient).map_err(|_| VaultError::KeyType)?;
-        let infos = [Slot::Enc, Slot::Mac, Slot::Dek].map(|slot| self.find(name, slot));
-        let [enc, mac, dek] = infos;
+        let keys = [Slot::Enc, Slot::Mac, Slot::Dek].map(|slot| self.set_key(name, slot));
+        let [enc, mac, dek] = keys;
         let (enc, mac, dek) = (enc?, mac?, dek?);
         let len = match enc.key_type {
             KeyType::Aes128 => 16,
             KeyType::Aes256 => 32,
             _ => return Err(VaultError::KeyType),
         };
-        let header = vault::handover_header(enc.id.version(), len);
-        let refs = [&enc, &mac, &dek].map(|i| ykt_kms::KeyRef::from(&i.id));
+        let header = vault::handover_header(enc.version, len);
+        let refs = [enc.r, mac.r, dek.r];
         let parts = [
             WrapPart::Clear(&header),
             WrapPart::Key(&refs[0]),
@@ -1031,8 +1180,12 @@ impl KeyVault for KmsVault {
         let issuer = self.issuer(issuer_name)?;
         let template =
             vault::purse_perso_template(&issuer.masters, &issuer.pin, issuer.profile, card)?;
-        let (dek_info, dek) = self.static_key(under, StaticKeyRole::Dek)?;
-        if dek_info.key_type == KeyType::Tdes2 {
+        let Resolved {
+            key_type: dek_type,
+            r: dek,
+            ..
+        } = self.static_key(under, StaticKeyRole::Dek)?;
+        if dek_type == KeyType::Tdes2 {
             return Err(VaultError::KeyType);
         }
         let div = card.card_number.asn().diversifier();

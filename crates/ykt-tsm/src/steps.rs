@@ -941,6 +941,12 @@ pub(crate) fn finish(
                     error: AnswerError::KeyCheck,
                 });
             }
+            if step == StepName::RotateSsdKeys {
+                // The card confirmed its own key set replaced the initial one: the SP's copy of
+                // the handed-over initial set is of no further use (a resume from here probes
+                // the key version in the clear), so it does not stay in the SP's vault.
+                env.sp.delete_key(&state.initial_keys(step)?);
+            }
         }
         StepName::LoadPurse => {
             let ssd = state.ssd_aid.0.clone();

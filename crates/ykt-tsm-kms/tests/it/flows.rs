@@ -104,11 +104,15 @@ fn the_audit_sinks_see_every_key_use() {
         key_id(&p.receipt_key, Slot::Receipt, 1).unwrap(),
     ];
     let mut want_sp = vec![key_id(&p.sp_transport, Slot::Transport, 1).unwrap()];
+    // The SSD's key sets are derived from each role's SSD master (nothing per SSD stored); the
+    // SP holds the handed-over initial set only until the card confirmed its own.
+    let sei_master = KeyName(ykt_tsm_kms::SEI_SSD_MASTER.to_string());
+    let sp_master = KeyName(ykt_tsm_kms::SP_SSD_MASTER.to_string());
     for slot in [Slot::Enc, Slot::Mac, Slot::Dek] {
         want_sei.push(key_id(&p.isd_master, slot, 0x30).unwrap());
-        want_sei.push(key_id(&initial, slot, 0x30).unwrap());
+        want_sei.push(key_id(&sei_master, slot, 1).unwrap());
         want_sp.push(key_id(&initial, slot, 0x30).unwrap());
-        want_sp.push(key_id(&sp_set, slot, 0x31).unwrap());
+        want_sp.push(key_id(&sp_master, slot, 1).unwrap());
     }
     for m in test_master_keys(PurseAlgorithm::Tdes) {
         let slot = Slot::PurseMaster {
@@ -136,8 +140,12 @@ fn the_audit_sinks_see_every_key_use() {
         sei.iter().chain(&sp).all(|n| all.contains(n)),
         "{sei:?} {sp:?}"
     );
-    // The card return deleted the SSD's keys in both KMSes.
-    for (kms, set) in [(&kmses.sei, &initial), (&kmses.sp, &sp_set)] {
+    // No SSD key set is stored in either KMS after the flows.
+    for (kms, set) in [
+        (&kmses.sei, &initial),
+        (&kmses.sp, &initial),
+        (&kmses.sp, &sp_set),
+    ] {
         let prefix = format!("{}/", set.0);
         assert!(
             !kms.list()

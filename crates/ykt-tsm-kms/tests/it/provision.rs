@@ -48,8 +48,10 @@ fn a_fresh_sei_hierarchy_is_internal() {
     let setup = PurseIssuerSetup::new(PurseAlgorithm::Tdes, &TEST_PIN);
     let sei = KmsVault::provision(kms.clone(), &parties(), Role::Sei, &setup).unwrap();
     let keys = kms.list().unwrap();
-    assert_eq!(keys.len(), 5);
+    // The ISD master, the receipt key, the token signer, and the SSD master (3 keys).
+    assert_eq!(keys.len(), 8);
     assert!(keys.iter().all(|k| !k.exportable));
+    assert!(sei.derives_ssd_keys());
     let isd = KeyRef::Isd {
         master: parties().isd_master,
         seid: seid_of_serial(1),
@@ -254,4 +256,82 @@ fn a_shared_hierarchy_reopened_from_key_files_opens_a_card_on_a_produced_se() {
         Err(ykt_kms::KmsError::WrongKeyType { .. })
     ));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A hierarchy made before SSD masters existed (none in its KMS) is opened as it was: its SSD
+/// key sets are generated and stored; one with a master derives them and stores nothing, and
+/// a set stored under a name is used as stored either way.
+#[test]
+fn ssd_key_sets_are_derived_with_a_master_and_stored_without_one() {
+    let kms: Arc<dyn Kms> = Arc::new(SoftwareKms::in_memory(Arc::new(MemoryAudit::new())));
+    let setup = PurseIssuerSetup::new(PurseAlgorithm::Tdes, &TEST_PIN);
+    let mut sei = KmsVault::provision(kms.clone(), &parties(), Role::Sei, &setup).unwrap();
+    assert!(sei.derives_ssd_keys());
+    let name = KeyName(format!(
+        "ssd/{}/A000000151535041C001/initial",
+        seid_of_serial(3)
+    ));
+    let count = || kms.list().unwrap().len();
+    let keys_before = count();
+    // Derived: there without being stored, and generating it is refused as existing.
+    assert!(sei.contains(&name));
+    let mut rng = TestRng(7);
+    assert_eq!(
+        sei.generate_key_set(&name, 0x30, &mut rng),
+        Err(VaultError::KeyExists)
+    );
+    assert_eq!(
+        sei.channel_key_info(&KeyRef::Named(name.clone())).unwrap(),
+        (0x30, StaticKeyKind::Aes(16))
+    );
+    assert_eq!(count(), keys_before);
+    // Another role's names are not this master's to derive.
+    let sp_name = KeyName(format!("ssd/{}/A000000151535041C001/sp", seid_of_serial(3)));
+    assert!(!sei.contains(&sp_name));
+
+    // Without the master: the old behaviour.
+    for k in kms.list().unwrap() {
+        if k.id.name().starts_with(ykt_tsm_kms::SEI_SSD_MASTER) {
+            kms.destroy(&k.id, "t").unwrap();
+        }
+    }
+    let mut old = KmsVault::open(kms.clone(), &parties(), Role::Sei, &setup).unwrap();
+    assert!(!old.derives_ssd_keys());
+    assert!(!old.contains(&name));
+    old.generate_key_set(&name, 0x30, &mut rng).unwrap();
+    assert!(old.contains(&name));
+    assert_eq!(
+        count(),
+        keys_before - 3 + 3,
+        "the master's three keys gone, the set's three stored"
+    );
+    // A master made later: the stored set still wins for its name (the same keys: the same
+    // check values in PUT KEY data), and nothing more is stored.
+    let isd = KeyRef::Isd {
+        master: parties().isd_master,
+        seid: seid_of_serial(3),
+    };
+    let kcvs = |v: &KmsVault| {
+        v.wrap_key_set(&name, &isd, vault::KeyEncryption::StaticDek)
+            .unwrap()
+            .check_values
+    };
+    let stored = kcvs(&old);
+    KmsVault::make_ssd_master(&*kms, Role::Sei).unwrap();
+    let again = KmsVault::open(kms.clone(), &parties(), Role::Sei, &setup).unwrap();
+    assert!(again.derives_ssd_keys());
+    let keys_now = count();
+    assert_eq!(kcvs(&again), stored);
+    assert_eq!(count(), keys_now);
+    // And a name with nothing stored is derived from the new master: other keys.
+    let other = KeyName(format!(
+        "ssd/{}/A000000151535041C001/initial",
+        seid_of_serial(4)
+    ));
+    let derived = again
+        .wrap_key_set(&other, &isd, vault::KeyEncryption::StaticDek)
+        .unwrap()
+        .check_values;
+    assert_ne!(derived, stored);
+    drop(sei);
 }

@@ -295,12 +295,19 @@ fn a_new_user_opens_tops_up_transfers_and_returns_a_card_through_the_served_tsm(
     let tsm = Tsm::start(&s, "127.0.0.1:0");
     let (w1, w2) = ("w1", "w2");
 
+    // The key files do not grow with the cards: each SSD's key sets are derived from the
+    // roles' SSD masters, and the SP's copy of the handed-over initial set goes once the card
+    // has its own (docs/benchmarks.md, the key file's growth).
+    let kms_sizes =
+        || ["sei.kms", "sp.kms"].map(|f| std::fs::metadata(s.path("tsm").join(f)).unwrap().len());
+    let before = kms_sizes();
     s.enrol(w1, &tsm);
     let out = s.wallet_se_ok("open", w1, "se.card", &[]);
     assert!(
         out.contains(&format!("card {MASKED_CARD_NO} opened (ACTIVE)")),
         "{out}"
     );
+    assert_eq!(kms_sizes(), before, "a key file grew with an open card");
     let out = s.wallet_se_ok("topup", w1, "se.card", &["--amount", "5000"]);
     assert!(out.contains("¥50.00 loaded"), "{out}");
     assert!(out.contains("balance ¥50.00"), "{out}");
@@ -336,6 +343,7 @@ fn a_new_user_opens_tops_up_transfers_and_returns_a_card_through_the_served_tsm(
     );
     let out = s.wallet_se_ok("balance", w2, "se2.card", &[]);
     assert!(out.contains("balance ¥50.00"), "{out}");
+    assert_eq!(kms_sizes(), before, "a key file grew with a transfer");
 
     // 退卡: the balance refunded, the card gone.
     let out = s.wallet_se_ok("return", w2, "se2.card", &[]);
