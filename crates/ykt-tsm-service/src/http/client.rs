@@ -124,6 +124,23 @@ impl ClientError {
 /// An answer's headers: (name in lower case, value).
 pub type Headers = Vec<(String, String)>;
 
+/// The status and the body's bytes of an answer (ureq's 10 MB limit).
+fn read_answer(
+    response: &mut ureq::http::Response<ureq::Body>,
+) -> Result<(u16, Vec<u8>), ClientError> {
+    let status = response.status().as_u16();
+    let bytes = response
+        .body_mut()
+        .read_to_vec()
+        .map_err(ClientError::from_ureq)?;
+    Ok((status, bytes))
+}
+
+/// An answer's body as text, invalid UTF-8 replaced (as ureq's `read_to_string` does).
+fn text((status, bytes): (u16, Vec<u8>)) -> (u16, String) {
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// A client of one TSM.
 #[derive(Debug, Clone)]
 pub struct TsmClient {
@@ -220,18 +237,7 @@ impl TsmClient {
     /// POSTs `body` (JSON) to `path` (e.g. `/v1/EnrolReq`): the status and the body's bytes as
     /// they came, whatever they are (a conformance harness judges them).
     pub fn post_raw(&self, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>), ClientError> {
-        let mut response = self
-            .agent
-            .post(format!("{}{path}", self.base))
-            .header("Content-Type", "application/json")
-            .send(body)
-            .map_err(ClientError::from_ureq)?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .body_mut()
-            .read_to_vec()
-            .map_err(ClientError::from_ureq)?;
-        Ok((status, bytes))
+        self.post_with(path, body, None)
     }
 
     /// GETs `path` (e.g. `/health`): the status and the body's bytes as they came.
@@ -262,16 +268,12 @@ impl TsmClient {
                 )
             })
             .collect();
-        let status = response.status().as_u16();
-        let bytes = response
-            .body_mut()
-            .read_to_vec()
-            .map_err(ClientError::from_ureq)?;
+        let (status, bytes) = read_answer(&mut response)?;
         Ok((status, headers, bytes))
     }
 
     fn post(&self, path: &str, body: &[u8]) -> Result<(u16, String), ClientError> {
-        self.post_with(path, body, None)
+        self.post_with(path, body, None).map(text)
     }
 
     fn post_with(
@@ -279,7 +281,7 @@ impl TsmClient {
         path: &str,
         body: &[u8],
         token: Option<&str>,
-    ) -> Result<(u16, String), ClientError> {
+    ) -> Result<(u16, Vec<u8>), ClientError> {
         let mut request = self
             .agent
             .post(format!("{}{path}", self.base))
@@ -288,26 +290,12 @@ impl TsmClient {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
         let mut response = request.send(body).map_err(ClientError::from_ureq)?;
-        let status = response.status().as_u16();
-        let text = response
-            .body_mut()
-            .read_to_string()
-            .map_err(ClientError::from_ureq)?;
-        Ok((status, text))
+        read_answer(&mut response)
     }
 
     fn get(&self, path: &str, token: Option<&str>) -> Result<(u16, String), ClientError> {
-        let mut request = self.agent.get(format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
-        let mut response = request.call().map_err(ClientError::from_ureq)?;
-        let status = response.status().as_u16();
-        let text = response
-            .body_mut()
-            .read_to_string()
-            .map_err(ClientError::from_ureq)?;
-        Ok((status, text))
+        self.get_raw_with_token(path, token)
+            .map(|(status, _, body)| text((status, body)))
     }
 
     fn get_json<T: DeserializeOwned>(
@@ -352,7 +340,7 @@ impl TsmClient {
         body: &impl serde::Serialize,
     ) -> Result<T, ClientError> {
         let body = serde_json::to_vec(body).map_err(|_| ClientError::BadJson { status: 0 })?;
-        Self::registry_answer(self.post_with(path, &body, Some(token))?)
+        Self::registry_answer(text(self.post_with(path, &body, Some(token))?))
     }
 
     /// Registry (operator `token`): every card issuer.
