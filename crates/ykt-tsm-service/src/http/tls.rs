@@ -190,6 +190,16 @@ impl ServerTls {
     /// From a PEM certificate chain (end entity first) and a PEM private key (PKCS#8, SEC1 or
     /// PKCS#1).
     pub fn from_pem(cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, TlsError> {
+        Self::with_versions(cert_chain_pem, key_pem, &[&TLS13])
+    }
+
+    /// [`ServerTls::from_pem`] speaking `versions` (TLS 1.3 for the TSM; the probe server of
+    /// [`probe`] may offer TLS 1.2 only).
+    fn with_versions(
+        cert_chain_pem: &[u8],
+        key_pem: &[u8],
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Result<Self, TlsError> {
         let chain = CertificateDer::pem_slice_iter(cert_chain_pem)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| TlsError::BadPem {
@@ -202,7 +212,7 @@ impl ServerTls {
             _ => TlsError::BadPem { what: "key" },
         })?;
         let config = rustls::ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&TLS13])
+            .with_protocol_versions(versions)
             .map_err(TlsError::Refused)?
             .with_no_client_auth()
             .with_single_cert(chain, key)

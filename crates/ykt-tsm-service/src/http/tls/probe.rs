@@ -13,10 +13,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rustls::version::{TLS12, TLS13};
-use rustls_pki_types::PrivateKeyDer;
-use rustls_pki_types::pem::PemObject as _;
 
-use super::{SpkiPin, TlsError, provider, self_signed};
+use super::{ServerTls, SpkiPin, TlsError, self_signed};
 
 /// How long one probe connection may stay silent before it is closed.
 const PROBE_READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,27 +49,13 @@ impl ProbeServer {
     /// Starts one on an ephemeral port of 127.0.0.1 with a fresh self-signed key.
     pub fn start(tls: ProbeTls) -> Result<Self, TlsError> {
         let pair = self_signed(&["localhost".to_string(), "127.0.0.1".to_string()])?;
-        let chain = vec![
-            rustls_pki_types::CertificateDer::from_pem_slice(pair.cert_pem.as_bytes()).map_err(
-                |_| TlsError::BadPem {
-                    what: "certificate",
-                },
-            )?,
-        ];
-        let key = PrivateKeyDer::from_pem_slice(pair.key_pem.as_bytes())
-            .map_err(|_| TlsError::BadPem { what: "key" })?;
-        let versions: &[&rustls::SupportedProtocolVersion] = match tls {
+        let versions: &[&'static rustls::SupportedProtocolVersion] = match tls {
             ProbeTls::Tls13 => &[&TLS13],
             ProbeTls::Tls12Only => &[&TLS12],
         };
-        let config = Arc::new(
-            rustls::ServerConfig::builder_with_provider(provider())
-                .with_protocol_versions(versions)
-                .map_err(TlsError::Refused)?
-                .with_no_client_auth()
-                .with_single_cert(chain, key)
-                .map_err(TlsError::Refused)?,
-        );
+        let server =
+            ServerTls::with_versions(pair.cert_pem.as_bytes(), pair.key_pem.as_bytes(), versions)?;
+        let config = server.config();
         let listener = TcpListener::bind("127.0.0.1:0").map_err(TlsError::Listen)?;
         let addr = listener.local_addr().map_err(TlsError::Listen)?;
         let seen = Arc::new(Counters::default());
