@@ -421,16 +421,14 @@ pub async fn open(
     (outcome.card_no.unwrap(), outcome.seid.unwrap())
 }
 
-/// Orders, pays and loads `amount` onto the card; gives the final FlowResp.
-pub async fn top_up(
+/// A top-up order of `amount` for the card, paid through the test provider (CREATED, then
+/// PAID), and its top-up flow started (`topup-<order id>`): the order id and the first answer.
+pub async fn start_paid_top_up(
     engine: &Engine,
     device: &str,
-    card: &mut Card,
-    card_no: &str,
-    seid: &str,
+    (card_no, seid): (&str, &str),
     amount: u32,
-    log: &mut Log,
-) -> FlowResp {
+) -> (String, FlowResp) {
     let order = engine
         .create_order(
             device,
@@ -464,6 +462,21 @@ pub async fn top_up(
         )
         .await
         .unwrap();
+    (order.order_id, first)
+}
+
+/// Orders, pays and loads `amount` onto the card; gives the final FlowResp.
+pub async fn top_up(
+    engine: &Engine,
+    device: &str,
+    card: &mut Card,
+    card_no: &str,
+    seid: &str,
+    amount: u32,
+    log: &mut Log,
+) -> FlowResp {
+    let (order_id, first) = start_paid_top_up(engine, device, (card_no, seid), amount).await;
+    let txn = format!("topup-{order_id}");
     // client.md §4.2: PAID until the MAC2 is out, LOAD_REQUESTED while CREDIT FOR LOAD is.
     let mut resp = first;
     let mut credit_seen = false;
@@ -474,7 +487,7 @@ pub async fn top_up(
             .iter()
             .any(|c| c.as_bytes().starts_with(&[0x80, 0x52]));
         credit_seen |= credit;
-        let state = engine.order(device, &order.order_id).await.unwrap().state;
+        let state = engine.order(device, &order_id).await.unwrap().state;
         assert_eq!(state, if credit { "LOAD_REQUESTED" } else { "PAID" });
         let answer = relay(card, &req, log);
         resp = engine
@@ -485,7 +498,7 @@ pub async fn top_up(
     assert!(credit_seen);
     assert_eq!(resp.status, FlowStatus::Completed);
     assert_eq!(
-        engine.order(device, &order.order_id).await.unwrap().state,
+        engine.order(device, &order_id).await.unwrap().state,
         "LOADED"
     );
     resp
@@ -532,33 +545,10 @@ pub async fn failing_top_up(
     amount: u32,
     refuse: [u8; 2],
 ) -> (String, String) {
-    let order = engine
-        .create_order(
-            device,
-            &api::TopupOrderReq {
-                card_no: card_no.into(),
-                seid: seid.into(),
-                amount,
-                pay_channel: "99".into(),
-            },
-        )
-        .await
-        .unwrap();
-    engine.test_pay(device, &order.order_id).await.unwrap();
-    let txn = format!("topup-{}", order.order_id);
-    let resp = engine
-        .start(
-            device,
-            &txn,
-            ykt_tsm_service::engine::Start::TopUp(api::OrderReq {
-                order_id: order.order_id.clone(),
-            }),
-            NOW_MS,
-        )
-        .await
-        .unwrap();
+    let (order_id, resp) = start_paid_top_up(engine, device, (card_no, seid), amount).await;
+    let txn = format!("topup-{order_id}");
     drive_refusing(engine, device, resp, card, refuse).await;
-    (txn, order.order_id)
+    (txn, order_id)
 }
 
 /// The card request for `card_no` on `seid`.
