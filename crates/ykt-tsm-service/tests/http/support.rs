@@ -12,7 +12,8 @@ use ykt_envelope::{Code, Envelope, Header, PeerKey, Sm2Signer};
 use ykt_store::Store;
 use ykt_tsm::api::{self, MessageDef};
 use ykt_tsm::hex::Hex;
-use ykt_tsm_service::http::{AdminToken, Backend, ServerConfig, TsmClient};
+use ykt_tsm_service::http::tls::ServerTls;
+use ykt_tsm_service::http::{AdminToken, Backend, ServerConfig, TsmClient, serve_tls};
 
 use crate::fake::FakeBackend;
 
@@ -25,6 +26,10 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 pub struct TestServer<B = FakeBackend> {
     pub rt: tokio::runtime::Runtime,
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// Its URL (`https://…` when it serves TLS).
+    pub url: String,
     pub client: TsmClient,
     pub fake: B,
     pub store: Store,
@@ -44,11 +49,35 @@ impl TestServer {
             configure,
         )
     }
+
+    /// The same over TLS (`serve_tls`) on `bind`; `client` is pinned to `tls`'s key.
+    pub fn start_tls(
+        bind: &str,
+        tls: ServerTls,
+        configure: impl FnOnce(ServerConfig) -> ServerConfig,
+    ) -> Self {
+        Self::serve_backend(
+            bind,
+            Some(tls),
+            |store| std::future::ready(FakeBackend::new(store)),
+            configure,
+        )
+    }
 }
 
 impl<B: Backend> TestServer<B> {
     /// A server on the backend `make` builds on the store.
     pub fn start_backend<F: Future<Output = B>>(
+        make: impl FnOnce(Store) -> F,
+        configure: impl FnOnce(ServerConfig) -> ServerConfig,
+    ) -> Self {
+        Self::serve_backend("127.0.0.1:0", None, make, configure)
+    }
+
+    /// A server on `bind`, plain HTTP or TLS, on the backend `make` builds on the store.
+    fn serve_backend<F: Future<Output = B>>(
+        bind: &str,
+        tls: Option<ServerTls>,
         make: impl FnOnce(Store) -> F,
         configure: impl FnOnce(ServerConfig) -> ServerConfig,
     ) -> Self {
@@ -84,19 +113,33 @@ impl<B: Backend> TestServer<B> {
                 .await
                 .unwrap()
                 .with_clock(move || c.load(Ordering::SeqCst));
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
             let addr = listener.local_addr().unwrap();
             (store, (listener, addr))
         });
         let (listener, addr) = addr;
         let fake = rt.block_on(make(store.clone()));
-        let server = ykt_tsm_service::http::serve(listener, fake.clone(), config);
-        rt.spawn(async move {
-            server.await.unwrap();
-        });
-        let client = TsmClient::new(&format!("http://{addr}")).unwrap();
+        let (url, client) = match tls {
+            Some(tls) => {
+                let pin = tls.pin();
+                let server = serve_tls(listener, fake.clone(), config, tls);
+                rt.spawn(async move { server.await.unwrap() });
+                let url = format!("https://{addr}");
+                let client = TsmClient::with_tls(&url, &[pin]).unwrap();
+                (url, client)
+            }
+            None => {
+                let server = ykt_tsm_service::http::serve(listener, fake.clone(), config);
+                rt.spawn(async move { server.await.unwrap() });
+                let url = format!("http://{addr}");
+                let client = TsmClient::new(&url).unwrap();
+                (url, client)
+            }
+        };
         Self {
             rt,
+            addr,
+            url,
             client,
             fake,
             store,

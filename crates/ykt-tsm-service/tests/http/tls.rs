@@ -3,20 +3,17 @@
 //! refused, a restarted server with a new key refused.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::AsyncReadExt as _;
-use ykt_envelope::{Code, PeerKey, Sm2Signer};
-use ykt_store::Store;
+use ykt_envelope::{Code, PeerKey};
 use ykt_tsm::api;
 use ykt_tsm::hex::Hex;
 use ykt_tsm_service::http::tls::{ServerTls, SpkiPin, TlsError, self_signed};
-use ykt_tsm_service::http::{AdminToken, ClientError, ServerConfig, TsmClient, serve_tls};
+use ykt_tsm_service::http::{ClientError, ServerConfig, TsmClient};
 
-use crate::fake::FakeBackend;
-use crate::support::{ADMIN_TOKEN, Device, T0, TSM_ID};
+use crate::support::{Device, T0, TestServer};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -24,89 +21,38 @@ fn localhost() -> Vec<String> {
     vec!["localhost".to_string(), "127.0.0.1".to_string()]
 }
 
-/// `serve_tls` over the fake backend on its own runtime: dropping it stops every connection,
-/// as a process exit would.
-struct TlsServer {
-    _rt: tokio::runtime::Runtime,
-    addr: SocketAddr,
-    tsm_key: ykt_crypto::Sm2PublicKey,
-    db: PathBuf,
-}
+/// `serve_tls` over the fake backend (`TestServer::start_tls`): dropping it stops every
+/// connection, as a process exit would.
+struct TlsServer;
 
 impl TlsServer {
-    fn start(tls: ServerTls) -> Self {
+    fn start(tls: ServerTls) -> TestServer {
         Self::start_on("127.0.0.1:0", tls)
     }
 
-    fn start_on(bind: &str, tls: ServerTls) -> Self {
-        Self::start_with(bind, tls, |c| c)
+    fn start_on(bind: &str, tls: ServerTls) -> TestServer {
+        TestServer::start_tls(bind, tls, |c| c)
     }
 
     fn start_with(
         bind: &str,
         tls: ServerTls,
         configure: impl FnOnce(ServerConfig) -> ServerConfig,
-    ) -> Self {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let db = std::env::temp_dir().join(format!(
-            "ykt-tsm-tls_{}_{}.db",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let tsm = ykt_crypto::Sm2PrivateKey::from_bytes(&[0x42; 32]).unwrap();
-        let tsm_key = tsm.public_key().clone();
-        let config = ServerConfig::new(
-            TSM_ID,
-            Sm2Signer::new(tsm),
-            AdminToken::new(ADMIN_TOKEN).unwrap(),
-        )
-        .with_clock(|| T0);
-        let config = configure(config);
-        let url = format!("sqlite://{}?mode=rwc", db.display());
-        let (listener, addr, backend) = rt.block_on(async {
-            let store = Store::connect(&url).await.unwrap().with_clock(|| T0);
-            let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            (listener, addr, FakeBackend::new(store))
-        });
-        rt.spawn(async move {
-            serve_tls(listener, backend, config, tls).await.unwrap();
-        });
-        Self {
-            _rt: rt,
-            addr,
-            tsm_key,
-            db,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("https://{}", self.addr)
-    }
-
-    /// The number of business requests of `msg_type` the server counted.
-    fn requests(&self, client: &TsmClient, msg_type: &str) -> u64 {
-        let prefix = format!("ykt_tsm_requests_total{{msg_type=\"{msg_type}\",");
-        client
-            .metrics()
-            .unwrap()
-            .lines()
-            .filter(|l| l.starts_with(&prefix))
-            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
-            .sum()
+    ) -> TestServer {
+        TestServer::start_tls(bind, tls, configure)
     }
 }
 
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.db.display()));
-        }
-    }
+/// The number of business requests of `msg_type` the server behind `client` counted.
+fn requests(client: &TsmClient, msg_type: &str) -> u64 {
+    let prefix = format!("ykt_tsm_requests_total{{msg_type=\"{msg_type}\",");
+    client
+        .metrics()
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
 }
 
 fn server_tls() -> (ServerTls, SpkiPin) {
@@ -136,7 +82,7 @@ fn a_wallet_request_goes_through_with_the_current_or_the_backup_pin() {
     let (tls, pin) = server_tls();
     let server = TlsServer::start(tls);
     for (seed, pins) in [(11u8, vec![pin]), (12, vec![foreign_pin(), pin])] {
-        let client = TsmClient::with_tls(&server.url(), &pins).unwrap();
+        let client = TsmClient::with_tls(&server.url.clone(), &pins).unwrap();
         assert_eq!(client.health().unwrap(), "ok");
         let answer = enrol(&client, seed).unwrap();
         answer
@@ -152,7 +98,7 @@ fn a_wallet_request_goes_through_with_the_current_or_the_backup_pin() {
     let tls = ServerTls::from_pem(made.cert_pem.as_bytes(), made.key_pem.as_bytes()).unwrap();
     let other = TlsServer::start(tls);
     for url in [
-        other.url(),
+        other.url.clone(),
         format!("https://localhost:{}", other.addr.port()),
     ] {
         let client = TsmClient::with_tls(&url, &[made.pin]).unwrap();
@@ -164,11 +110,11 @@ fn a_wallet_request_goes_through_with_the_current_or_the_backup_pin() {
 fn a_foreign_key_is_refused_and_the_server_sees_no_request() {
     let (tls, pin) = server_tls();
     let server = TlsServer::start(tls);
-    let pinned = TsmClient::with_tls(&server.url(), &[pin]).unwrap();
-    let before = server.requests(&pinned, "EnrolReq");
+    let pinned = TsmClient::with_tls(&server.url.clone(), &[pin]).unwrap();
+    let before = requests(&pinned, "EnrolReq");
 
     let wrong = foreign_pin();
-    let client = TsmClient::with_tls(&server.url(), &[wrong]).unwrap();
+    let client = TsmClient::with_tls(&server.url.clone(), &[wrong]).unwrap();
     let e = enrol(&client, 21).unwrap_err();
     match &e {
         ClientError::PinMismatch { presented } => assert_eq!(*presented, pin),
@@ -184,10 +130,10 @@ fn a_foreign_key_is_refused_and_the_server_sees_no_request() {
         Err(ClientError::PinMismatch { .. })
     ));
     // Nothing reached the router: the business request counter did not move.
-    assert_eq!(server.requests(&pinned, "EnrolReq"), before);
+    assert_eq!(requests(&pinned, "EnrolReq"), before);
     // And the counter does move for a request that gets through.
     assert_eq!(enrol(&pinned, 22).unwrap().code(), Some(Code::Ok));
-    assert_eq!(server.requests(&pinned, "EnrolReq"), before + 1);
+    assert_eq!(requests(&pinned, "EnrolReq"), before + 1);
 }
 
 /// A raw TLS 1.3 server that records what each connection's handshake gave and every
@@ -482,7 +428,7 @@ fn a_restarted_server_with_a_new_key_is_refused_by_the_old_pin() {
     let (tls, old_pin) = server_tls();
     let server = TlsServer::start(tls);
     let addr = server.addr;
-    let client = TsmClient::with_tls(&server.url(), &[old_pin]).unwrap();
+    let client = TsmClient::with_tls(&server.url.clone(), &[old_pin]).unwrap();
     assert_eq!(client.health().unwrap(), "ok");
     // The process ends: its runtime and every connection with it.
     drop(server);
@@ -497,13 +443,13 @@ fn a_restarted_server_with_a_new_key_is_refused_by_the_old_pin() {
         matches!(e, ClientError::PinMismatch { presented } if presented == new_pin),
         "{e:?}"
     );
-    let e = TsmClient::with_tls(&server.url(), &[old_pin])
+    let e = TsmClient::with_tls(&server.url.clone(), &[old_pin])
         .unwrap()
         .health()
         .unwrap_err();
     assert!(matches!(e, ClientError::PinMismatch { .. }), "{e:?}");
     // Rolled over to the backup pin, the wallet gets through.
-    let client = TsmClient::with_tls(&server.url(), &[old_pin, new_pin]).unwrap();
+    let client = TsmClient::with_tls(&server.url.clone(), &[old_pin, new_pin]).unwrap();
     assert_eq!(client.health().unwrap(), "ok");
 }
 
@@ -525,7 +471,7 @@ fn a_bad_client_does_not_stop_the_server_and_the_body_limit_holds() {
     assert!(!answer.starts_with(b"HTTP/"), "{answer:?}");
     drop(std::net::TcpStream::connect(server.addr).unwrap());
     // The server goes on, and keeps the router's body limit over TLS.
-    let client = TsmClient::with_tls(&server.url(), &[pin]).unwrap();
+    let client = TsmClient::with_tls(&server.url.clone(), &[pin]).unwrap();
     assert_eq!(client.health().unwrap(), "ok");
     let (status, envelope) = client
         .send_bytes_with_status("EnrolReq", &vec![b' '; 2048])
